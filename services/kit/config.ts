@@ -1,0 +1,124 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * Environment configuration, validated once at start. A process that starts with a bad value
+ * would fail later in a confusing place (a refused bind, a NaN timeout); failing at once with one
+ * line that names the variable is cheaper for whoever is reading the logs.
+ */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`config error: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Exit status for a bad configuration (sysexits EX_CONFIG), so supervisors can tell it apart. */
+export const EXIT_CONFIG = 78;
+
+export const int = (min: number, max: number, fallback: number) =>
+  z.coerce
+    .number({ error: `must be an integer between ${min} and ${max}` })
+    .int({ error: `must be an integer between ${min} and ${max}` })
+    .min(min, { error: `must be an integer between ${min} and ${max}` })
+    .max(max, { error: `must be an integer between ${min} and ${max}` })
+    .default(fallback);
+
+export const ratio = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a number between 0 and 1' })
+    .min(0, { error: 'must be a number between 0 and 1' })
+    .max(1, { error: 'must be a number between 0 and 1' })
+    .default(fallback);
+
+export const url = (protocols: string[], fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine(
+      (value) => {
+        try {
+          return protocols.includes(new URL(value).protocol.replace(/:$/, ''));
+        } catch {
+          return false;
+        }
+      },
+      { error: `must be a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}` },
+    );
+
+export const port = (fallback: number) => int(0, 65535, fallback);
+
+export const list = (fallback = '') =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+const prefix = (fallback: string) =>
+  z.string().default(fallback).refine((s) => /^[A-Za-z0-9_.:-]*$/.test(s), { error: 'may contain only letters, digits and _ . : -' });
+
+/** Settings every service process shares; each service extends this with its own. */
+export const kitConfigShape = {
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** 0 picks a free port (tests). */
+  PORT: port(0),
+  /** Prometheus endpoint; unset means PORT + 1000, 0 picks a free port, -1 disables it. */
+  METRICS_PORT: int(-1, 65535, -2),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
+  /** Replica name in logs and metrics; defaults to host:port. */
+  REPLICA: z.string().default(''),
+  REGION: z.string().regex(/^[a-z0-9-]+$/, { error: 'must be lowercase letters, digits and dashes' }).default('local'),
+  /** After health turns NOT_SERVING, keep accepting calls this long so balancers and probes notice. */
+  DRAIN_GRACE_MS: int(0, 60_000, 500),
+  /** In-flight calls get this long to finish after the server stops accepting; then they are cancelled. */
+  DRAIN_TIMEOUT_MS: int(0, 600_000, 10_000),
+  /** Window over which CPU and event-loop utilization are measured for load reports. */
+  LOAD_WINDOW_MS: int(100, 10_000, 1000),
+  FAULT_LATENCY_MS: int(0, 600_000, 0),
+  FAULT_CPU_MS: int(0, 60_000, 0),
+  FAULT_ERROR_RATE: ratio(0),
+  /** Methods the faults apply to (short names such as GetRoom); empty means every method. */
+  FAULT_METHODS: list(),
+  MYSQL_URL: url(['mysql', 'mariadb'], 'mysql://root@127.0.0.1:3306'),
+  MYSQL_POOL_SIZE: int(1, 1000, 10),
+  REDIS_URL: url(['redis', 'rediss'], 'redis://127.0.0.1:6379'),
+  /** Prepended to every Redis key, so tests and tenants can share one server. */
+  REDIS_PREFIX: prefix('lm:'),
+  NATS_URL: url(['nats', 'tls'], 'nats://127.0.0.1:4222'),
+  /** Prepended to every NATS subject and stream name, so tests can share one server. */
+  NATS_PREFIX: prefix(''),
+};
+
+export type Shape = Record<string, z.ZodType>;
+
+/**
+ * Parses `env` against a shape. Empty strings count as unset, because compose files and shells
+ * often export `VAR=` meaning "default".
+ */
+export function parseConfig<S extends Shape>(shape: S, env: NodeJS.ProcessEnv = process.env): z.infer<z.ZodObject<S>> {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const result = z.object(shape).safeParse(input);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    result.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '?');
+      const raw = input[key];
+      return `${key} ${issue.message}${raw === undefined ? '' : ` (got ${JSON.stringify(raw)})`}`;
+    }),
+  );
+}
+
+/** The resolved kit settings, with derived defaults filled in. */
+export type KitConfig = z.infer<z.ZodObject<typeof kitConfigShape>> & { METRICS_PORT: number; REPLICA: string };
+
+export function resolveKitDefaults<C extends z.infer<z.ZodObject<typeof kitConfigShape>>>(config: C): C {
+  return {
+    ...config,
+    METRICS_PORT: config.METRICS_PORT === -2 ? (config.PORT === 0 || config.PORT + 1000 > 65535 ? 0 : config.PORT + 1000) : config.METRICS_PORT,
+    REPLICA: config.REPLICA || `${hostname()}:${config.PORT}`,
+  };
+}

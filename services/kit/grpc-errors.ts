@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { Metadata, status as Code, type StatusObject } from '@grpc/grpc-js';
+import { Status } from '../../gen/ts/google/rpc/status.js';
+import { BadRequest, ErrorInfo } from '../../gen/ts/google/rpc/error_details.js';
+import { COMMON_DOMAIN, DomainError, type ErrorKind } from './domain-error.js';
+import type { Logger } from './logger.js';
+
+/** The trailer gRPC clients (grpcurl, grpc-go, grpcio's rich status) read rich error details from. */
+export const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
+
+const KIND_TO_CODE: Record<ErrorKind, Code> = {
+  invalid_argument: Code.INVALID_ARGUMENT,
+  not_found: Code.NOT_FOUND,
+  already_exists: Code.ALREADY_EXISTS,
+  permission_denied: Code.PERMISSION_DENIED,
+  unauthenticated: Code.UNAUTHENTICATED,
+  failed_precondition: Code.FAILED_PRECONDITION,
+  aborted: Code.ABORTED,
+  out_of_range: Code.OUT_OF_RANGE,
+  resource_exhausted: Code.RESOURCE_EXHAUSTED,
+  unavailable: Code.UNAVAILABLE,
+  deadline_exceeded: Code.DEADLINE_EXCEEDED,
+  unimplemented: Code.UNIMPLEMENTED,
+};
+
+/**
+ * Socket and driver error codes meaning "a dependency is down", not "the server is broken".
+ * They become UNAVAILABLE so clients and the balancer retry elsewhere instead of paging someone.
+ */
+const DEPENDENCY_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'ENOTFOUND',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'CONNECTION_CLOSED',
+]);
+
+function isDependencyUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && DEPENDENCY_ERROR_CODES.has(code)) return true;
+  // ioredis reports a dead connection by message and class name only.
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  if (/Connection is closed|Stream isn't writeable|connect ECONNREFUSED/.test(err.message)) return true;
+  // A pool that cannot reach its server rejects with AggregateError of socket errors.
+  if (err instanceof AggregateError) return err.errors.some(isDependencyUnavailable);
+  return false;
+}
+
+/** A gRPC error received from another service: passed through with its code and details. */
+function isServiceError(err: unknown): err is Error & { code: number; details: string; metadata: Metadata } {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'number' && (err as { metadata?: unknown }).metadata instanceof Metadata;
+}
+
+/** Builds the status trailers: google.rpc.Status with ErrorInfo (and BadRequest for bad fields). */
+function detailsMetadata(code: Code, message: string, info: ErrorInfo, badRequest?: BadRequest): Metadata {
+  const details = [{ typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: Buffer.from(ErrorInfo.encode(info).finish()) }];
+  if (badRequest) {
+    details.push({ typeUrl: 'type.googleapis.com/google.rpc.BadRequest', value: Buffer.from(BadRequest.encode(badRequest).finish()) });
+  }
+  const md = new Metadata();
+  md.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
+  return md;
+}
+
+/** Builds a full status for a reason; used by the normalizer and by interceptors that refuse calls themselves. */
+export function statusFor(code: Code, reason: string, message: string, domain = COMMON_DOMAIN, metadata: Record<string, string> = {}): StatusObject {
+  return { code, details: message, metadata: detailsMetadata(code, message, { reason, domain, metadata }) };
+}
+
+/**
+ * The single normalizer from anything thrown by a handler to the status a client sees.
+ * - DomainError: its code, message, ErrorInfo and (for bad fields) BadRequest.
+ * - A dependency that is down: UNAVAILABLE / DEPENDENCY_UNAVAILABLE, safe to retry.
+ * - An error from a downstream gRPC call: passed through unchanged.
+ * - Anything else: logged in full under a fresh correlation id, returned as a bare INTERNAL so
+ *   no stack, SQL or hostname ever reaches a client.
+ */
+export function toStatus(err: unknown, log: Logger, method: string): StatusObject {
+  if (err instanceof DomainError) {
+    const code = KIND_TO_CODE[err.kind];
+    const badRequest = err.violations.length > 0 ? { fieldViolations: err.violations.map((v) => ({ field: v.field, description: v.description, reason: err.reason, localizedMessage: undefined })) } : undefined;
+    return { code, details: err.message, metadata: detailsMetadata(code, err.message, { reason: err.reason, domain: err.domain, metadata: err.metadata }, badRequest) };
+  }
+  if (isServiceError(err)) {
+    return { code: err.code, details: err.details, metadata: err.metadata };
+  }
+  const correlationId = randomUUID();
+  if (isDependencyUnavailable(err)) {
+    log.warn({ err, method, correlationId }, 'dependency unavailable');
+    return statusFor(Code.UNAVAILABLE, 'DEPENDENCY_UNAVAILABLE', `a dependency is unavailable, retry later (correlation id ${correlationId})`, COMMON_DOMAIN, { correlation_id: correlationId });
+  }
+  log.error({ err, method, correlationId }, 'unexpected error');
+  return statusFor(Code.INTERNAL, 'INTERNAL', `internal error (correlation id ${correlationId})`, COMMON_DOMAIN, { correlation_id: correlationId });
+}
+
+/** Decodes the ErrorInfo from a status's trailers; for tests, clients and the BFF's error mapping. */
+export function errorInfoOf(metadata: Metadata | undefined): ErrorInfo | undefined {
+  const raw = metadata?.get(STATUS_DETAILS_KEY)[0];
+  if (!raw || typeof raw === 'string') return undefined;
+  const status = Status.decode(raw);
+  const any = status.details.find((d) => d.typeUrl.endsWith('/google.rpc.ErrorInfo'));
+  return any ? ErrorInfo.decode(any.value) : undefined;
+}
+
+/** Decodes the BadRequest field violations from a status's trailers. */
+export function badRequestOf(metadata: Metadata | undefined): BadRequest | undefined {
+  const raw = metadata?.get(STATUS_DETAILS_KEY)[0];
+  if (!raw || typeof raw === 'string') return undefined;
+  const any = Status.decode(raw).details.find((d) => d.typeUrl.endsWith('/google.rpc.BadRequest'));
+  return any ? BadRequest.decode(any.value) : undefined;
+}

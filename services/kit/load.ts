@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+
+/** The plain ASCII response key lb/ reads: `cpu=0.123,elu=0.456`. */
+export const LOAD_METADATA_KEY = 'lm-load';
+
+/**
+ * CPUs this process may actually use: the cgroup quota when one is set (containers), else the
+ * machine's cores. Without this a pod limited to 0.5 CPU on a 32-core node would report 1.5%
+ * load while being throttled.
+ */
+export function effectiveCpus(readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): number {
+  const cores = availableParallelism();
+  const tryRead = (path: string): string | undefined => {
+    try {
+      return readFile(path).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  // cgroup v2: "<quota> <period>" or "max <period>".
+  const v2 = tryRead('/sys/fs/cgroup/cpu.max');
+  if (v2) {
+    const [quota, period] = v2.split(/\s+/);
+    if (quota && quota !== 'max' && period && Number(period) > 0) return Math.min(cores, Number(quota) / Number(period));
+    return cores;
+  }
+  // cgroup v1.
+  const quota = Number(tryRead('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'));
+  const period = Number(tryRead('/sys/fs/cgroup/cpu/cpu.cfs_period_us'));
+  if (quota > 0 && period > 0) return Math.min(cores, quota / period);
+  return cores;
+}
+
+export interface LoadSample {
+  /** Process CPU time over the last window, as a fraction of the CPUs the process may use. */
+  cpu: number;
+  /** Event-loop utilization over the last window: the fraction of time the loop was busy. */
+  elu: number;
+}
+
+/**
+ * Samples CPU and event-loop utilization on a timer so a response only reads two numbers.
+ * ELU matters most for Node: a replica whose loop is saturated is overloaded even when the
+ * machine's CPUs are not, so the application utilization reported is max(cpu, elu).
+ */
+export class LoadMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private lastCpu = process.cpuUsage();
+  private lastWall = performance.now();
+  private lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+  private current: LoadSample = { cpu: 0, elu: 0 };
+  private currentHeader = formatLoad(this.current);
+  private readonly cpus: number;
+
+  constructor(private readonly windowMs: number, cpus = effectiveCpus()) {
+    this.cpus = cpus;
+  }
+
+  start(): this {
+    this.timer ??= setInterval(() => this.sample(), this.windowMs).unref();
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Takes a sample now; the timer calls this, tests may too. */
+  sample(): LoadSample {
+    const now = performance.now();
+    const wallMs = now - this.lastWall;
+    if (wallMs <= 0) return this.current;
+    const cpu = process.cpuUsage(this.lastCpu);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    const elu = performance.eventLoopUtilization(this.lastElu);
+    this.lastCpu = process.cpuUsage();
+    this.lastWall = now;
+    this.lastElu = performance.eventLoopUtilization();
+    this.current = { cpu: clamp01(cpuMs / (wallMs * this.cpus)), elu: clamp01(elu.utilization) };
+    this.currentHeader = formatLoad(this.current);
+    return this.current;
+  }
+
+  get load(): LoadSample {
+    return this.current;
+  }
+
+  /** The value written under LOAD_METADATA_KEY, formatted once per sample rather than per call. */
+  get header(): string {
+    return this.currentHeader;
+  }
+
+  /** What ORCA calls application_utilization. */
+  get applicationUtilization(): number {
+    return Math.max(this.current.cpu, this.current.elu);
+  }
+}
+
+function clamp01(x: number): number {
+  return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;
+}
+
+export function formatLoad(s: LoadSample): string {
+  return `cpu=${s.cpu.toFixed(3)},elu=${s.elu.toFixed(3)}`;
+}
+
+/** Parses the LOAD_METADATA_KEY value; undefined when absent or malformed (old servers, proxies). */
+export function parseLoad(value: string | undefined): LoadSample | undefined {
+  if (!value) return undefined;
+  const m = /^cpu=([0-9.]+),elu=([0-9.]+)$/.exec(value);
+  if (!m) return undefined;
+  const cpu = Number(m[1]);
+  const elu = Number(m[2]);
+  return Number.isFinite(cpu) && Number.isFinite(elu) ? { cpu, elu } : undefined;
+}

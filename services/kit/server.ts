@@ -1,0 +1,192 @@
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, resolveKitDefaults, type Shape } from './config.js';
+import { HealthRegistry, Serving } from './health.js';
+import { faultInterceptor, observeInterceptor } from './interceptors.js';
+import { LoadMonitor } from './load.js';
+import { createLogger, type Logger } from './logger.js';
+import { KitMetrics, serveMetrics } from './metrics.js';
+import { addReflection, DescriptorIndex } from './reflection.js';
+import type { z } from 'zod';
+
+export type KitConfigValues = z.infer<z.ZodObject<typeof kitConfigShape>>;
+/** A service's configuration: the kit's settings plus its own. */
+export type ServiceConfig<S extends Shape> = KitConfigValues & z.infer<z.ZodObject<S>>;
+
+/** The service name a ts-proto definition serves, read from its first method's path. */
+export function serviceNameOf(definition: ServiceDefinition): string {
+  const first = Object.values(definition)[0];
+  if (!first) throw new Error('service definition has no methods');
+  return first.path.split('/')[1] ?? '';
+}
+
+/**
+ * One gRPC server process's plumbing: health, reflection, load reporting, metrics, faults and
+ * graceful drain. A service adds its implementations and its resources' close functions, and the
+ * host takes care of the order things start and stop in.
+ */
+export class ServiceHost {
+  readonly server: Server;
+  readonly health = new HealthRegistry();
+  readonly load: LoadMonitor;
+  readonly metrics: KitMetrics;
+  port = 0;
+  metricsPort = 0;
+  private readonly services: string[] = [];
+  private readonly closers: Array<{ name: string; close: () => Promise<unknown> }> = [];
+  private metricsServer: { close(): Promise<void> } | undefined;
+  private draining: Promise<void> | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly config: KitConfigValues,
+    readonly log: Logger,
+    descriptors: DescriptorIndex = DescriptorIndex.fromFile(),
+  ) {
+    this.load = new LoadMonitor(config.LOAD_WINDOW_MS).start();
+    this.metrics = new KitMetrics({ service: name, replica: config.REPLICA }, this.load);
+    const fault = faultInterceptor({
+      latencyMs: config.FAULT_LATENCY_MS,
+      cpuMs: config.FAULT_CPU_MS,
+      errorRate: config.FAULT_ERROR_RATE,
+      methods: config.FAULT_METHODS,
+    });
+    if (fault) log.warn({ latencyMs: config.FAULT_LATENCY_MS, cpuMs: config.FAULT_CPU_MS, errorRate: config.FAULT_ERROR_RATE, methods: config.FAULT_METHODS }, 'fault injection is ON');
+    this.server = new Server({
+      // Order matters: observe wraps faults, so injected failures are counted and carry load too.
+      interceptors: fault ? [observeInterceptor(this.load, this.metrics), fault] : [observeInterceptor(this.load, this.metrics)],
+      'grpc.server_call_metric_recording': 1,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    this.health.addToServer(this.server);
+    addReflection(this.server, descriptors, () => [...this.services, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']);
+  }
+
+  /** Registers a service implementation; it reports NOT_SERVING until listen() succeeds. */
+  addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
+    const name = serviceNameOf(definition);
+    this.server.addService(definition, implementation);
+    this.services.push(name);
+    this.health.set(name, Serving.NOT_SERVING);
+  }
+
+  /** Something to close after the server has stopped (pools, clients); closed in reverse order. */
+  onClose(name: string, close: () => Promise<unknown>): void {
+    this.closers.push({ name, close });
+  }
+
+  async listen(): Promise<number> {
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${this.config.HOST}:${this.config.PORT}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    if (this.config.METRICS_PORT >= 0) {
+      const served = await serveMetrics(this.metrics, this.config.HOST, this.config.METRICS_PORT);
+      this.metricsServer = served;
+      this.metricsPort = served.port;
+    }
+    this.health.setAll(Serving.SERVING);
+    this.log.info({ port: this.port, metricsPort: this.metricsPort, services: this.services }, `${this.name} serving on ${this.config.HOST}:${this.port}`);
+    return this.port;
+  }
+
+  /**
+   * Graceful stop: report NOT_SERVING, keep answering for DRAIN_GRACE_MS so balancers and probes
+   * notice, stop accepting, let in-flight calls finish within DRAIN_TIMEOUT_MS (then cancel them),
+   * and only then close pools, which in-flight calls may still have needed. Idempotent.
+   */
+  drain(): Promise<void> {
+    this.draining ??= this.doDrain();
+    return this.draining;
+  }
+
+  private async doDrain(): Promise<void> {
+    const started = Date.now();
+    this.log.info({ graceMs: this.config.DRAIN_GRACE_MS, timeoutMs: this.config.DRAIN_TIMEOUT_MS }, 'draining');
+    this.health.setAll(Serving.NOT_SERVING);
+    await sleep(this.config.DRAIN_GRACE_MS);
+    this.health.endWatches();
+    const finished = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), this.config.DRAIN_TIMEOUT_MS);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!finished) {
+      this.log.warn('drain deadline passed; cancelling the calls still in flight');
+      this.server.forceShutdown();
+    }
+    for (const { name, close } of [...this.closers].reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        this.log.warn({ err, resource: name }, 'error while closing');
+      }
+    }
+    await this.metricsServer?.close();
+    this.load.stop();
+    this.log.info({ ms: Date.now() - started, clean: finished }, 'drained');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Loads and validates configuration; on a bad value prints one line naming the variable and exits
+ * with EX_CONFIG before anything else starts.
+ */
+export function loadConfigOrExit<S extends Shape>(shape: S, env: NodeJS.ProcessEnv = process.env): ServiceConfig<S> {
+  try {
+    return resolveKitDefaults(parseConfig({ ...kitConfigShape, ...shape }, env) as ServiceConfig<S>);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Entry point for a service process: config, logger, host, the service's own wiring, listen, and
+ * a drain on SIGTERM/SIGINT that ends with exit code 0. A failure during start-up is logged and
+ * exits 1 after closing whatever was opened.
+ */
+export async function runService<S extends Shape>(opts: {
+  name: string;
+  configShape: S;
+  wire: (host: ServiceHost, config: ServiceConfig<S>) => Promise<void>;
+}): Promise<ServiceHost> {
+  const config = loadConfigOrExit(opts.configShape);
+  const log = createLogger({ service: opts.name, replica: config.REPLICA, level: config.LOG_LEVEL });
+  const host = new ServiceHost(opts.name, config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'stop requested');
+    host.drain().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await opts.wire(host, config);
+    await host.listen();
+  } catch (err) {
+    log.error({ err }, 'start-up failed');
+    await host.drain().catch(() => {});
+    process.exit(1);
+  }
+  return host;
+}
