@@ -1,0 +1,50 @@
+import { once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, resolveKitDefaults } from '../services/kit/config.js';
+import { isolate } from './support/isolation.js';
+import { spawnRoom } from './support/room.js';
+
+describe('config validation', () => {
+  it('applies defaults when nothing is set, treating empty strings as unset', () => {
+    const c = resolveKitDefaults(parseConfig(kitConfigShape, { PORT: '50051', LOG_LEVEL: '' }));
+    expect(c.PORT).toBe(50051);
+    expect(c.METRICS_PORT).toBe(51051);
+    expect(c.LOG_LEVEL).toBe('info');
+    expect(c.MYSQL_URL).toBe('mysql://root@127.0.0.1:3306');
+    expect(c.FAULT_ERROR_RATE).toBe(0);
+    expect(c.FAULT_METHODS).toEqual([]);
+  });
+
+  it.each([
+    ['PORT', 'abc', 'PORT must be an integer between 0 and 65535 (got "abc")'],
+    ['PORT', '70000', 'PORT must be an integer between 0 and 65535 (got "70000")'],
+    ['FAULT_ERROR_RATE', '1.5', 'FAULT_ERROR_RATE must be a number between 0 and 1 (got "1.5")'],
+    ['MYSQL_URL', 'http://db', 'MYSQL_URL must be a URL starting with mysql:// or mariadb:// (got "http://db")'],
+    ['LOG_LEVEL', 'loud', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
+    ['DRAIN_TIMEOUT_MS', '-5', 'DRAIN_TIMEOUT_MS must be an integer between 0 and 600000 (got "-5")'],
+  ])('rejects %s=%s naming the variable', (key, value, message) => {
+    expect(() => parseConfig(kitConfigShape, { [key]: value })).toThrow(new ConfigError([message]));
+  });
+
+  it('reports every bad variable at once', () => {
+    try {
+      parseConfig(kitConfigShape, { PORT: 'x', REDIS_URL: 'nope' });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).problems.map((p) => p.split(' ')[0])).toEqual(['PORT', 'REDIS_URL']);
+    }
+  });
+
+  it('a real service process with a bad value exits with one clear line and no stack', async () => {
+    const iso = isolate('config');
+    const child = spawnRoom(iso, { PORT: '50o51' });
+    let stderr = '';
+    let stdout = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(EXIT_CONFIG);
+    expect(stderr.trim().split('\n')).toEqual(['config error: PORT must be an integer between 0 and 65535 (got "50o51")']);
+    expect(stdout).toBe('');
+  });
+});

@@ -1,0 +1,71 @@
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { credentials } from '@grpc/grpc-js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
+import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
+import { isolate } from './support/isolation.js';
+import { as, call, spawnRoom } from './support/room.js';
+
+const iso = isolate('drain');
+afterAll(() => iso.cleanup());
+
+async function freePort(): Promise<number> {
+  const srv = createServer().listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as { port: number };
+  srv.close();
+  return port;
+}
+
+describe('graceful drain of a real service process', () => {
+  it('on SIGTERM: health goes NOT_SERVING, in-flight calls all succeed, and the process exits 0', async () => {
+    const port = await freePort();
+    // GetRoom is held 800 ms by the fault interceptor, so calls are still in flight when the
+    // 300 ms grace ends and the server stops accepting: tryShutdown must wait for them.
+    const child = spawnRoom(iso, { PORT: String(port), METRICS_PORT: '0', FAULT_LATENCY_MS: '800', FAULT_METHODS: 'GetRoom', DRAIN_GRACE_MS: '300' });
+    const logs: Array<Record<string, unknown>> = [];
+    let buffered = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const l of lines) if (l.trim()) logs.push(JSON.parse(l) as Record<string, unknown>);
+    });
+    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    await expect.poll(() => logs.some((l) => String(l.msg).includes('serving on')), { timeout: 20_000 }).toBe(true);
+
+    const address = `127.0.0.1:${port}`;
+    const rooms = new RoomServiceClient(address, credentials.createInsecure());
+    const health = new HealthClient(address, credentials.createInsecure());
+    const check = () => new Promise<Serving>((resolve, reject) => health.check({ service: 'livemesh.room.v1.RoomService' }, (e, r) => (e ? reject(e) : resolve(r.status))));
+    try {
+      const watched: Serving[] = [];
+      const watch = health.watch({ service: '' });
+      watch.on('data', (r: { status: Serving }) => watched.push(r.status));
+      watch.on('error', () => {});
+      expect(await check()).toBe(Serving.SERVING);
+      await expect.poll(() => watched).toEqual([Serving.SERVING]);
+
+      const { room } = await call(rooms.createRoom, rooms, { streamerId: '0', title: 'drain', category: '', coverKey: '', notice: '', requestId: 'drain' }, as('9', 'streamer'));
+      const inFlight = Array.from({ length: 40 }, () => call(rooms.getRoom, rooms, { roomId: room!.roomId, readMask: undefined }));
+      await new Promise((r) => setTimeout(r, 100));
+      child.kill('SIGTERM');
+
+      // During the grace period the server still answers, and says it is going away.
+      await expect.poll(check, { timeout: 2000, interval: 20 }).toBe(Serving.NOT_SERVING);
+      const results = await Promise.allSettled(inFlight);
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      expect(results.every((r) => r.status === 'fulfilled' && r.value.room?.title === 'drain')).toBe(true);
+      expect(watched).toEqual([Serving.SERVING, Serving.NOT_SERVING]);
+
+      const [code, signal] = await exited;
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(logs.find((l) => l.msg === 'drained')).toMatchObject({ clean: true });
+    } finally {
+      rooms.close();
+      health.close();
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,17 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureInfra, infraUrlsFromEnv } from '../../scripts/infra.js';
+import { repoRoot } from '../../services/kit/paths.js';
+
+/**
+ * Runs once before all test files: makes sure MariaDB, Redis and NATS answer (starting private
+ * instances under .data/ when only the binaries are installed), with the same rule as `npm start`.
+ */
+export default async function setup(): Promise<() => Promise<void>> {
+  const root = repoRoot();
+  for (const built of ['gen/descriptor.binpb', 'dist/services/room/main.js']) {
+    if (!existsSync(join(root, built))) throw new Error(`${built} is missing: run \`npm test\` (it builds first) or \`npm run build\``);
+  }
+  const infra = await ensureInfra(infraUrlsFromEnv(), { dataDir: join(root, '.data'), log: (line) => console.log(line) });
+  return () => infra.stop();
+}

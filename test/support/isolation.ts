@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { Redis } from 'ioredis';
+import { infraUrlsFromEnv } from '../../scripts/infra.js';
+import { mysqlOptions, quoteIdent } from '../../services/kit/mysql.js';
+
+/**
+ * Per-test-file isolation on shared servers: its own database, Redis key prefix and NATS subject
+ * prefix, so files can run in parallel and leave nothing behind.
+ */
+export interface Isolation {
+  id: string;
+  urls: ReturnType<typeof infraUrlsFromEnv>;
+  database: string;
+  redisPrefix: string;
+  natsPrefix: string;
+  /** Environment for a service process using this isolation. */
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export function isolate(name: string): Isolation {
+  const id = `${name.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  const urls = infraUrlsFromEnv();
+  const database = `lmt_${id}`;
+  const redisPrefix = `t:${id}:`;
+  const natsPrefix = `t_${id}`;
+  return {
+    id,
+    urls,
+    database,
+    redisPrefix,
+    natsPrefix,
+    env: {
+      MYSQL_URL: urls.mysqlUrl,
+      REDIS_URL: urls.redisUrl,
+      NATS_URL: urls.natsUrl,
+      MYSQL_DATABASE: database,
+      REDIS_PREFIX: redisPrefix,
+      NATS_PREFIX: natsPrefix,
+    },
+    async cleanup() {
+      const conn = await mysql.createConnection(mysqlOptions(urls.mysqlUrl));
+      try {
+        await conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
+      } finally {
+        await conn.end();
+      }
+      const redis = new Redis(urls.redisUrl);
+      try {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 500);
+          if (keys.length > 0) await redis.del(...keys);
+          cursor = next;
+        } while (cursor !== '0');
+      } finally {
+        redis.disconnect();
+      }
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { credentials, Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
+import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../services/kit/config.js';
+import { fromRoot } from '../../services/kit/paths.js';
+import { ServiceHost, type KitConfigValues } from '../../services/kit/server.js';
+import { roomConfigShape, wireRoom, type RoomConfig } from '../../services/room/service.js';
+import type { Isolation } from './isolation.js';
+
+/** Log lines a test can inspect (for example, that INTERNAL errors were logged with their cause). */
+export class LogCapture {
+  readonly lines: Array<Record<string, unknown>> = [];
+  readonly stream = new Writable({
+    write: (chunk: Buffer, _enc, done) => {
+      for (const line of chunk.toString().split('\n')) if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+}
+
+/** An in-process Room server on a free port, wired exactly as the real process wires it. */
+export async function startRoom(iso: Isolation, env: Record<string, string> = {}) {
+  const logs = new LogCapture();
+  const config = resolveKitDefaults(
+    parseConfig({ ...kitConfigShape, ...roomConfigShape }, { PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1', DRAIN_GRACE_MS: '0', ...iso.env, ...env }) as KitConfigValues,
+  ) as RoomConfig;
+  const log = pino({ level: 'info', base: { service: 'room' } }, logs.stream);
+  const host = new ServiceHost('room', config, log);
+  await wireRoom(host, config);
+  const port = await host.listen();
+  const address = `127.0.0.1:${port}`;
+  const client = new RoomServiceClient(address, credentials.createInsecure());
+  return {
+    host,
+    port,
+    address,
+    client,
+    logs,
+    async close() {
+      client.close();
+      await host.drain();
+    },
+  };
+}
+
+/** Metadata carrying a caller identity, as the BFF would send it. */
+export function as(userId: string, role: 'viewer' | 'streamer' | 'admin'): Metadata {
+  const md = new Metadata();
+  md.set('lm-user-id', userId);
+  md.set('lm-role', role);
+  return md;
+}
+
+/** Promisifies a grpc-js unary method, keeping the error object (code, details, metadata). */
+export function call<Req, Res>(
+  fn: (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall,
+  self: unknown,
+  req: Req,
+  md: Metadata = new Metadata(),
+  options: Partial<CallOptions> = {},
+): Promise<Res> {
+  return new Promise((resolve, reject) => fn.call(self, req, md, options, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+/** Spawns the built Room process (dist/), for tests about signals, exit codes and config. */
+export function spawnRoom(iso: Isolation, env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [fromRoot('dist', 'services', 'room', 'main.js')], {
+    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...iso.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
