@@ -493,7 +493,9 @@ function spawnServer(name: string, bin: string, args: string[], dir: string, log
   const fd = openSync(stdioFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(bin, args, { cwd: dir, detached: false, stdio: ['ignore', fd, fd] });
+    // Own process group: a terminal Ctrl-C reaches the launcher, which stops these servers only
+    // after the services using them have drained.
+    child = spawn(bin, args, { cwd: dir, detached: true, stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RoomServiceService } from '../../gen/ts/livemesh/room/v1/room.js';
+import { port } from '../kit/config.js';
 import { migrate } from '../kit/migrate.js';
 import { createMysqlPool, databaseInUrl } from '../kit/mysql.js';
 import { connectNats } from '../kit/nats.js';
@@ -15,6 +16,8 @@ import { RedisRoomCache } from './store/redis-rooms.js';
 
 /** Room's own settings, on top of the kit's. */
 export const roomConfigShape = {
+  /** Room listens on 50051 unless told otherwise (second local replica: 50151). */
+  PORT: port(50051),
   /** Database for rooms; defaults to the one in MYSQL_URL's path, else livemesh_room. */
   MYSQL_DATABASE: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, { error: 'must be 1-64 letters, digits or underscores' }).optional(),
 };
