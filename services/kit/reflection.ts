@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Server, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { status as Code } from '@grpc/grpc-js';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
-import { FileDescriptorProto, type DescriptorProto } from '../../gen/ts/google/protobuf/descriptor.js';
+import { FileDescriptorProto, type DescriptorProto, type EnumDescriptorProto } from '../../gen/ts/google/protobuf/descriptor.js';
 import * as v1 from '../../gen/ts/grpc/reflection/v1/reflection.js';
 import * as v1alpha from '../../gen/ts/grpc/reflection/v1alpha/reflection.js';
 import { fromRoot } from './paths.js';
@@ -57,12 +57,17 @@ export class DescriptorIndex {
       const full = `${scope}${m.name ?? ''}`;
       this.symbols.set(full, name);
       for (const f of m.field) this.symbols.set(`${full}.${f.name ?? ''}`, name);
-      for (const e of m.enumType) this.symbols.set(`${full}.${e.name ?? ''}`, name);
+      for (const e of m.enumType) addEnum(e, `${full}.`);
       for (const ext of m.extension) this.addExtension(ext.extendee ?? '', ext.number ?? 0, name, `${full}.${ext.name ?? ''}`);
       for (const nested of m.nestedType) addMessage(nested, `${full}.`);
     };
+    // Enum values are scoped as siblings of their enum, as in protoc's symbol table.
+    const addEnum = (e: EnumDescriptorProto, scope: string) => {
+      this.symbols.set(`${scope}${e.name ?? ''}`, name);
+      for (const v of e.value) this.symbols.set(`${scope}${v.name ?? ''}`, name);
+    };
     for (const m of fd.messageType) addMessage(m, pkg);
-    for (const e of fd.enumType) this.symbols.set(`${pkg}${e.name ?? ''}`, name);
+    for (const e of fd.enumType) addEnum(e, pkg);
     for (const s of fd.service) {
       const full = `${pkg}${s.name ?? ''}`;
       this.symbols.set(full, name);

@@ -1,0 +1,369 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Server, ServerCredentials, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { fromBinary, toBinary, create, type DescMessage, type JsonObject } from '@bufbuild/protobuf';
+import { FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
+import { addReflection, DescriptorIndex, descriptorSetPath } from '../services/kit/reflection.js';
+import { fromRoot } from '../services/kit/paths.js';
+import { errorDetailsOf, formatError, GrpcReflect, GrpcReflectError, type ReflectionVersion } from '../scripts/grpc-reflect.js';
+import { isolate } from './support/isolation.js';
+import { as, startRoom } from './support/room.js';
+
+const ROOM = 'livemesh.room.v1.RoomService';
+const ROOM_RPCS = [
+  'CreateRoom',
+  'UpdateRoom',
+  'StartLive',
+  'StopLive',
+  'AssignGiftGroup',
+  'GetRoom',
+  'BatchGetRooms',
+  'ListLiveRooms',
+  'ListHotRooms',
+  'ListRoomsByStreamer',
+  'EnterRoom',
+  'LeaveRoom',
+  'GetOnlineCount',
+];
+const EXPECTED_SERVICES = [ROOM, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
+
+/** What buf compiled: the reference the server's answers are compared against (never used to resolve). */
+const descriptorSet = fromBinary(FileDescriptorSetSchema, readFileSync(descriptorSetPath()));
+const bufFile = (name: string): FileDescriptorProto | undefined => descriptorSet.file.find((f) => f.name === name);
+const livemeshServices = descriptorSet.file.filter((f) => f.package.startsWith('livemesh.')).flatMap((f) => f.service.map((s) => `${f.package}.${s.name}`));
+
+const PYTHON = '/usr/bin/python3';
+const pythonReady = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import grpc, grpc_tools, google.protobuf'], { stdio: 'ignore' }).status === 0 && existsSync('/usr/share/grpc-proto/grpc/reflection');
+if (!pythonReady) {
+  console.warn(
+    'reflection.test: skipping the Python interop check: /usr/bin/python3 cannot import grpc / grpc_tools. ' +
+      'Install Debian\'s packages: apt-get install python3-grpcio python3-grpc-tools grpc-proto',
+  );
+}
+
+function run(cmd: string, args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+async function rejection(p: Promise<unknown>): Promise<ServiceError & GrpcReflectError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as ServiceError & GrpcReflectError;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** A request with just enough filled in to pass a handler's obvious checks, built from the reflected type. */
+function plausibleRequest(input: DescMessage, roomId: string): JsonObject {
+  const req: JsonObject = {};
+  for (const f of input.fields) {
+    if (f.name === 'room_id') req.room_id = roomId;
+    else if (f.name === 'room_ids') req.room_ids = [roomId];
+    else if (f.name === 'streamer_id') req.streamer_id = '7';
+    else if (f.name === 'request_id') req.request_id = randomUUID();
+    else if (f.name === 'session_id') req.session_id = 'session-1';
+    else if (f.name === 'title') req.title = 'probe';
+    else if (f.name === 'room') req.room = { title: 'renamed' };
+    else if (f.name === 'update_mask') req.update_mask = 'title';
+  }
+  return req;
+}
+
+describe('server reflection', () => {
+  const iso = isolate('reflection');
+  let room: Awaited<ReturnType<typeof startRoom>>;
+  let reflect: GrpcReflect;
+
+  beforeAll(async () => {
+    room = await startRoom(iso);
+    reflect = new GrpcReflect(room.address);
+  });
+  afterAll(async () => {
+    reflect?.close();
+    await room?.close();
+    await iso.cleanup();
+  });
+
+  it.each<ReflectionVersion>(['v1', 'v1alpha'])('grpc.reflection.%s answers ListServices', async (version) => {
+    const client = new GrpcReflect(room.address, { versions: [version] });
+    try {
+      expect(await client.listServices()).toEqual([...EXPECTED_SERVICES].sort());
+      expect(client.version).toBe(version);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('FileContainingSymbol returns room.proto with its whole dependency closure, dependency lists intact', async () => {
+    const files = await reflect.fileContainingSymbol(ROOM);
+    const names = files.map((f) => f.name);
+    expect(names[0]).toBe('livemesh/room/v1/room.proto');
+    expect([...names].sort()).toEqual(
+      ['google/protobuf/field_mask.proto', 'google/protobuf/timestamp.proto', 'livemesh/common/v1/common.proto', 'livemesh/room/v1/room.proto'].sort(),
+    );
+    expect(files[0]?.dependency).toEqual(['google/protobuf/field_mask.proto', 'google/protobuf/timestamp.proto', 'livemesh/common/v1/common.proto']);
+    // grpc-node #2595: every file must keep the imports it was compiled with.
+    for (const f of files) expect(f.dependency, f.name).toEqual(bufFile(f.name)?.dependency);
+    // Source comments survive (describe prints them).
+    expect(files[0]?.sourceCodeInfo?.location.length).toBeGreaterThan(0);
+  });
+
+  it.each<ReflectionVersion>(['v1', 'v1alpha'])('%s: unknown symbol or file is an error_response NOT_FOUND, and the stream goes on', async (version) => {
+    const client = new GrpcReflect(room.address, { versions: [version] });
+    try {
+      const [symbol, file, list] = await client.exchange([{ fileContainingSymbol: 'livemesh.nope.v1.Nothing' }, { fileByFilename: 'nope/nothing.proto' }, { listServices: '' }]);
+      expect(symbol?.errorResponse).toMatchObject({ errorCode: Code.NOT_FOUND });
+      expect(symbol?.errorResponse?.errorMessage).toContain('livemesh.nope.v1.Nothing');
+      expect(file?.errorResponse).toMatchObject({ errorCode: Code.NOT_FOUND });
+      expect(list?.listServicesResponse?.service.map((s) => s.name)).toContain(ROOM);
+      const err = await rejection(client.resolve('livemesh.nope.v1.Nothing'));
+      expect(err).toBeInstanceOf(GrpcReflectError);
+      expect(err.code).toBe(Code.NOT_FOUND);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('describe lists every RoomService RPC with its request and response types', async () => {
+    const text = await reflect.describe(ROOM);
+    for (const rpc of ROOM_RPCS) {
+      expect(text).toContain(`rpc ${rpc}(livemesh.room.v1.${rpc}Request) returns (livemesh.room.v1.${rpc}Response);`);
+    }
+    expect(text.match(/^\s*rpc /gm)).toHaveLength(ROOM_RPCS.length);
+    const { service } = await reflect.service(ROOM);
+    expect(service.methods.map((m) => m.name)).toEqual(ROOM_RPCS);
+
+    const message = await reflect.describe('livemesh.room.v1.ListLiveRoomsRequest');
+    expect(message).toContain('livemesh.common.v1.PageRequest page = 1;  // from livemesh/common/v1/common.proto');
+    expect(await reflect.describe('livemesh.room.v1.GetRoomRequest')).toContain('google.protobuf.FieldMask read_mask = 2;  // from google/protobuf/field_mask.proto');
+    expect(await reflect.describe('livemesh.room.v1.Room')).toContain('google.protobuf.Timestamp create_time = 9;  // from google/protobuf/timestamp.proto');
+    expect(await reflect.describe('livemesh.room.v1.RoomService.GetRoom')).toContain('rpc GetRoom(livemesh.room.v1.GetRoomRequest)');
+    expect(await reflect.describe('livemesh.room.v1.RoomStatus')).toContain('ROOM_STATUS_LIVE = 2;');
+  });
+
+  it('CreateRoom and GetRoom work through JSON with nothing but reflection', async () => {
+    const created = (await reflect.callUnary(`${ROOM}/CreateRoom`, { title: 'reflected', request_id: randomUUID() }, as('7', 'streamer'))) as {
+      room: { room_id: string; title: string; streamer_id: string };
+    };
+    expect(typeof created.room.room_id).toBe('string');
+    expect(created.room.room_id).toMatch(/^[1-9]\d*$/);
+    expect(created.room).toMatchObject({ title: 'reflected', streamer_id: '7' });
+
+    const got = await reflect.callUnary(`${ROOM}.GetRoom`, { room_id: created.room.room_id, read_mask: 'title' }, as('8', 'viewer'));
+    expect(got).toEqual({ room: { title: 'reflected' } });
+
+    const camel = await reflect.callUnary(`${ROOM}/GetRoom`, { roomId: created.room.room_id, readMask: 'title,createTime' }, as('8', 'viewer'), { protoFieldNames: false });
+    expect(camel).toMatchObject({ room: { title: 'reflected', createTime: expect.any(String) } });
+  });
+
+  it('GetRoom with room_id "0" is INVALID_ARGUMENT naming room_id, with ErrorInfo', async () => {
+    const err = await rejection(reflect.callUnary(`${ROOM}/GetRoom`, { room_id: '0' }, as('8', 'viewer')));
+    expect(err.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err.details).toContain('room_id');
+    const details = errorDetailsOf(err.metadata);
+    expect(details?.errorInfo).toMatchObject({ reason: 'FIELD_INVALID', domain: 'livemesh', metadata: { field: 'room_id' } });
+    const lines = formatError(err);
+    expect(lines[0]).toMatch(/^ERROR: INVALID_ARGUMENT: .*room_id/);
+    expect(lines).toContain('  reason: FIELD_INVALID');
+  });
+
+  it('bad JSON and unknown methods fail locally with clear errors', async () => {
+    const bad = await rejection(reflect.callUnary(`${ROOM}/GetRoom`, { no_such_field: 1 }));
+    expect(bad.code).toBe(Code.INVALID_ARGUMENT);
+    expect(bad.details).toContain('no_such_field');
+    const missing = await rejection(reflect.callUnary(`${ROOM}/Nope`, {}));
+    expect(missing.code).toBe(Code.NOT_FOUND);
+    const stream = await rejection(reflect.callUnary('livemesh.chat.v1.ChatService/Subscribe', {}));
+    expect(stream.code).toBe(Code.UNIMPLEMENTED);
+    expect(stream.details).toContain('server-streaming');
+  });
+
+  it('every RoomService RPC encodes, is called and answers cleanly (never a decode failure)', async () => {
+    const created = (await reflect.callUnary(`${ROOM}/CreateRoom`, { title: 'all rpcs', request_id: randomUUID() }, as('7', 'streamer'))) as { room: { room_id: string } };
+    const { service } = await reflect.service(ROOM);
+    const outcomes: Record<string, string> = {};
+    for (const method of service.methods) {
+      const req = plausibleRequest(method.input, created.room.room_id);
+      try {
+        await reflect.callUnary(`${ROOM}/${method.name}`, req, as('7', 'streamer'));
+        outcomes[method.name] = 'OK';
+      } catch (err) {
+        const e = err as ServiceError;
+        expect(e, `${method.name}: ${String(err)}`).not.toBeInstanceOf(GrpcReflectError);
+        expect([Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS], `${method.name}: ${e.details}`).not.toContain(e.code);
+        // A handler's refusal carries ErrorInfo; only grpc-js's own "not implemented" does not.
+        if (e.code !== Code.UNIMPLEMENTED) expect(errorDetailsOf(e.metadata)?.errorInfo?.reason, method.name).toBeTruthy();
+        outcomes[method.name] = Code[e.code];
+      }
+    }
+    expect(Object.keys(outcomes)).toEqual(ROOM_RPCS);
+    expect(outcomes.CreateRoom).toBe('OK');
+    expect(outcomes.GetRoom).toBe('OK');
+  });
+
+  it('every livemesh service in the descriptor set resolves through reflection into a complete registry', async () => {
+    expect(livemeshServices).toEqual(expect.arrayContaining([ROOM, 'livemesh.gift.v1.GiftService', 'livemesh.ledger.v1.LedgerService', 'livemesh.chat.v1.ChatService', 'livemesh.ranking.v1.RankingService']));
+    for (const name of livemeshServices) {
+      const { registry, service } = await reflect.service(name);
+      const [pkg, svc] = [name.slice(0, name.lastIndexOf('.')), name.slice(name.lastIndexOf('.') + 1)];
+      const expected = descriptorSet.file.find((f) => f.package === pkg && f.service.some((s) => s.name === svc))?.service.find((s) => s.name === svc);
+      expect(service.methods.map((m) => m.name), name).toEqual(expected?.method.map((m) => m.name));
+      // Walk every type reachable from every method: all must be in the registry built from reflection.
+      const seen = new Set<string>();
+      const walk = (m: DescMessage) => {
+        if (seen.has(m.typeName)) return;
+        seen.add(m.typeName);
+        expect(registry.getMessage(m.typeName), `${name}: ${m.typeName}`).toBeDefined();
+        for (const f of m.fields) {
+          if (f.message) walk(f.message);
+          if (f.enum) expect(registry.getEnum(f.enum.typeName), `${name}: ${f.enum.typeName}`).toBeDefined();
+        }
+      };
+      for (const method of service.methods) {
+        walk(method.input);
+        walk(method.output);
+        // And a default request encodes.
+        expect(toBinary(method.input, create(method.input))).toBeInstanceOf(Uint8Array);
+      }
+    }
+  });
+
+  it('the CLI lists, calls and reports errors with ErrorInfo', async () => {
+    const cli = fromRoot('dist', 'scripts', 'grpc-reflect.js');
+    const list = await run(process.execPath, [cli, room.address, 'list']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout.split('\n')).toContain(ROOM);
+
+    const failed = await run(process.execPath, [cli, room.address, 'call', `${ROOM}/GetRoom`, '{"room_id":"0"}', '-H', 'lm-user-id: 8', '-H', 'lm-role: viewer']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^ERROR: INVALID_ARGUMENT: .*room_id/);
+    expect(failed.stderr).toContain('reason: FIELD_INVALID');
+    expect(failed.stderr).toContain('domain: livemesh');
+
+    const usage = await run(process.execPath, [cli]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('usage: node dist/scripts/grpc-reflect.js <address>');
+  });
+
+  it.skipIf(!pythonReady)('a Python grpcio client does the same through reflection alone', async () => {
+    const requestId = randomUUID();
+    const streamer = [['lm-user-id', '7'], ['lm-role', 'streamer']];
+    const viewer = [['lm-user-id', '8'], ['lm-role', 'viewer']];
+    const first = [{ method: `${ROOM}/CreateRoom`, request: { title: 'from python', request_id: requestId }, metadata: streamer }];
+    const step1 = await run(PYTHON, [fromRoot('test', 'interop', 'reflection_client.py'), room.address], JSON.stringify(first));
+    expect(step1.code, step1.stderr).toBe(0);
+    const out1 = JSON.parse(step1.stdout) as PyOutput;
+    expect(out1.services).toEqual([...EXPECTED_SERVICES].sort());
+    expect(out1.reflection_version).toBe('v1');
+
+    const described = out1.described;
+    expect(Object.keys(described).sort()).toEqual(ROOM_RPCS.map((r) => `${ROOM}/${r}`).sort());
+    const create = described[`${ROOM}/CreateRoom`];
+    expect(create).toMatchObject({ input: 'livemesh.room.v1.CreateRoomRequest', output: 'livemesh.room.v1.CreateRoomResponse', client_streaming: false, server_streaming: false });
+    expect(create?.input_fields).toContainEqual(expect.objectContaining({ name: 'request_id', type: 'string', number: 6 }));
+    expect(described[`${ROOM}/GetRoom`]?.input_fields).toContainEqual(
+      expect.objectContaining({ name: 'read_mask', type: 'google.protobuf.FieldMask', file: 'google/protobuf/field_mask.proto', fields: ['paths'] }),
+    );
+    expect(described[`${ROOM}/ListLiveRooms`]?.input_fields).toContainEqual(
+      expect.objectContaining({ name: 'page', type: 'livemesh.common.v1.PageRequest', file: 'livemesh/common/v1/common.proto', fields: ['page_size', 'page_token'] }),
+    );
+    expect(described[`${ROOM}/UpdateRoom`]?.input_fields).toContainEqual(expect.objectContaining({ name: 'room', type: 'livemesh.room.v1.Room' }));
+
+    const [createCall] = out1.calls;
+    expect(createCall).toMatchObject({ method: `${ROOM}/CreateRoom`, ok: true, response: { room: { title: 'from python', streamer_id: '7' } } });
+    const roomId = createCall?.response?.room?.room_id;
+    expect(roomId).toMatch(/^[1-9]\d*$/);
+
+    // Second run through v1alpha: GetRoom by the id, a retry of CreateRoom, and a bad id.
+    const second = [
+      { method: `${ROOM}/GetRoom`, request: { room_id: roomId, read_mask: 'title,streamerId' }, metadata: viewer },
+      { method: `${ROOM}.CreateRoom`, request: { title: 'from python', request_id: requestId }, metadata: streamer },
+      { method: `${ROOM}/GetRoom`, request: { room_id: '0' }, metadata: viewer },
+    ];
+    const step2 = await run(PYTHON, [fromRoot('test', 'interop', 'reflection_client.py'), room.address, '--reflection=v1alpha'], JSON.stringify(second));
+    expect(step2.code, step2.stderr).toBe(0);
+    const out2 = JSON.parse(step2.stdout) as PyOutput;
+    expect(out2.reflection_version).toBe('v1alpha');
+    const [get, retry, bad] = out2.calls;
+    expect(get).toEqual({ method: `${ROOM}/GetRoom`, ok: true, response: { room: { title: 'from python', streamer_id: '7' } } });
+    expect(retry).toMatchObject({ ok: true, response: { room: { room_id: roomId } } });
+    expect(bad).toMatchObject({ ok: false, code: 'INVALID_ARGUMENT', error_info: { reason: 'FIELD_INVALID', domain: 'livemesh', metadata: { field: 'room_id' } } });
+    expect(bad?.details).toContain('room_id');
+  });
+
+  describe('against a server with broken descriptors', () => {
+    type Mode = 'no-dependencies' | 'no-closure';
+    const servers: Array<{ mode: Mode; server: Server; address: string }> = [];
+    const addressOf = (mode: Mode) => servers.find((s) => s.mode === mode)?.address ?? '';
+
+    beforeAll(async () => {
+      // no-dependencies: dependency lists emptied, as @grpc/reflection over proto-loader does (grpc-node #2595).
+      const stripped = create(FileDescriptorSetSchema, { file: descriptorSet.file.map((f) => ({ ...f, dependency: [] })) });
+      // no-closure: dependency names intact, but only the file itself is sent.
+      class NoClosure extends DescriptorIndex {
+        override closure(name: string): Buffer[] {
+          return super.closure(name).slice(0, 1);
+        }
+      }
+      const indexes: Record<Mode, DescriptorIndex> = {
+        'no-dependencies': new DescriptorIndex(toBinary(FileDescriptorSetSchema, stripped)),
+        'no-closure': new NoClosure(readFileSync(descriptorSetPath())),
+      };
+      for (const [mode, index] of Object.entries(indexes) as Array<[Mode, DescriptorIndex]>) {
+        const server = new Server();
+        addReflection(server, index, () => [ROOM]);
+        const port = await new Promise<number>((resolve, reject) =>
+          server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+        );
+        servers.push({ mode, server, address: `127.0.0.1:${port}` });
+      }
+    });
+    afterAll(() => servers.forEach((s) => s.server.forceShutdown()));
+
+    it.each(['no-dependencies', 'no-closure'] as const)('%s: the JS client fails loudly, naming what is missing', async (mode) => {
+      const client = new GrpcReflect(addressOf(mode));
+      try {
+        const err = await rejection(client.resolve(ROOM));
+        expect(err).toBeInstanceOf(GrpcReflectError);
+        expect(err.code).toBe(Code.INTERNAL);
+        expect(err.details).toMatch(/incomplete descriptors for livemesh\.room\.v1\.RoomService/);
+        expect(err.details).toMatch(mode === 'no-closure' ? /google\/protobuf\/field_mask\.proto/ : /google\.protobuf\.(FieldMask|Timestamp)|livemesh\.common\.v1/);
+      } finally {
+        client.close();
+      }
+    });
+
+    it.skipIf(!pythonReady).each(['no-dependencies', 'no-closure'] as const)('%s: the Python client exits non-zero', async (mode) => {
+      const res = await run(PYTHON, [fromRoot('test', 'interop', 'reflection_client.py'), addressOf(mode)], '[]');
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toContain('reflection failed');
+      expect(res.stderr).toContain(ROOM);
+    });
+  });
+});
+
+interface PyField {
+  name: string;
+  number: number;
+  type: string;
+  file?: string;
+  fields?: string[];
+}
+interface PyOutput {
+  reflection_version: string;
+  services: string[];
+  described: Record<string, { input: string; output: string; client_streaming: boolean; server_streaming: boolean; input_fields: PyField[] }>;
+  calls: Array<{ method: string; ok: boolean; response?: { room?: { room_id?: string } }; code?: string; details?: string }>;
+}
