@@ -612,7 +612,8 @@ function hostPort(host: string, port: number): string {
 }
 
 /** A TCP connect is the cheapest question that works for all three protocols: is anything there at all? */
-function probeTcp(host: string, port: number, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
+/** True when something accepts a TCP connection at host:port within the timeout. */
+export function probeTcp(host: string, port: number, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = tcpConnect({ host, port });
     const done = (ok: boolean) => {

@@ -1,26 +1,18 @@
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { credentials } from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
 import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
 import { isolate } from './support/isolation.js';
+import { freePorts } from './support/net.js';
 import { as, call, spawnRoom } from './support/room.js';
 
 const iso = isolate('drain');
 afterAll(() => iso.cleanup());
 
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as { port: number };
-  srv.close();
-  return port;
-}
-
 describe('graceful drain of a real service process', () => {
   it('on SIGTERM: health goes NOT_SERVING, in-flight calls all succeed, and the process exits 0', async () => {
-    const port = await freePort();
+    const [port] = (await freePorts(1)) as [number];
     // GetRoom is held 800 ms by the fault interceptor, so calls are still in flight when the
     // 300 ms grace ends and the server stops accepting: tryShutdown must wait for them.
     const child = spawnRoom(iso, { PORT: String(port), METRICS_PORT: '0', FAULT_LATENCY_MS: '800', FAULT_METHODS: 'GetRoom', DRAIN_GRACE_MS: '300' });

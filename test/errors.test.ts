@@ -1,31 +1,21 @@
 import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
 import { badRequestOf, errorInfoOf } from '../services/kit/grpc-errors.js';
 import { mysqlOptions } from '../services/kit/mysql.js';
-import { isolate } from './support/isolation.js';
-import { as, call, startRoom } from './support/room.js';
+import { as, call, useRoomServer } from './support/room.js';
 
-const iso = isolate('errors');
-let room: Awaited<ReturnType<typeof startRoom>>;
-let client: RoomServiceClient;
-
-beforeAll(async () => {
-  room = await startRoom(iso);
-  client = room.client;
-});
-afterAll(async () => {
-  await room?.close();
-  await iso.cleanup();
-});
+const server = useRoomServer('errors');
+const iso = server.iso;
+const client = () => server.current.client;
 
 const fail = (p: Promise<unknown>) => p.then(() => expect.unreachable('call should fail'), (e: unknown) => e as ServiceError);
 const validCreate = { streamerId: '0', title: 'ok', category: '', coverKey: '', notice: '', requestId: 'k1' };
 
 describe('error model', () => {
   it('a bad request is INVALID_ARGUMENT naming every bad field, with ErrorInfo and BadRequest details', async () => {
-    const err = await fail(call(client.createRoom, client, { ...validCreate, title: '', category: 'Not A Slug', requestId: '' }, as('7', 'streamer')));
+    const err = await fail(call(client().createRoom, client(), { ...validCreate, title: '', category: 'Not A Slug', requestId: '' }, as('7', 'streamer')));
     expect(err.code).toBe(Code.INVALID_ARGUMENT);
     expect(err.details).toBe('title: must not be empty (and 2 more)');
     expect(errorInfoOf(err.metadata)).toEqual({ reason: 'FIELD_INVALID', domain: 'livemesh', metadata: { field: 'title' } });
@@ -37,29 +27,29 @@ describe('error model', () => {
     [{ roomId: '-5' }, 'room_id'],
     [{ roomId: '1', readMask: ['title', 'secret'] }, 'read_mask'],
   ])('GetRoom %j names %s', async (req, field) => {
-    const err = await fail(call(client.getRoom, client, { readMask: undefined, ...req }));
+    const err = await fail(call(client().getRoom, client(), { readMask: undefined, ...req }));
     expect(err.code).toBe(Code.INVALID_ARGUMENT);
     expect(err.details.startsWith(`${field}: `)).toBe(true);
     expect(errorInfoOf(err.metadata)?.metadata.field).toBe(field);
   });
 
   it('an overlong title is INVALID_ARGUMENT naming title', async () => {
-    const err = await fail(call(client.createRoom, client, { ...validCreate, title: 't'.repeat(101) }, as('7', 'streamer')));
+    const err = await fail(call(client().createRoom, client(), { ...validCreate, title: 't'.repeat(101) }, as('7', 'streamer')));
     expect(err.details).toBe('title: must be at most 100 characters');
   });
 
   it('an unknown room is NOT_FOUND with the Room reason and domain', async () => {
-    const err = await fail(call(client.getRoom, client, { roomId: '987654321', readMask: undefined }));
+    const err = await fail(call(client().getRoom, client(), { roomId: '987654321', readMask: undefined }));
     expect(err.code).toBe(Code.NOT_FOUND);
     expect(errorInfoOf(err.metadata)).toEqual({ reason: 'ROOM_NOT_FOUND', domain: 'livemesh.room', metadata: { room_id: '987654321' } });
   });
 
   it('identity problems: none is UNAUTHENTICATED, a viewer writing is PERMISSION_DENIED, a malformed one is UNAUTHENTICATED', async () => {
-    expect((await fail(call(client.createRoom, client, validCreate))).code).toBe(Code.UNAUTHENTICATED);
-    const denied = await fail(call(client.createRoom, client, validCreate, as('7', 'viewer')));
+    expect((await fail(call(client().createRoom, client(), validCreate))).code).toBe(Code.UNAUTHENTICATED);
+    const denied = await fail(call(client().createRoom, client(), validCreate, as('7', 'viewer')));
     expect(denied.code).toBe(Code.PERMISSION_DENIED);
     expect(errorInfoOf(denied.metadata)?.reason).toBe('WRITE_NOT_ALLOWED');
-    const bad = await fail(call(client.createRoom, client, validCreate, as('-3', 'streamer')));
+    const bad = await fail(call(client().createRoom, client(), validCreate, as('-3', 'streamer')));
     expect(bad.code).toBe(Code.UNAUTHENTICATED);
     expect(bad.details).toMatch(/lm-user-id/);
   });
@@ -68,14 +58,14 @@ describe('error model', () => {
     const conn = await mysql.createConnection(mysqlOptions(iso.urls.mysqlUrl, iso.database));
     await conn.query('RENAME TABLE rooms TO rooms_moved');
     try {
-      const err = await fail(call(client.createRoom, client, { ...validCreate, requestId: 'k-internal' }, as('7', 'streamer')));
+      const err = await fail(call(client().createRoom, client(), { ...validCreate, requestId: 'k-internal' }, as('7', 'streamer')));
       expect(err.code).toBe(Code.INTERNAL);
       const info = errorInfoOf(err.metadata);
       expect(info?.reason).toBe('INTERNAL');
       const correlationId = info?.metadata.correlation_id ?? '';
       expect(err.details).toBe(`internal error (correlation id ${correlationId})`);
       expect(err.details).not.toMatch(/rooms|SQL|Table|at /);
-      const logged = room.logs.lines.find((l) => l.correlationId === correlationId);
+      const logged = server.current.logs.lines.find((l) => l.correlationId === correlationId);
       expect(logged?.level).toBe(50);
       expect(JSON.stringify(logged?.err)).toMatch(/rooms/);
     } finally {
@@ -85,7 +75,7 @@ describe('error model', () => {
   });
 
   it('the server keeps serving after errors', async () => {
-    const res = await call(client.createRoom, client, { ...validCreate, requestId: 'after' }, as('7', 'streamer'));
+    const res = await call(client().createRoom, client(), { ...validCreate, requestId: 'after' }, as('7', 'streamer'));
     expect(res.room?.title).toBe('ok');
   });
 });

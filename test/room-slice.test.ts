@@ -1,29 +1,19 @@
 import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RoomChangedEvent, RoomStatus, type RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
 import { errorInfoOf } from '../services/kit/grpc-errors.js';
 import { roomKey } from '../services/room/store/redis-rooms.js';
-import { isolate } from './support/isolation.js';
-import { as, call, startRoom } from './support/room.js';
+import { as, call, useRoomServer } from './support/room.js';
 
-const iso = isolate('roomslice');
-let room: Awaited<ReturnType<typeof startRoom>>;
-let client: RoomServiceClient;
-
-beforeAll(async () => {
-  room = await startRoom(iso);
-  client = room.client;
-});
-afterAll(async () => {
-  await room?.close();
-  await iso.cleanup();
-});
+const server = useRoomServer('roomslice');
+const iso = server.iso;
+const client = () => server.current.client;
 
 const create = (req: Partial<Parameters<RoomServiceClient['createRoom']>[0]>, md = as('1001', 'streamer')) =>
-  call(client.createRoom, client, { streamerId: '0', title: 'Night songs', category: 'music', coverKey: '', notice: '', requestId: `r-${Math.random()}`, ...req }, md);
-const get = (roomId: string, readMask?: string[]) => call(client.getRoom, client, { roomId, readMask }, as('5', 'viewer'));
+  call(client().createRoom, client(), { streamerId: '0', title: 'Night songs', category: 'music', coverKey: '', notice: '', requestId: `r-${Math.random()}`, ...req }, md);
+const get = (roomId: string, readMask?: string[]) => call(client().getRoom, client(), { roomId, readMask }, as('5', 'viewer'));
 
 describe('Room slice: CreateRoom and GetRoom over MySQL and Redis', () => {
   it('creates a room owned by the calling streamer and reads it back', async () => {

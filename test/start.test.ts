@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createConnection as tcpConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
 import { fromRoot } from '../services/kit/paths.js';
 import { isolate } from './support/isolation.js';
+import { answers } from './support/net.js';
 
 /**
  * `npm start` end to end: the built launcher (dist/scripts/start.js) on offset ports, so it runs
@@ -50,19 +50,6 @@ function healthStatus(port: number): Promise<Serving> {
   return new Promise<Serving>((resolve, reject) => {
     client.check({ service: '' }, new Metadata(), { deadline: Date.now() + 3_000 }, (err, res) => (err ? reject(err) : resolve(res.status)));
   }).finally(() => client.close());
-}
-
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1_000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
 }
 
 describe('npm start (scripts/start.ts)', () => {
@@ -120,6 +107,6 @@ describe('npm start (scripts/start.ts)', () => {
     expect(how).toEqual({ code: 0, signal: null });
     expect(output).toContain('stopped');
     const ports = [...roomPorts, ...roomPorts.map((p) => p + 1000), bffPort];
-    expect(await Promise.all(ports.map(answers))).toEqual(ports.map(() => false));
+    expect(await Promise.all(ports.map((p) => answers(p)))).toEqual(ports.map(() => false));
   }, 30_000);
 });

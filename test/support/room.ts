@@ -2,12 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { credentials, Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../services/kit/config.js';
 import { fromRoot } from '../../services/kit/paths.js';
 import { ServiceHost, type KitConfigValues } from '../../services/kit/server.js';
 import { roomConfigShape, wireRoom, type RoomConfig } from '../../services/room/service.js';
-import type { Isolation } from './isolation.js';
+import { isolate, type Isolation } from './isolation.js';
 
 /** Log lines a test can inspect (for example, that INTERNAL errors were logged with their cause). */
 export class LogCapture {
@@ -70,4 +71,22 @@ export function spawnRoom(iso: Isolation, env: Record<string, string>): ChildPro
     env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...iso.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+export type RoomServer = Awaited<ReturnType<typeof startRoom>>;
+
+/**
+ * One Room server for a whole test file, on its own isolation, started before the tests and torn
+ * down (server drained, database and keys dropped) after them. Read `.current` inside tests.
+ */
+export function useRoomServer(name: string, env: Record<string, string> = {}): { iso: Isolation; current: RoomServer } {
+  const fixture = { iso: isolate(name), current: undefined as unknown as RoomServer };
+  beforeAll(async () => {
+    fixture.current = await startRoom(fixture.iso, env);
+  });
+  afterAll(async () => {
+    await fixture.current?.close();
+    await fixture.iso.cleanup();
+  });
+  return fixture;
 }
