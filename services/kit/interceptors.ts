@@ -1,6 +1,6 @@
 import { Metadata, ServerInterceptingCall, status as Code, type ServerInterceptor } from '@grpc/grpc-js';
 import { statusFor } from './grpc-errors.js';
-import { LOAD_METADATA_KEY, type LoadMonitor } from './load.js';
+import { LOAD_METADATA_KEY, ORCA_TRAILER_KEY, type LoadMonitor } from './load.js';
 import type { KitMetrics } from './metrics.js';
 
 /** Splits "/pkg.Service/Method" into its two parts. */
@@ -13,9 +13,8 @@ export function splitPath(path: string): [service: string, method: string] {
  * Writes the load report onto every response and records call metrics.
  *
  * Load goes out twice: the ASCII `lm-load` key (headers and trailers) that lb/'s P2C picker reads,
- * and ORCA's `endpoint-load-metrics-bin` trailer (grpc-js serializes the per-call recorder when the
- * server runs with `grpc.server_call_metric_recording`), which grpc-js's weighted_round_robin and
- * other gRPC stacks understand.
+ * and ORCA's `endpoint-load-metrics-bin` trailer, which grpc-js's weighted_round_robin and other
+ * gRPC stacks understand. Both values are formatted once per load sample, not per call.
  */
 export function observeInterceptor(load: LoadMonitor, metrics: KitMetrics): ServerInterceptor {
   return (method, call) => {
@@ -36,9 +35,7 @@ export function observeInterceptor(load: LoadMonitor, metrics: KitMetrics): Serv
       sendStatus: (status, next) => {
         const md = status.metadata ? status.metadata.clone() : new Metadata();
         md.set(LOAD_METADATA_KEY, load.header);
-        const recorder = call.getMetricsRecorder();
-        recorder.recordCPUUtilizationMetric(load.load.cpu);
-        recorder.recordApplicationUtilizationMetric(load.applicationUtilization);
+        md.set(ORCA_TRAILER_KEY, load.orcaTrailer);
         record(status.code);
         next({ ...status, metadata: md });
       },

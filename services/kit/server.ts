@@ -54,7 +54,6 @@ export class ServiceHost {
     this.server = new Server({
       // Order matters: observe wraps faults, so injected failures are counted and carry load too.
       interceptors: fault ? [observeInterceptor(this.load, this.metrics), fault] : [observeInterceptor(this.load, this.metrics)],
-      'grpc.server_call_metric_recording': 1,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
