@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, resolveKitDefaults } from '../services/kit/config.js';
-import { isolate } from './support/isolation.js';
+import { isolate } from '../scripts/isolation.js';
 import { spawnRoom } from './support/room.js';
 
 describe('config validation', () => {

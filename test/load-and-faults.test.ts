@@ -7,7 +7,7 @@ import { errorInfoOf } from '../services/kit/grpc-errors.js';
 import { faultInterceptor } from '../services/kit/interceptors.js';
 import { LOAD_METADATA_KEY, parseLoad } from '../services/kit/load.js';
 import { credentials } from '@grpc/grpc-js';
-import { isolate } from './support/isolation.js';
+import { isolate } from '../scripts/isolation.js';
 import { as, startRoom } from './support/room.js';
 
 const iso = isolate('loadfault');

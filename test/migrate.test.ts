@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { migrate, readMigrations } from '../services/kit/migrate.js';
 import { mysqlOptions } from '../services/kit/mysql.js';
 import { fromRoot } from '../services/kit/paths.js';
-import { isolate } from './support/isolation.js';
+import { isolate } from '../scripts/isolation.js';
 
 const iso = isolate('migrate');
 const dirs: string[] = [];

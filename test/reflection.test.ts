@@ -8,7 +8,7 @@ import { FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/pro
 import { addReflection, DescriptorIndex, descriptorSetPath } from '../services/kit/reflection.js';
 import { fromRoot } from '../services/kit/paths.js';
 import { errorDetailsOf, formatError, GrpcReflect, GrpcReflectError, type ReflectionVersion } from '../scripts/grpc-reflect.js';
-import { isolate } from './support/isolation.js';
+import { isolate } from '../scripts/isolation.js';
 import { as, startRoom } from './support/room.js';
 
 const ROOM = 'livemesh.room.v1.RoomService';

@@ -19,20 +19,17 @@
  * --warmup N (seconds, default 1).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
-import mysql from 'mysql2/promise';
-import { Redis } from 'ioredis';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../../gen/ts/grpc/health/v1/health.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
-import { mysqlOptions, quoteIdent } from '../../services/kit/mysql.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle } from '../infra.js';
+import { isolate } from '../isolation.js';
 
 const TAG = 'bench kit:';
 const say = (line: string) => process.stdout.write(`${TAG} ${line}\n`);
@@ -320,11 +317,8 @@ async function benchHealth(step: string, label: string, script: string, env: Rec
 }
 
 async function benchRoom(step: string, label: string, opts: Parameters<typeof measure>[4], signal: AbortSignal): Promise<Row> {
-  const urls = infraUrlsFromEnv();
-  const id = randomBytes(4).toString('hex');
-  const database = `livemesh_bench_${id}`;
-  const redisPrefix = `bench:${id}:`;
-  const natsPrefix = `bench_${id}`;
+  const iso = isolate('bench', 'livemesh_bench');
+  const { database, redisPrefix } = iso;
   const script = fromRoot('dist', 'services', 'room', 'main.js');
   say(`${step} ${label}: starting dist/services/room/main.js (database ${database}, Redis prefix ${redisPrefix})`);
   try {
@@ -332,12 +326,7 @@ async function benchRoom(step: string, label: string, opts: Parameters<typeof me
       label,
       script,
       {
-        MYSQL_URL: urls.mysqlUrl,
-        REDIS_URL: urls.redisUrl,
-        NATS_URL: urls.natsUrl,
-        MYSQL_DATABASE: database,
-        REDIS_PREFIX: redisPrefix,
-        NATS_PREFIX: natsPrefix,
+        ...iso.env,
         METRICS_PORT: '0',
         LOG_LEVEL: 'info',
       },
@@ -351,7 +340,7 @@ async function benchRoom(step: string, label: string, opts: Parameters<typeof me
       md.set('lm-role', 'streamer');
       const created = await new Promise<string>((resolve, reject) =>
         client.createRoom(
-          { streamerId: '0', title: 'bench room', category: 'music', coverKey: 'covers/bench.jpg', notice: 'benchmark', requestId: `bench-${id}` },
+          { streamerId: '0', title: 'bench room', category: 'music', coverKey: 'covers/bench.jpg', notice: 'benchmark', requestId: `bench-${iso.id}` },
           md,
           (err, res) => (err ? reject(err) : res.room ? resolve(res.room.roomId) : reject(new Error('CreateRoom returned no room'))),
         ),
@@ -366,34 +355,12 @@ async function benchRoom(step: string, label: string, opts: Parameters<typeof me
       await stopServer(server);
     }
   } finally {
-    await dropBenchData(urls, database, redisPrefix);
-  }
-}
-
-async function dropBenchData(urls: ReturnType<typeof infraUrlsFromEnv>, database: string, redisPrefix: string): Promise<void> {
-  let keys = 0;
-  try {
-    const conn = await mysql.createConnection(mysqlOptions(urls.mysqlUrl));
     try {
-      await conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
-    } finally {
-      await conn.end();
+      const keys = await iso.cleanup();
+      say(`cleanup: dropped database ${database} and ${keys} Redis key(s) under ${redisPrefix}`);
+    } catch (err) {
+      say(`cleanup FAILED for database ${database} / Redis prefix ${redisPrefix}: ${(err as Error).message}`);
     }
-    const redis = new Redis(urls.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
-    try {
-      await redis.connect();
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 500);
-        if (found.length > 0) keys += await redis.del(...found);
-        cursor = next;
-      } while (cursor !== '0');
-    } finally {
-      redis.disconnect();
-    }
-    say(`cleanup: dropped database ${database} and ${keys} Redis key(s) under ${redisPrefix}`);
-  } catch (err) {
-    say(`cleanup FAILED for database ${database} / Redis prefix ${redisPrefix}: ${(err as Error).message}`);
   }
 }
 

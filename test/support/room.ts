@@ -8,7 +8,7 @@ import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../services/
 import { fromRoot } from '../../services/kit/paths.js';
 import { ServiceHost, type KitConfigValues } from '../../services/kit/server.js';
 import { roomConfigShape, wireRoom, type RoomConfig } from '../../services/room/service.js';
-import { isolate, type Isolation } from './isolation.js';
+import { isolate, type Isolation } from '../../scripts/isolation.js';
 
 /** Log lines a test can inspect (for example, that INTERNAL errors were logged with their cause). */
 export class LogCapture {

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { Redis } from 'ioredis';
-import { infraUrlsFromEnv } from '../../scripts/infra.js';
-import { mysqlOptions, quoteIdent } from '../../services/kit/mysql.js';
+import { infraUrlsFromEnv } from './infra.js';
+import { mysqlOptions, quoteIdent } from '../services/kit/mysql.js';
 
 /**
- * Per-test-file isolation on shared servers: its own database, Redis key prefix and NATS subject
- * prefix, so files can run in parallel and leave nothing behind.
+ * An isolated namespace on shared servers: its own database, Redis key prefix and NATS subject
+ * prefix. Each test file and each benchmark run takes one, so they can run beside each other (and
+ * beside a developer's mesh) and leave nothing behind.
  */
 export interface Isolation {
   id: string;
@@ -16,13 +17,14 @@ export interface Isolation {
   natsPrefix: string;
   /** Environment for a service process using this isolation. */
   env: Record<string, string>;
-  cleanup(): Promise<void>;
+  /** Drops the database and deletes the Redis keys; returns how many keys were deleted. */
+  cleanup(): Promise<number>;
 }
 
-export function isolate(name: string): Isolation {
+export function isolate(name: string, databasePrefix = 'lmt'): Isolation {
   const id = `${name.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
   const urls = infraUrlsFromEnv();
-  const database = `lmt_${id}`;
+  const database = `${databasePrefix}_${id}`;
   const redisPrefix = `t:${id}:`;
   const natsPrefix = `t_${id}`;
   return {
@@ -47,16 +49,18 @@ export function isolate(name: string): Isolation {
         await conn.end();
       }
       const redis = new Redis(urls.redisUrl);
+      let deleted = 0;
       try {
         let cursor = '0';
         do {
           const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 500);
-          if (keys.length > 0) await redis.del(...keys);
+          if (keys.length > 0) deleted += await redis.del(...keys);
           cursor = next;
         } while (cursor !== '0');
       } finally {
         redis.disconnect();
       }
+      return deleted;
     },
   };
 }
