@@ -34,8 +34,7 @@ import {
 } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, type DescriptorProto, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
 import { ServerReflectionRequest, ServerReflectionResponse } from '../gen/ts/grpc/reflection/v1/reflection.js';
-import { Status } from '../gen/ts/google/rpc/status.js';
-import { BadRequest, ErrorInfo } from '../gen/ts/google/rpc/error_details.js';
+import { STATUS_DETAILS_KEY, statusDetailsOf } from '../services/kit/grpc-errors.js';
 
 /** The two reflection protocol versions; their messages are byte-for-byte identical. */
 export type ReflectionVersion = 'v1' | 'v1alpha';
@@ -44,9 +43,6 @@ const REFLECTION_PATHS: Record<ReflectionVersion, string> = {
   v1: '/grpc.reflection.v1.ServerReflection/ServerReflectionInfo',
   v1alpha: '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
 };
-
-/** The trailer carrying a serialized google.rpc.Status with rich error details. */
-export const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
 
 /** One reflection request: exactly one of the message_request fields set. */
 export type ReflectionRequest = Partial<ServerReflectionRequest>;
@@ -348,32 +344,11 @@ export class GrpcReflect {
 // ---------------------------------------------------------------------------------------------
 // Rich error details
 
-export interface DecodedErrorDetails {
-  errorInfo?: ErrorInfo;
-  badRequest?: BadRequest;
-  /** Type URLs of details this tool does not decode. */
-  other: string[];
-}
-
-/** Decodes google.rpc.Status from the `grpc-status-details-bin` trailer, if present. */
-export function errorDetailsOf(metadata: Metadata | undefined): DecodedErrorDetails | undefined {
-  const raw = metadata?.get(STATUS_DETAILS_KEY)[0];
-  if (!raw) return undefined;
-  const status = Status.decode(typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw);
-  const out: DecodedErrorDetails = { other: [] };
-  for (const any of status.details) {
-    if (any.typeUrl.endsWith('/google.rpc.ErrorInfo')) out.errorInfo = ErrorInfo.decode(any.value);
-    else if (any.typeUrl.endsWith('/google.rpc.BadRequest')) out.badRequest = BadRequest.decode(any.value);
-    else out.other.push(any.typeUrl);
-  }
-  return out;
-}
-
 /** The lines the CLI prints for a failure: `ERROR: CODE: details` and any rich details. */
 export function formatError(err: unknown): string[] {
   if (!(err instanceof GrpcReflectError) && !isServiceError(err)) return [`ERROR: ${err instanceof Error ? err.message : String(err)}`];
   const lines = [`ERROR: ${codeName(err.code)}: ${err.details}`];
-  const details = errorDetailsOf(err.metadata);
+  const details = statusDetailsOf(err.metadata);
   if (details?.errorInfo) {
     const { reason, domain, metadata } = details.errorInfo;
     lines.push(`  reason: ${reason}`, `  domain: ${domain}`);

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
 import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
 import { isolate } from '../scripts/isolation.js';
-import { freePorts } from './support/net.js';
+import { freePorts } from '../scripts/net.js';
 import { as, call, spawnRoom } from './support/room.js';
 
 const iso = isolate('drain');

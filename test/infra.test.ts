@@ -6,7 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
-import { answers, freePorts } from './support/net.js';
+import { answers, freePorts } from '../scripts/net.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle, type InfraUrls } from '../scripts/infra.js';
 
 async function urlsOnFreePorts(): Promise<{ urls: InfraUrls; ports: { mysql: number; redis: number; nats: number } }> {

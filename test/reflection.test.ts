@@ -7,7 +7,8 @@ import { fromBinary, toBinary, create, type DescMessage, type JsonObject } from 
 import { FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
 import { addReflection, DescriptorIndex, descriptorSetPath } from '../services/kit/reflection.js';
 import { fromRoot } from '../services/kit/paths.js';
-import { errorDetailsOf, formatError, GrpcReflect, GrpcReflectError, type ReflectionVersion } from '../scripts/grpc-reflect.js';
+import { statusDetailsOf } from '../services/kit/grpc-errors.js';
+import { formatError, GrpcReflect, GrpcReflectError, type ReflectionVersion } from '../scripts/grpc-reflect.js';
 import { isolate } from '../scripts/isolation.js';
 import { as, startRoom } from './support/room.js';
 
@@ -172,7 +173,7 @@ describe('server reflection', () => {
     const err = await rejection(reflect.callUnary(`${ROOM}/GetRoom`, { room_id: '0' }, as('8', 'viewer')));
     expect(err.code).toBe(Code.INVALID_ARGUMENT);
     expect(err.details).toContain('room_id');
-    const details = errorDetailsOf(err.metadata);
+    const details = statusDetailsOf(err.metadata);
     expect(details?.errorInfo).toMatchObject({ reason: 'FIELD_INVALID', domain: 'livemesh', metadata: { field: 'room_id' } });
     const lines = formatError(err);
     expect(lines[0]).toMatch(/^ERROR: INVALID_ARGUMENT: .*room_id/);
@@ -204,7 +205,7 @@ describe('server reflection', () => {
         expect(e, `${method.name}: ${String(err)}`).not.toBeInstanceOf(GrpcReflectError);
         expect([Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS], `${method.name}: ${e.details}`).not.toContain(e.code);
         // A handler's refusal carries ErrorInfo; only grpc-js's own "not implemented" does not.
-        if (e.code !== Code.UNIMPLEMENTED) expect(errorDetailsOf(e.metadata)?.errorInfo?.reason, method.name).toBeTruthy();
+        if (e.code !== Code.UNIMPLEMENTED) expect(statusDetailsOf(e.metadata)?.errorInfo?.reason, method.name).toBeTruthy();
         outcomes[method.name] = Code[e.code];
       }
     }

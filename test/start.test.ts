@@ -5,7 +5,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
 import { fromRoot } from '../services/kit/paths.js';
 import { isolate } from '../scripts/isolation.js';
-import { answers } from './support/net.js';
+import { answers } from '../scripts/net.js';
 
 /**
  * `npm start` end to end: the built launcher (dist/scripts/start.js) on offset ports, so it runs

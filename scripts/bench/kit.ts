@@ -20,7 +20,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -30,6 +29,7 @@ import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle } from '../infra.js';
 import { isolate } from '../isolation.js';
+import { freePorts } from '../net.js';
 
 const TAG = 'bench kit:';
 const say = (line: string) => process.stdout.write(`${TAG} ${line}\n`);
@@ -76,17 +76,6 @@ function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 interface Server {
   label: string;
   child: ChildProcess;
@@ -105,7 +94,7 @@ const live = new Set<ChildProcess>();
  * child with SIGTERM and lets it drain, rather than the child draining on its own mid-run.
  */
 async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal): Promise<Server> {
-  const port = await freePort();
+  const [port] = (await freePorts(1)) as [number];
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],

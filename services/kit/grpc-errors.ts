@@ -102,19 +102,31 @@ export function toStatus(err: unknown, log: Logger, method: string): StatusObjec
   return statusFor(Code.INTERNAL, 'INTERNAL', `internal error (correlation id ${correlationId})`, COMMON_DOMAIN, { correlation_id: correlationId });
 }
 
-/** Decodes the ErrorInfo from a status's trailers; for tests, clients and the BFF's error mapping. */
-export function errorInfoOf(metadata: Metadata | undefined): ErrorInfo | undefined {
-  const raw = metadata?.get(STATUS_DETAILS_KEY)[0];
-  if (!raw || typeof raw === 'string') return undefined;
-  const status = Status.decode(raw);
-  const any = status.details.find((d) => d.typeUrl.endsWith('/google.rpc.ErrorInfo'));
-  return any ? ErrorInfo.decode(any.value) : undefined;
+/** The rich error details a status carries, decoded. */
+export interface StatusDetails {
+  errorInfo?: ErrorInfo;
+  badRequest?: BadRequest;
+  /** Type URLs of details not decoded here. */
+  other: string[];
 }
 
-/** Decodes the BadRequest field violations from a status's trailers. */
-export function badRequestOf(metadata: Metadata | undefined): BadRequest | undefined {
+/**
+ * Decodes google.rpc.Status from the `grpc-status-details-bin` trailer, if present; the one
+ * decoder behind the tests, the CLI and (later) the BFF's error mapping.
+ */
+export function statusDetailsOf(metadata: Metadata | undefined): StatusDetails | undefined {
   const raw = metadata?.get(STATUS_DETAILS_KEY)[0];
-  if (!raw || typeof raw === 'string') return undefined;
-  const any = Status.decode(raw).details.find((d) => d.typeUrl.endsWith('/google.rpc.BadRequest'));
-  return any ? BadRequest.decode(any.value) : undefined;
+  if (!raw) return undefined;
+  const status = Status.decode(typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw);
+  const out: StatusDetails = { other: [] };
+  for (const any of status.details) {
+    if (any.typeUrl.endsWith('/google.rpc.ErrorInfo')) out.errorInfo = ErrorInfo.decode(any.value);
+    else if (any.typeUrl.endsWith('/google.rpc.BadRequest')) out.badRequest = BadRequest.decode(any.value);
+    else out.other.push(any.typeUrl);
+  }
+  return out;
 }
+
+export const errorInfoOf = (metadata: Metadata | undefined): ErrorInfo | undefined => statusDetailsOf(metadata)?.errorInfo;
+
+export const badRequestOf = (metadata: Metadata | undefined): BadRequest | undefined => statusDetailsOf(metadata)?.badRequest;

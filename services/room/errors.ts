@@ -14,5 +14,7 @@ export const roomNotFound = (roomId: string) =>
 export const writeNotAllowed = (role: string) =>
   roomError('permission_denied', RoomErrorReason.ROOM_ERROR_REASON_WRITE_NOT_ALLOWED, `role ${role} may not write rooms; only streamers and admins may`, { role });
 
-export const notRoomOwner = (roomId: string) =>
-  roomError('permission_denied', RoomErrorReason.ROOM_ERROR_REASON_NOT_ROOM_OWNER, `room ${roomId} belongs to another streamer`, { room_id: roomId });
+export const notOwnStreamerId = (streamerId: string) =>
+  roomError('permission_denied', RoomErrorReason.ROOM_ERROR_REASON_NOT_ROOM_OWNER, `streamers create rooms only for themselves; streamer_id ${streamerId} is someone else`, {
+    streamer_id: streamerId,
+  });

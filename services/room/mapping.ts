@@ -1,4 +1,4 @@
-import { RoomStatus, type Room } from '../../gen/ts/livemesh/room/v1/room.js';
+import { Room, RoomStatus } from '../../gen/ts/livemesh/room/v1/room.js';
 import { invalidField } from '../kit/domain-error.js';
 import type { RoomRecord } from './rooms.js';
 
@@ -52,20 +52,7 @@ export function parseReadMask(paths: string[] | undefined, field = 'read_mask'):
 /** Keeps only the masked properties; the rest take their proto default. */
 export function applyMask(room: Room, keep: Array<keyof Room> | undefined): Room {
   if (!keep) return room;
-  const out: Room = {
-    roomId: '0',
-    streamerId: '0',
-    title: '',
-    category: '',
-    coverKey: '',
-    notice: '',
-    status: RoomStatus.ROOM_STATUS_UNSPECIFIED,
-    giftGroupId: '0',
-    version: '0',
-    createTime: undefined,
-    updateTime: undefined,
-    liveStartTime: undefined,
-  };
+  const out = Room.fromPartial({});
   for (const k of keep) (out as unknown as Record<string, unknown>)[k] = room[k];
   return out;
 }

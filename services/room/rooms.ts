@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { idempotencyKeyReused, invalidField, Violations } from '../kit/domain-error.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
-import { notRoomOwner, roomNotFound, writeNotAllowed } from './errors.js';
+import { notOwnStreamerId, roomNotFound, writeNotAllowed } from './errors.js';
 
 export type RoomStatus = 'offline' | 'live';
 
@@ -77,7 +77,7 @@ export class Rooms {
     if (caller.role === 'admin') {
       v.check(isPositiveInt64(input.streamerId), 'streamer_id', 'admins must name the streamer who will own the room (a positive 64-bit integer)');
     } else if (input.streamerId !== '0' && input.streamerId !== '' && input.streamerId !== caller.userId) {
-      throw notRoomOwner('(new)');
+      throw notOwnStreamerId(input.streamerId);
     }
     v.check(title.length > 0, 'title', 'must not be empty');
     v.check(chars(title) <= LIMITS.title, 'title', `must be at most ${LIMITS.title} characters`);

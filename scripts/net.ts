@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { probeTcp } from '../../scripts/infra.js';
+import { probeTcp } from './infra.js';
 
 /** Distinct free ports: all listeners are held open together so the kernel cannot hand out one port twice. */
 export async function freePorts(count: number): Promise<number[]> {
