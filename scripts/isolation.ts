@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { Redis } from 'ioredis';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { infraUrlsFromEnv } from './infra.js';
 import { mysqlOptions, quoteIdent } from '../services/kit/mysql.js';
 
@@ -17,7 +19,10 @@ export interface Isolation {
   natsPrefix: string;
   /** Environment for a service process using this isolation. */
   env: Record<string, string>;
-  /** Drops the database and deletes the Redis keys; returns how many keys were deleted. */
+  /**
+   * Drops the database, deletes the Redis keys and the JetStream streams named after the NATS
+   * prefix; returns how many Redis keys were deleted.
+   */
   cleanup(): Promise<number>;
 }
 
@@ -60,7 +65,22 @@ export function isolate(name: string, databasePrefix = 'lmt'): Isolation {
       } finally {
         redis.disconnect();
       }
+      await deleteStreams(urls.natsUrl, natsPrefix);
       return deleted;
     },
   };
+}
+
+/** Streams a service creates under a NATS prefix are named `<prefix>_<NAME>` (dots become underscores). */
+async function deleteStreams(natsUrl: string, natsPrefix: string): Promise<void> {
+  const nc = await connect({ servers: natsUrl, timeout: 5000 });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const mine = `${natsPrefix.replace(/[^A-Za-z0-9_-]/g, '_')}_`;
+    for await (const name of jsm.streams.names()) {
+      if (name.startsWith(mine)) await jsm.streams.delete(name);
+    }
+  } finally {
+    await nc.close();
+  }
 }

@@ -43,7 +43,7 @@ const DEPENDENCY_ERROR_CODES = new Set([
   'CONNECTION_CLOSED',
 ]);
 
-function isDependencyUnavailable(err: unknown): boolean {
+export function isDependencyUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && DEPENDENCY_ERROR_CODES.has(code)) return true;

@@ -1,9 +1,26 @@
 import { Room, RoomStatus } from '../../gen/ts/livemesh/room/v1/room.js';
 import { invalidField } from '../kit/domain-error.js';
-import type { RoomRecord } from './rooms.js';
+import type { PartialRoom, RoomRecord } from './rooms.js';
 
-/** Domain room -> wire room. */
-export function toProtoRoom(r: RoomRecord): Room {
+/** A room's zero values, under whatever a partial (masked) read did not fetch. */
+const EMPTY: RoomRecord = {
+  roomId: '0',
+  streamerId: '0',
+  title: '',
+  category: '',
+  coverKey: '',
+  notice: '',
+  status: 'offline',
+  giftGroupId: '0',
+  version: '0',
+  createdAt: new Date(0),
+  updatedAt: new Date(0),
+  liveStartedAt: null,
+};
+
+/** Domain room (possibly partial) -> wire room. */
+export function toProtoRoom(partial: RoomRecord | PartialRoom): Room {
+  const r: RoomRecord = { ...EMPTY, ...partial };
   return {
     roomId: r.roomId,
     streamerId: r.streamerId,
@@ -18,6 +35,44 @@ export function toProtoRoom(r: RoomRecord): Room {
     updateTime: r.updatedAt,
     liveStartTime: r.liveStartedAt ?? undefined,
   };
+}
+
+/** Wire room -> domain room, for change events. */
+export function fromProtoRoom(p: Room): RoomRecord {
+  return {
+    roomId: p.roomId,
+    streamerId: p.streamerId,
+    title: p.title,
+    category: p.category,
+    coverKey: p.coverKey,
+    notice: p.notice,
+    status: p.status === RoomStatus.ROOM_STATUS_LIVE ? 'live' : 'offline',
+    giftGroupId: p.giftGroupId,
+    version: p.version,
+    createdAt: p.createTime ?? new Date(0),
+    updatedAt: p.updateTime ?? new Date(0),
+    liveStartedAt: p.liveStartTime ?? null,
+  };
+}
+
+/** Wire property -> domain field, so a read mask can say which Redis fields to fetch. */
+const RECORD_FIELD: Record<keyof Room, keyof RoomRecord> = {
+  roomId: 'roomId',
+  streamerId: 'streamerId',
+  title: 'title',
+  category: 'category',
+  coverKey: 'coverKey',
+  notice: 'notice',
+  status: 'status',
+  giftGroupId: 'giftGroupId',
+  version: 'version',
+  createTime: 'createdAt',
+  updateTime: 'updatedAt',
+  liveStartTime: 'liveStartedAt',
+};
+
+export function recordFields(keep: Array<keyof Room>): Array<keyof RoomRecord> {
+  return keep.map((k) => RECORD_FIELD[k]);
 }
 
 /** Room field names as they appear in a FieldMask (proto names), mapped to the TypeScript property. */

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
-import { idempotencyKeyReused, invalidField, Violations } from '../kit/domain-error.js';
-import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
-import { notOwnStreamerId, roomNotFound, writeNotAllowed } from './errors.js';
+import { invalidField, Violations } from '../kit/domain-error.js';
+import { isPositiveInt64 } from '../kit/identity.js';
 
 export type RoomStatus = 'offline' | 'live';
 
@@ -21,14 +19,40 @@ export interface RoomRecord {
   liveStartedAt: Date | null;
 }
 
-export interface NewRoom {
-  streamerId: string;
+/** The fields a streamer edits; UpdateRoom's mask picks a subset of them. */
+export interface RoomText {
   title: string;
   category: string;
   coverKey: string;
   notice: string;
+}
+
+export interface NewRoom extends RoomText {
+  streamerId: string;
   requestId: string;
 }
+
+/** A change computed by the domain and applied by the store inside one MySQL transaction. */
+export type RoomChange =
+  | { kind: 'text'; fields: Partial<RoomText> }
+  | { kind: 'live'; at: Date }
+  | { kind: 'offline' }
+  | { kind: 'gift_group'; giftGroupId: string };
+
+/** Which room may be changed by whom, and at which version. */
+export interface WriteGuard {
+  /** Set for streamers: the row must belong to them. Admins pass undefined. */
+  ownerId: string | undefined;
+  /** Optimistic lock: the row must still be at this version. */
+  expectedVersion: string | undefined;
+}
+
+export type GuardedWrite =
+  | { outcome: 'changed'; room: RoomRecord }
+  | { outcome: 'unchanged'; room: RoomRecord }
+  | { outcome: 'not_found' }
+  | { outcome: 'not_owner'; room: RoomRecord }
+  | { outcome: 'version_conflict'; room: RoomRecord };
 
 /** MySQL, the source of truth: only streamer and admin writes come here. */
 export interface RoomStore {
@@ -37,13 +61,53 @@ export interface RoomStore {
    * created, together with the hash of the fields that call used.
    */
   insertOnce(room: NewRoom, requestHash: string, now: Date): Promise<{ room: RoomRecord; requestHash: string }>;
+  /**
+   * Locks the row, checks the guard, and applies `change` with a version bump unless the change
+   * would not alter the room (StartLive on a live room), all in one transaction.
+   */
+  applyChange(roomId: string, guard: WriteGuard, change: RoomChange, now: Date): Promise<GuardedWrite>;
+  /** Rooms in id order after `afterId`, for backfilling Redis. */
+  scan(afterId: string, limit: number): Promise<RoomRecord[]>;
+  /** How many rooms there are and the sum of their versions: Redis keeps the same two figures. */
+  checksum(): Promise<RoomChecksum>;
 }
 
-/** Redis, which holds every room in full and serves all reads. */
+export interface RoomChecksum {
+  rooms: number;
+  versionSum: string;
+}
+
+/** A position in one of Redis's room indexes: the last entry's score and id. */
+export interface Cursor {
+  score: number;
+  id: string;
+}
+
+/** A page of ids from one of Redis's room indexes, newest first. */
+export interface IdPage {
+  ids: string[];
+  /** Where the next page starts, or undefined at the end. */
+  next: Cursor | undefined;
+}
+
+/** Only the fields a masked read asks for; room_id is always known from the key. */
+export type PartialRoom = Partial<RoomRecord> & { roomId: string; version: string };
+
+/**
+ * Redis: holds every room in full, with no expiry, plus the indexes the list RPCs page through.
+ * It is the read path's only store; a room missing here does not exist for viewers.
+ */
 export interface RoomCache {
-  /** Stores the room unless the cache already has the same or a newer version. */
-  put(room: RoomRecord): Promise<void>;
+  /** Stores the room and its index entries unless the cache already has the same or a newer version. */
+  put(room: RoomRecord): Promise<boolean>;
   get(roomId: string): Promise<RoomRecord | undefined>;
+  /** One pipeline for all ids; with `fields`, only those fields leave Redis. */
+  getMany(roomIds: string[], fields?: ReadonlyArray<keyof RoomRecord>): Promise<Array<PartialRoom | undefined>>;
+  /** Live rooms, newest live first; category '' means all. */
+  liveIds(category: string, size: number, after: Cursor | undefined): Promise<IdPage>;
+  /** A streamer's rooms, newest first. */
+  streamerIds(streamerId: string, size: number, after: Cursor | undefined): Promise<IdPage>;
+  checksum(): Promise<RoomChecksum>;
 }
 
 /** Where change events go (NATS), so other replicas and regions can refresh. */
@@ -51,66 +115,52 @@ export interface RoomEvents {
   changed(room: RoomRecord): Promise<void>;
 }
 
-export const LIMITS = { title: 100, category: 32, coverKey: 200, notice: 200, requestId: 64 } as const;
+export const LIMITS = {
+  title: 100,
+  category: 32,
+  coverKey: 200,
+  notice: 200,
+  requestId: 64,
+  sessionId: 64,
+  batch: 500,
+  pageSize: 100,
+  defaultPageSize: 20,
+} as const;
 
 const chars = (s: string) => [...s].length;
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-/**
- * Room use cases. Writes go MySQL first, then Redis, then an event; reads come from Redis only.
- * A Redis failure after the MySQL write surfaces as an error, and the client's retry with the same
- * request id finds the row and writes Redis again, so a room is never stuck invisible.
- */
-export class Rooms {
-  constructor(
-    private readonly store: RoomStore,
-    private readonly cache: RoomCache,
-    private readonly events: RoomEvents,
-    private readonly clock: () => Date = () => new Date(),
-  ) {}
-
-  async create(callerOrNone: Caller | undefined, input: NewRoom): Promise<RoomRecord> {
-    const caller = requireCaller(callerOrNone);
-    if (caller.role !== 'streamer' && caller.role !== 'admin') throw writeNotAllowed(caller.role);
-    const title = input.title.trim();
-    const v = new Violations();
-    if (caller.role === 'admin') {
-      v.check(isPositiveInt64(input.streamerId), 'streamer_id', 'admins must name the streamer who will own the room (a positive 64-bit integer)');
-    } else if (input.streamerId !== '0' && input.streamerId !== '' && input.streamerId !== caller.userId) {
-      throw notOwnStreamerId(input.streamerId);
-    }
-    v.check(title.length > 0, 'title', 'must not be empty');
-    v.check(chars(title) <= LIMITS.title, 'title', `must be at most ${LIMITS.title} characters`);
-    v.check(!CONTROL.test(title), 'title', 'must not contain control characters');
-    v.check(input.category === '' || /^[a-z0-9-]+$/.test(input.category), 'category', 'must be lowercase letters, digits and dashes');
-    v.check(input.category.length <= LIMITS.category, 'category', `must be at most ${LIMITS.category} characters`);
-    v.check(chars(input.coverKey) <= LIMITS.coverKey, 'cover_key', `must be at most ${LIMITS.coverKey} characters`);
-    v.check(chars(input.notice) <= LIMITS.notice, 'notice', `must be at most ${LIMITS.notice} characters`);
-    v.check(input.requestId.length > 0, 'request_id', 'is required: a client-chosen idempotency key');
-    v.check(input.requestId.length <= LIMITS.requestId, 'request_id', `must be at most ${LIMITS.requestId} characters`);
-    v.check(!CONTROL.test(input.requestId), 'request_id', 'must not contain control characters');
-    v.throwIfAny();
-
-    const room: NewRoom = { ...input, title, streamerId: caller.role === 'admin' ? input.streamerId : caller.userId };
-    const hash = requestHash(room);
-    const { room: stored, requestHash: storedHash } = await this.store.insertOnce(room, hash, this.clock());
-    if (storedHash !== hash) throw idempotencyKeyReused(room.requestId);
-    await this.cache.put(stored);
-    await this.events.changed(stored);
-    return stored;
+/** Validates the editable text fields that are present; `prefix` makes paths like `room.title`. */
+export function checkText(v: Violations, text: Partial<RoomText>, prefix = ''): void {
+  if (text.title !== undefined) {
+    const title = text.title;
+    v.check(title.length > 0, `${prefix}title`, 'must not be empty');
+    v.check(chars(title) <= LIMITS.title, `${prefix}title`, `must be at most ${LIMITS.title} characters`);
+    v.check(!CONTROL.test(title), `${prefix}title`, 'must not contain control characters');
   }
-
-  async get(roomId: string): Promise<RoomRecord> {
-    if (!isPositiveInt64(roomId)) throw invalidField('room_id', 'must be a positive 64-bit integer');
-    const room = await this.cache.get(roomId);
-    if (!room) throw roomNotFound(roomId);
-    return room;
+  if (text.category !== undefined) {
+    v.check(text.category === '' || /^[a-z0-9-]+$/.test(text.category), `${prefix}category`, 'must be lowercase letters, digits and dashes');
+    v.check(text.category.length <= LIMITS.category, `${prefix}category`, `must be at most ${LIMITS.category} characters`);
+  }
+  if (text.coverKey !== undefined) {
+    v.check(chars(text.coverKey) <= LIMITS.coverKey, `${prefix}cover_key`, `must be at most ${LIMITS.coverKey} characters`);
+  }
+  if (text.notice !== undefined) {
+    v.check(chars(text.notice) <= LIMITS.notice, `${prefix}notice`, `must be at most ${LIMITS.notice} characters`);
   }
 }
 
-/** Hash of the fields a CreateRoom call was made with, to tell a retry from a reused key. */
-function requestHash(room: NewRoom): string {
-  return createHash('sha256')
-    .update(JSON.stringify([room.streamerId, room.title, room.category, room.coverKey, room.notice]))
-    .digest('hex');
+/** A required room id: a positive 64-bit integer. */
+export function checkRoomId(roomId: string, field = 'room_id'): void {
+  if (!isPositiveInt64(roomId)) throw invalidField(field, 'must be a positive 64-bit integer');
 }
+
+/** Page size with the RPC default, rejecting what the contract calls out of range. */
+export function pageSize(requested: number | undefined, field = 'page.page_size'): number {
+  const n = requested ?? 0;
+  if (n === 0) return LIMITS.defaultPageSize;
+  if (!Number.isInteger(n) || n < 0 || n > LIMITS.pageSize) throw invalidField(field, `must be between 1 and ${LIMITS.pageSize} (0 means ${LIMITS.defaultPageSize})`);
+  return n;
+}
+
+export { CONTROL as CONTROL_CHARS };

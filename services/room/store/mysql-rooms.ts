@@ -1,5 +1,5 @@
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import type { NewRoom, RoomRecord, RoomStore } from '../rooms.js';
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { GuardedWrite, NewRoom, RoomChange, RoomChecksum, RoomRecord, RoomStore, WriteGuard } from '../rooms.js';
 
 interface RoomRow extends RowDataPacket {
   room_id: string;
@@ -57,6 +57,76 @@ export class MysqlRoomStore implements RoomStore {
       if (!row) throw err;
       return { room: fromRow(row), requestHash: row.request_hash };
     }
+  }
+
+  async applyChange(roomId: string, guard: WriteGuard, change: RoomChange, now: Date): Promise<GuardedWrite> {
+    const conn = await this.pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      const result = await this.applyLocked(conn, roomId, guard, change, now);
+      await conn.commit();
+      return result;
+    } catch (err) {
+      await conn.rollback().catch(() => undefined);
+      throw err;
+    } finally {
+      conn.release();
+    }
+  }
+
+  async scan(afterId: string, limit: number): Promise<RoomRecord[]> {
+    const [rows] = await this.pool.query<RoomRow[]>(`SELECT ${COLUMNS} FROM rooms WHERE room_id > ? ORDER BY room_id LIMIT ?`, [afterId, limit]);
+    return rows.map(fromRow);
+  }
+
+  async checksum(): Promise<RoomChecksum> {
+    const [rows] = await this.pool.query<RowDataPacket[]>('SELECT COUNT(*) AS n, COALESCE(SUM(version), 0) AS sv FROM rooms');
+    const row = rows[0];
+    return { rooms: Number(row?.n ?? 0), versionSum: String(row?.sv ?? '0') };
+  }
+
+  /** Runs inside the transaction: the row lock makes check-then-write safe against other writers. */
+  private async applyLocked(conn: PoolConnection, roomId: string, guard: WriteGuard, change: RoomChange, now: Date): Promise<GuardedWrite> {
+    const [rows] = await conn.execute<RoomRow[]>(`SELECT ${COLUMNS} FROM rooms WHERE room_id = ? FOR UPDATE`, [roomId]);
+    const row = rows[0];
+    if (!row) return { outcome: 'not_found' };
+    const room = fromRow(row);
+    if (guard.ownerId !== undefined && room.streamerId !== guard.ownerId) return { outcome: 'not_owner', room };
+    if (guard.expectedVersion !== undefined && room.version !== guard.expectedVersion) return { outcome: 'version_conflict', room };
+
+    const sets: string[] = [];
+    const args: Array<string | number | Date> = [];
+    const set = (column: string, value: string | number | Date) => {
+      sets.push(`${column} = ?`);
+      args.push(value);
+    };
+    switch (change.kind) {
+      case 'text':
+        if (change.fields.title !== undefined) set('title', change.fields.title);
+        if (change.fields.category !== undefined) set('category', change.fields.category);
+        if (change.fields.coverKey !== undefined) set('cover_key', change.fields.coverKey);
+        if (change.fields.notice !== undefined) set('notice', change.fields.notice);
+        break;
+      case 'live':
+        if (room.status === 'live') return { outcome: 'unchanged', room };
+        set('status', 2);
+        set('live_started_at', change.at);
+        break;
+      case 'offline':
+        if (room.status === 'offline') return { outcome: 'unchanged', room };
+        set('status', 1);
+        break;
+      case 'gift_group':
+        if (room.giftGroupId === change.giftGroupId) return { outcome: 'unchanged', room };
+        set('gift_group_id', change.giftGroupId);
+        break;
+    }
+    set('updated_at', now);
+    await conn.execute(`UPDATE rooms SET ${sets.join(', ')}, version = version + 1 WHERE room_id = ?`, [...args, roomId]);
+    const [after] = await conn.execute<RoomRow[]>(`SELECT ${COLUMNS} FROM rooms WHERE room_id = ?`, [roomId]);
+    const updated = after[0];
+    if (!updated) throw new Error(`room ${roomId} vanished inside its own transaction`);
+    return { outcome: 'changed', room: fromRow(updated) };
   }
 
   private async mustGet(roomId: string): Promise<RoomRecord> {

@@ -1,24 +1,131 @@
+import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type ConsumerMessages } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/nats-core';
 import { RoomChangedEvent } from '../../../gen/ts/livemesh/room/v1/room.js';
+import type { Logger } from '../../kit/logger.js';
 import { subject, type NatsConnection } from '../../kit/nats.js';
-import { toProtoRoom } from '../mapping.js';
+import { fromProtoRoom, toProtoRoom } from '../mapping.js';
 import type { RoomEvents, RoomRecord } from '../rooms.js';
 
 /** Subject for a room's change events: `room.changed.<room_id>` (plus the configured prefix). */
 export const roomChangedSubject = (prefix: string, roomId: string) => subject(prefix, `room.changed.${roomId}`);
 
+/** The JetStream stream holding change events; NATS_PREFIX keeps test runs apart. */
+export const roomStreamName = (prefix: string) => `${prefix ? `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_` : ''}ROOM_CHANGES`;
+
 /**
- * Publishes the whole room after each write, as protobuf, so subscribers (every replica's local
- * cache, each region's Redis refresher) act on the event alone, without reading MySQL.
+ * Only a room's latest event matters to a region catching up, so the stream keeps one message per
+ * room (subject) for a week: it stays as small as the set of recently changed rooms, and a region
+ * whose refresher was down replays exactly what it missed.
+ */
+export async function ensureRoomStream(nc: NatsConnection, prefix: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const config = {
+    name: roomStreamName(prefix),
+    subjects: [subject(prefix, 'room.changed.>')],
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_msgs_per_subject: 1,
+    max_age: nanos(7 * 24 * 3600 * 1000),
+    duplicate_window: nanos(2 * 60 * 1000),
+  };
+  try {
+    await jsm.streams.add(config);
+  } catch {
+    // It exists, perhaps created by an older release with other limits: bring it up to date.
+    await jsm.streams.update(config.name, config);
+  }
+}
+
+/**
+ * Publishes the whole room after each write, as protobuf, through JetStream: the publish is
+ * acknowledged once stored, so regions can rely on it. The message id (room and version) makes a
+ * retried publish harmless.
  */
 export class NatsRoomEvents implements RoomEvents {
+  private readonly js;
+
   constructor(
-    private readonly nc: NatsConnection,
+    nc: NatsConnection,
     private readonly prefix: string,
     private readonly region: string,
-  ) {}
+  ) {
+    this.js = jetstream(nc);
+  }
 
   async changed(room: RoomRecord): Promise<void> {
     const event = RoomChangedEvent.encode({ room: toProtoRoom(room), originRegion: this.region }).finish();
-    this.nc.publish(roomChangedSubject(this.prefix, room.roomId), event);
+    await this.js.publish(roomChangedSubject(this.prefix, room.roomId), event, { msgID: `${room.roomId}:${room.version}` });
   }
+}
+
+function decode(data: Uint8Array): RoomRecord | undefined {
+  const event = RoomChangedEvent.decode(data);
+  return event.room ? fromProtoRoom(event.room) : undefined;
+}
+
+/**
+ * Every replica hears every change (plain subscription, no queue group) and updates its local
+ * cache at once; a missed message costs at most one cache TTL of staleness.
+ */
+export function watchRoomChanges(nc: NatsConnection, prefix: string, onRoom: (room: RoomRecord) => void, log: Logger): { stop(): void } {
+  const sub = nc.subscribe(subject(prefix, 'room.changed.>'), {
+    callback: (err, msg) => {
+      if (err) return log.warn({ err: err.message }, 'room change subscription error');
+      try {
+        const room = decode(msg.data);
+        if (room) onRoom(room);
+      } catch (e) {
+        log.warn({ err: (e as Error).message, subject: msg.subject }, 'undecodable room change event ignored');
+      }
+    },
+  });
+  return { stop: () => sub.unsubscribe() };
+}
+
+/**
+ * The region refresher: one durable consumer per region, shared by that region's replicas (each
+ * event is applied once per region), writing the event's room into the region's Redis. Versions
+ * decide, so redeliveries and out-of-order events are harmless. A failed apply is redelivered.
+ */
+export async function runRegionRefresher(
+  nc: NatsConnection,
+  prefix: string,
+  region: string,
+  apply: (room: RoomRecord) => Promise<boolean>,
+  log: Logger,
+): Promise<{ stop(): Promise<void> }> {
+  const stream = roomStreamName(prefix);
+  const durable = `room-refresh-${region}`;
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.consumers.info(stream, durable);
+  } catch {
+    await jsm.consumers.add(stream, {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(10_000),
+      max_ack_pending: 1000,
+    });
+  }
+  const consumer = await jetstream(nc).consumers.get(stream, durable);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+  const done = (async () => {
+    for await (const m of messages) {
+      try {
+        const room = decode(m.data);
+        if (room) await apply(room);
+        m.ack();
+      } catch (err) {
+        log.warn({ err: (err as Error).message, subject: m.subject }, 'region refresh failed; will be redelivered');
+        m.nak(1000);
+      }
+    }
+  })();
+  return {
+    async stop() {
+      await messages.close();
+      await done;
+    },
+  };
 }
