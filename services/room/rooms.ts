@@ -143,7 +143,8 @@ export function checkText(v: Violations, text: Partial<RoomText>, prefix = ''): 
     v.check(text.category.length <= LIMITS.category, `${prefix}category`, `must be at most ${LIMITS.category} characters`);
   }
   if (text.coverKey !== undefined) {
-    v.check(chars(text.coverKey) <= LIMITS.coverKey, `${prefix}cover_key`, `must be at most ${LIMITS.coverKey} characters`);
+    v.check(text.coverKey.length <= LIMITS.coverKey, `${prefix}cover_key`, `must be at most ${LIMITS.coverKey} characters`);
+    v.check(/^[\x21-\x7e]*$/.test(text.coverKey), `${prefix}cover_key`, 'must be a media-store key: printable ASCII without spaces');
   }
   if (text.notice !== undefined) {
     v.check(chars(text.notice) <= LIMITS.notice, `${prefix}notice`, `must be at most ${LIMITS.notice} characters`);

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
-import { credentials, Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status as Code, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
-import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
+import * as roomPb from '../../gen/ts/livemesh/room/v1/room.js';
+import { RoomServiceClient, type DeepPartial } from '../../gen/ts/livemesh/room/v1/room.js';
+import { badRequestOf, errorInfoOf } from '../../services/kit/grpc-errors.js';
 import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../services/kit/config.js';
 import { fromRoot } from '../../services/kit/paths.js';
 import { ServiceHost, type KitConfigValues } from '../../services/kit/server.js';
@@ -89,4 +91,43 @@ export function useRoomServer(name: string, env: Record<string, string> = {}): {
     await fixture.iso.cleanup();
   });
   return fixture;
+}
+
+type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
+type Promised<C> = {
+  [K in keyof C as C[K] extends Unary<infer _Q, infer _S> ? K : never]: C[K] extends Unary<infer Q, infer S> ? (req: DeepPartial<Q>, md?: Metadata) => Promise<S> : never;
+};
+
+/**
+ * Every RoomService RPC as `api.getRoom({ roomId }, as('7', 'viewer'))`, returning a promise.
+ * Requests are deep-partial (through the generated `fromPartial`): unset fields take their proto
+ * defaults, as on the wire.
+ */
+export function roomApi(client: RoomServiceClient): Promised<RoomServiceClient> {
+  return new Proxy({} as Promised<RoomServiceClient>, {
+    get: (_target, name: string) => {
+      const fn = (client as unknown as Record<string, Unary<unknown, unknown>>)[name];
+      if (typeof fn !== 'function') throw new Error(`RoomServiceClient has no method ${name}`);
+      const type = (roomPb as unknown as Record<string, { fromPartial(p: unknown): unknown } | undefined>)[`${name[0]?.toUpperCase()}${name.slice(1)}Request`];
+      if (!type) throw new Error(`no request message for ${name}`);
+      return (req: unknown, md: Metadata = new Metadata()) => call(fn, client, type.fromPartial(req), md);
+    },
+  });
+}
+
+/** The gRPC failure a promise ends with, reduced to what a client acts on; throws if it succeeded. */
+export async function failure(p: Promise<unknown>): Promise<{ code: string; reason: string | undefined; fields: string[]; message: string }> {
+  const err = await p.then(
+    (res) => {
+      throw new Error(`expected a gRPC error, got ${JSON.stringify(res)}`);
+    },
+    (e: unknown) => e as ServiceError,
+  );
+  if (typeof err.code !== 'number') throw err;
+  return {
+    code: Code[err.code] ?? String(err.code),
+    reason: errorInfoOf(err.metadata)?.reason,
+    fields: badRequestOf(err.metadata)?.fieldViolations.map((v) => v.field) ?? [],
+    message: err.details,
+  };
 }

@@ -13,9 +13,10 @@ export const roomChangedSubject = (prefix: string, roomId: string) => subject(pr
 export const roomStreamName = (prefix: string) => `${prefix ? `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_` : ''}ROOM_CHANGES`;
 
 /**
- * Only a room's latest event matters to a region catching up, so the stream keeps one message per
- * room (subject) for a week: it stays as small as the set of recently changed rooms, and a region
- * whose refresher was down replays exactly what it missed.
+ * Only a room's latest events matter to a region catching up, so the stream keeps a few messages
+ * per room (subject) for a week: it stays about as small as the set of recently changed rooms, and
+ * a region whose refresher was down replays what it missed. Not just one per room: two writers
+ * can publish versions 6 and 5 in that order, and keeping only the last message would lose 6.
  */
 export async function ensureRoomStream(nc: NatsConnection, prefix: string): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -24,7 +25,7 @@ export async function ensureRoomStream(nc: NatsConnection, prefix: string): Prom
     subjects: [subject(prefix, 'room.changed.>')],
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
-    max_msgs_per_subject: 1,
+    max_msgs_per_subject: 8,
     max_age: nanos(7 * 24 * 3600 * 1000),
     duplicate_window: nanos(2 * 60 * 1000),
   };

@@ -1,0 +1,112 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Room } from '../gen/ts/livemesh/room/v1/room.js';
+import { isolate } from '../scripts/isolation.js';
+import { freePorts } from '../scripts/net.js';
+import { as, failure, roomApi, startRoom, type RoomServer } from './support/room.js';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
+
+const iso = isolate('roomcache');
+const mysqlAt = (port: number) => {
+  const u = new URL(iso.urls.mysqlUrl);
+  u.hostname = '127.0.0.1';
+  u.port = String(port);
+  return u.toString();
+};
+
+let proxy: TcpProxy;
+let a: RoomServer;
+let b: RoomServer;
+const servers: RoomServer[] = [];
+
+beforeAll(async () => {
+  const mysql = new URL(iso.urls.mysqlUrl);
+  proxy = await startTcpProxy(mysql.hostname, Number(mysql.port || 3306));
+  // Two replicas of one region whose only way to MySQL is the proxy the tests cut.
+  const env = { MYSQL_URL: mysqlAt(proxy.port), ROOM_CACHE_TTL_MS: '1000', HOT_REFRESH_MS: '500' };
+  a = await startRoom(iso, env);
+  b = await startRoom(iso, env);
+  servers.push(a, b);
+});
+
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  await proxy.cut().catch(() => undefined);
+  await iso.cleanup();
+});
+
+const streamer = as('7001', 'streamer');
+
+describe('single flight', () => {
+  it('1,000 concurrent GetRoom calls for a room outside the local cache cost one Redis read per replica', async () => {
+    const { room } = await roomApi(a.client).createRoom({ title: 'the hot one', requestId: 'sf' }, streamer);
+    // Let the change event's copy expire from both local caches (TTL 1 s).
+    await new Promise((r) => setTimeout(r, 1200));
+    const key = `${iso.redisPrefix}r:${room?.roomId}`;
+    const monitor = await new Redis(iso.urls.redisUrl).monitor();
+    const reads: string[][] = [];
+    monitor.on('monitor', (_t: string, args: string[]) => {
+      if (args.includes(key)) reads.push(args);
+    });
+    try {
+      const calls = [a, b].flatMap((s) => Array.from({ length: 1000 }, () => roomApi(s.client).getRoom({ roomId: room?.roomId }, as('1', 'viewer'))));
+      const results = await Promise.all(calls);
+      expect(results.every((r) => r.room?.title === 'the hot one')).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      monitor.disconnect();
+    }
+    expect(reads.map((r) => r[0]?.toLowerCase())).toEqual(['hgetall', 'hgetall']);
+  });
+});
+
+describe('with MySQL unreachable', () => {
+  let room: Room;
+  let other: Room;
+
+  beforeAll(async () => {
+    const api = roomApi(a.client);
+    room = (await api.createRoom({ title: 'still here', category: 'news', requestId: 'down-1' }, streamer)).room!;
+    other = (await api.createRoom({ title: 'also here', category: 'news', requestId: 'down-2' }, streamer)).room!;
+    await api.startLive({ roomId: room.roomId }, streamer);
+    await proxy.cut();
+  });
+
+  it('every read RPC still answers, from the local cache and Redis', async () => {
+    for (const server of [a, b]) {
+      const api = roomApi(server.client);
+      const viewer = as(`80${servers.indexOf(server)}`, 'viewer');
+      expect((await api.getRoom({ roomId: room.roomId }, viewer)).room?.title).toBe('still here');
+      expect((await api.batchGetRooms({ roomIds: [room.roomId, other.roomId] }, viewer)).rooms).toHaveLength(2);
+      expect((await api.listLiveRooms({ category: 'news' }, viewer)).rooms.map((r) => r.roomId)).toEqual([room.roomId]);
+      expect((await api.listRoomsByStreamer({ streamerId: '7001' }, viewer)).rooms.length).toBeGreaterThanOrEqual(2);
+      expect((await api.enterRoom({ roomId: room.roomId, sessionId: 's' }, viewer)).room?.roomId).toBe(room.roomId);
+      expect(Number((await api.getOnlineCount({ roomId: room.roomId })).onlineCount)).toBeGreaterThanOrEqual(1);
+      expect((await api.listHotRooms({ limit: 10 })).computeTime).toBeInstanceOf(Date);
+      await api.leaveRoom({ roomId: room.roomId, sessionId: 's' }, viewer);
+    }
+  });
+
+  it('every write fails cleanly with UNAVAILABLE, and the process keeps serving', async () => {
+    const api = roomApi(a.client);
+    for (const p of [
+      api.createRoom({ title: 'new', requestId: 'down-3' }, streamer),
+      api.updateRoom({ roomId: room.roomId, room: { title: 'changed' }, updateMask: ['title'] }, streamer),
+      api.startLive({ roomId: other.roomId }, streamer),
+      api.stopLive({ roomId: room.roomId }, streamer),
+      api.assignGiftGroup({ roomId: room.roomId, giftGroupId: '3' }, as('1', 'admin')),
+    ]) {
+      expect(await failure(p)).toMatchObject({ code: 'UNAVAILABLE', reason: 'DEPENDENCY_UNAVAILABLE' });
+    }
+    expect((await api.getRoom({ roomId: room.roomId })).room?.title).toBe('still here');
+  });
+
+  it('a new replica starts and serves reads while MySQL is down', async () => {
+    const [deadPort] = (await freePorts(1)) as [number];
+    const c = await startRoom(iso, { MYSQL_URL: mysqlAt(deadPort) });
+    servers.push(c);
+    expect((await roomApi(c.client).getRoom({ roomId: room.roomId })).room?.title).toBe('still here');
+    expect(c.logs.lines.some((l) => String(l.msg).startsWith('MySQL unreachable at start-up'))).toBe(true);
+    expect(await failure(roomApi(c.client).startLive({ roomId: other.roomId }, streamer))).toMatchObject({ code: 'UNAVAILABLE' });
+  });
+});
