@@ -1,0 +1,334 @@
+/**
+ * What every benchmark shares: flags, server processes (started, probed until SERVING, stopped
+ * with a drain), a closed-loop load driver with a fixed number of calls in flight, per-process CPU
+ * from /proc, percentiles, and Ctrl-C handling that stops children and removes bench data.
+ *
+ * Benchmarks print; they never pass or fail on their numbers.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../../gen/ts/grpc/health/v1/health.js';
+import { freePorts } from '../net.js';
+
+let tag = 'bench:';
+
+/** Names the benchmark in every progress line ("bench room:"). */
+export function setBenchTag(name: string): void {
+  tag = `bench ${name}:`;
+}
+
+export const say = (line: string): void => void process.stdout.write(`${tag} ${line}\n`);
+
+export interface BenchOptions {
+  seconds: number;
+  concurrency: number;
+  warmup: number;
+}
+
+/** --seconds N (measured window), --concurrency N (calls in flight), --warmup N (seconds). */
+export function parseArgs(argv: string[], defaults: BenchOptions = { seconds: 5, concurrency: 32, warmup: 1 }): BenchOptions {
+  const opts = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const [flag, inline] = arg.includes('=') ? (arg.split('=', 2) as [string, string]) : [arg, undefined];
+    const key = { '--seconds': 'seconds', '--concurrency': 'concurrency', '--warmup': 'warmup' }[flag] as keyof typeof opts | undefined;
+    if (!key) {
+      process.stderr.write(`${tag} unknown argument ${JSON.stringify(arg)}; flags: --seconds N, --concurrency N, --warmup N\n`);
+      process.exit(2);
+    }
+    const raw = inline ?? argv[++i];
+    const value = Number(raw);
+    const min = key === 'warmup' ? 0 : key === 'seconds' ? 0.1 : 1;
+    if (!Number.isFinite(value) || value < min || (key === 'concurrency' && !Number.isInteger(value))) {
+      process.stderr.write(`${tag} ${flag} needs a number >= ${min}${key === 'concurrency' ? ' (integer)' : ''} (got ${JSON.stringify(raw)})\n`);
+      process.exit(2);
+    }
+    opts[key] = value;
+  }
+  return opts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+export const CLK_TCK = (() => {
+  const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number(out.stdout?.trim());
+  return Number.isInteger(n) && n > 0 ? n : 100;
+})();
+
+/** utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat). */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may contain spaces: count from after it.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+export interface Server {
+  label: string;
+  child: ChildProcess;
+  pid: number;
+  address: string;
+  /** The last lines the child printed, for when it dies. */
+  tail(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export const live = new Set<ChildProcess>();
+
+/**
+ * Starts a server process and waits until its Health/Check("") answers SERVING.
+ * Detached (its own process group), so a Ctrl-C reaches only this process, which then stops the
+ * child with SIGTERM and lets it drain, rather than the child draining on its own mid-run.
+ */
+export async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal): Promise<Server> {
+  const [port] = (await freePorts(1)) as [number];
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env },
+    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  live.add(child);
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(line);
+    if (lines.length > 40) lines.splice(0, lines.length - 40);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, sig) => {
+      live.delete(child);
+      resolve({ code, signal: sig });
+    }),
+  );
+  let dead = false;
+  void exited.then(() => (dead = true));
+  if (child.pid === undefined) throw new Error(`${label}: could not start ${script}`);
+  const server: Server = { label, child, pid: child.pid, address: `127.0.0.1:${port}`, tail: () => lines.join('\n'), exited };
+
+  const probe = new HealthClient(server.address, credentials.createInsecure());
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (signal.aborted) throw new Interrupted();
+      if (dead) throw new Error(`${label} exited before serving:\n${server.tail()}`);
+      if (Date.now() > deadline) throw new Error(`${label} did not report SERVING within 60 s:\n${server.tail()}`);
+      const status = await new Promise<Serving | undefined>((resolve) =>
+        probe.check({ service: '' }, new Metadata(), { deadline: Date.now() + 1000 }, (err, res) => resolve(err ? undefined : res.status)),
+      );
+      if (status === Serving.SERVING) return server;
+      await sleep(100);
+    }
+  } catch (err) {
+    await stopServer(server);
+    throw err;
+  } finally {
+    probe.close();
+  }
+}
+
+/** SIGTERM and wait for the drain; SIGKILL if it has not exited after 20 s. */
+export async function stopServer(server: Server): Promise<void> {
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    say(`${server.label} still running 20 s after SIGTERM; killing it`);
+    server.child.kill('SIGKILL');
+  }, 20_000);
+  const { code, signal } = await server.exited;
+  clearTimeout(timer);
+  if (code !== 0 && signal !== 'SIGTERM') say(`note: ${server.label} exited with ${code ?? signal}:\n${server.tail()}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+export class Interrupted extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
+
+export type Fire = (done: (err: ServiceError | null) => void) => void;
+
+export interface Window {
+  calls: number;
+  errors: Map<string, number>;
+  latenciesMs: Float64Array;
+  elapsedMs: number;
+  serverCpuS: number;
+  clientCpuS: number;
+}
+
+/**
+ * Keeps `concurrency` calls in flight for `ms`: each completed call launches the next until the
+ * time is up; the window ends when the last call in flight returns.
+ */
+export function drive(
+  fire: Fire,
+  opts: { concurrency: number; ms: number; serverPid: number; signal: AbortSignal; tick?: (elapsedMs: number, calls: number) => void },
+): Promise<Window> {
+  return new Promise((resolve) => {
+    let latencies = new Float64Array(1 << 16);
+    let calls = 0;
+    let inflight = 0;
+    const errors = new Map<string, number>();
+    const cpu0 = processCpuSeconds(opts.serverPid);
+    const client0 = process.cpuUsage();
+    const start = performance.now();
+    const end = start + opts.ms;
+    const ticker = opts.tick ? setInterval(() => opts.tick?.(performance.now() - start, calls), 1000) : undefined;
+    const finish = (at: number) => {
+      if (ticker) clearInterval(ticker);
+      const client = process.cpuUsage(client0);
+      resolve({
+        calls,
+        errors,
+        latenciesMs: latencies.subarray(0, calls),
+        elapsedMs: at - start,
+        serverCpuS: processCpuSeconds(opts.serverPid) - cpu0,
+        clientCpuS: (client.user + client.system) / 1e6,
+      });
+    };
+    const launch = () => {
+      inflight++;
+      const t0 = performance.now();
+      fire((err) => {
+        const t1 = performance.now();
+        inflight--;
+        if (calls === latencies.length) {
+          const bigger = new Float64Array(latencies.length * 2);
+          bigger.set(latencies);
+          latencies = bigger;
+        }
+        latencies[calls++] = t1 - t0;
+        if (err) {
+          const key = Code[err.code] ?? String(err.code);
+          errors.set(key, (errors.get(key) ?? 0) + 1);
+        }
+        if (t1 < end && !opts.signal.aborted) launch();
+        else if (inflight === 0) finish(t1);
+      });
+    };
+    for (let i = 0; i < opts.concurrency; i++) launch();
+  });
+}
+
+export interface Row {
+  label: string;
+  callsPerSec: number;
+  p50: number;
+  p99: number;
+  serverCpuUsPerCall: number;
+  clientCpuUsPerCall: number;
+  serverCpuShare: number;
+  errors: number;
+  errorKinds: string;
+  skipped?: string;
+}
+
+export function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
+}
+
+export async function measure(
+  step: string,
+  label: string,
+  server: Server,
+  fire: Fire,
+  opts: { seconds: number; concurrency: number; warmup: number },
+  signal: AbortSignal,
+): Promise<Row> {
+  if (opts.warmup > 0) {
+    say(`${step} ${label}: warming up ${opts.warmup}s`);
+    await drive(fire, { concurrency: opts.concurrency, ms: opts.warmup * 1000, serverPid: server.pid, signal });
+  }
+  if (signal.aborted) throw new Interrupted();
+  const w = await drive(fire, {
+    concurrency: opts.concurrency,
+    ms: opts.seconds * 1000,
+    serverPid: server.pid,
+    signal,
+    tick: (ms, calls) => say(`${step} ${label}: ${Math.round(ms / 1000)}s/${opts.seconds}s, ${formatK(calls)} calls`),
+  });
+  if (signal.aborted) throw new Interrupted();
+  const sorted = Float64Array.from(w.latenciesMs).sort();
+  const errors = [...w.errors.values()].reduce((a, b) => a + b, 0);
+  const row: Row = {
+    label,
+    callsPerSec: w.calls / (w.elapsedMs / 1000),
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    serverCpuUsPerCall: (w.serverCpuS * 1e6) / w.calls,
+    clientCpuUsPerCall: (w.clientCpuS * 1e6) / w.calls,
+    serverCpuShare: w.serverCpuS / (w.elapsedMs / 1000),
+    errors,
+    errorKinds: [...w.errors].map(([k, n]) => `${k} ${n}`).join(', '),
+  };
+  say(
+    `${step} ${label}: ${formatK(w.calls)} calls in ${(w.elapsedMs / 1000).toFixed(1)}s, ${Math.round(row.callsPerSec)}/s, ` +
+      `p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, errors ${errors}${errors ? ` (${row.errorKinds})` : ''}`,
+  );
+  return row;
+}
+
+
+export function formatK(n: number): string {
+  return n >= 10_000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n);
+}
+
+export function machineLine(): string {
+  const list = cpus();
+  const model = (list[0]?.model ?? 'unknown cpu').replace(/\s+/g, ' ').trim();
+  const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+  return (
+    `machine: ${list.length} cpus (${model}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ` +
+    `${process.platform} ${process.arch}, load average at start ${load}, ${new Date().toISOString()}`
+  );
+}
+
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * First Ctrl-C (or SIGTERM): abort, so the run stops its servers gracefully and removes its data.
+ * Second: kill the children at once. Children are also killed if this process exits any other way.
+ */
+export function interruptible(): AbortController {
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts > 1) {
+      say(`second ${sig}: killing the servers now`);
+      for (const child of live) child.kill('SIGKILL');
+      process.exit(130);
+    }
+    say(`${sig}: stopping (servers get SIGTERM and drain; bench data is removed)`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+  return abort;
+}
+
+/** Runs a benchmark's main and exits with its code; a crash prints the stack once. */
+export function runBench(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${tag} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
