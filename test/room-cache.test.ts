@@ -58,6 +58,11 @@ describe('single flight', () => {
       monitor.disconnect();
     }
     expect(reads.map((r) => r[0]?.toLowerCase())).toEqual(['hgetall', 'hgetall']);
+    // The replica's own account, as /metrics shows it: 1,000 reads, one of them went to Redis.
+    const metric = await a.host.metrics.registry.getSingleMetricAsString('room_local_cache_reads_total');
+    const count = (outcome: string) => Number(new RegExp(`outcome="${outcome}"[^}]*\\} (\\d+)`).exec(metric)?.[1]);
+    expect(count('hit') + count('miss')).toBeGreaterThanOrEqual(1000);
+    expect(count('load')).toBe(1);
   });
 });
 

@@ -1,4 +1,5 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { RoomServiceService } from '../../gen/ts/livemesh/room/v1/room.js';
 import { int, port } from '../kit/config.js';
@@ -62,6 +63,7 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
   const cache = new RedisRoomCache(redis);
   const local = new LocalRoomCache((id) => cache.get(id), { max: config.ROOM_CACHE_MAX, ttlMs: config.ROOM_CACHE_TTL_MS });
   const reader = new RoomReader(local, cache);
+  exportCacheMetrics(host, local);
   const presenceStore = new RedisPresence(redis);
   const hot = new HotRooms(presenceStore, reader, (err) => log.warn({ err }, 'hot list refresh failed; serving the previous list'));
   const writer = new RoomWriter(store, cache, new NatsRoomEvents(nats, config.NATS_PREFIX, config.REGION), (err, roomId) =>
@@ -83,6 +85,24 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
   const useCases = { writer, reader, presence: new Presence(reader, presenceStore, config.ONLINE_SESSION_TTL_MS), hot };
   host.addService(RoomServiceService, roomHandlers(useCases, log) as unknown as UntypedServiceImplementation);
   return useCases;
+}
+
+/** Local-cache figures on /metrics: the hit ratio during a spike is the first thing to check. */
+function exportCacheMetrics(host: ServiceHost, local: LocalRoomCache): void {
+  const registers = [host.metrics.registry];
+  new Counter({
+    name: 'room_local_cache_reads_total',
+    help: 'Room reads by outcome: hit (memory), miss (waited for Redis), load (Redis reads actually made; misses share loads)',
+    labelNames: ['outcome'],
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ outcome: 'hit' }, local.stats.hits);
+      this.inc({ outcome: 'miss' }, local.stats.misses);
+      this.inc({ outcome: 'load' }, local.stats.loads);
+    },
+  });
+  new Gauge({ name: 'room_local_cache_rooms', help: 'Rooms held in the local cache', registers, collect() { this.set(local.size); } });
 }
 
 function createMysqlPoolClosedBy(host: ServiceHost, config: RoomConfig, database: string) {
