@@ -1,13 +1,15 @@
 /**
- * The benchmark baseline: a bare grpc-js server with no interceptors, serving only
- * grpc.health.v1 Health/Check with a constant SERVING answer. What a unary call costs in grpc-js
- * itself, before anything livemesh adds.
+ * The benchmark baseline: a bare grpc-js server with no interceptors, serving
+ * grpc.health.v1 Health/Check with a constant SERVING answer, and `/livemesh.bench.Echo/Echo`,
+ * which returns the request's bytes untouched (no protobuf code at all). What a unary call costs
+ * in grpc-js itself, before anything livemesh adds.
  *
  * `node dist/scripts/bench/bare-server.js [port]` (or PORT=...); 0 or nothing picks a free port.
  * Prints one JSON line `{"port":N}` once it listens; SIGTERM/SIGINT shut it down gracefully.
  */
 import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthService, type HealthCheckResponse } from '../../gen/ts/grpc/health/v1/health.js';
+import { ECHO_SERVICE } from './echo.js';
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
 const host = process.env.HOST || '127.0.0.1';
@@ -22,6 +24,7 @@ const impl = {
   check: (_call: unknown, callback: (err: null, res: HealthCheckResponse) => void) => callback(null, serving),
 };
 server.addService(HealthService, impl as unknown as UntypedServiceImplementation);
+server.addService(ECHO_SERVICE, { echo: (call: { request: Buffer }, callback: (err: null, res: Buffer) => void) => callback(null, call.request) } as unknown as UntypedServiceImplementation);
 
 const bound = await new Promise<number>((resolve, reject) =>
   server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

@@ -2,7 +2,8 @@
  * `npm run bench:room`: the Room read path against a bare grpc-js server, and cross-region
  * visibility of writes. Every server is its own child process; this process drives the load.
  *
- *   1. bare grpc-js, Health/Check answering a constant (the baseline: grpc-js's own cost per call);
+ *   1. bare grpc-js echo (the baseline: grpc-js's own cost per call), sent a payload the size of
+ *      a GetRoom response with the same identity metadata, so client and wire costs match;
  *   2. Room GetRoom for one room, a local-cache hit (what a hot room costs per viewer read);
  *   3. Room BatchGetRooms of 100 rooms, all fields (local cache) and with a two-field read mask
  *      (one Redis pipeline of 100 HMGETs per call);
@@ -14,15 +15,14 @@
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
-import { HealthClient } from '../../gen/ts/grpc/health/v1/health.js';
 import {
   RoomServiceClient,
   type CreateRoomRequest,
   type CreateRoomResponse,
   type GetRoomRequest,
-  type GetRoomResponse,
+  GetRoomResponse,
   type Room,
   type UpdateRoomRequest,
   type UpdateRoomResponse,
@@ -31,6 +31,7 @@ import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { roomKey } from '../../services/room/store/redis-rooms.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate, type Isolation } from '../isolation.js';
+import { EchoClient } from './echo.js';
 import {
   formatK,
   Interrupted,
@@ -61,6 +62,27 @@ const identity = (userId: string, role: string) => {
   return md;
 };
 const STREAMER = identity('424242', 'streamer');
+
+/** A room like the ones the bench creates, to size the echo baseline's payload. */
+const SAMPLE_ROOM: Room = {
+  roomId: '1000',
+  streamerId: '424242',
+  title: 'bench room 0',
+  category: 'music',
+  coverKey: 'covers/2026/11/bench.jpg',
+  notice: 'welcome to the benchmark',
+  status: 1,
+  giftGroupId: '0',
+  version: '1',
+  createTime: new Date(),
+  updateTime: new Date(),
+  liveStartTime: undefined,
+};
+
+interface EchoStub {
+  echo(req: Buffer, md: Metadata, cb: (err: ServiceError | null, res: Buffer) => void): void;
+  close(): void;
+}
 const VIEWER = identity('7', 'viewer');
 
 const done = <T>(resolve: (v: T) => void, reject: (e: Error) => void) => (err: Error | null, res: T) => (err ? reject(err) : resolve(res));
@@ -155,7 +177,7 @@ function report(rows: Row[], vis: Visibility, bytes: { typical: number; worst: n
     ...(bare ? [fmtRow(bare, undefined)] : []),
     ...rest.map((r) => fmtRow(r, bare)),
     '',
-    `GetRoom (cache hit) / bare grpc-js: ${bare && getRoom ? (getRoom.callsPerSec / bare.callsPerSec).toFixed(2) : 'n/a'}× (target ≥ 0.70)`,
+    `GetRoom (cache hit) / bare grpc-js echo: ${bare && getRoom ? (getRoom.callsPerSec / bare.callsPerSec).toFixed(2) : 'n/a'}× (target ≥ 0.70)`,
     `BatchGetRooms(100): rooms/s = calls/s × 100 (${rows
       .slice(2)
       .map((r) => `${r.label}: ${formatK(Math.round(r.callsPerSec * 100))} rooms/s`)
@@ -183,12 +205,13 @@ async function main(): Promise<number> {
   const clients: Array<{ close(): void }> = [];
   const rows: Row[] = [];
   try {
-    say(`[1/6] bare grpc-js server (Health/Check)`);
+    say(`[1/6] bare grpc-js echo server`);
     const bare = await startServer('bare grpc-js', fromRoot('dist', 'scripts', 'bench', 'bare-server.js'), {}, true, abort.signal);
     servers.push(bare);
-    const health = new HealthClient(bare.address, credentials.createInsecure());
-    clients.push(health);
-    rows.push(await measure('[1/6]', 'bare grpc-js Health/Check', bare, (done) => void health.check({ service: '' }, (err) => done(err)), opts, abort.signal));
+    const echo = new EchoClient(bare.address, credentials.createInsecure()) as unknown as EchoStub;
+    clients.push(echo);
+    const payload = Buffer.from(GetRoomResponse.encode({ room: SAMPLE_ROOM }).finish());
+    rows.push(await measure('[1/6]', `bare grpc-js echo (${payload.length} B)`, bare, (done) => void echo.echo(payload, VIEWER, (err) => done(err)), opts, abort.signal));
     await stopServer(bare);
     servers.splice(servers.indexOf(bare), 1);
 
