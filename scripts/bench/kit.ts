@@ -8,8 +8,8 @@
  *   A. a bare grpc-js server, no interceptors, Health/Check answering SERVING (the baseline);
  *   B. the same Health/Check through a kit ServiceHost with its default configuration
  *      (observe interceptor: lm-load header and trailer, ORCA trailer, call metrics);
- *   C. the real Room process answering GetRoom for a room created first (a Redis read per
- *      call), for scale, on its own database, Redis prefix and NATS prefix, removed afterwards.
+ *   C. the real Room process answering GetRoom for a room created first (served from its local
+ *      cache), for scale, on its own database, Redis prefix and NATS prefix, removed afterwards.
  *
  * For each: warm up, then measure calls/s, p50/p99 latency, errors and the server's CPU time per
  * call (from /proc/<pid>/stat). A benchmark, not a timed test: it prints numbers, it does not
@@ -160,8 +160,8 @@ async function main(): Promise<number> {
     rows.push(
       await benchHealth('[2/3]', 'kit host (Health/Check)', fromRoot('dist', 'scripts', 'bench', 'kit-server.js'), { METRICS_PORT: '0', LOG_LEVEL: 'info' }, opts, abort.signal),
     );
-    if (infraProblem) rows.push({ label: 'Room GetRoom (Redis read)', skipped: 'MariaDB/Redis/NATS not available', callsPerSec: 0, p50: 0, p99: 0, serverCpuUsPerCall: 0, clientCpuUsPerCall: 0, serverCpuShare: 0, errors: 0, errorKinds: '' });
-    else rows.push(await benchRoom('[3/3]', 'Room GetRoom (Redis read)', opts, abort.signal));
+    if (infraProblem) rows.push({ label: 'Room GetRoom (local-cache hit)', skipped: 'MariaDB/Redis/NATS not available', callsPerSec: 0, p50: 0, p99: 0, serverCpuUsPerCall: 0, clientCpuUsPerCall: 0, serverCpuShare: 0, errors: 0, errorKinds: '' });
+    else rows.push(await benchRoom('[3/3]', 'Room GetRoom (local-cache hit)', opts, abort.signal));
   } catch (err) {
     if (err instanceof Interrupted || abort.signal.aborted) {
       say('interrupted; servers stopped');
