@@ -186,16 +186,18 @@ describe('Entering and leaving', () => {
 describe('Bad input', () => {
   it('unknown ids are NOT_FOUND for every RPC that names a room', async () => {
     const id = '888888888';
-    for (const p of [
-      api().getRoom({ roomId: id }, viewer()),
-      api().enterRoom({ roomId: id, sessionId: 's' }, viewer()),
-      api().leaveRoom({ roomId: id, sessionId: 's' }, viewer()),
-      api().getOnlineCount({ roomId: id }),
-      api().startLive({ roomId: id }, as('1', 'admin')),
-      api().updateRoom({ roomId: id, room: { title: 'x' }, updateMask: ['title'] }, as('1', 'admin')),
-    ]) {
-      expect(await failure(p)).toMatchObject({ code: 'NOT_FOUND', reason: 'ROOM_NOT_FOUND' });
-    }
+    // Each promise gets its handler at once: none may reject unobserved while an earlier one is awaited.
+    const refusals = await Promise.all(
+      [
+        api().getRoom({ roomId: id }, viewer()),
+        api().enterRoom({ roomId: id, sessionId: 's' }, viewer()),
+        api().leaveRoom({ roomId: id, sessionId: 's' }, viewer()),
+        api().getOnlineCount({ roomId: id }),
+        api().startLive({ roomId: id }, as('1', 'admin')),
+        api().updateRoom({ roomId: id, room: { title: 'x' }, updateMask: ['title'] }, as('1', 'admin')),
+      ].map(failure),
+    );
+    for (const refusal of refusals) expect(refusal).toMatchObject({ code: 'NOT_FOUND', reason: 'ROOM_NOT_FOUND' });
   });
 
   it('empty and oversized batches, unknown mask paths and overlong titles name the field', async () => {
@@ -227,15 +229,17 @@ describe('Bad input', () => {
   it('a viewer calling any write gets PERMISSION_DENIED, and nothing changes', async () => {
     const room = await newRoom('5002');
     const v = viewer('5003');
-    for (const p of [
-      api().createRoom({ title: 't', requestId: 'v' }, v),
-      api().updateRoom({ roomId: room.roomId, room: { title: 'hijacked' }, updateMask: ['title'] }, v),
-      api().startLive({ roomId: room.roomId }, v),
-      api().stopLive({ roomId: room.roomId }, v),
-      api().assignGiftGroup({ roomId: room.roomId, giftGroupId: '5' }, v),
-    ]) {
-      expect(await failure(p)).toMatchObject({ code: 'PERMISSION_DENIED', reason: 'WRITE_NOT_ALLOWED' });
-    }
+    // Each promise gets its handler at once: none may reject unobserved while an earlier one is awaited.
+    const refusals = await Promise.all(
+      [
+        api().createRoom({ title: 't', requestId: 'v' }, v),
+        api().updateRoom({ roomId: room.roomId, room: { title: 'hijacked' }, updateMask: ['title'] }, v),
+        api().startLive({ roomId: room.roomId }, v),
+        api().stopLive({ roomId: room.roomId }, v),
+        api().assignGiftGroup({ roomId: room.roomId, giftGroupId: '5' }, v),
+      ].map(failure),
+    );
+    for (const refusal of refusals) expect(refusal).toMatchObject({ code: 'PERMISSION_DENIED', reason: 'WRITE_NOT_ALLOWED' });
     expect((await api().getRoom({ roomId: room.roomId })).room).toEqual(room);
   });
 });

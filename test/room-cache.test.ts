@@ -95,15 +95,17 @@ describe('with MySQL unreachable', () => {
 
   it('every write fails cleanly with UNAVAILABLE, and the process keeps serving', async () => {
     const api = roomApi(a.client);
-    for (const p of [
-      api.createRoom({ title: 'new', requestId: 'down-3' }, streamer),
-      api.updateRoom({ roomId: room.roomId, room: { title: 'changed' }, updateMask: ['title'] }, streamer),
-      api.startLive({ roomId: other.roomId }, streamer),
-      api.stopLive({ roomId: room.roomId }, streamer),
-      api.assignGiftGroup({ roomId: room.roomId, giftGroupId: '3' }, as('1', 'admin')),
-    ]) {
-      expect(await failure(p)).toMatchObject({ code: 'UNAVAILABLE', reason: 'DEPENDENCY_UNAVAILABLE' });
-    }
+    // Each promise gets its handler at once: none may reject unobserved while an earlier one is awaited.
+    const refusals = await Promise.all(
+      [
+        api.createRoom({ title: 'new', requestId: 'down-3' }, streamer),
+        api.updateRoom({ roomId: room.roomId, room: { title: 'changed' }, updateMask: ['title'] }, streamer),
+        api.startLive({ roomId: other.roomId }, streamer),
+        api.stopLive({ roomId: room.roomId }, streamer),
+        api.assignGiftGroup({ roomId: room.roomId, giftGroupId: '3' }, as('1', 'admin')),
+      ].map(failure),
+    );
+    for (const refusal of refusals) expect(refusal).toMatchObject({ code: 'UNAVAILABLE', reason: 'DEPENDENCY_UNAVAILABLE' });
     expect((await api.getRoom({ roomId: room.roomId })).room?.title).toBe('still here');
   });
 
