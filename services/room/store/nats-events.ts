@@ -1,4 +1,5 @@
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type ConsumerMessages } from '@nats-io/jetstream';
+import { ensureStream, streamName } from '../../kit/streams.js';
 import { nanos } from '@nats-io/nats-core';
 import { RoomChangedEvent } from '../../../gen/ts/livemesh/room/v1/room.js';
 import type { Logger } from '../../kit/logger.js';
@@ -10,7 +11,7 @@ import type { RoomEvents, RoomRecord } from '../rooms.js';
 export const roomChangedSubject = (prefix: string, roomId: string) => subject(prefix, `room.changed.${roomId}`);
 
 /** The JetStream stream holding change events; NATS_PREFIX keeps test runs apart. */
-export const roomStreamName = (prefix: string) => `${prefix ? `${prefix.replace(/[^A-Za-z0-9_-]/g, '_')}_` : ''}ROOM_CHANGES`;
+export const roomStreamName = (prefix: string) => streamName(prefix, 'ROOM_CHANGES');
 
 /**
  * Only a room's latest events matter to a region catching up, so the stream keeps a few messages
@@ -19,8 +20,7 @@ export const roomStreamName = (prefix: string) => `${prefix ? `${prefix.replace(
  * can publish versions 6 and 5 in that order, and keeping only the last message would lose 6.
  */
 export async function ensureRoomStream(nc: NatsConnection, prefix: string): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  const config = {
+  await ensureStream(nc, {
     name: roomStreamName(prefix),
     subjects: [subject(prefix, 'room.changed.>')],
     storage: StorageType.File,
@@ -28,13 +28,7 @@ export async function ensureRoomStream(nc: NatsConnection, prefix: string): Prom
     max_msgs_per_subject: 8,
     max_age: nanos(7 * 24 * 3600 * 1000),
     duplicate_window: nanos(2 * 60 * 1000),
-  };
-  try {
-    await jsm.streams.add(config);
-  } catch {
-    // It exists, perhaps created by an older release with other limits: bring it up to date.
-    await jsm.streams.update(config.name, config);
-  }
+  });
 }
 
 /**
