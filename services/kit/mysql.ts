@@ -1,4 +1,4 @@
-import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+import mysql, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
 
 /**
  * Connection options from a mysql:// URL. The database is passed separately because each service
@@ -47,4 +47,20 @@ export function createMysqlPool(url: string, database: string, connectionLimit =
 export function quoteIdent(name: string): string {
   if (!/^[A-Za-z0-9_]{1,64}$/.test(name)) throw new Error(`unsafe MySQL identifier: ${JSON.stringify(name)}`);
   return `\`${name}\``;
+}
+
+/** Runs `fn` in a transaction on one pooled connection: commit on success, rollback on any failure. */
+export async function withTransaction<T>(pool: Pool, fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  const conn = await pool.getConnection();
+  try {
+    await conn.beginTransaction();
+    const out = await fn(conn);
+    await conn.commit();
+    return out;
+  } catch (err) {
+    await conn.rollback().catch(() => undefined);
+    throw err;
+  } finally {
+    conn.release();
+  }
 }

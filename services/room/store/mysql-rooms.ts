@@ -1,4 +1,5 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { withTransaction } from '../../kit/mysql.js';
 import type { GuardedWrite, NewRoom, RoomChange, RoomChecksum, RoomRecord, RoomStore, WriteGuard } from '../rooms.js';
 
 interface RoomRow extends RowDataPacket {
@@ -59,19 +60,8 @@ export class MysqlRoomStore implements RoomStore {
     }
   }
 
-  async applyChange(roomId: string, guard: WriteGuard, change: RoomChange, now: Date): Promise<GuardedWrite> {
-    const conn = await this.pool.getConnection();
-    try {
-      await conn.beginTransaction();
-      const result = await this.applyLocked(conn, roomId, guard, change, now);
-      await conn.commit();
-      return result;
-    } catch (err) {
-      await conn.rollback().catch(() => undefined);
-      throw err;
-    } finally {
-      conn.release();
-    }
+  applyChange(roomId: string, guard: WriteGuard, change: RoomChange, now: Date): Promise<GuardedWrite> {
+    return withTransaction(this.pool, (conn) => this.applyLocked(conn, roomId, guard, change, now));
   }
 
   async scan(afterId: string, limit: number): Promise<RoomRecord[]> {

@@ -1,0 +1,57 @@
+import type { Logger } from '../kit/logger.js';
+import type { OrderStore, Payments } from './ports.js';
+
+/**
+ * Settles orders left CREATED by a crash or a lost Ledger answer. For each one older than
+ * `afterMs`, it asks the Ledger to void the order's transfer id: if a transfer already has it the
+ * money moved and the order goes on to PAID; otherwise the id can never be used again and the
+ * order is FAILED with nothing debited. Every replica may run it: the Ledger call is idempotent
+ * and the state changes are compare-and-set.
+ */
+export class Recovery {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+
+  constructor(
+    private readonly orders: OrderStore,
+    private readonly payments: Payments,
+    private readonly afterMs: number,
+    private readonly onPaid: () => void,
+    private readonly log: Logger,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => void this.runOnce().catch((err: unknown) => this.log.warn({ err }, 'recovery pass failed; will retry')), intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
+  /** One pass; returns how many orders it settled. Concurrent callers share the pass. */
+  runOnce(): Promise<number> {
+    this.running ??= this.pass().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async pass(): Promise<number> {
+    const now = this.clock();
+    const stale = await this.orders.createdBefore(new Date(now.getTime() - this.afterMs), 100);
+    let settled = 0;
+    for (const order of stale) {
+      const outcome = await this.payments.settle(order);
+      if (outcome === 'paid') {
+        await this.orders.markPaid(order.orderId, null, this.clock());
+        this.onPaid();
+      } else {
+        await this.orders.markFailed(order.orderId, 'ORDER_FAILED', this.clock());
+      }
+      this.log.info({ orderId: order.orderId, outcome }, 'recovered an order left CREATED');
+      settled++;
+    }
+    return settled;
+  }
+}
