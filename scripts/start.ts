@@ -64,6 +64,19 @@ interface ProcessSpec {
 }
 
 /**
+ * Where each service is, for the processes that call it: `ROOM_ADDR`, `LEDGER_ADDR`, … naming the
+ * service's first replica on the shifted ports. A value already in the environment wins.
+ */
+function peerAddresses(offset: number, env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const service of SERVICES) {
+    const key = `${service.name.toUpperCase()}_ADDR`;
+    out[key] = env[key] || `127.0.0.1:${service.port + offset}`;
+  }
+  return out;
+}
+
+/**
  * Every process to run, and the services skipped because their main.js is not in dist/ yet: the
  * services are written one at a time, and the mesh should run whatever exists so far.
  */
@@ -72,6 +85,7 @@ function planProcesses(root: string, offset: number, env: NodeJS.ProcessEnv): { 
   const skipped: string[] = [];
   // Short by default: a developer restarting the mesh wants it back quickly, not a production-sized grace.
   const drainGrace = env.DRAIN_GRACE_MS || '200';
+  const peers = peerAddresses(offset, env);
   for (const service of SERVICES) {
     const script = join(root, 'dist', 'services', service.name, 'main.js');
     if (!existsSync(script)) {
@@ -88,14 +102,14 @@ function planProcesses(root: string, offset: number, env: NodeJS.ProcessEnv): { 
         script,
         port,
         metricsPort,
-        env: { PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace },
+        env: { ...peers, PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace },
       });
     }
   }
   const bffScript = join(root, 'dist', 'bff', 'main.js');
   if (existsSync(bffScript)) {
     const port = BFF_PORT + offset;
-    specs.push({ name: 'bff', kind: 'http', script: bffScript, port, metricsPort: undefined, env: { PORT: String(port), REPLICA: 'bff', DRAIN_GRACE_MS: drainGrace } });
+    specs.push({ name: 'bff', kind: 'http', script: bffScript, port, metricsPort: undefined, env: { ...peers, PORT: String(port), REPLICA: 'bff', DRAIN_GRACE_MS: drainGrace } });
   } else {
     skipped.push('bff');
   }

@@ -1,4 +1,5 @@
 import type { Logger } from '../kit/logger.js';
+import type { OrderRecord } from './model.js';
 import type { OrderStore, Payments } from './ports.js';
 
 /**
@@ -37,19 +38,24 @@ export class Recovery {
     return this.running;
   }
 
+  /** Settles one CREATED order now: PAID if its transfer exists, otherwise voided and FAILED. */
+  async settleOne(order: OrderRecord): Promise<void> {
+    const outcome = await this.payments.settle(order);
+    if (outcome === 'paid') {
+      await this.orders.markPaid(order.orderId, null, this.clock());
+      this.onPaid();
+    } else {
+      await this.orders.markFailed(order.orderId, 'ORDER_FAILED', this.clock());
+    }
+    this.log.info({ orderId: order.orderId, outcome }, 'settled an order left CREATED');
+  }
+
   private async pass(): Promise<number> {
     const now = this.clock();
     const stale = await this.orders.createdBefore(new Date(now.getTime() - this.afterMs), 100);
     let settled = 0;
     for (const order of stale) {
-      const outcome = await this.payments.settle(order);
-      if (outcome === 'paid') {
-        await this.orders.markPaid(order.orderId, null, this.clock());
-        this.onPaid();
-      } else {
-        await this.orders.markFailed(order.orderId, 'ORDER_FAILED', this.clock());
-      }
-      this.log.info({ orderId: order.orderId, outcome }, 'recovered an order left CREATED');
+      await this.settleOne(order);
       settled++;
     }
     return settled;

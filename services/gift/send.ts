@@ -71,9 +71,10 @@ export class GiftSender {
     try {
       outcome = await this.payments.payGift(order);
     } catch (err) {
-      // The Ledger may or may not have moved the money; the recovery worker will find out.
-      if (err instanceof DomainError && err.kind !== 'unavailable' && err.kind !== 'deadline_exceeded') throw err;
-      throw paymentPending(order.orderId);
+      // The Ledger may or may not have moved the money; the recovery worker will find out. A
+      // definite refusal (any other error) leaves the order CREATED too, and recovery fails it.
+      if (err instanceof DomainError && err.kind === 'unavailable') throw paymentPending(order.orderId);
+      throw err;
     }
     this.crash('after_transfer');
     const now = this.clock();

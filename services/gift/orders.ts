@@ -1,0 +1,122 @@
+import { DomainError, invalidField } from '../kit/domain-error.js';
+import { isPositiveInt64, requireCaller, requireRole, type Caller } from '../kit/identity.js';
+import { orderNotFound } from './errors.js';
+import { LIMITS, type ComboRecord, type Effect, type OrderRecord, type OrderState } from './model.js';
+import type { OrderStore } from './ports.js';
+import type { Recovery } from './recovery.js';
+
+/** Orders not DONE this long after creation are shown to a person (ListStuckOrders). */
+export const STUCK_AFTER_MS = 10 * 60 * 1000;
+
+export interface Page<T> {
+  items: T[];
+  next: string;
+}
+
+function pageSize(n: number | undefined): number {
+  const size = n ?? 0;
+  if (size === 0) return LIMITS.defaultPageSize;
+  if (!Number.isInteger(size) || size < 0 || size > LIMITS.pageSize) throw invalidField('page.page_size', `must be between 1 and ${LIMITS.pageSize} (0 means ${LIMITS.defaultPageSize})`);
+  return size;
+}
+
+function cursor(token: string): string {
+  if (token === '') return '0';
+  const id = Buffer.from(token, 'base64url').toString();
+  if (!isPositiveInt64(id)) throw invalidField('page.page_token', 'is not a token this RPC returned; pass next_page_token back unchanged');
+  return id;
+}
+
+const token = (id: string | undefined) => (id ? Buffer.from(id).toString('base64url') : '');
+
+/**
+ * Reading orders and the saga tooling around them. Orders are visible to their sender and their
+ * streamer; listings across users, stuck orders, retries and effect acknowledgements are for
+ * admins (internal services and operators).
+ */
+export class Orders {
+  constructor(
+    private readonly store: OrderStore,
+    private readonly recovery: Recovery,
+    private readonly wakeRelay: () => void,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  async get(callerOrNone: Caller | undefined, orderId: string): Promise<OrderRecord> {
+    const caller = requireCaller(callerOrNone);
+    if (!isPositiveInt64(orderId)) throw invalidField('order_id', 'must be a positive 64-bit integer');
+    const order = await this.store.get(orderId);
+    // Someone else's order is reported as missing, not as forbidden: order ids are not secrets, but existence need not leak.
+    if (!order || (caller.role !== 'admin' && caller.userId !== order.senderId && caller.userId !== order.streamerId)) throw orderNotFound(orderId);
+    return order;
+  }
+
+  async list(
+    caller: Caller | undefined,
+    q: { roomId: string; streamerId: string; senderId: string; states: OrderState[]; paidFrom?: Date; paidTo?: Date; pageSize?: number; pageToken: string },
+  ): Promise<Page<OrderRecord>> {
+    requireRole(caller, ['admin']);
+    const given = [q.roomId, q.streamerId, q.senderId].filter((x) => x !== '' && x !== '0');
+    if (given.length === 0) throw invalidField('room_id', 'at least one of room_id, streamer_id or sender_id is required');
+    const limit = pageSize(q.pageSize);
+    const orders = await this.store.list({
+      ...(q.roomId !== '0' && q.roomId !== '' ? { roomId: q.roomId } : {}),
+      ...(q.streamerId !== '0' && q.streamerId !== '' ? { streamerId: q.streamerId } : {}),
+      ...(q.senderId !== '0' && q.senderId !== '' ? { senderId: q.senderId } : {}),
+      states: q.states,
+      ...(q.paidFrom ? { paidFrom: q.paidFrom } : {}),
+      ...(q.paidTo ? { paidTo: q.paidTo } : {}),
+      afterOrderId: cursor(q.pageToken),
+      limit: limit + 1,
+    });
+    return { items: orders.slice(0, limit), next: orders.length > limit ? token(orders[limit - 1]?.orderId) : '' };
+  }
+
+  /** A user's consumption records (combos merged), as sender or as the streamer who received them. */
+  async consumption(
+    callerOrNone: Caller | undefined,
+    q: { userId: string; side: 'sent' | 'received'; from?: Date; to?: Date; pageSize?: number; pageToken: string },
+  ): Promise<Page<ComboRecord>> {
+    const caller = requireCaller(callerOrNone);
+    const userId = q.userId === '0' || q.userId === '' ? caller.userId : q.userId;
+    if (!isPositiveInt64(userId)) throw invalidField('user_id', 'must be a positive 64-bit integer');
+    if (userId !== caller.userId && caller.role !== 'admin') throw new DomainError('permission_denied', 'PERMISSION_DENIED', "only admins read another user's consumption");
+    const limit = pageSize(q.pageSize);
+    const rows = await this.store.consumption(userId, q.side, q.from, q.to, cursor(q.pageToken), limit + 1);
+    return { items: rows.slice(0, limit), next: rows.length > limit ? token(rows[limit - 1]?.comboId) : '' };
+  }
+
+  async stuck(caller: Caller | undefined, olderThanMs: number | undefined, pageSizeReq: number | undefined, pageToken: string): Promise<Page<OrderRecord> & { total: number }> {
+    requireRole(caller, ['admin']);
+    const age = olderThanMs ?? STUCK_AFTER_MS;
+    if (age < 0) throw invalidField('older_than', 'must not be negative');
+    const limit = pageSize(pageSizeReq);
+    const { orders, total } = await this.store.stuck(new Date(this.clock().getTime() - age), cursor(pageToken), limit + 1);
+    return { items: orders.slice(0, limit), next: orders.length > limit ? token(orders[limit - 1]?.orderId) : '', total };
+  }
+
+  /**
+   * Pushes one order: a CREATED one is settled now (as the recovery worker would), a PAID one has
+   * its event published again so every pending effect is retried. Ended orders are returned as
+   * they are.
+   */
+  async retry(caller: Caller | undefined, orderId: string): Promise<OrderRecord> {
+    requireRole(caller, ['admin']);
+    if (!isPositiveInt64(orderId)) throw invalidField('order_id', 'must be a positive 64-bit integer');
+    const order = await this.store.get(orderId);
+    if (!order) throw orderNotFound(orderId);
+    if (order.state === 'created') await this.recovery.settleOne(order);
+    if (order.state === 'paid' && (await this.store.requeue(orderId, this.clock()))) this.wakeRelay();
+    return (await this.store.get(orderId)) ?? order;
+  }
+
+  /** Chat and Ranking report their effect done; the order is DONE once every required effect is. */
+  async ackEffect(caller: Caller | undefined, orderId: string, effect: Effect | undefined): Promise<OrderState> {
+    requireRole(caller, ['admin']);
+    if (!isPositiveInt64(orderId)) throw invalidField('order_id', 'must be a positive 64-bit integer');
+    if (!effect || effect === 'exp' || effect === 'combo') throw invalidField('effect', 'must be ORDER_EFFECT_BARRAGE or ORDER_EFFECT_RANKING (Gift applies EXP and COMBO itself)');
+    const state = await this.store.effectDone(orderId, effect, this.clock());
+    if (!state) throw orderNotFound(orderId);
+    return state;
+  }
+}

@@ -1,0 +1,110 @@
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { z } from 'zod';
+import { GiftServiceService } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { int, list, port } from '../kit/config.js';
+import { isPositiveInt64 } from '../kit/identity.js';
+import { migrate } from '../kit/migrate.js';
+import { createMysqlPool, databaseInUrl } from '../kit/mysql.js';
+import { connectNats } from '../kit/nats.js';
+import { fromRoot } from '../kit/paths.js';
+import { connectRedis } from '../kit/redis.js';
+import type { ServiceConfig, ServiceHost } from '../kit/server.js';
+import { ensureGiftPaidStream } from '../kit/streams.js';
+import { Catalog } from './catalog.js';
+import { giftClients, serviceIdentity } from './clients.js';
+import { giftHandlers, type GiftUseCases } from './handlers.js';
+import { LedgerPayments } from './ledger-payments.js';
+import { EFFECTS, type Effect } from './model.js';
+import { Orders } from './orders.js';
+import type { CrashPoint } from './ports.js';
+import { Recovery } from './recovery.js';
+import { CachedRoomDirectory } from './room-directory.js';
+import { GiftSender } from './send.js';
+import { OutboxRelay, runExpConsumer } from './store/jetstream.js';
+import { MysqlCatalogStore } from './store/mysql-catalog.js';
+import { MysqlOrderStore } from './store/mysql-orders.js';
+import { NatsCatalogEvents, watchChanges } from './store/nats-catalog.js';
+import { RedisGiftListCache } from './store/redis-catalog.js';
+
+const CRASH_STEPS = ['after_created', 'after_transfer', 'after_paid', 'after_publish', 'after_exp_grant'] as const;
+
+/** Gift's own settings, on top of the kit's. */
+export const giftConfigShape = {
+  /** Gift listens on 50052 unless told otherwise (second local replica: 50152). */
+  PORT: port(50052),
+  /** Database for the catalog and orders; defaults to MYSQL_URL's path, else livemesh_gift. */
+  MYSQL_DATABASE: z.string().regex(/^[A-Za-z0-9_]{1,64}$/, { error: 'must be 1-64 letters, digits or underscores' }).optional(),
+  /** The Room service (gRPC target: host:port, or a comma-separated list, or dns:…). */
+  ROOM_ADDR: z.string().min(1).default('127.0.0.1:50051'),
+  /** The Ledger service. */
+  LEDGER_ADDR: z.string().min(1).default('127.0.0.1:50053'),
+  /** The user id Gift acts as (role admin) when it calls the Ledger. */
+  SERVICE_USER_ID: z.string().refine(isPositiveInt64, { error: 'must be a positive 64-bit integer' }).default('1'),
+  /** How long rooms, gifts, groups and gift lists stay in a replica's memory. */
+  GIFT_CACHE_TTL_MS: int(500, 60_000, 3000),
+  /** A CREATED order this old is settled by the recovery worker. */
+  GIFT_RECOVERY_AFTER_MS: int(500, 600_000, 5000),
+  GIFT_RECOVERY_INTERVAL_MS: int(100, 60_000, 2000),
+  /** Fallback poll of the outbox; a paid order wakes the relay at once. */
+  GIFT_RELAY_INTERVAL_MS: int(10, 60_000, 200),
+  /** Effects an order needs before it is DONE (a deployment without Chat or Ranking drops theirs). */
+  GIFT_REQUIRED_EFFECTS: list(EFFECTS.join(',')).refine((l) => l.length > 0 && l.every((e) => (EFFECTS as readonly string[]).includes(e)), {
+    error: `must be a comma-separated subset of ${EFFECTS.join(', ')}`,
+  }),
+  /** Chaos testing only: SIGKILL this process at one step of the saga. */
+  GIFT_FAULT_KILL_AT: z.enum(['', ...CRASH_STEPS], { error: `must be empty or one of ${CRASH_STEPS.join(', ')}` }).default(''),
+};
+
+export type GiftConfig = ServiceConfig<typeof giftConfigShape>;
+
+export const giftDatabase = (config: Pick<GiftConfig, 'MYSQL_DATABASE' | 'MYSQL_URL'>) => config.MYSQL_DATABASE ?? databaseInUrl(config.MYSQL_URL) ?? 'livemesh_gift';
+
+/** Connects Gift's dependencies, migrates, starts its workers and registers it on the host. */
+export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<GiftUseCases & { relay: OutboxRelay; recovery: Recovery }> {
+  const log = host.log;
+  const database = giftDatabase(config);
+  await migrate({ url: config.MYSQL_URL, database, dir: fromRoot('services', 'gift', 'migrations'), log: (line) => log.info(line) });
+  const pool = createMysqlPool(config.MYSQL_URL, database, config.MYSQL_POOL_SIZE);
+  host.onClose('mysql', () => pool.end());
+  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
+  host.onClose('redis', () => redis.quit());
+  const nats = await connectNats(config.NATS_URL, `gift-${config.REPLICA}`, log);
+  host.onClose('nats', () => nats.drain());
+  await ensureGiftPaidStream(nats, config.NATS_PREFIX);
+
+  const crash: CrashPoint = (step) => {
+    if (config.GIFT_FAULT_KILL_AT !== step) return;
+    log.warn({ step }, 'GIFT_FAULT_KILL_AT: killing the process');
+    process.kill(process.pid, 'SIGKILL');
+  };
+  if (config.GIFT_FAULT_KILL_AT) log.warn({ step: config.GIFT_FAULT_KILL_AT }, 'fault injection: this process will SIGKILL itself at that step');
+
+  const clients = giftClients(config.ROOM_ADDR, config.LEDGER_ADDR);
+  host.onClose('grpc clients', async () => {
+    clients.room.close();
+    clients.ledger.close();
+  });
+  const rooms = new CachedRoomDirectory(clients.room, { max: 100_000, ttlMs: config.GIFT_CACHE_TTL_MS, deadlineMs: 2000 });
+  const catalog = new Catalog(new MysqlCatalogStore(pool), new RedisGiftListCache(redis), new NatsCatalogEvents(nats, config.NATS_PREFIX), rooms, config.GIFT_CACHE_TTL_MS);
+  const watcher = watchChanges(nats, config.NATS_PREFIX, { catalog: (g, gr) => catalog.forget(g, gr), room: (r) => rooms.changed(r) }, log);
+  host.onClose('change watch', () => watcher.stop());
+
+  const orderStore = new MysqlOrderStore(pool, config.GIFT_REQUIRED_EFFECTS as Effect[]);
+  const payments = new LedgerPayments(clients.ledger, serviceIdentity(config.SERVICE_USER_ID));
+  const relay = new OutboxRelay(pool, nats, config.NATS_PREFIX, crash, log);
+  const wake = () => relay.wake();
+  const recovery = new Recovery(orderStore, payments, config.GIFT_RECOVERY_AFTER_MS, wake, log);
+  const sender = new GiftSender(rooms, catalog, orderStore, payments, crash, wake);
+  const orders = new Orders(orderStore, recovery, wake);
+
+  relay.start(config.GIFT_RELAY_INTERVAL_MS);
+  host.onClose('outbox relay', () => relay.stop());
+  recovery.start(config.GIFT_RECOVERY_INTERVAL_MS);
+  host.onClose('recovery', () => recovery.stop());
+  const exp = await runExpConsumer(nats, config.NATS_PREFIX, orderStore, payments, crash, log);
+  host.onClose('exp consumer', () => exp.stop());
+
+  const useCases = { catalog, sender, orders };
+  host.addService(GiftServiceService, giftHandlers(useCases, log) as unknown as UntypedServiceImplementation);
+  return { ...useCases, relay, recovery };
+}
