@@ -47,6 +47,8 @@ export const giftConfigShape = {
   GIFT_RECOVERY_INTERVAL_MS: int(100, 60_000, 2000),
   /** Fallback poll of the outbox; a paid order wakes the relay at once. */
   GIFT_RELAY_INTERVAL_MS: int(10, 60_000, 200),
+  /** How long an EXP delivery may stay unacknowledged (a consumer died) before JetStream redelivers it. */
+  GIFT_EFFECT_ACK_WAIT_MS: int(1000, 600_000, 10_000),
   /** Effects an order needs before it is DONE (a deployment without Chat or Ranking drops theirs). */
   GIFT_REQUIRED_EFFECTS: list(EFFECTS.join(',')).refine((l) => l.length > 0 && l.every((e) => (EFFECTS as readonly string[]).includes(e)), {
     error: `must be a comma-separated subset of ${EFFECTS.join(', ')}`,
@@ -101,7 +103,7 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   host.onClose('outbox relay', () => relay.stop());
   recovery.start(config.GIFT_RECOVERY_INTERVAL_MS);
   host.onClose('recovery', () => recovery.stop());
-  const exp = await runExpConsumer(nats, config.NATS_PREFIX, orderStore, payments, crash, log);
+  const exp = await runExpConsumer(nats, config.NATS_PREFIX, orderStore, payments, crash, log, config.GIFT_EFFECT_ACK_WAIT_MS);
   host.onClose('exp consumer', () => exp.stop());
 
   const useCases = { catalog, sender, orders };

@@ -4,7 +4,7 @@ import { credentials, Metadata, status as Code, type CallOptions, type ClientUna
 import { pino } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import * as roomPb from '../../gen/ts/livemesh/room/v1/room.js';
-import { RoomServiceClient, type DeepPartial } from '../../gen/ts/livemesh/room/v1/room.js';
+import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { badRequestOf, errorInfoOf } from '../../services/kit/grpc-errors.js';
 import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../services/kit/config.js';
 import { fromRoot } from '../../services/kit/paths.js';
@@ -94,26 +94,29 @@ export function useRoomServer(name: string, env: Record<string, string> = {}): {
 }
 
 type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
-type Promised<C> = {
-  [K in keyof C as C[K] extends Unary<infer _Q, infer _S> ? K : never]: C[K] extends Unary<infer Q, infer S> ? (req: DeepPartial<Q>, md?: Metadata) => Promise<S> : never;
+type Partialish<T> = T extends Date ? T : T extends Array<infer U> ? Array<Partialish<U>> : T extends object ? { [K in keyof T]?: Partialish<T[K]> } : T;
+export type Promised<C> = {
+  [K in keyof C as C[K] extends Unary<infer _Q, infer _S> ? K : never]: C[K] extends Unary<infer Q, infer S> ? (req: Partialish<Q>, md?: Metadata) => Promise<S> : never;
 };
 
 /**
- * Every RoomService RPC as `api.getRoom({ roomId }, as('7', 'viewer'))`, returning a promise.
- * Requests are deep-partial (through the generated `fromPartial`): unset fields take their proto
- * defaults, as on the wire.
+ * Every unary RPC of a generated client as `api.getRoom({ roomId }, as('7', 'viewer'))`, returning
+ * a promise. Requests are deep-partial (through the generated `fromPartial` of `<Method>Request`
+ * in `messages`, the client's generated module): unset fields take their proto defaults, as on the wire.
  */
-export function roomApi(client: RoomServiceClient): Promised<RoomServiceClient> {
-  return new Proxy({} as Promised<RoomServiceClient>, {
+export function unaryApi<C extends object>(client: C, messages: object): Promised<C> {
+  return new Proxy({} as Promised<C>, {
     get: (_target, name: string) => {
       const fn = (client as unknown as Record<string, Unary<unknown, unknown>>)[name];
-      if (typeof fn !== 'function') throw new Error(`RoomServiceClient has no method ${name}`);
-      const type = (roomPb as unknown as Record<string, { fromPartial(p: unknown): unknown } | undefined>)[`${name[0]?.toUpperCase()}${name.slice(1)}Request`];
+      if (typeof fn !== 'function') throw new Error(`client has no method ${name}`);
+      const type = (messages as Record<string, { fromPartial(p: unknown): unknown } | undefined>)[`${name[0]?.toUpperCase()}${name.slice(1)}Request`];
       if (!type) throw new Error(`no request message for ${name}`);
       return (req: unknown, md: Metadata = new Metadata()) => call(fn, client, type.fromPartial(req), md);
     },
   });
 }
+
+export const roomApi = (client: RoomServiceClient) => unaryApi(client, roomPb);
 
 /** The gRPC failure a promise ends with, reduced to what a client acts on; throws if it succeeded. */
 export async function failure(p: Promise<unknown>): Promise<{ code: string; reason: string | undefined; fields: string[]; message: string }> {

@@ -113,6 +113,7 @@ export async function runExpConsumer(
   payments: Payments,
   crash: CrashPoint,
   log: Logger,
+  ackWaitMs = 10_000,
 ): Promise<{ stop(): Promise<void> }> {
   const stream = streamName(prefix, GIFT_PAID);
   const durable = 'gift-exp';
@@ -124,7 +125,7 @@ export async function runExpConsumer(
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(30_000),
+      ack_wait: nanos(ackWaitMs),
       max_ack_pending: 2000,
     });
   }
