@@ -130,7 +130,9 @@ export async function runExpConsumer(
     });
   }
   const consumer = await jetstream(nc).consumers.get(stream, durable);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 512 });
+  // A short pull expiry: a killed replica's outstanding pull holds redeliveries until it expires
+  // (nats.js's default is 30 s, which the crash tests measured as a 30 s stall).
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 512, expires: 5000 });
   const handle = async (m: JsMsg) => {
     let orderId = '?';
     try {

@@ -104,7 +104,8 @@ export async function runRegionRefresher(
     });
   }
   const consumer = await jetstream(nc).consumers.get(stream, durable);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+  // Short pull expiry: a replica that dies holds its pending pull (and what the server routes to it) only this long.
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256, expires: 5000 });
   const done = (async () => {
     for await (const m of messages) {
       try {
