@@ -22,8 +22,17 @@ type Picker = experimental.Picker;
 type PickArgs = experimental.PickArgs;
 type PickResult = experimental.PickResult;
 type TypedLoadBalancingConfig = experimental.TypedLoadBalancingConfig;
-const { LeafLoadBalancer, PickResultType, QueuePicker, UnavailablePicker, createChildChannelControlHelper, endpointToString, registerLoadBalancerType, isLoadBalancerNameRegistered } =
-  experimental;
+const {
+  LeafLoadBalancer,
+  PickResultType,
+  QueuePicker,
+  UnavailablePicker,
+  createChildChannelControlHelper,
+  endpointToString,
+  subchannelAddressToString,
+  registerLoadBalancerType,
+  isLoadBalancerNameRegistered,
+} = experimental;
 
 /** The name used in service configs: `{"loadBalancingConfig": [{"livemesh_p2c": {}}]}`. */
 export const P2C_POLICY = 'livemesh_p2c';
@@ -88,6 +97,7 @@ export class P2cConfig implements TypedLoadBalancingConfig {
 }
 
 interface Child {
+  /** host:port, for people (the map key is grpc-js's endpoint string). */
   address: string;
   leaf: InstanceType<typeof LeafLoadBalancer>;
   stats: EndpointStats;
@@ -136,17 +146,17 @@ export class P2cLoadBalancer implements LoadBalancer, Observable {
     const seen = new Set<string>();
     this.updatesPaused = true;
     for (const endpoint of endpoints.value) {
-      const address = endpointToString(endpoint);
-      seen.add(address);
-      const existing = this.children.get(address);
+      const key = endpointToString(endpoint);
+      seen.add(key);
+      const existing = this.children.get(key);
       if (existing) existing.leaf.updateEndpoint(endpoint, options);
-      else this.children.set(address, this.createChild(address, endpoint, options, resolutionNote));
+      else this.children.set(key, this.createChild(endpoint.addresses.map(subchannelAddressToString).join(','), endpoint, options, resolutionNote));
     }
-    for (const [address, child] of this.children) {
-      if (seen.has(address)) child.leaf.startConnecting();
+    for (const [key, child] of this.children) {
+      if (seen.has(key)) child.leaf.startConnecting();
       else {
         child.leaf.destroy();
-        this.children.delete(address);
+        this.children.delete(key);
       }
     }
     this.updatesPaused = false;
@@ -212,7 +222,8 @@ export class P2cLoadBalancer implements LoadBalancer, Observable {
   }
 
   exitIdle(): void {
-    for (const c of this.children.values()) if (c.leaf.getConnectivityState() === ConnectivityState.IDLE) c.leaf.exitIdle();
+    // Children leave IDLE by themselves (calculateAndUpdateState); doing it here as well would
+    // loop, since every QueuePicker calls this on its first pick and each call publishes a new one.
   }
 
   resetBackoff(): void {
@@ -234,7 +245,7 @@ export class P2cLoadBalancer implements LoadBalancer, Observable {
     const now = this.sources.now();
     const pool = this.chooser?.pool ?? { latencyMs: 0, load: 0, inflight: 0 };
     return {
-      name: this.config?.name || [...this.children.keys()].join(','),
+      name: this.config?.name || [...this.children.values()].map((c) => c.address).join(','),
       state: ConnectivityState[this.state],
       pool,
       endpoints: [...this.children.values()].map((c) => ({

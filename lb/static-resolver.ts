@@ -28,19 +28,35 @@ export function parseStaticTarget(path: string): Array<{ host: string; port: num
   });
 }
 
+/** Host names are looked up again at most this often, however often grpc-js asks. */
+const MIN_LOOKUP_INTERVAL_MS = 5000;
+
 class StaticResolver implements experimental.Resolver {
   private generation = 0;
+  private lastResult: string | undefined;
+  private lastLookupAt = -Infinity;
 
   constructor(
     private readonly target: experimental.GrpcUri,
     private readonly listener: Listener,
   ) {}
 
+  /**
+   * Reports the list the first time, and afterwards only when a lookup gives a different answer:
+   * grpc-js asks again whenever a connection fails, and handing the same list back each time
+   * would make every child reconnect, fail and ask again, in a tight loop.
+   */
   updateResolution(): void {
+    const now = performance.now();
+    if (this.lastResult !== undefined && now - this.lastLookupAt < MIN_LOOKUP_INTERVAL_MS) return;
+    this.lastLookupAt = now;
     const generation = ++this.generation;
     void this.resolve().then(
       (endpoints) => {
-        if (generation === this.generation) this.listener(experimental.statusOrFromValue(endpoints), {}, null, '');
+        const key = JSON.stringify(endpoints);
+        if (generation !== this.generation || key === this.lastResult) return;
+        this.lastResult = key;
+        this.listener(experimental.statusOrFromValue(endpoints), {}, null, '');
       },
       (err: unknown) => {
         if (generation !== this.generation) return;
@@ -63,6 +79,8 @@ class StaticResolver implements experimental.Resolver {
 
   destroy(): void {
     this.generation++;
+    this.lastResult = undefined;
+    this.lastLookupAt = -Infinity;
   }
 
   static getDefaultAuthority(target: experimental.GrpcUri): string {
