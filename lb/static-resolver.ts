@@ -99,12 +99,14 @@ export function registerStaticResolver(): void {
 
 /**
  * The target to dial for an address spec as configured (for example ROOM_ADDR): a spec with a
- * scheme (`dns:`, `ipv4:`, `static:`) is used as is; a comma-separated list becomes `static:`;
+ * scheme (`dns:`, `ipv4:`, `static:`, or any registered with grpc-js) is used as is; a comma-separated list becomes `static:`;
  * a single `host:port` becomes `dns:host:port`, which re-resolves to every A record.
  */
 export function lbTarget(spec: string): string {
   const s = spec.trim();
-  if (/^(dns|ipv4|ipv6|unix|unix-abstract|vsock|static|xds):/i.test(s)) return s;
+  // `name:` followed by anything but a port number is a scheme (dns:, ipv4:, static:, ...).
+  const scheme = /^[a-z][a-z0-9+.-]*:(.*)$/i.exec(s);
+  if (scheme && !/^\d+(,|$)/.test(scheme[1] ?? '')) return s;
   if (s.includes(',')) return `${STATIC_SCHEME}:${s}`;
   return `dns:${s}`;
 }
