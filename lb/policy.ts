@@ -96,6 +96,15 @@ export class P2cConfig implements TypedLoadBalancingConfig {
   }
 }
 
+/** What the picker needs of one READY endpoint. */
+export interface PickerEntry {
+  stats: EndpointStats;
+  /** The endpoint's own (pick_first) picker, which hands out its connection. */
+  picker: Picker;
+  /** The last `lm-load` string and its value: a server's report changes once per window, not per call. */
+  loadCache: { raw: string | undefined; value: number | undefined };
+}
+
 interface Child {
   /** host:port, for people (the map key is grpc-js's endpoint string). */
   address: string;
@@ -103,9 +112,7 @@ interface Child {
   stats: EndpointStats;
   /** State last seen, to notice READY being entered or left. */
   state: ConnectivityState;
-  /** The last `lm-load` string and its value: a server's report changes once per window, not per call. */
-  loadRaw: string | undefined;
-  load: number | undefined;
+  loadCache: PickerEntry['loadCache'];
 }
 
 /**
@@ -177,7 +184,7 @@ export class P2cLoadBalancer implements LoadBalancer, Observable {
   }
 
   private createChild(address: string, endpoint: Endpoint, options: ChannelOptions, resolutionNote: string): Child {
-    const child = { address, stats: this.chooser!.create(address), state: ConnectivityState.IDLE, loadRaw: undefined, load: undefined } as Omit<Child, 'leaf'> as Child;
+    const child = { address, stats: this.chooser!.create(address), state: ConnectivityState.IDLE, loadCache: { raw: undefined, value: undefined } } as Omit<Child, 'leaf'> as Child;
     const childHelper = createChildChannelControlHelper(this.helper, {
       updateState: (state, _picker, errorMessage) => {
         if (errorMessage) this.lastError = errorMessage;
@@ -203,7 +210,8 @@ export class P2cLoadBalancer implements LoadBalancer, Observable {
     const ready = all.filter((c) => c.leaf.getConnectivityState() === ConnectivityState.READY);
     const count = (s: ConnectivityState) => all.filter((c) => c.leaf.getConnectivityState() === s).length;
     if (ready.length > 0) {
-      this.updateState(ConnectivityState.READY, new P2cPicker(ready, this.chooser, this.sources), null);
+      const entries = ready.map((c) => ({ stats: c.stats, picker: c.leaf.getPicker(), loadCache: c.loadCache }));
+      this.updateState(ConnectivityState.READY, new P2cPicker(entries, this.chooser, this.sources), null);
     } else if (count(ConnectivityState.CONNECTING) > 0) {
       this.updateState(ConnectivityState.CONNECTING, new QueuePicker(this), null);
     } else if (count(ConnectivityState.TRANSIENT_FAILURE) > 0) {
@@ -266,12 +274,12 @@ export class P2cLoadBalancer implements LoadBalancer, Observable {
  */
 export class P2cPicker implements Picker {
   private readonly stats: EndpointStats[];
-  private readonly byStats = new Map<EndpointStats, Child>();
+  private readonly byStats = new Map<EndpointStats, PickerEntry>();
 
   constructor(
-    ready: readonly Child[],
+    ready: readonly PickerEntry[],
     private readonly chooser: P2cChooser,
-    private readonly sources: Sources,
+    private readonly sources: Sources = systemSources,
   ) {
     this.stats = ready.map((c) => c.stats);
     for (const c of ready) this.byStats.set(c.stats, c);
@@ -279,8 +287,8 @@ export class P2cPicker implements Picker {
 
   pick(args: PickArgs): PickResult {
     const stats = this.chooser.pick(this.stats)!;
-    const child = this.byStats.get(stats)!;
-    const result = child.leaf.getPicker().pick(args);
+    const entry = this.byStats.get(stats)!;
+    const result = entry.picker.pick(args);
     if (result.pickResultType !== PickResultType.COMPLETE) {
       stats.clearPending();
       return result;
@@ -299,7 +307,7 @@ export class P2cPicker implements Picker {
         stats.onEnd(now, {
           failed: code === Status.CANCELLED ? undefined : FAILURE_CODES.has(code),
           latencyMs: NO_LATENCY_CODES.has(code) ? undefined : now - startedAt,
-          load: readLoad(child, trailers),
+          load: readLoad(entry.loadCache, trailers),
         });
         onCallEnded?.(code, details, trailers);
       },
@@ -308,15 +316,15 @@ export class P2cPicker implements Picker {
 }
 
 /** The server's load (max of CPU and event-loop utilization) from the `lm-load` trailer. */
-function readLoad(child: Child, trailers: Metadata | undefined): number | undefined {
+function readLoad(cache: PickerEntry['loadCache'], trailers: Metadata | undefined): number | undefined {
   const raw = trailers?.get(LOAD_METADATA_KEY)[0];
   if (typeof raw !== 'string') return undefined;
-  if (raw !== child.loadRaw) {
+  if (raw !== cache.raw) {
     const parsed = parseLoad(raw);
-    child.loadRaw = raw;
-    child.load = parsed && Math.max(parsed.cpu, parsed.elu);
+    cache.raw = raw;
+    cache.value = parsed && Math.max(parsed.cpu, parsed.elu);
   }
-  return child.load;
+  return cache.value;
 }
 
 /** Registers the policy with grpc-js (idempotent). The client helper calls this for you. */
