@@ -5,19 +5,23 @@
  * prefix; r4 runs with FAULT_CPU_FACTOR=3 (every unit of work costs it three times the CPU, as a
  * noisy neighbour would cause). `--clients` client processes (lb-client.ts) each start calls at a
  * fixed rate (open loop), alternating a cheap RPC (GetRoom of one room, a local-cache hit) and an
- * expensive one (BatchGetRooms of 100 rooms, all fields), seed 001's scenario.
+ * expensive one (BatchGetRooms of `--batch` rooms), seed 001's scenario. Every replica also burns
+ * `--burn` ms of CPU per BatchGetRooms (FAULT_CPU_MS): on two shared cores the real batch alone is
+ * too cheap for the replicas, rather than the machine, to be where calls queue.
  *
  * Phases:
  *   1. pick_first, round_robin, weighted_round_robin (grpc-js, fed by the per-call ORCA trailer),
- *      livemesh_p2c, back to back: per policy, throughput, p50/p99/p999, errors, each replica's
- *      share of requests and of CPU, max/avg CPU across the healthy replicas;
+ *      livemesh_p2c, `--rounds` times interleaved (so load from other work on the machine falls on
+ *      every policy alike): per policy, throughput, p50/p99/p999, errors, each replica's share of
+ *      requests and of CPU, max/avg CPU across the healthy replicas;
  *   2. kill: livemesh_p2c under the same load, r2 SIGKILLed, restarted on its port 3 s later:
  *      errors, time to shed it and to use it again;
  *   3. the picker's own cost per pick next to a grpc-js call's client-side CPU.
  * Writes docs/lb-cpu.svg (each replica's CPU over time in every phase). Prints; never fails on a number.
  *
- * Flags: --seconds N (measured window per policy, default 15), --warmup N (default 5),
- * --rate N (calls/s over all clients, default 1200), --clients N (default 4).
+ * Flags: --seconds N (measured window per run, default 10), --warmup N (default 4), --rate N
+ * (calls/s over all clients, default 300), --clients N (default 4), --burn MS (default 4),
+ * --batch N (default 50), --rounds N (default 2).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -44,19 +48,25 @@ interface Options {
   warmup: number;
   rate: number;
   clients: number;
+  /** CPU ms every replica burns per BatchGetRooms on top of the real work (FAULT_CPU_MS). */
+  burn: number;
+  /** Rooms per BatchGetRooms. */
+  batch: number;
+  /** Each policy runs this many times, interleaved, so load from elsewhere hits all alike. */
+  rounds: number;
 }
 
 function parseFlags(argv: string[]): Options {
-  const opts: Options = { seconds: 15, warmup: 5, rate: 1200, clients: 4 };
+  const opts: Options = { seconds: 10, warmup: 4, rate: 300, clients: 4, burn: 4, batch: 50, rounds: 2 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = (argv[i] ?? '').split('=', 2) as [string, string | undefined];
     const key = flag.replace(/^--/, '') as keyof Options;
     if (!(key in opts)) {
-      process.stderr.write(`bench lb: unknown argument ${JSON.stringify(argv[i])}; flags: --seconds N, --warmup N, --rate N, --clients N\n`);
+      process.stderr.write(`bench lb: unknown argument ${JSON.stringify(argv[i])}; flags: --seconds N, --warmup N, --rate N, --clients N, --burn MS, --batch N, --rounds N\n`);
       process.exit(2);
     }
     const value = Number(inline ?? argv[++i]);
-    if (!Number.isFinite(value) || value <= 0 || (key === 'clients' && !Number.isInteger(value))) {
+    if (!Number.isFinite(value) || value < 0 || (key !== 'burn' && value === 0) || (['clients', 'batch', 'rounds'].includes(key) && !Number.isInteger(value))) {
       process.stderr.write(`bench lb: --${key} needs a positive number\n`);
       process.exit(2);
     }
@@ -65,11 +75,12 @@ function parseFlags(argv: string[]): Options {
   return opts;
 }
 
+type Seed = { roomId: string; batchIds: string[] };
+
 const POLICIES: PolicyName[] = ['pick_first', 'round_robin', 'weighted_round_robin', P2C_POLICY];
 const DEGRADED = 3; // r4
 const VICTIM = 1; // r2, killed in phase 2
 const CPU_FACTOR = 3;
-const BATCH = 100;
 const DEADLINE_MS = 2000;
 const now = () => performance.timeOrigin + performance.now();
 
@@ -119,7 +130,7 @@ interface Phase {
   results: Promise<ClientResult[]>;
 }
 
-async function startClients(policy: PolicyName, replicas: Replica[], opts: Options, seed: { roomId: string; batchIds: string[] }, samplePicks: boolean): Promise<Phase> {
+async function startClients(policy: PolicyName, replicas: Replica[], opts: Options, seed: Seed, samplePicks: boolean): Promise<Phase> {
   const clients: ChildProcess[] = [];
   const ready: Array<Promise<void>> = [];
   const results: Array<Promise<ClientResult>> = [];
@@ -218,7 +229,6 @@ function mergeResults(results: ClientResult[], replicas: Replica[]) {
     sorted: all,
     calls,
     ok: results.reduce((n, r) => n + r.ok, 0),
-    windowS: results.reduce((n, r) => n + r.windowMs, 0) / results.length / 1000,
     errors: [...errors.values()].reduce((a, b) => a + b, 0),
     errorKinds: [...errors].map(([k, n]) => `${k} ${n}`).join(', '),
     requestShare: replicas.map((rep) => (byPeer.get(rep.address) ?? 0) / Math.max(1, calls)),
@@ -226,12 +236,19 @@ function mergeResults(results: ClientResult[], replicas: Replica[]) {
   };
 }
 
-async function runPolicy(step: string, policy: PolicyName, replicas: Replica[], sampler: CpuSampler, opts: Options, seed: { roomId: string; batchIds: string[] }, signal: AbortSignal): Promise<PolicyRow> {
-  say(`${step} ${policy}: starting ${opts.clients} client processes, ${opts.rate} calls/s in total`);
+/** One measured run of one policy: the clients' raw results and the replicas' CPU over the window. */
+interface PolicyRun {
+  results: ClientResult[];
+  cpuS: number[];
+  windowS: number;
+  panel: Panel;
+}
+
+async function runPolicy(step: string, policy: PolicyName, replicas: Replica[], sampler: CpuSampler, opts: Options, seed: Seed, signal: AbortSignal): Promise<PolicyRun> {
+  say(`${step} ${policy}: starting ${opts.clients} client processes, ${opts.rate} calls/s in total; warming up ${opts.warmup}s`);
   const phase = await startClients(policy, replicas, opts, seed, false);
   const t0 = now();
   tell(phase, 'go');
-  say(`${step} ${policy}: warming up ${opts.warmup}s`);
   await wait(opts.warmup * 1000, signal, () => {});
   tell(phase, 'mark');
   const t1 = now();
@@ -243,14 +260,33 @@ async function runPolicy(step: string, policy: PolicyName, replicas: Replica[], 
   const cpu2 = sampler.read();
   const t2 = now();
   tell(phase, 'stop');
-  const results = await phase.results;
-  const m = mergeResults(results, replicas);
-  const cores = cpu2.map((v, i) => (v - cpu1[i]!) / ((t2 - t1) / 1000));
+  const run: PolicyRun = {
+    results: await phase.results,
+    cpuS: cpu2.map((v, i) => v - cpu1[i]!),
+    windowS: (t2 - t1) / 1000,
+    panel: { title: policy, samples: sampler.series(t0, t2), marks: [{ t: (t1 - t0) / 1000, label: 'measured →' }, { t: (t2 - t0) / 1000, label: '' }] },
+  };
+  const row = summarize(policy, [run], replicas);
+  say(
+    `${step} ${policy}: ${formatK(row.calls)} calls, ${Math.round(row.rps)} ok/s, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, p999 ${row.p999.toFixed(1)} ms, ` +
+      `errors ${row.errors}${row.errors ? ` (${row.errorKinds})` : ''}, r4 share ${pct(row.requestShare[DEGRADED]!)}, healthy CPU max/avg ${row.healthyMaxOverAvg.toFixed(2)}`,
+  );
+  return run;
+}
+
+/** One table row from every run of a policy: latencies pooled, CPU and windows summed. */
+function summarize(policy: PolicyName, runs: PolicyRun[], replicas: Replica[]): PolicyRow {
+  const m = mergeResults(
+    runs.flatMap((r) => r.results),
+    replicas,
+  );
+  const windowS = runs.reduce((n, r) => n + r.windowS, 0);
+  const cores = replicas.map((_, i) => runs.reduce((n, r) => n + r.cpuS[i]!, 0) / windowS);
   const totalCpu = cores.reduce((a, b) => a + b, 0);
   const healthy = cores.filter((_, i) => i !== DEGRADED);
-  const row: PolicyRow = {
+  return {
     policy,
-    rps: m.ok / m.windowS,
+    rps: m.ok / windowS,
     calls: m.calls,
     p50: percentile(m.sorted, 0.5),
     p99: percentile(m.sorted, 0.99),
@@ -262,20 +298,8 @@ async function runPolicy(step: string, policy: PolicyName, replicas: Replica[], 
     cpuCores: cores,
     healthyMaxOverAvg: Math.max(...healthy) / (healthy.reduce((a, b) => a + b, 0) / healthy.length),
     clientCpuUsPerCall: m.clientCpuUsPerCall,
-    panel: {
-      title: policy,
-      samples: sampler.series(t0, t2),
-      marks: [
-        { t: (t1 - t0) / 1000, label: 'measured →' },
-        { t: (t2 - t0) / 1000, label: '' },
-      ],
-    },
+    panel: runs[0]!.panel,
   };
-  say(
-    `${step} ${policy}: ${formatK(m.calls)} calls, ${Math.round(row.rps)} ok/s, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, p999 ${row.p999.toFixed(1)} ms, ` +
-      `errors ${row.errors}${row.errors ? ` (${row.errorKinds})` : ''}, healthy CPU max/avg ${row.healthyMaxOverAvg.toFixed(2)}`,
-  );
-  return row;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,7 +316,7 @@ interface KillResult {
   panel: Panel;
 }
 
-async function runKill(replicas: Replica[], sampler: CpuSampler, opts: Options, seed: { roomId: string; batchIds: string[] }, iso: Record<string, string>, signal: AbortSignal): Promise<KillResult> {
+async function runKill(replicas: Replica[], sampler: CpuSampler, opts: Options, seed: Seed, iso: Record<string, string>, signal: AbortSignal): Promise<KillResult> {
   const victim = replicas[VICTIM]!;
   say(`[kill] ${P2C_POLICY}: starting ${opts.clients} client processes; r${VICTIM + 1} (${victim.address}) will be SIGKILLed after ${opts.warmup}s and restarted 3 s later`);
   const phase = await startClients(P2C_POLICY, replicas, opts, seed, true);
@@ -416,8 +440,8 @@ function report(rows: PolicyRow[], kill: KillResult | undefined, cost: ReturnTyp
   const labels = ['r1', 'r2', 'r3', `r4 (×${CPU_FACTOR} CPU)`];
   const lines = [
     machine,
-    `${opts.clients} client processes, ${opts.rate} calls/s in total (open loop), alternating GetRoom and BatchGetRooms(${BATCH}); deadline ${DEADLINE_MS} ms, ` +
-      `reads retried on UNAVAILABLE; ${opts.warmup}s warm-up, ${opts.seconds}s measured per policy. Replica r4 runs with FAULT_CPU_FACTOR=${CPU_FACTOR}.`,
+    `${opts.clients} client processes, ${opts.rate} calls/s in total (open loop), alternating GetRoom and BatchGetRooms(${opts.batch}, every replica burning ${opts.burn} ms of CPU on top); deadline ${DEADLINE_MS} ms, ` +
+      `reads retried on UNAVAILABLE; ${opts.warmup}s warm-up, ${opts.seconds}s measured, ${opts.rounds} interleaved round(s) per policy. Replica r4 runs with FAULT_CPU_FACTOR=${CPU_FACTOR}.`,
     '',
     '| policy | ok calls/s | p50 ms | p99 ms | p999 ms | errors | requests r1/r2/r3/r4 | CPU r1/r2/r3/r4 | healthy CPU max/avg | client CPU µs/call |',
     '|---|---:|---:|---:|---:|---:|---|---|---:|---:|',
@@ -465,7 +489,10 @@ async function main(): Promise<number> {
   const abort = interruptible();
   const machine = machineLine();
   say(machine);
-  say(`plan: 4 Room replicas (r4 ×${CPU_FACTOR} CPU), ${opts.clients} clients at ${opts.rate} calls/s; ${POLICIES.length} policies × (${opts.warmup}s + ${opts.seconds}s), then a kill phase (~${opts.warmup + 11}s)`);
+  say(
+    `plan: 4 Room replicas (r4 ×${CPU_FACTOR} CPU), ${opts.clients} clients at ${opts.rate} calls/s; ${opts.rounds} round(s) of ${POLICIES.length} policies × (${opts.warmup}s + ${opts.seconds}s), ` +
+      `then a kill phase (~${opts.warmup + 11}s)`,
+  );
   const infra = await ensureInfra(infraUrlsFromEnv(), { dataDir: join(repoRoot(), '.data'), log: (line) => say(line) });
   const iso = isolate('benchlb', 'livemesh_bench');
   const replicas: Replica[] = [];
@@ -473,18 +500,22 @@ async function main(): Promise<number> {
   try {
     const ports = await freePorts(4);
     for (const [i, port] of ports.entries()) {
-      replicas.push(await startReplica(`r${i + 1}`, port, { ...iso.env, ...(i === DEGRADED ? { FAULT_CPU_FACTOR: String(CPU_FACTOR) } : {}) }, abort.signal));
+      replicas.push(await startReplica(`r${i + 1}`, port, replicaEnv(iso.env, i, opts), abort.signal));
       say(`r${i + 1} serving on ${replicas[i]!.address}${i === DEGRADED ? ` (FAULT_CPU_FACTOR=${CPU_FACTOR})` : ''}`);
     }
-    const seed = await seedRooms(replicas[0]!.address);
+    const seed = await seedRooms(replicas[0]!.address, opts.batch);
     say(`seeded ${seed.batchIds.length} rooms (database ${iso.database}, Redis prefix ${iso.redisPrefix})`);
     sampler.start();
-    const rows: PolicyRow[] = [];
-    for (const [i, policy] of POLICIES.entries()) {
-      rows.push(await runPolicy(`[${i + 1}/${POLICIES.length}]`, policy, replicas, sampler, opts, seed, abort.signal));
-      await sleep(2000); // let load windows and in-flight work settle between policies
+    const runs = new Map<PolicyName, PolicyRun[]>(POLICIES.map((p) => [p, []]));
+    let step = 0;
+    for (let round = 0; round < opts.rounds; round++) {
+      for (const policy of POLICIES) {
+        runs.get(policy)!.push(await runPolicy(`[${++step}/${POLICIES.length * opts.rounds}]`, policy, replicas, sampler, opts, seed, abort.signal));
+        await sleep(2000); // let load windows and in-flight work settle between policies
+      }
     }
-    const kill = await runKill(replicas, sampler, opts, seed, iso.env, abort.signal);
+    const rows = POLICIES.map((p) => summarize(p, runs.get(p)!, replicas));
+    const kill = await runKill(replicas, sampler, opts, seed, replicaEnv(iso.env, VICTIM, opts), abort.signal);
     sampler.stop();
     say('[cost] timing the picker');
     const cost = pickerCost();
@@ -519,15 +550,24 @@ async function main(): Promise<number> {
   }
 }
 
-/** One room for GetRoom and BATCH for BatchGetRooms, created through r1. */
-async function seedRooms(address: string): Promise<{ roomId: string; batchIds: string[] }> {
+/** Every replica: the isolation, and `burn` ms of CPU per BatchGetRooms; r4 also costs ×CPU_FACTOR. */
+function replicaEnv(isoEnv: Record<string, string>, index: number, opts: Options): Record<string, string> {
+  return {
+    ...isoEnv,
+    ...(opts.burn > 0 ? { FAULT_CPU_MS: String(opts.burn), FAULT_METHODS: 'BatchGetRooms' } : {}),
+    ...(index === DEGRADED ? { FAULT_CPU_FACTOR: String(CPU_FACTOR) } : {}),
+  };
+}
+
+/** One room for GetRoom and `batch` rooms for BatchGetRooms, created through r1. */
+async function seedRooms(address: string, batch: number): Promise<Seed> {
   const client = new RoomServiceClient(address, credentials.createInsecure());
   const md = new Metadata();
   md.set('lm-user-id', '424242');
   md.set('lm-role', 'streamer');
   try {
     const ids: string[] = [];
-    for (let i = 0; i < BATCH; i++) {
+    for (let i = 0; i < batch; i++) {
       const id = await new Promise<string>((resolve, reject) =>
         client.createRoom(
           { streamerId: '0', title: `bench room ${i}`, category: 'music', coverKey: `covers/${i}.jpg`, notice: 'benchmark', requestId: `bench-lb-${i}` },
