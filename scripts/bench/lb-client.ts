@@ -52,6 +52,8 @@ export interface ClientResult {
   errorTimes: number[];
   /** One message per error code, to tell a deadline from a refused connection. */
   errorSamples: Record<string, string>;
+  /** The P2C balancer's view every second of the window (empty for other policies). */
+  views: Array<{ at: number; endpoints: Array<{ address: string; load: number; latencyMs: number; inflight: number; avoided: boolean; score: number }> }>;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -130,6 +132,11 @@ async function main(): Promise<void> {
   const picks: ClientResult['picks'] = [];
   let ticker: NodeJS.Timeout | undefined;
   let sampler: NodeJS.Timeout | undefined;
+  const views: ClientResult['views'] = [];
+  const viewer = setInterval(() => {
+    const b = lbSnapshot().balancers[0];
+    if (b && now() >= markAt) views.push({ at: now(), endpoints: b.endpoints.map(({ address, load, latencyMs, inflight, avoided, score }) => ({ address, load, latencyMs, inflight, avoided, score })) });
+  }, 1000);
 
   const finish = () => {
     const inWindow: number[] = [];
@@ -150,7 +157,7 @@ async function main(): Promise<void> {
         errorTimes.push(t);
       }
     }
-    const result: ClientResult = { type: 'result', id: cfg.id, latencies: Float64Array.from(inWindow), ok, errors, byPeer, windowMs: stopAt - markAt, cpuMs, picks, errorTimes, errorSamples };
+    const result: ClientResult = { type: 'result', id: cfg.id, latencies: Float64Array.from(inWindow), ok, errors, byPeer, windowMs: stopAt - markAt, cpuMs, picks, errorTimes, errorSamples, views };
     process.send!(result, () => {
       client.close();
       process.exit(0);
@@ -180,6 +187,7 @@ async function main(): Promise<void> {
       cpuMs = (cpu.user + cpu.system) / 1000;
       clearInterval(ticker);
       clearInterval(sampler);
+      clearInterval(viewer);
       const wait = setInterval(() => {
         if (inflight === 0 || now() > stopAt + cfg.deadlineMs + 1000) {
           clearInterval(wait);

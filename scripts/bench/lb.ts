@@ -267,6 +267,12 @@ async function runPolicy(step: string, policy: PolicyName, replicas: Replica[], 
     panel: { title: policy, samples: sampler.series(t0, t2), marks: [{ t: (t1 - t0) / 1000, label: 'measured →' }, { t: (t2 - t0) / 1000, label: '' }] },
   };
   const row = summarize(policy, [run], replicas);
+  // What client 1's balancer saw, once a second: why each replica got its share.
+  const label = (address: string) => `r${replicas.findIndex((r) => r.address === address) + 1}`;
+  for (const v of run.results[0]?.views ?? []) {
+    const line = v.endpoints.map((e) => `${label(e.address)} load ${e.load.toFixed(2)} lat ${e.latencyMs.toFixed(1)} in ${e.inflight}${e.avoided ? ' AVOIDED' : ''}`).join(' | ');
+    say(`${step} ${policy}: client 1 sees ${line}`);
+  }
   say(
     `${step} ${policy}: ${formatK(row.calls)} calls, ${Math.round(row.rps)} ok/s, p50 ${row.p50.toFixed(1)} ms, p99 ${row.p99.toFixed(1)} ms, p999 ${row.p999.toFixed(1)} ms, ` +
       `errors ${row.errors}${row.errors ? ` (${row.errorKinds})` : ''}, r4 share ${pct(row.requestShare[DEGRADED]!)}, healthy CPU max/avg ${row.healthyMaxOverAvg.toFixed(2)}`,
