@@ -21,7 +21,7 @@
  *
  * Flags: --seconds N (measured window per run, default 10), --warmup N (default 4), --rate N
  * (calls/s over all clients, default 300), --clients N (default 4), --burn MS (default 4),
- * --batch N (default 50), --rounds N (default 2).
+ * --batch N (default 50), --rounds N (default 3).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -57,7 +57,7 @@ interface Options {
 }
 
 function parseFlags(argv: string[]): Options {
-  const opts: Options = { seconds: 10, warmup: 4, rate: 300, clients: 4, burn: 4, batch: 50, rounds: 2 };
+  const opts: Options = { seconds: 10, warmup: 4, rate: 300, clients: 4, burn: 4, batch: 50, rounds: 3 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = (argv[i] ?? '').split('=', 2) as [string, string | undefined];
     const key = flag.replace(/^--/, '') as keyof Options;
@@ -488,6 +488,18 @@ function report(rows: PolicyRow[], kill: KillResult | undefined, cost: ReturnTyp
   return lines.join('\n');
 }
 
+/** Each run on its own, to show how much of a difference is the machine rather than the policy. */
+function perRunTable(perRun: Array<{ round: number; row: PolicyRow }>): string {
+  return [
+    '| run | policy | p50 ms | p99 ms | p999 ms | errors | r4 share of requests | healthy CPU max/avg |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
+    ...perRun.map(
+      ({ round, row: r }) =>
+        `| ${round} | ${r.policy} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.p999.toFixed(1)} | ${r.errors} | ${pct(r.requestShare[DEGRADED]!)} | ${r.healthyMaxOverAvg.toFixed(2)} |`,
+    ),
+  ].join('\n');
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -521,6 +533,7 @@ async function main(): Promise<number> {
       }
     }
     const rows = POLICIES.map((p) => summarize(p, runs.get(p)!, replicas));
+    const perRun = POLICIES.flatMap((p) => runs.get(p)!.map((r, i) => ({ round: i + 1, row: summarize(p, [r], replicas) })));
     const kill = await runKill(replicas, sampler, opts, seed, replicaEnv(iso.env, VICTIM, opts), abort.signal);
     sampler.stop();
     say('[cost] timing the picker');
@@ -535,7 +548,7 @@ async function main(): Promise<number> {
       ),
     );
     say(`wrote ${svgPath}`);
-    process.stdout.write(`\n${report(rows, kill, cost, opts, machine)}\n`);
+    process.stdout.write(`\n${report(rows, kill, cost, opts, machine)}\n\n${perRunTable(perRun)}\n`);
     return 0;
   } catch (err) {
     if (err instanceof Interrupted || abort.signal.aborted) {
