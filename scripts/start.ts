@@ -64,14 +64,15 @@ interface ProcessSpec {
 }
 
 /**
- * Where each service is, for the processes that call it: `ROOM_ADDR`, `LEDGER_ADDR`, … naming the
- * service's first replica on the shifted ports. A value already in the environment wins.
+ * Where each service is, for the processes that call it: `ROOM_ADDR`, `LEDGER_ADDR`, … listing both
+ * replicas on the shifted ports (lb/'s clients balance over them). A value already in the
+ * environment wins.
  */
 function peerAddresses(offset: number, env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const service of SERVICES) {
     const key = `${service.name.toUpperCase()}_ADDR`;
-    out[key] = env[key] || `127.0.0.1:${service.port + offset}`;
+    out[key] = env[key] || `127.0.0.1:${service.port + offset},127.0.0.1:${service.port + REPLICA_PORT_STEP + offset}`;
   }
   return out;
 }

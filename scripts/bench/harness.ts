@@ -81,12 +81,14 @@ export interface Server {
 export const live = new Set<ChildProcess>();
 
 /**
- * Starts a server process and waits until its Health/Check("") answers SERVING.
+ * Starts a server process (on a free port unless `fixedPort` is given) and waits until its
+ * Health/Check("") answers SERVING.
  * Detached (its own process group), so a Ctrl-C reaches only this process, which then stops the
  * child with SIGTERM and lets it drain, rather than the child draining on its own mid-run.
  */
-export async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal): Promise<Server> {
-  const [port] = (await freePorts(1)) as [number];
+export async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal, fixedPort?: number): Promise<Server> {
+  // A fixed port lets a benchmark restart a killed server where its clients expect it.
+  const port = fixedPort ?? ((await freePorts(1)) as [number])[0];
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],

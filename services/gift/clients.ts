@@ -1,13 +1,18 @@
-import { credentials, Metadata, type ChannelOptions } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
+import { createLbClient } from '../../lb/client.js';
 
-/** The clients Gift calls, made in one place so every channel gets the same settings. */
+/**
+ * The clients Gift calls, made in one place so every channel gets the same settings: lb/'s P2C
+ * balancing over every replica the target names (a comma-separated list, or a DNS name), a
+ * default deadline, and retries for reads only (Ledger's Transfer is not retried by the channel).
+ */
 export function giftClients(roomTarget: string, ledgerTarget: string): { room: RoomServiceClient; ledger: LedgerServiceClient } {
-  const options: ChannelOptions = { 'grpc.keepalive_time_ms': 30_000 };
+  const channelOptions = { 'grpc.keepalive_time_ms': 30_000 };
   return {
-    room: new RoomServiceClient(roomTarget, credentials.createInsecure(), options),
-    ledger: new LedgerServiceClient(ledgerTarget, credentials.createInsecure(), options),
+    room: createLbClient(RoomServiceClient, roomTarget, { channelOptions }),
+    ledger: createLbClient(LedgerServiceClient, ledgerTarget, { channelOptions }),
   };
 }
 

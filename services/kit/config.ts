@@ -76,6 +76,12 @@ export const kitConfigShape = {
   LOAD_WINDOW_MS: int(100, 10_000, 1000),
   FAULT_LATENCY_MS: int(0, 600_000, 0),
   FAULT_CPU_MS: int(0, 60_000, 0),
+  /** The whole process costs this many times the CPU for the same work (a noisy neighbour); 1 is off. */
+  FAULT_CPU_FACTOR: z.coerce
+    .number({ error: 'must be a number between 1 and 20' })
+    .min(1, { error: 'must be a number between 1 and 20' })
+    .max(20, { error: 'must be a number between 1 and 20' })
+    .default(1),
   FAULT_ERROR_RATE: ratio(0),
   /** Methods the faults apply to (short names such as GetRoom); empty means every method. */
   FAULT_METHODS: list(),

@@ -10,6 +10,12 @@ export function splitPath(path: string): [service: string, method: string] {
 }
 
 /**
+ * Codes that count as the server's failures in the ORCA report's `eps` (weighted_round_robin
+ * penalizes them); business outcomes such as NOT_FOUND or INVALID_ARGUMENT do not.
+ */
+const SERVER_FAILURE_CODES: ReadonlySet<Code> = new Set([Code.UNAVAILABLE, Code.RESOURCE_EXHAUSTED, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS]);
+
+/**
  * Writes the load report onto every response and records call metrics.
  *
  * Load goes out twice: the ASCII `lm-load` key (headers and trailers) that lb/'s P2C picker reads,
@@ -24,6 +30,7 @@ export function observeInterceptor(load: LoadMonitor, metrics: KitMetrics): Serv
     const record = (code: Code) => {
       if (recorded) return;
       recorded = true;
+      load.countCall(SERVER_FAILURE_CODES.has(code));
       metrics.observeCall(service, name, Code[code] ?? String(code), Number(process.hrtime.bigint() - started) / 1e9);
     };
     return new ServerInterceptingCall(call, {

@@ -55,8 +55,11 @@ export class LoadMonitor {
   private lastWall = performance.now();
   private lastElu: EventLoopUtilization = performance.eventLoopUtilization();
   private current: LoadSample = { cpu: 0, elu: 0 };
+  private currentRates: CallRates = { rps: 0, eps: 0 };
+  private calls = 0;
+  private errors = 0;
   private currentHeader = formatLoad(this.current);
-  private currentOrca = encodeOrca(this.current);
+  private currentOrca = encodeOrca(this.current, this.currentRates);
   private readonly cpus: number;
 
   constructor(private readonly windowMs: number, cpus = effectiveCpus()) {
@@ -85,9 +88,27 @@ export class LoadMonitor {
     this.lastWall = now;
     this.lastElu = performance.eventLoopUtilization();
     this.current = { cpu: clamp01(cpuMs / (wallMs * this.cpus)), elu: clamp01(elu.utilization) };
+    this.currentRates = { rps: (this.calls * 1000) / wallMs, eps: (this.errors * 1000) / wallMs };
+    this.calls = 0;
+    this.errors = 0;
     this.currentHeader = formatLoad(this.current);
-    this.currentOrca = encodeOrca(this.current);
+    this.currentOrca = encodeOrca(this.current, this.currentRates);
     return this.current;
+  }
+
+  /**
+   * Counts a finished call for the ORCA report's rates. grpc-js's weighted_round_robin weighs an
+   * endpoint by rps / utilization and ignores a report without rps, so without this count it
+   * silently degrades to plain round robin.
+   */
+  countCall(failed: boolean): void {
+    this.calls++;
+    if (failed) this.errors++;
+  }
+
+  /** Calls and server-side failures per second over the last window. */
+  get rates(): CallRates {
+    return this.currentRates;
   }
 
   get load(): LoadSample {
@@ -109,9 +130,19 @@ export class LoadMonitor {
   }
 }
 
+/** Request rates over the last load window, for the ORCA report. */
+export interface CallRates {
+  /** Calls finished per second. */
+  rps: number;
+  /** Of those, failures the server is to blame for (see SERVER_FAILURE_CODES in interceptors.ts). */
+  eps: number;
+}
+
 /** application_utilization is max(cpu, elu): a Node replica is saturated when either is. */
-function encodeOrca(s: LoadSample): Buffer {
-  return Buffer.from(OrcaLoadReport.encode(OrcaLoadReport.fromPartial({ cpuUtilization: s.cpu, applicationUtilization: Math.max(s.cpu, s.elu) })).finish());
+function encodeOrca(s: LoadSample, r: CallRates): Buffer {
+  return Buffer.from(
+    OrcaLoadReport.encode(OrcaLoadReport.fromPartial({ cpuUtilization: s.cpu, applicationUtilization: Math.max(s.cpu, s.elu), rpsFractional: r.rps, eps: r.eps })).finish(),
+  );
 }
 
 function clamp01(x: number): number {

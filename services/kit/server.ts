@@ -3,6 +3,7 @@ import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, resolveKitDefaul
 import { HealthRegistry, Serving } from './health.js';
 import { faultInterceptor, observeInterceptor } from './interceptors.js';
 import { LoadMonitor } from './load.js';
+import { CpuStealer } from './noisy-neighbour.js';
 import { createLogger, type Logger } from './logger.js';
 import { KitMetrics, serveMetrics } from './metrics.js';
 import { addReflection, DescriptorIndex } from './reflection.js';
@@ -35,6 +36,7 @@ export class ServiceHost {
   private readonly closers: Array<{ name: string; close: () => Promise<unknown> }> = [];
   private metricsServer: { close(): Promise<void> } | undefined;
   private draining: Promise<void> | undefined;
+  private readonly stealer: CpuStealer | undefined;
 
   constructor(
     readonly name: string,
@@ -51,6 +53,10 @@ export class ServiceHost {
       methods: config.FAULT_METHODS,
     });
     if (fault) log.warn({ latencyMs: config.FAULT_LATENCY_MS, cpuMs: config.FAULT_CPU_MS, errorRate: config.FAULT_ERROR_RATE, methods: config.FAULT_METHODS }, 'fault injection is ON');
+    if (config.FAULT_CPU_FACTOR > 1) {
+      this.stealer = new CpuStealer(config.FAULT_CPU_FACTOR).start();
+      log.warn({ cpuFactor: config.FAULT_CPU_FACTOR }, 'fault injection is ON: every unit of work costs this many times the CPU');
+    }
     this.server = new Server({
       // Order matters: observe wraps faults, so injected failures are counted and carry load too.
       interceptors: fault ? [observeInterceptor(this.load, this.metrics), fault] : [observeInterceptor(this.load, this.metrics)],
@@ -123,6 +129,7 @@ export class ServiceHost {
       }
     }
     await this.metricsServer?.close();
+    this.stealer?.stop();
     this.load.stop();
     this.log.info({ ms: Date.now() - started, clean: finished }, 'drained');
   }
