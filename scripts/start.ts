@@ -78,6 +78,15 @@ function peerAddresses(offset: number, env: NodeJS.ProcessEnv): Record<string, s
 }
 
 /**
+ * MYSQL_DATABASE names one service's database; given to the whole mesh it would put every
+ * service's tables and migration history in one database, where the second service to start
+ * finds the first one's migrations. So each service gets `<MYSQL_DATABASE>_<service>`.
+ */
+function ownDatabase(service: string, env: NodeJS.ProcessEnv): Record<string, string> {
+  return env.MYSQL_DATABASE ? { MYSQL_DATABASE: `${env.MYSQL_DATABASE}_${service}` } : {};
+}
+
+/**
  * Every process to run, and the services skipped because their main.js is not in dist/ yet: the
  * services are written one at a time, and the mesh should run whatever exists so far.
  */
@@ -103,7 +112,7 @@ function planProcesses(root: string, offset: number, env: NodeJS.ProcessEnv): { 
         script,
         port,
         metricsPort,
-        env: { ...peers, PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace },
+        env: { ...peers, ...ownDatabase(service.name, env), PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace },
       });
     }
   }
