@@ -12,8 +12,10 @@ import { answers } from '../scripts/net.js';
  * beside a developer's own mesh on the default ports. Infra was ensured by the global setup.
  */
 
-// 3000–3200 in steps of 10: away from the default table and from LM_PORT_OFFSET suggestions.
-const offset = 3000 + Math.round(Math.random() * 20) * 10;
+// 11000–14300 in steps of 10: every gRPC and metrics port lands in 61051–65510, above the kernel's
+// ephemeral range (32768–60999), so no outgoing connection or port-0 listener on this busy machine
+// can be holding one of them; the BFF lands in 19080–22380.
+const offset = 11_000 + Math.round(Math.random() * 330) * 10;
 const roomPorts = [50051 + offset, 50151 + offset];
 const bffPort = 8080 + offset;
 const iso = isolate('start');
