@@ -13,12 +13,15 @@ export interface Page<T> {
   next: string;
 }
 
-function pageSize(n: number | undefined): number {
+function pageSize(n: number | undefined, fallback: number = LIMITS.defaultPageSize, max: number = LIMITS.pageSize): number {
   const size = n ?? 0;
-  if (size === 0) return LIMITS.defaultPageSize;
-  if (!Number.isInteger(size) || size < 0 || size > LIMITS.pageSize) throw invalidField('page.page_size', `must be between 1 and ${LIMITS.pageSize} (0 means ${LIMITS.defaultPageSize})`);
+  if (size === 0) return fallback;
+  if (!Number.isInteger(size) || size < 0 || size > max) throw invalidField('page.page_size', `must be between 1 and ${max} (0 means ${fallback})`);
   return size;
 }
+
+/** ListOrders pages are larger: Ranking's rebuild reads a day of paid orders through it. */
+const ORDER_PAGE = { fallback: 100, max: 1000 };
 
 function cursor(token: string): string {
   if (token === '') return '0';
@@ -57,8 +60,10 @@ export class Orders {
   ): Promise<Page<OrderRecord>> {
     requireRole(caller, ['admin']);
     const given = [q.roomId, q.streamerId, q.senderId].filter((x) => x !== '' && x !== '0');
-    if (given.length === 0) throw invalidField('room_id', 'at least one of room_id, streamer_id or sender_id is required');
-    const limit = pageSize(q.pageSize);
+    if (given.length === 0 && !q.paidFrom && !q.paidTo) {
+      throw invalidField('room_id', 'set at least one of room_id, streamer_id, sender_id or a paid time range');
+    }
+    const limit = pageSize(q.pageSize, ORDER_PAGE.fallback, ORDER_PAGE.max);
     const orders = await this.store.list({
       ...(q.roomId !== '0' && q.roomId !== '' ? { roomId: q.roomId } : {}),
       ...(q.streamerId !== '0' && q.streamerId !== '' ? { streamerId: q.streamerId } : {}),
