@@ -1,5 +1,8 @@
-import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
+import { GiftPaidEvent, GiftServiceClient, orderEffectToJSON, type OrderEffect } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { callerMetadata, deadlineIn, SERVICE_CALLER, serviceClient } from './clients.js';
+import type { Logger } from './logger.js';
 import { subject, type NatsConnection } from './nats.js';
 
 /**
@@ -11,6 +14,8 @@ export const streamName = (prefix: string, name: string) => `${prefix ? `${prefi
 
 /** Paid gifts: Gift's outbox relay publishes, Gift (EXP), Chat (barrage) and Ranking consume. */
 export const GIFT_PAID = 'GIFT_PAID';
+
+export const giftPaidStreamName = (prefix: string) => streamName(prefix, GIFT_PAID);
 
 /** `gift.paid.<room_id>`: one subject per room, so a consumer can filter one room. */
 export const giftPaidSubject = (prefix: string, roomId: string) => subject(prefix, `gift.paid.${roomId}`);
@@ -43,3 +48,95 @@ export async function ensureStream(nc: NatsConnection, config: Partial<StreamCon
 }
 
 export const ensureGiftPaidStream = (nc: NatsConnection, prefix: string) => ensureStream(nc, giftPaidStreamConfig(prefix));
+
+/** What a handler tells the consumer loop to do with one event. */
+export type Verdict = { ack: true } | { ack: false; retryInMs: number };
+
+export interface GiftConsumerOptions {
+  /** Durable name, one per effect (e.g. `chat-barrage`); replicas sharing it split the events. */
+  durable: string;
+  /** How long a delivered, unacknowledged event waits before JetStream redelivers it. */
+  ackWaitMs: number;
+  /** Events handled concurrently per replica at most (JetStream max_ack_pending is per consumer). */
+  maxAckPending?: number;
+  handle: (event: GiftPaidEvent, msg: JsMsg) => Promise<Verdict>;
+  log: Logger;
+}
+
+/**
+ * Runs a durable, explicitly acknowledged consumer of the paid-gift stream. An event is acked
+ * only after its handler says its effect is done, so a replica that dies mid-way leaves the event
+ * to be redelivered (handlers must be idempotent by order id). A handler failure naks with a
+ * delay; an undecodable event is terminated so it cannot block the consumer forever.
+ */
+export async function consumeGiftPaid(nc: NatsConnection, prefix: string, opts: GiftConsumerOptions): Promise<{ stop(): Promise<void> }> {
+  await ensureGiftPaidStream(nc, prefix);
+  const stream = giftPaidStreamName(prefix);
+  const jsm = await jetstreamManager(nc);
+  const config = {
+    durable_name: opts.durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(opts.ackWaitMs),
+    max_ack_pending: opts.maxAckPending ?? 1000,
+  };
+  try {
+    await jsm.consumers.add(stream, config);
+  } catch {
+    await jsm.consumers.update(stream, opts.durable, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
+  }
+  const consumer = await jetstream(nc).consumers.get(stream, opts.durable);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+  const done = (async () => {
+    for await (const m of messages) {
+      let event: GiftPaidEvent;
+      try {
+        event = GiftPaidEvent.decode(m.data);
+      } catch (err) {
+        opts.log.error({ err: (err as Error).message, subject: m.subject, seq: m.seq }, 'undecodable paid-gift event terminated');
+        m.term();
+        continue;
+      }
+      try {
+        const verdict = await opts.handle(event, m);
+        if (verdict.ack) m.ack();
+        else m.nak(verdict.retryInMs);
+      } catch (err) {
+        opts.log.warn({ err, orderId: event.orderId, durable: opts.durable }, 'paid-gift effect failed; will be redelivered');
+        m.nak(1000);
+      }
+    }
+  })();
+  return {
+    async stop() {
+      await messages.close();
+      await done;
+    },
+  };
+}
+
+/** Reports one applied effect of a paid order to the Gift service (AckOrderEffect). */
+export type EffectReporter = (orderId: string) => Promise<void>;
+
+/**
+ * The AckOrderEffect call for one effect (BARRAGE for Chat, RANKING for Ranking), made as the
+ * internal admin. With no Gift address configured the report is skipped with a debug line: the
+ * effect is still applied, and Gift's saga, once it runs, re-publishes orders whose effects it
+ * has not heard about, which the consumers answer again idempotently.
+ */
+export function effectReporter(giftAddress: string, effect: OrderEffect, log: Logger, timeoutMs = 3000): { report: EffectReporter; close(): void } {
+  if (!giftAddress) {
+    return {
+      report: async (orderId) => void log.debug({ orderId, effect: orderEffectToJSON(effect) }, 'GIFT_ADDR unset: effect applied, AckOrderEffect skipped'),
+      close: () => {},
+    };
+  }
+  const client = serviceClient(GiftServiceClient, giftAddress);
+  return {
+    report: (orderId) =>
+      new Promise<void>((resolve, reject) =>
+        client.ackOrderEffect({ orderId, effect }, callerMetadata(SERVICE_CALLER), deadlineIn(timeoutMs), (err) => (err ? reject(err) : resolve())),
+      ),
+    close: () => client.close(),
+  };
+}
