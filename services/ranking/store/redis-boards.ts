@@ -73,7 +73,16 @@ for _, mm in ipairs(redis.call('ZREVRANGE', KEYS[1], lo, rank + n)) do
 end
 return out`;
 
+/** Raises a room's broadcast start, never lowers it (events and room changes arrive in any order). */
+const RAISE_LIVE_START = `
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`;
+
 interface BoardScripts {
+  rankLiveStart(...args: string[]): Promise<number>;
   rankApply(...args: string[]): Promise<number>;
   rankTop(...args: string[]): Promise<Array<string | number>>;
   rankUser(...args: string[]): Promise<Array<string | number>>;
@@ -133,6 +142,7 @@ export class RedisBoards {
       redis.defineCommand('rankApply', { lua: APPLY });
       redis.defineCommand('rankTop', { numberOfKeys: 1, lua: READ_TOP });
       redis.defineCommand('rankUser', { numberOfKeys: 1, lua: USER_RANK });
+      redis.defineCommand('rankLiveStart', { numberOfKeys: 1, lua: RAISE_LIVE_START });
     }
     this.redis = redis as BoardRedis;
   }
@@ -171,8 +181,7 @@ export class RedisBoards {
 
   /** Raises the room's broadcast start (never lowers it: events arrive out of order). */
   async noteLiveStart(roomId: string, start: Date, ttlMs: number): Promise<void> {
-    const cur = Number((await this.redis.get(liveStartKey(roomId))) ?? 0);
-    if (start.getTime() > cur) await this.redis.set(liveStartKey(roomId), String(start.getTime()), 'PX', ttlMs);
+    await this.redis.rankLiveStart(liveStartKey(roomId), String(start.getTime()), String(ttlMs));
   }
 
   /** Every stored total on a board, by user (a rebuild compares them with the recomputed ones). */
