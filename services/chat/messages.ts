@@ -33,6 +33,16 @@ export interface SendInput {
 
 const ROLE: Record<CallerRole, Role> = { viewer: Role.ROLE_VIEWER, streamer: Role.ROLE_STREAMER, admin: Role.ROLE_ADMIN };
 
+interface OpenWindow {
+  dueAt: number;
+  roomId: string;
+  message: ChatMessage;
+}
+
+/** How often ended merge windows are closed, and how long after its end a window is closed, so a send merged in its last millisecond is counted. */
+const SWEEP_MS = 100;
+const MERGE_GRACE_MS = 100;
+
 const hash = (s: string) => createHash('sha1').update(s).digest('base64url').slice(0, 16);
 
 /**
@@ -43,10 +53,13 @@ const hash = (s: string) => createHash('sha1').update(s).digest('base64url').sli
  *
  * A flood of one text is published once, at once, with merged_count 1; when its merge window
  * closes, the replica that published it publishes one update with the final count (same
- * message_id), so gateways replace the line instead of showing a thousand copies.
+ * message_id), so gateways replace the line instead of showing a thousand copies. Windows are
+ * closed in batches (one pipeline per sweep), not with a timer and a round trip per message.
  */
 export class Messages {
-  private readonly merging = new Map<string, { timer: NodeJS.Timeout; roomId: string; message: ChatMessage }>();
+  /** Open merge windows of messages this replica published, oldest first. */
+  private readonly windows: OpenWindow[] = [];
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly rooms: RoomDirectory,
@@ -78,19 +91,30 @@ export class Messages {
     }
 
     const now = this.clock();
+    const message: ChatMessage = {
+      messageId: this.ids.next(now),
+      senderId: caller.userId,
+      senderName: input.senderName,
+      senderLevel: level,
+      text,
+      mergedCount: 1,
+      senderRole: ROLE[caller.role],
+    };
+    const event = roomEvent(room.roomId, '0', { chat: message }, new Date(now));
     const admission = await this.store.admit({
       roomId: room.roomId,
       userId: caller.userId,
       clientMessageId: input.clientMessageId,
       fingerprint: hash(`${room.roomId}\n${text}`),
       textHash: hash(text),
-      candidateId: this.ids.next(now),
+      candidateId: message.messageId,
       nowMs: now,
       burst: this.settings.rateBurst,
       perSecond: this.settings.ratePerSecond,
       slowModeMs: manager ? 0 : policy.slowModeMs,
       mergeWindowMs: this.settings.mergeWindowMs,
       dedupeMs: this.settings.dedupeMs,
+      event: RoomEvent.encode(event).finish(),
     });
     switch (admission.kind) {
       case 'duplicate':
@@ -105,20 +129,11 @@ export class Messages {
         throw slowMode(admission.retryAfterMs);
       case 'merged':
         return { messageId: admission.messageId, outcome: 'merged' };
-      case 'new': {
-        const message: ChatMessage = {
-          messageId: admission.messageId,
-          senderId: caller.userId,
-          senderName: input.senderName,
-          senderLevel: level,
-          text,
-          mergedCount: 1,
-          senderRole: ROLE[caller.role],
-        };
-        await this.publish(room.roomId, admission.seq, message, now);
-        if (this.settings.mergeWindowMs > 0) this.scheduleClose(room.roomId, message);
+      case 'new':
+        // Already in the recent list (the script put it there); now out to the room.
+        this.bus.publish({ ...event, seq: admission.seq });
+        if (this.settings.mergeWindowMs > 0) this.windows.push({ dueAt: now + this.settings.mergeWindowMs + MERGE_GRACE_MS, roomId: room.roomId, message });
         return { messageId: admission.messageId, outcome: 'published' };
-      }
     }
   }
 
@@ -131,8 +146,8 @@ export class Messages {
     await this.rooms.get(roomId);
     const after = BigInt(afterSeq || '0');
     const latest = new Map<string, RoomEvent>();
-    for (const raw of await this.store.recent(roomId)) {
-      const event = RoomEvent.decode(raw);
+    for (const { seq, event: raw } of await this.store.recent(roomId)) {
+      const event = { ...RoomEvent.decode(raw), seq };
       const id = event.chat?.messageId;
       if (id === undefined) continue;
       const seen = latest.get(id);
@@ -142,34 +157,40 @@ export class Messages {
     return ordered.slice(-n);
   }
 
+  /** Starts closing merge windows as they end. */
+  start(): void {
+    this.timer = setInterval(() => void this.closeDue(this.clock()), SWEEP_MS);
+    this.timer.unref();
+  }
+
   /** Closes every open merge window now (at shutdown), so their final counts are published. */
   async stop(): Promise<void> {
-    const open = [...this.merging.keys()];
-    for (const id of open) clearTimeout(this.merging.get(id)?.timer);
-    await Promise.all(open.map((id) => this.closeMerge(id)));
+    if (this.timer) clearInterval(this.timer);
+    await this.closeDue(Infinity);
   }
 
-  private async publish(roomId: string, seq: string, message: ChatMessage, nowMs: number): Promise<void> {
-    const bytes = this.bus.publish(roomEvent(roomId, seq, { chat: message }, new Date(nowMs)));
-    await this.store.remember(roomId, bytes);
-  }
-
-  private scheduleClose(roomId: string, message: ChatMessage): void {
-    // A little after the window, so a send merged in its last millisecond is counted.
-    const timer = setTimeout(() => void this.closeMerge(message.messageId), this.settings.mergeWindowMs + 100);
-    timer.unref();
-    this.merging.set(message.messageId, { timer, roomId, message });
-  }
-
-  private async closeMerge(messageId: string): Promise<void> {
-    const open = this.merging.get(messageId);
-    if (!open) return;
-    this.merging.delete(messageId);
+  /**
+   * Closes the windows that have ended, in one Redis pipeline, and publishes one update for each
+   * message something merged into. Windows all last the same, so the queue is in deadline order.
+   */
+  private async closeDue(now: number): Promise<void> {
+    let n = 0;
+    while (n < this.windows.length && (this.windows[n] as OpenWindow).dueAt <= now) n++;
+    if (n === 0) return;
+    const due = this.windows.splice(0, n);
     try {
-      const merged = await this.store.closeMerge(open.roomId, messageId);
-      if (merged) await this.publish(open.roomId, merged.seq, { ...open.message, mergedCount: merged.count }, this.clock());
+      const results = await this.store.closeMerges(due.map((w) => ({ roomId: w.roomId, messageId: w.message.messageId })));
+      await Promise.all(
+        due.map(async (w, i) => {
+          const merged = results[i];
+          if (!merged) return;
+          const update = roomEvent(w.roomId, '0', { chat: { ...w.message, mergedCount: merged.count } }, new Date(this.clock()));
+          await this.store.remember(w.roomId, merged.seq, RoomEvent.encode(update).finish());
+          this.bus.publish({ ...update, seq: merged.seq });
+        }),
+      );
     } catch (err) {
-      this.onError(err, `final count of merged message ${messageId}`);
+      this.onError(err, `final counts of ${due.length} merged message(s)`);
     }
   }
 }

@@ -67,7 +67,7 @@ const DEDUPE_MS = 10 * 60_000;
 /** Connects Chat's dependencies and registers it on the host. */
 export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<ChatUseCases> {
   const log = host.log;
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
+  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log, { autoPipelining: true });
   host.onClose('redis', () => redis.quit());
   const nats = await connectNats(config.NATS_URL, `chat-${config.REPLICA}`, log);
   host.onClose('nats', () => nats.drain());
@@ -107,6 +107,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   host.onClose('gift barrage consumer', () => consumer.stop());
 
   likes.start(config.LIKE_FLUSH_MS);
+  messages.start();
   // Streams end when the server stops accepting; once calls are done, the last likes and merge counts go out.
   host.onClose('merge windows', () => messages.stop());
   host.onClose('likes', () => likes.stop());

@@ -5,7 +5,8 @@ import type { Policy } from '../model.js';
  * Chat's Redis layout (every key also carries REDIS_PREFIX):
  *
  *   c:q:<room>          per-room event sequence (INCR)
- *   c:h:<room>          list, the room's last published chat events (protobuf), newest first
+ *   c:h:<room>          list, the room's last published chat events, newest first, each
+ *                       "<seq>|<RoomEvent protobuf without its seq>" (the script assigns the seq)
  *   c:p:<room>          hash, the room's policy; never expires
  *   c:u:<room>:<user>   hash, a mute (room 0: platform-wide); expires when the mute ends
  *   c:d:<user>:<cmid>   dedupe of client_message_id: "<fingerprint>|<message id>", 10 minutes
@@ -40,10 +41,11 @@ const RECENT_KEPT = 200;
 
 /**
  * Everything SendMessage decides in Redis, in one round trip and atomically: the retry check,
- * mutes, the token bucket, slow mode, then the flood merge and the event sequence. A refused
- * message consumes nothing; a retry (same client_message_id) is answered before any limit.
- * KEYS[8] is the merge-count key prefix as ioredis prefixed it, so the script can reach the count
- * of a message id it only learns from the flood key.
+ * mutes, the token bucket, slow mode, then the flood merge, the event sequence and, for a new
+ * message, its place in the recent list (ARGV[9] is the event, encoded without its seq). A
+ * refused message consumes nothing; a retry (same client_message_id) is answered before any
+ * limit. KEYS[8] is the merge-count key prefix as ioredis prefixed it, so the script can reach
+ * the count of a message id it only learns from the flood key.
  */
 const ADMIT = `
 local now = tonumber(ARGV[1])
@@ -84,7 +86,10 @@ if window > 0 then
   redis.call('SET', KEYS[8] .. id, '1', 'PX', window + 60000)
 end
 redis.call('SET', KEYS[1], ARGV[2] .. '|' .. id, 'PX', ARGV[8])
-return {'new', id, tostring(redis.call('INCR', KEYS[7]))}`;
+local seq = redis.call('INCR', KEYS[7])
+redis.call('LPUSH', KEYS[9], seq .. '|' .. ARGV[9])
+redis.call('LTRIM', KEYS[9], 0, ${RECENT_KEPT - 1})
+return {'new', id, tostring(seq)}`;
 
 /** Closes a merge window: the final count (and a sequence number for the update) if anything merged. */
 const CLOSE_MERGE = `
@@ -123,8 +128,7 @@ if not cur[2] and ARGV[2] ~= 'live' then return 0 end
 return redis.call('INCR', KEYS[2])`;
 
 interface ChatScripts {
-  chatAdmit(...args: string[]): Promise<string[]>;
-  chatCloseMerge(...args: string[]): Promise<[number, number]>;
+  chatAdmit(...args: Array<string | Buffer>): Promise<string[]>;
   chatFlushLikes(...args: string[]): Promise<[number, number]>;
   chatSetPolicy(...args: string[]): Promise<string[]>;
   chatRoomStatus(...args: string[]): Promise<number>;
@@ -156,6 +160,8 @@ export interface AdmitInput {
   slowModeMs: number;
   mergeWindowMs: number;
   dedupeMs: number;
+  /** The RoomEvent a new message becomes, encoded without its seq (kept in the recent list). */
+  event: Uint8Array;
 }
 
 export interface MuteRecord {
@@ -169,7 +175,7 @@ export class RedisChatStore {
 
   constructor(redis: Redis) {
     if (!('chatAdmit' in redis)) {
-      redis.defineCommand('chatAdmit', { numberOfKeys: 8, lua: ADMIT });
+      redis.defineCommand('chatAdmit', { numberOfKeys: 9, lua: ADMIT });
       redis.defineCommand('chatCloseMerge', { numberOfKeys: 2, lua: CLOSE_MERGE });
       redis.defineCommand('chatFlushLikes', { numberOfKeys: 2, lua: FLUSH_LIKES });
       redis.defineCommand('chatSetPolicy', { numberOfKeys: 1, lua: SET_POLICY });
@@ -181,8 +187,9 @@ export class RedisChatStore {
   async admit(a: AdmitInput): Promise<Admission> {
     const [kind, x = '', y = ''] = await this.redis.chatAdmit(
       k.dedupe(a.userId, a.clientMessageId), k.mute(a.roomId, a.userId), k.mute('0', a.userId), k.rate(a.userId),
-      k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.seq(a.roomId), k.mergeCountPrefix,
+      k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.seq(a.roomId), k.mergeCountPrefix, k.recent(a.roomId),
       String(a.nowMs), a.fingerprint, a.candidateId, String(a.burst), String(a.perSecond), String(a.slowModeMs), String(a.mergeWindowMs), String(a.dedupeMs),
+      Buffer.from(a.event),
     );
     switch (kind) {
       case 'dup': return { kind: 'duplicate', messageId: x };
@@ -196,24 +203,38 @@ export class RedisChatStore {
     }
   }
 
-  /** The merged count when a merge window closes, with the update's sequence number; undefined if nothing merged. */
-  async closeMerge(roomId: string, messageId: string): Promise<{ count: number; seq: string } | undefined> {
-    const [count, seq] = await this.redis.chatCloseMerge(k.mergeCount(messageId), k.seq(roomId));
-    return count > 1 ? { count, seq: String(seq) } : undefined;
+  /**
+   * Closes merge windows, in one pipeline: for each message, the merged count and a sequence
+   * number for its update, or undefined when nothing merged into it.
+   */
+  async closeMerges(open: Array<{ roomId: string; messageId: string }>): Promise<Array<{ count: number; seq: string } | undefined>> {
+    const p = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { chatCloseMerge(...args: string[]): unknown };
+    for (const o of open) p.chatCloseMerge(k.mergeCount(o.messageId), k.seq(o.roomId));
+    const results = (await p.exec()) ?? [];
+    return results.map(([err, res]) => {
+      if (err) throw err;
+      const [count, seq] = res as [number, number];
+      return count > 1 ? { count, seq: String(seq) } : undefined;
+    });
   }
 
   nextSeq(roomId: string): Promise<number> {
     return this.redis.incr(k.seq(roomId));
   }
 
-  /** Keeps a published chat event for ListRecentMessages. */
-  async remember(roomId: string, event: Uint8Array): Promise<void> {
-    await this.redis.pipeline().lpush(k.recent(roomId), Buffer.from(event)).ltrim(k.recent(roomId), 0, RECENT_KEPT - 1).exec().then(throwFirst);
+  /** Keeps a published chat event (encoded without its seq) for ListRecentMessages. */
+  async remember(roomId: string, seq: string, event: Uint8Array): Promise<void> {
+    const entry = Buffer.concat([Buffer.from(`${seq}|`), event]);
+    await this.redis.pipeline().lpush(k.recent(roomId), entry).ltrim(k.recent(roomId), 0, RECENT_KEPT - 1).exec().then(throwFirst);
   }
 
-  /** Kept chat events, oldest first (raw; the caller collapses updates of the same message). */
-  async recent(roomId: string): Promise<Buffer[]> {
-    return (await this.redis.lrangeBuffer(k.recent(roomId), 0, RECENT_KEPT - 1)).reverse();
+  /** Kept chat events, oldest first, with their seq (the caller collapses updates of one message). */
+  async recent(roomId: string): Promise<Array<{ seq: string; event: Buffer }>> {
+    const raw = await this.redis.lrangeBuffer(k.recent(roomId), 0, RECENT_KEPT - 1);
+    return raw.reverse().map((entry) => {
+      const bar = entry.indexOf(0x7c);
+      return { seq: entry.subarray(0, bar).toString(), event: entry.subarray(bar + 1) };
+    });
   }
 
   async flushLikes(roomId: string, count: number, nowMs: number): Promise<{ total: string; seq: string }> {
