@@ -2,17 +2,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentials } from '@grpc/grpc-js';
 import { ChatServiceClient, EventPriority, RoomEvent, RoomNoticeKind } from '../gen/ts/livemesh/chat/v1/chat.js';
 import { isolate } from '../scripts/isolation.js';
-import { chatApi, eventually, follow, giftPublisher, startChat, type ChatServer } from './support/chat.js';
+import { chatApi, eventually, follow, giftConsumerIdle, giftPublisher, startChat, startGift, type ChatServer } from './support/chat.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('chatfan');
+/** Gift's own database and prefixes: only its AckOrderEffect is exercised here. */
+const giftIso = isolate('chatfangift');
 let room: RoomServer;
+let gift: Awaited<ReturnType<typeof startGift>>;
 const replicas: ChatServer[] = [];
 let gifts: Awaited<ReturnType<typeof giftPublisher>>;
 
 beforeAll(async () => {
   room = await startRoom(iso);
-  const env = { ROOM_ADDR: room.address, LIKE_FLUSH_MS: '300', SUBSCRIBE_BUFFER: '300', GIFT_CONSUMER_ACK_WAIT_MS: '2000' };
+  // The real Gift service receives Chat's AckOrderEffect(BARRAGE) calls. Orders it can pay need
+  // the Ledger (not on main yet), so the events here are for orders Gift does not have: it must
+  // accept the call (identity, effect) and answer ORDER_NOT_FOUND, which Chat logs and acks.
+  gift = await startGift(giftIso, { ROOM_ADDR: room.address, LEDGER_ADDR: '127.0.0.1:9' });
+  const env = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LIKE_FLUSH_MS: '300', SUBSCRIBE_BUFFER: '300', GIFT_CONSUMER_ACK_WAIT_MS: '2000' };
   for (let i = 0; i < 3; i++) replicas.push(await startChat(iso, env));
   gifts = await giftPublisher(iso);
 });
@@ -20,8 +27,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await gifts?.close();
   await Promise.all(replicas.map((r) => r.close()));
+  await gift?.close();
   await room?.close();
   await iso.cleanup();
+  await giftIso.cleanup();
 });
 
 let n = 0;
@@ -172,6 +181,10 @@ describe('gift barrages and notices', () => {
     expect(big.gift).toMatchObject({ senderId: gift.senderId, senderName: gift.senderName, count: 99, comboCount: gift.comboCount, amountMinor: gift.amountMinor });
     expect(RoomEvent.encode(big).finish().length).toBeLessThan(300);
     sub.stream.cancel();
+    // Every delivery reported to Gift and acknowledged: none is left pending or redelivered forever.
+    await eventually(() => giftConsumerIdle(iso, 'chat-barrage'));
+    const refusals = replicas.flatMap((r) => r.logs.lines.filter((l) => l.msg === 'Gift refused AckOrderEffect for good; not retried'));
+    expect(refusals.map((l) => l.orderId)).toEqual(expect.arrayContaining(['4611686018427387904', '77']));
   });
 
   it('a gift paid long ago (a consumer catching up) is acknowledged without a barrage', async () => {

@@ -11,7 +11,7 @@ import { Boards, RETENTION } from '../services/ranking/boards.js';
 import { Calendar } from '../services/ranking/calendar.js';
 import { RedisBoards } from '../services/ranking/store/redis-boards.js';
 import { RankingUpdates } from '../services/ranking/updates.js';
-import { eventually, giftPublisher, rankingApi, refusal, startRanking, startStandIn, type RankingServer } from './support/chat.js';
+import { eventually, giftPublisher, rankingApi, refusal, startGift, startRanking, startStandIn, type RankingServer } from './support/chat.js';
 import { as } from './support/room.js';
 
 const iso = isolate('ranking');
@@ -225,6 +225,28 @@ describe('bad input is INVALID_ARGUMENT naming the field', () => {
 });
 
 describe('RebuildRanking from the Gift service', () => {
+  it('reads paid orders through the real Gift service: a room Gift has no orders for would be emptied (dry run)', async () => {
+    const giftIso = isolate('rankinggift');
+    const gift = await startGift(giftIso, { ROOM_ADDR: '127.0.0.1:9', LEDGER_ADDR: '127.0.0.1:9' });
+    const rebuilder = await startRanking(iso, { GIFT_ADDR: gift.address, GIFT_CONSUMER_ACK_WAIT_MS: String(ACK_WAIT_MS) });
+    try {
+      const dry = await rankingApi(rebuilder.client).rebuildRanking({ roomId: '101', dryRun: true }, as('1', 'admin'));
+      expect(dry).toMatchObject({ ordersScanned: '0', boardsRebuilt: '3', entriesChanged: '9', applied: false });
+      expect(scores((await api().getRoomRanking({ roomId: '101', period: DAY })).entries)).toHaveLength(3);
+      // Gift's ListOrders (on main) insists on a room, streamer or sender, where the contract also
+      // allows a paid-time range alone: a day rebuild is refused, clearly, until Gift follows it.
+      const day = new Date().toISOString().slice(0, 10);
+      const err = await refusal(rankingApi(rebuilder.client).rebuildRanking({ day, dryRun: true }, as('1', 'admin')));
+      expect(err).toMatchObject({ code: 'FAILED_PRECONDITION', reason: 'REBUILD_SOURCE_UNAVAILABLE' });
+      expect(err.message).toContain('ListOrders');
+    } finally {
+      await rebuilder.close();
+      await gift.close();
+      await giftIso.cleanup();
+    }
+  });
+
+
   it('recomputes a room from paid orders, reports differences on a dry run, and late events are not counted twice', async () => {
     const orders: Order[] = [];
     const acked: AckOrderEffectRequest[] = [];

@@ -59,7 +59,7 @@ export class Barrages {
       await this.report(e.orderId);
     } catch (err) {
       this.log.warn({ err, orderId: e.orderId }, 'AckOrderEffect(BARRAGE) failed; the event will be redelivered');
-      return { ack: false, retryInMs: 5000 };
+      return { ack: false };
     }
     return { ack: true };
   }

@@ -1,3 +1,4 @@
+import { status as Code } from '@grpc/grpc-js';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { GiftPaidEvent, GiftServiceClient, orderEffectToJSON, type OrderEffect } from '../../gen/ts/livemesh/gift/v1/gift.js';
@@ -49,8 +50,16 @@ export async function ensureStream(nc: NatsConnection, config: Partial<StreamCon
 
 export const ensureGiftPaidStream = (nc: NatsConnection, prefix: string) => ensureStream(nc, giftPaidStreamConfig(prefix));
 
-/** What a handler tells the consumer loop to do with one event. */
-export type Verdict = { ack: true } | { ack: false; retryInMs: number };
+/**
+ * What a handler tells the consumer loop to do with one event: acknowledge it, or have it
+ * redelivered after `retryInMs` (by default a backoff on the delivery count).
+ */
+export type Verdict = { ack: true } | { ack: false; retryInMs?: number };
+
+/** Redelivery delays for a failing effect: quick at first, then no faster than every 30 s. */
+export const EFFECT_BACKOFF_MS = [500, 1000, 2000, 5000, 10_000, 30_000] as const;
+
+const backoff = (deliveryCount: number) => EFFECT_BACKOFF_MS[Math.min(Math.max(deliveryCount, 1), EFFECT_BACKOFF_MS.length) - 1] ?? 30_000;
 
 export interface GiftConsumerOptions {
   /** Durable name, one per effect (e.g. `chat-barrage`); replicas sharing it split the events. */
@@ -67,7 +76,7 @@ export interface GiftConsumerOptions {
  * Runs a durable, explicitly acknowledged consumer of the paid-gift stream. An event is acked
  * only after its handler says its effect is done, so a replica that dies mid-way leaves the event
  * to be redelivered (handlers must be idempotent by order id). A handler failure naks with a
- * delay; an undecodable event is terminated so it cannot block the consumer forever.
+ * backoff; an undecodable event is terminated so it cannot block the consumer forever.
  */
 export async function consumeGiftPaid(nc: NatsConnection, prefix: string, opts: GiftConsumerOptions): Promise<{ stop(): Promise<void> }> {
   await ensureGiftPaidStream(nc, prefix);
@@ -100,10 +109,11 @@ export async function consumeGiftPaid(nc: NatsConnection, prefix: string, opts: 
       try {
         const verdict = await opts.handle(event, m);
         if (verdict.ack) m.ack();
-        else m.nak(verdict.retryInMs);
+        else m.nak(verdict.retryInMs ?? backoff(m.info.deliveryCount));
       } catch (err) {
-        opts.log.warn({ err, orderId: event.orderId, durable: opts.durable }, 'paid-gift effect failed; will be redelivered');
-        m.nak(1000);
+        const retryInMs = backoff(m.info.deliveryCount);
+        opts.log.warn({ err, orderId: event.orderId, durable: opts.durable, attempt: m.info.deliveryCount, retryInMs }, 'paid-gift effect failed; will be redelivered');
+        m.nak(retryInMs);
       }
     }
   })();
@@ -123,6 +133,10 @@ export type EffectReporter = (orderId: string) => Promise<void>;
  * internal admin. With no Gift address configured the report is skipped with a debug line: the
  * effect is still applied, and Gift's saga, once it runs, re-publishes orders whose effects it
  * has not heard about, which the consumers answer again idempotently.
+ *
+ * A report Gift refuses for good (an order it does not know, a request it calls invalid) is
+ * logged as an error and counts as made: redelivering the event could never change the answer.
+ * Anything else (Gift down, a deadline) rejects, so the event is redelivered and reported again.
  */
 export function effectReporter(giftAddress: string, effect: OrderEffect, log: Logger, timeoutMs = 3000): { report: EffectReporter; close(): void } {
   if (!giftAddress) {
@@ -135,7 +149,14 @@ export function effectReporter(giftAddress: string, effect: OrderEffect, log: Lo
   return {
     report: (orderId) =>
       new Promise<void>((resolve, reject) =>
-        client.ackOrderEffect({ orderId, effect }, callerMetadata(SERVICE_CALLER), deadlineIn(timeoutMs), (err) => (err ? reject(err) : resolve())),
+        client.ackOrderEffect({ orderId, effect }, callerMetadata(SERVICE_CALLER), deadlineIn(timeoutMs), (err) => {
+          if (!err) return resolve();
+          if (err.code === Code.NOT_FOUND || err.code === Code.INVALID_ARGUMENT) {
+            log.error({ orderId, effect: orderEffectToJSON(effect), code: err.code, details: err.details }, 'Gift refused AckOrderEffect for good; not retried');
+            return resolve();
+          }
+          reject(err);
+        }),
       ),
     close: () => client.close(),
   };

@@ -22,9 +22,6 @@ export const rebuildInProgress = (target: string) =>
 export const dayOutOfRange = (day: string, why: string) =>
   rankingError('failed_precondition', RankingErrorReason.RANKING_ERROR_REASON_DAY_OUT_OF_RANGE, `day ${day} ${why}`, { day });
 
-export const rebuildSourceUnavailable = () =>
-  rankingError(
-    'failed_precondition',
-    RankingErrorReason.RANKING_ERROR_REASON_REBUILD_SOURCE_UNAVAILABLE,
-    'RebuildRanking reads paid orders from the Gift service, and this replica has no GIFT_ADDR configured; the boards were not touched',
-  );
+export const rebuildSourceUnavailable = (
+  why = 'RebuildRanking reads paid orders from the Gift service, and this replica has no GIFT_ADDR configured',
+) => rankingError('failed_precondition', RankingErrorReason.RANKING_ERROR_REASON_REBUILD_SOURCE_UNAVAILABLE, `${why}; the boards were not touched`);

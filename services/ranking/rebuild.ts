@@ -109,14 +109,14 @@ export class Rebuilder {
     const day = this.boards.room(roomId, 'day', now);
     const liveStart = await this.store.liveStart(roomId);
     const from = new Date(Math.min(week.start.getTime(), liveStart?.getTime() ?? Infinity));
-    const liveKey = liveStart ? this.boards.live(roomId, liveStart, now).key : undefined;
+    const live = liveStart ? this.boards.live(roomId, liveStart, now) : undefined;
     return {
       label: `room ${roomId}`,
       lock: roomLockKey(roomId),
       alsoBlockedBy: weekLockKey(this.boards.calendar.week(now).id),
       filter: { roomId, paidFrom: from },
-      always: [day, week],
-      wants: (b: BoardRef) => b.key === day.key || b.key === week.key || b.key === liveKey,
+      always: live ? [live, day, week] : [day, week],
+      wants: (b: BoardRef) => b.key === day.key || b.key === week.key || b.key === live?.key,
     };
   }
 

@@ -53,7 +53,7 @@ export class RankingUpdates {
       await this.report(gift.orderId);
     } catch (err) {
       this.log.warn({ err, orderId: gift.orderId }, 'AckOrderEffect(RANKING) failed; the event will be redelivered');
-      return { ack: false, retryInMs: 5000 };
+      return { ack: false };
     }
     return { ack: true };
   }

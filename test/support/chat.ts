@@ -1,17 +1,18 @@
 import { credentials, Metadata, Server, ServerCredentials, status as Code, type Client, type ServiceDefinition, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import * as chatPb from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { ChatServiceClient } from '../../gen/ts/livemesh/chat/v1/chat.js';
-import { GiftPaidEvent } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { GiftPaidEvent, GiftServiceClient } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import * as rankingPb from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { RankingServiceClient } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { kitConfigShape, parseConfig, resolveKitDefaults, type Shape } from '../../services/kit/config.js';
 import { errorInfoOf } from '../../services/kit/grpc-errors.js';
 import { ServiceHost, type KitConfigValues, type ServiceConfig } from '../../services/kit/server.js';
-import { ensureGiftPaidStream, giftPaidSubject } from '../../services/kit/streams.js';
+import { ensureGiftPaidStream, giftPaidStreamName, giftPaidSubject } from '../../services/kit/streams.js';
 import { chatConfigShape, wireChat } from '../../services/chat/service.js';
+import { giftConfigShape, wireGift } from '../../services/gift/service.js';
 import { rankingConfigShape, wireRanking } from '../../services/ranking/service.js';
 import type { Isolation } from '../../scripts/isolation.js';
 import { call, failure, LogCapture } from './room.js';
@@ -54,6 +55,9 @@ async function startInProcess<S extends Shape, C extends Client, U>(
 /** A Chat server; ROOM_ADDR must point at a Room server (tests start one with startRoom). */
 export const startChat = (iso: Isolation, env: Record<string, string>) => startInProcess('chat', chatConfigShape, wireChat, ChatServiceClient, iso, { LEDGER_ADDR: '', ...env });
 export type ChatServer = Awaited<ReturnType<typeof startChat>>;
+
+/** The real Gift service (on main since issue 6); ROOM_ADDR and LEDGER_ADDR as the test needs. */
+export const startGift = (iso: Isolation, env: Record<string, string>) => startInProcess('gift', giftConfigShape, wireGift, GiftServiceClient, iso, env);
 
 export const startRanking = (iso: Isolation, env: Record<string, string> = {}) => startInProcess('ranking', rankingConfigShape, wireRanking, RankingServiceClient, iso, env);
 export type RankingServer = Awaited<ReturnType<typeof startRanking>>;
@@ -119,6 +123,17 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 20_
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, everyMs));
     }
+  }
+}
+
+/** Passes once a durable consumer of the paid-gift stream has nothing left to deliver or to be acknowledged. */
+export async function giftConsumerIdle(iso: Isolation, durable: string): Promise<void> {
+  const nc = await connect({ servers: iso.urls.natsUrl });
+  try {
+    const info = await (await jetstreamManager(nc)).consumers.info(giftPaidStreamName(iso.natsPrefix), durable);
+    if (info.num_pending !== 0 || info.num_ack_pending !== 0) throw new Error(`${durable}: ${info.num_pending} pending, ${info.num_ack_pending} unacknowledged`);
+  } finally {
+    await nc.close();
   }
 }
 
