@@ -159,14 +159,14 @@ describe('idempotent by order id', () => {
     const nc = await connect({ servers: iso.urls.natsUrl });
     const updatesRedis = new Redis(iso.urls.redisUrl, { keyPrefix: iso.redisPrefix });
     const boards = new Boards(new Calendar('UTC'));
-    const updates = new RankingUpdates(boards, new RedisBoards(updatesRedis), async () => {}, pino({ level: 'silent' }));
+    const updates = new RankingUpdates(boards, new RedisBoards(updatesRedis), pino({ level: 'silent' }));
     let applied = 0;
     await consumeGiftPaid(nc, iso.natsPrefix, {
       durable: DURABLE,
       ackWaitMs: ACK_WAIT_MS,
       log: pino({ level: 'silent' }),
       handle: async (event) => {
-        await updates.handle(event); // the boards are updated (its Gift report is a no-op here)
+        await updates.handle(event); // the boards are updated
         applied++;
         return new Promise(() => {}); // killed here: never acknowledged
       },

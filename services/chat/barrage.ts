@@ -1,6 +1,6 @@
 import type { GiftPaidEvent } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import type { Logger } from '../kit/logger.js';
-import type { EffectReporter, Verdict } from '../kit/streams.js';
+import type { Verdict } from '../kit/streams.js';
 import { roomEvent, type EventBus } from './events.js';
 import type { CachedLevels } from './levels.js';
 import type { RedisChatStore } from './store/redis-chat.js';
@@ -22,7 +22,6 @@ export class Barrages {
     private readonly store: RedisChatStore,
     private readonly bus: EventBus,
     private readonly levels: CachedLevels,
-    private readonly report: EffectReporter,
     private readonly maxAgeMs: number,
     private readonly log: Logger,
     private readonly clock: () => number = Date.now,
@@ -54,12 +53,6 @@ export class Barrages {
         this.log.info({ orderId: e.orderId, ageMs: now - paidAt }, 'gift barrage too old to show; acknowledged without publishing');
       }
       await this.store.markBarrage(e.orderId);
-    }
-    try {
-      await this.report(e.orderId);
-    } catch (err) {
-      this.log.warn({ err, orderId: e.orderId }, 'AckOrderEffect(BARRAGE) failed; the event will be redelivered');
-      return { ack: false };
     }
     return { ack: true };
   }

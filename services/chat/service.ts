@@ -7,7 +7,7 @@ import { int, port } from '../kit/config.js';
 import { connectNats } from '../kit/nats.js';
 import { connectRedis } from '../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../kit/server.js';
-import { consumeGiftPaid, effectReporter } from '../kit/streams.js';
+import { runGiftEffect } from '../kit/streams.js';
 import { Barrages } from './barrage.js';
 import { MessageIds } from './events.js';
 import { chatHandlers, type ChatUseCases } from './handlers.js';
@@ -95,13 +95,13 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   const watch = watchRoomChanges(nats, config.NATS_PREFIX, (room) => notices.changed(room), log);
   host.onClose('room change watch', async () => watch.stop());
 
-  const acks = effectReporter(config.GIFT_ADDR, OrderEffect.ORDER_EFFECT_BARRAGE, log);
-  host.onClose('gift client', async () => acks.close());
-  const barrages = new Barrages(store, bus, levels, acks.report, config.BARRAGE_MAX_AGE_MS, log);
-  const consumer = await consumeGiftPaid(nats, config.NATS_PREFIX, {
+  const barrages = new Barrages(store, bus, levels, config.BARRAGE_MAX_AGE_MS, log);
+  const consumer = await runGiftEffect(nats, config.NATS_PREFIX, {
     durable: 'chat-barrage',
+    effect: OrderEffect.ORDER_EFFECT_BARRAGE,
+    giftAddress: config.GIFT_ADDR,
     ackWaitMs: config.GIFT_CONSUMER_ACK_WAIT_MS,
-    handle: (event) => barrages.handle(event),
+    apply: (event) => barrages.handle(event),
     log,
   });
   host.onClose('gift barrage consumer', () => consumer.stop());

@@ -161,3 +161,40 @@ export function effectReporter(giftAddress: string, effect: OrderEffect, log: Lo
     close: () => client.close(),
   };
 }
+
+/**
+ * A consumer that applies one effect of paid orders outside the Gift service (Chat's BARRAGE,
+ * Ranking's RANKING): `apply` does the work idempotently and says whether it is done; once done,
+ * the effect is reported to Gift (AckOrderEffect) and only then is the event acknowledged, so a
+ * failed report is retried by redelivery, which `apply` answers without doing the work twice.
+ */
+export async function runGiftEffect(
+  nc: NatsConnection,
+  prefix: string,
+  opts: { durable: string; effect: OrderEffect; giftAddress: string; ackWaitMs: number; apply: (event: GiftPaidEvent) => Promise<Verdict>; log: Logger },
+): Promise<{ stop(): Promise<void> }> {
+  const acks = effectReporter(opts.giftAddress, opts.effect, opts.log);
+  const name = orderEffectToJSON(opts.effect).replace('ORDER_EFFECT_', '');
+  const consumer = await consumeGiftPaid(nc, prefix, {
+    durable: opts.durable,
+    ackWaitMs: opts.ackWaitMs,
+    log: opts.log,
+    handle: async (event) => {
+      const verdict = await opts.apply(event);
+      if (!verdict.ack) return verdict;
+      try {
+        await acks.report(event.orderId);
+      } catch (err) {
+        opts.log.warn({ err, orderId: event.orderId }, `AckOrderEffect(${name}) failed; the event will be redelivered`);
+        return { ack: false };
+      }
+      return { ack: true };
+    },
+  });
+  return {
+    async stop() {
+      await consumer.stop();
+      acks.close();
+    },
+  };
+}

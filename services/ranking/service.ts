@@ -8,7 +8,7 @@ import type { Logger } from '../kit/logger.js';
 import { connectNats, subject, type NatsConnection } from '../kit/nats.js';
 import { connectRedis } from '../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../kit/server.js';
-import { consumeGiftPaid, effectReporter } from '../kit/streams.js';
+import { runGiftEffect } from '../kit/streams.js';
 import { Boards, RETENTION } from './boards.js';
 import { Calendar, isTimeZone } from './calendar.js';
 import { rankingHandlers, type RankingUseCases } from './handlers.js';
@@ -54,13 +54,13 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
 
   const watch = watchLiveStarts(nats, config.NATS_PREFIX, store, log);
   host.onClose('room change watch', async () => watch.stop());
-  const acks = effectReporter(config.GIFT_ADDR, OrderEffect.ORDER_EFFECT_RANKING, log);
-  host.onClose('gift ack client', async () => acks.close());
-  const updates = new RankingUpdates(boards, store, acks.report, log);
-  const consumer = await consumeGiftPaid(nats, config.NATS_PREFIX, {
+  const updates = new RankingUpdates(boards, store, log);
+  const consumer = await runGiftEffect(nats, config.NATS_PREFIX, {
     durable: 'ranking-boards',
+    effect: OrderEffect.ORDER_EFFECT_RANKING,
+    giftAddress: config.GIFT_ADDR,
     ackWaitMs: config.GIFT_CONSUMER_ACK_WAIT_MS,
-    handle: (event) => updates.handle(event),
+    apply: (event) => updates.handle(event),
     log,
   });
   host.onClose('gift consumer', () => consumer.stop());

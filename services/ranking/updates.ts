@@ -1,6 +1,6 @@
 import type { GiftPaidEvent } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import type { Logger } from '../kit/logger.js';
-import type { EffectReporter, Verdict } from '../kit/streams.js';
+import type { Verdict } from '../kit/streams.js';
 import { RETENTION, type Boards, type PaidGift } from './boards.js';
 import type { RedisBoards } from './store/redis-boards.js';
 
@@ -20,13 +20,12 @@ export const giftOfEvent = (e: GiftPaidEvent): PaidGift => ({
  * touches, skipping boards that already counted the order, so redeliveries (a replica killed
  * before its ack, a relay re-publish, a RetryOrder) never count twice. While a rebuild holds the
  * room or the week, events are put back for a moment rather than applied to a board about to be
- * replaced. Once applied, the RANKING effect is reported to Gift before the ack.
+ * replaced.
  */
 export class RankingUpdates {
   constructor(
     private readonly boards: Boards,
     private readonly store: RedisBoards,
-    private readonly report: EffectReporter,
     private readonly log: Logger,
   ) {}
 
@@ -48,13 +47,6 @@ export class RankingUpdates {
       this.boards.forGift(gift),
       RETENTION.liveMs,
     );
-    if (applied === 'locked') return { ack: false, retryInMs: 500 };
-    try {
-      await this.report(gift.orderId);
-    } catch (err) {
-      this.log.warn({ err, orderId: gift.orderId }, 'AckOrderEffect(RANKING) failed; the event will be redelivered');
-      return { ack: false };
-    }
-    return { ack: true };
+    return applied === 'locked' ? { ack: false, retryInMs: 500 } : { ack: true };
   }
 }

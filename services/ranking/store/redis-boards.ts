@@ -40,17 +40,20 @@ for i = 4, #KEYS do
 end
 return applied`;
 
-/** The top n with exact totals and names, and the board's size, in one round trip. */
-const READ_TOP = `
-local out = {redis.call('ZCARD', KEYS[1])}
-local h = KEYS[1] .. ':h'
-for _, m in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
+/** Lua appending member, exact total and name of each member in `members` to `out`. */
+const appendEntries = (members: string) => `
+for _, m in ipairs(${members}) do
   local user = string.sub(m, 15)
-  local v = redis.call('HMGET', h, 's:' .. user, 'n:' .. user)
+  local v = redis.call('HMGET', KEYS[1] .. ':h', 's:' .. user, 'n:' .. user)
   table.insert(out, m)
   table.insert(out, v[1] or '0')
   table.insert(out, v[2] or '')
-end
+end`;
+
+/** The top n with exact totals and names, and the board's size, in one round trip. */
+const READ_TOP = `
+local out = {redis.call('ZCARD', KEYS[1])}
+${appendEntries("redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)")}
 return out`;
 
 /** A user's place and up to n neighbours each side: {size, rank0 or -1, first rank0, entries…}. */
@@ -64,13 +67,7 @@ if not rank then return {total, -1, 0} end
 local n = tonumber(ARGV[2])
 local lo = math.max(0, rank - n)
 local out = {total, rank, lo}
-for _, mm in ipairs(redis.call('ZREVRANGE', KEYS[1], lo, rank + n)) do
-  local user = string.sub(mm, 15)
-  local v = redis.call('HMGET', h, 's:' .. user, 'n:' .. user)
-  table.insert(out, mm)
-  table.insert(out, v[1] or '0')
-  table.insert(out, v[2] or '')
-end
+${appendEntries("redis.call('ZREVRANGE', KEYS[1], lo, rank + n)")}
 return out`;
 
 /** Raises a room's broadcast start, never lowers it (events and room changes arrive in any order). */
