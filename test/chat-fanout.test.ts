@@ -14,12 +14,12 @@ const replicas: ChatServer[] = [];
 let gifts: Awaited<ReturnType<typeof giftPublisher>>;
 
 beforeAll(async () => {
-  room = await startRoom(iso);
+  room = await startRoom(iso, { HOT_REFRESH_MS: '500' });
   // The real Gift service receives Chat's AckOrderEffect(BARRAGE) calls. Orders it can pay need
   // the Ledger (not on main yet), so the events here are for orders Gift does not have: it must
   // accept the call (identity, effect) and answer ORDER_NOT_FOUND, which Chat logs and acks.
   gift = await startGift(giftIso, { ROOM_ADDR: room.address, LEDGER_ADDR: '127.0.0.1:9' });
-  const env = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LIKE_FLUSH_MS: '300', SUBSCRIBE_BUFFER: '300', GIFT_CONSUMER_ACK_WAIT_MS: '2000' };
+  const env = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LIKE_FLUSH_MS: '300', SUBSCRIBE_BUFFER: '300', GIFT_CONSUMER_ACK_WAIT_MS: '2000', CHAT_ONLINE_NOTICE_MS: '500' };
   for (let i = 0; i < 3; i++) replicas.push(await startChat(iso, env));
   gifts = await giftPublisher(iso);
 });
@@ -208,5 +208,22 @@ describe('gift barrages and notices', () => {
       await eventually(() => expect(sub.events().map((e) => e.notice?.kind)).toEqual([RoomNoticeKind.ROOM_NOTICE_KIND_LIVE_STARTED, RoomNoticeKind.ROOM_NOTICE_KIND_LIVE_STOPPED]));
       sub.stream.cancel();
     }
+  });
+
+  it('online counts are announced throttled, once per change across replicas, never per enter or leave', async () => {
+    const roomId = await newRoom('9105');
+    await roomApi(room.client).startLive({ roomId }, as('9105', 'streamer'));
+    const sub = follow(replicas[2]!.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_LOW });
+    await settle();
+    const counts = () => sub.events().filter((e) => e.notice?.kind === RoomNoticeKind.ROOM_NOTICE_KIND_ONLINE_COUNT).map((e) => e.notice?.onlineCount);
+    for (const session of ['a', 'b', 'c']) await roomApi(room.client).enterRoom({ roomId, sessionId: session }, as('3300', 'viewer'));
+    await eventually(() => expect(counts().at(-1)).toBe('3'));
+    await roomApi(room.client).enterRoom({ roomId, sessionId: 'd' }, as('3301', 'viewer'));
+    await eventually(() => expect(counts().at(-1)).toBe('4'));
+    // Each count once, though three replicas run the announcer; no notice per enter.
+    expect(counts().filter((c) => c === '4')).toHaveLength(1);
+    const onlineNotices = sub.events().filter((e) => e.notice?.kind === RoomNoticeKind.ROOM_NOTICE_KIND_ONLINE_COUNT);
+    expect(new Set(onlineNotices.map((e) => e.priority))).toEqual(new Set([EventPriority.EVENT_PRIORITY_LOW]));
+    sub.stream.cancel();
   });
 });

@@ -14,7 +14,7 @@ import { chatHandlers, type ChatUseCases } from './handlers.js';
 import { CachedLevels } from './levels.js';
 import { Likes } from './likes.js';
 import { Messages } from './messages.js';
-import { LiveNotices } from './notices.js';
+import { LiveNotices, OnlineNotices } from './notices.js';
 import { Policies } from './policies.js';
 import { RoomDirectory } from './rooms.js';
 import { NatsEventBus } from './store/nats-events.js';
@@ -53,6 +53,10 @@ export const chatConfigShape = {
   CHAT_POLICY_CACHE_MS: int(1, 60_000, 1000),
   /** How long a viewer's level is trusted before the Ledger is asked again. */
   CHAT_LEVEL_CACHE_MS: int(1000, 3_600_000, 60_000),
+  /** How often the hot rooms' online counts are checked and, when they moved, announced. */
+  CHAT_ONLINE_NOTICE_MS: int(500, 600_000, 5000),
+  /** An online count is announced again once it moved by this percentage. */
+  CHAT_ONLINE_CHANGE_PCT: int(0, 100, 5),
   /** Gift barrages older than this when consumed are acknowledged but not shown. */
   BARRAGE_MAX_AGE_MS: int(1000, 86_400_000, 60_000),
   /** A delivered gift event not acknowledged within this is redelivered (to any replica). */
@@ -106,6 +110,11 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   });
   host.onClose('gift barrage consumer', () => consumer.stop());
 
+  const online = new OnlineNotices(roomSource, store, bus, { intervalMs: config.CHAT_ONLINE_NOTICE_MS, minChangePct: config.CHAT_ONLINE_CHANGE_PCT }, (err) =>
+    log.warn({ err }, 'online count notices skipped this round'),
+  );
+  online.start();
+  host.onClose('online notices', async () => online.stop());
   likes.start(config.LIKE_FLUSH_MS);
   messages.start();
   // Streams end when the server stops accepting; once calls are done, the last likes and merge counts go out.

@@ -18,9 +18,13 @@ import type { Policy } from '../model.js';
  *   c:g:<order>         a gift barrage being published (claimed, seconds) or published (done, 1 day)
  *   c:rs:<room>         hash, last room version and status seen (for live notices), 30 days
  *   c:w                 replica counter: a starting replica takes the next message-id worker
+ *   c:o                 hash, room → online count last announced; c:ol the announcer's turn
  */
 const k = {
   seq: (room: string) => `c:q:${room}`,
+  seqPrefix: 'c:q:',
+  online: 'c:o',
+  onlineTurn: 'c:ol',
   recent: (room: string) => `c:h:${room}`,
   policy: (room: string) => `c:p:${room}`,
   mute: (room: string, user: string) => `c:u:${room}:${user}`,
@@ -127,7 +131,28 @@ if cur[2] == ARGV[2] then return 0 end
 if not cur[2] and ARGV[2] ~= 'live' then return 0 end
 return redis.call('INCR', KEYS[2])`;
 
+/**
+ * Online counts worth announcing: for each (room, count) pair in ARGV, a sequence number when the
+ * count moved by at least ARGV[1] percent (and by at least one) since the last announcement,
+ * else 0. The stored counts are updated for the rooms announced.
+ */
+const ONLINE_CHANGES = `
+local pct = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV, 2 do
+  local room, n = ARGV[i], tonumber(ARGV[i + 1])
+  local last = tonumber(redis.call('HGET', KEYS[1], room) or '-1')
+  local seq = 0
+  if last < 0 or math.abs(n - last) >= math.max(1, last * pct / 100) then
+    redis.call('HSET', KEYS[1], room, n)
+    seq = redis.call('INCR', KEYS[2] .. room)
+  end
+  table.insert(out, seq)
+end
+return out`;
+
 interface ChatScripts {
+  chatOnlineChanges(...args: string[]): Promise<number[]>;
   chatAdmit(...args: Array<string | Buffer>): Promise<string[]>;
   chatFlushLikes(...args: string[]): Promise<[number, number]>;
   chatSetPolicy(...args: string[]): Promise<string[]>;
@@ -180,6 +205,7 @@ export class RedisChatStore {
       redis.defineCommand('chatFlushLikes', { numberOfKeys: 2, lua: FLUSH_LIKES });
       redis.defineCommand('chatSetPolicy', { numberOfKeys: 1, lua: SET_POLICY });
       redis.defineCommand('chatRoomStatus', { numberOfKeys: 2, lua: ROOM_STATUS });
+      redis.defineCommand('chatOnlineChanges', { numberOfKeys: 2, lua: ONLINE_CHANGES });
     }
     this.redis = redis as ChatRedis;
   }
@@ -299,6 +325,18 @@ export class RedisChatStore {
   async roomStatusChanged(roomId: string, version: string, status: 'live' | 'offline'): Promise<string | undefined> {
     const seq = await this.redis.chatRoomStatus(k.roomStatus(roomId), k.seq(roomId), version, status);
     return seq === 0 ? undefined : String(seq);
+  }
+
+  /** True for the one replica whose turn it is to announce online counts, for `ms`. */
+  async takeOnlineTurn(ms: number): Promise<boolean> {
+    return (await this.redis.set(k.onlineTurn, '1', 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Which of these counts moved enough to announce: a sequence number for each one that did. */
+  async onlineChanges(counts: Array<{ roomId: string; online: number }>, minChangePct: number): Promise<Array<string | undefined>> {
+    if (counts.length === 0) return [];
+    const seqs = await this.redis.chatOnlineChanges(k.online, k.seqPrefix, String(minChangePct), ...counts.flatMap((c) => [c.roomId, String(c.online)]));
+    return seqs.map((seq) => (seq === 0 ? undefined : String(seq)));
   }
 
   /** A worker number for message ids, distinct among the last 1024 replicas started. */

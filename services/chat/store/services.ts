@@ -9,14 +9,15 @@ import { subject, type NatsConnection } from '../../kit/nats.js';
 import { dependencyUnavailable } from '../errors.js';
 import type { LevelSource } from '../levels.js';
 import type { RoomInfo } from '../model.js';
+import type { OnlineSource } from '../notices.js';
 import type { RoomSource } from '../rooms.js';
 
 const CALL_TIMEOUT_MS = 2000;
 
 const infoOf = (room: Room): RoomInfo => ({ roomId: room.roomId, streamerId: room.streamerId, live: room.status === RoomStatus.ROOM_STATUS_LIVE, version: room.version });
 
-/** Room facts from the Room service's GetRoom, asking only for the four fields Chat uses. */
-export class GrpcRoomSource implements RoomSource {
+/** Room facts from the Room service's GetRoom (only the four fields Chat uses), and its hot list. */
+export class GrpcRoomSource implements RoomSource, OnlineSource {
   private readonly client: RoomServiceClient;
 
   constructor(address: string) {
@@ -30,6 +31,14 @@ export class GrpcRoomSource implements RoomSource {
         if (err) return reject(err);
         resolve(res.room ? infoOf(res.room) : undefined);
       }),
+    );
+  }
+
+  hottest(limit: number): Promise<Array<{ roomId: string; online: number }>> {
+    return new Promise((resolve, reject) =>
+      this.client.listHotRooms({ limit }, new Metadata(), deadlineIn(CALL_TIMEOUT_MS), (err, res) =>
+        err ? reject(err) : resolve(res.rooms.flatMap((h) => (h.room ? [{ roomId: h.room.roomId, online: Number(h.onlineCount) }] : []))),
+      ),
     );
   }
 
