@@ -66,8 +66,10 @@ export interface GiftConsumerOptions {
   durable: string;
   /** How long a delivered, unacknowledged event waits before JetStream redelivers it. */
   ackWaitMs: number;
-  /** Events handled concurrently per replica at most (JetStream max_ack_pending is per consumer). */
+  /** Unacknowledged events per consumer (all replicas), JetStream's max_ack_pending. */
   maxAckPending?: number;
+  /** Events one replica handles at once; 64 unless given. */
+  concurrency?: number;
   handle: (event: GiftPaidEvent, msg: JsMsg) => Promise<Verdict>;
   log: Logger;
 }
@@ -96,26 +98,37 @@ export async function consumeGiftPaid(nc: NatsConnection, prefix: string, opts: 
   }
   const consumer = await jetstream(nc).consumers.get(stream, opts.durable);
   const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+  const handleOne = async (m: JsMsg) => {
+    let event: GiftPaidEvent;
+    try {
+      event = GiftPaidEvent.decode(m.data);
+    } catch (err) {
+      opts.log.error({ err: (err as Error).message, subject: m.subject, seq: m.seq }, 'undecodable paid-gift event terminated');
+      m.term();
+      return;
+    }
+    try {
+      const verdict = await opts.handle(event, m);
+      if (verdict.ack) m.ack();
+      else m.nak(verdict.retryInMs ?? backoff(m.info.deliveryCount));
+    } catch (err) {
+      const retryInMs = backoff(m.info.deliveryCount);
+      opts.log.warn({ err, orderId: event.orderId, durable: opts.durable, attempt: m.info.deliveryCount, retryInMs }, 'paid-gift effect failed; will be redelivered');
+      m.nak(retryInMs);
+    }
+  };
+  // Events are independent (each handler is idempotent by order and order-insensitive), so a
+  // replica works on several at once: one at a time, its throughput would be one Redis round
+  // trip per event.
+  const limit = opts.concurrency ?? 64;
+  const inflight = new Set<Promise<void>>();
   const done = (async () => {
     for await (const m of messages) {
-      let event: GiftPaidEvent;
-      try {
-        event = GiftPaidEvent.decode(m.data);
-      } catch (err) {
-        opts.log.error({ err: (err as Error).message, subject: m.subject, seq: m.seq }, 'undecodable paid-gift event terminated');
-        m.term();
-        continue;
-      }
-      try {
-        const verdict = await opts.handle(event, m);
-        if (verdict.ack) m.ack();
-        else m.nak(verdict.retryInMs ?? backoff(m.info.deliveryCount));
-      } catch (err) {
-        const retryInMs = backoff(m.info.deliveryCount);
-        opts.log.warn({ err, orderId: event.orderId, durable: opts.durable, attempt: m.info.deliveryCount, retryInMs }, 'paid-gift effect failed; will be redelivered');
-        m.nak(retryInMs);
-      }
+      const p: Promise<void> = handleOne(m).finally(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= limit) await Promise.race(inflight);
     }
+    await Promise.all(inflight);
   })();
   return {
     async stop() {
