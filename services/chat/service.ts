@@ -22,19 +22,19 @@ import { RedisChatStore } from './store/redis-chat.js';
 import { GrpcLevelSource, GrpcRoomSource, watchRoomChanges } from './store/services.js';
 import { Subscriptions } from './subscriptions.js';
 
-/** An address of another service, or empty for "not configured". */
-const address = (fallback: string) => z.string().regex(/^([^\s:,]+:\d{1,5})?$/, { error: 'must be host:port' }).default(fallback);
+/** Where another service is (host:port, a comma-separated list of them, or a DNS name), or empty for "not configured". */
+const target = (fallback: string) => z.string().regex(/^\S*$/, { error: 'must be a gRPC target without spaces (host:port, a comma-separated list, or a DNS name)' }).default(fallback);
 
 /** Chat's own settings, on top of the kit's. */
 export const chatConfigShape = {
   /** Chat listens on 50054 unless told otherwise (second local replica: 50154). */
   PORT: port(50054),
   /** The Room service: whether a room exists, who owns it. */
-  ROOM_ADDR: address('127.0.0.1:50051'),
+  ROOM_ADDR: target('127.0.0.1:50051'),
   /** The Ledger: viewer levels for rooms with a minimum level. Empty: such rooms answer UNAVAILABLE. */
-  LEDGER_ADDR: address('127.0.0.1:50053'),
+  LEDGER_ADDR: target('127.0.0.1:50053'),
   /** The Gift service, for AckOrderEffect(BARRAGE). Empty: the report is skipped (debug log). */
-  GIFT_ADDR: address(''),
+  GIFT_ADDR: target(''),
   /** Per-user token bucket: messages at once… */
   CHAT_RATE_BURST: int(1, 1000, 10),
   /** …and refilled per minute. */

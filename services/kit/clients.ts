@@ -1,16 +1,14 @@
-import { credentials, Metadata, type ChannelOptions, type ChannelCredentials, type Client } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
+import { createLbClient, type GeneratedClientClass } from '../../lb/client.js';
 import { ROLE_KEY, USER_ID_KEY, type Caller } from './identity.js';
 
-/** A generated grpc-js client class (ts-proto `outputServices=grpc-js`). */
-export type ClientClass<C extends Client> = new (address: string, creds: ChannelCredentials, options?: Partial<ChannelOptions>) => C;
-
 /**
- * The one place services make a client for another livemesh service. Today it is a plain
- * grpc-js channel to one address; when the P2C balancer (lb/) lands, this becomes its
- * `createLbClient`, and every caller gets balancing, default deadlines and read retries at once.
+ * The one place Chat and Ranking make a client for another livemesh service: lb/'s P2C balancing
+ * over every replica `target` names (a comma-separated list, as `npm start` passes, or a DNS name),
+ * a default deadline, and retries of reads on another replica.
  */
-export function serviceClient<C extends Client>(Ctor: ClientClass<C>, address: string): C {
-  return new Ctor(address, credentials.createInsecure(), { 'grpc.keepalive_time_ms': 30_000 });
+export function serviceClient<C>(Ctor: GeneratedClientClass<C>, target: string): C {
+  return createLbClient(Ctor, target, { channelOptions: { 'grpc.keepalive_time_ms': 30_000 } });
 }
 
 /** Metadata naming a caller, for calls made on a user's behalf or as an internal admin. */

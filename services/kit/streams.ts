@@ -97,7 +97,9 @@ export async function consumeGiftPaid(nc: NatsConnection, prefix: string, opts: 
     await jsm.consumers.update(stream, opts.durable, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
   }
   const consumer = await jetstream(nc).consumers.get(stream, opts.durable);
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+  // A short pull expiry, as Room's and Gift's consumers use: a killed replica's outstanding pull
+  // holds redeliveries only this long (nats.js's default is 30 s).
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256, expires: 5000 });
   const handleOne = async (m: JsMsg) => {
     let event: GiftPaidEvent;
     try {

@@ -23,7 +23,7 @@ export const rankingConfigShape = {
   /** Ranking listens on 50055 unless told otherwise (second local replica: 50155). */
   PORT: port(50055),
   /** The Gift service: AckOrderEffect(RANKING) and ListOrders for RebuildRanking. Empty: acks are skipped and rebuilds refused. */
-  GIFT_ADDR: z.string().regex(/^([^\s:,]+:\d{1,5})?$/, { error: 'must be host:port' }).default(''),
+  GIFT_ADDR: z.string().regex(/^\S*$/, { error: 'must be a gRPC target without spaces (host:port, a comma-separated list, or a DNS name)' }).default(''),
   /** IANA time zone of the business day and week. */
   RANKING_TIME_ZONE: z.string().default('UTC').refine(isTimeZone, { error: 'must be an IANA time zone such as UTC or Asia/Shanghai' }),
   /**
