@@ -34,6 +34,7 @@ export class ServiceHost {
   metricsPort = 0;
   private readonly services: string[] = [];
   private readonly closers: Array<{ name: string; close: () => Promise<unknown> }> = [];
+  private readonly streamEnders: Array<() => void> = [];
   private metricsServer: { close(): Promise<void> } | undefined;
   private draining: Promise<void> | undefined;
   private readonly stealer: CpuStealer | undefined;
@@ -80,6 +81,15 @@ export class ServiceHost {
     this.closers.push({ name, close });
   }
 
+  /**
+   * Something that ends long-lived streams when the server stops accepting calls. Without it a
+   * server-streaming RPC would hold the shutdown until DRAIN_TIMEOUT_MS; ended, its clients
+   * reconnect to another replica at once.
+   */
+  onStopAccepting(endStreams: () => void): void {
+    this.streamEnders.push(endStreams);
+  }
+
   async listen(): Promise<number> {
     this.port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(`${this.config.HOST}:${this.config.PORT}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
@@ -110,6 +120,7 @@ export class ServiceHost {
     this.health.setAll(Serving.NOT_SERVING);
     await sleep(this.config.DRAIN_GRACE_MS);
     this.health.endWatches();
+    for (const end of this.streamEnders) end();
     const finished = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), this.config.DRAIN_TIMEOUT_MS);
       this.server.tryShutdown(() => {

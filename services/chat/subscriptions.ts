@@ -1,0 +1,156 @@
+import { EventPriority, type RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import type { DomainError } from '../kit/domain-error.js';
+import { invalidField } from '../kit/domain-error.js';
+import { subscriberTooSlow, tooManySubscribers } from './errors.js';
+import type { EventBus } from './events.js';
+import type { Messages } from './messages.js';
+import { checkRoomId, LIMITS } from './model.js';
+import type { RoomDirectory } from './rooms.js';
+
+/** Where a subscriber's events go: the transport adapts its stream to this. */
+export interface EventSink {
+  write(event: RoomEvent, replayed: boolean): void;
+  /** Events written but not yet handed to the network (the transport's own buffer). */
+  pending(): number;
+  /** Ends the stream, with an error when the subscriber is being cut off. */
+  end(err?: DomainError): void;
+}
+
+export interface SubscribeInput {
+  roomId: string;
+  minPriority: EventPriority;
+  replayRecent: number;
+}
+
+/**
+ * One subscriber. Events go straight to the transport, whose buffer is the subscriber's queue: a
+ * subscriber with `limit` events still waiting there when the next arrives is cut off with
+ * SUBSCRIBER_TOO_SLOW. So one stalled reader holds at most `limit` events and never slows the
+ * others, who are fed from the same NATS message independently. The limit must cover a burst:
+ * NATS can hand a replica hundreds of events in one tick, before any buffer drains.
+ */
+class Subscriber {
+  closed = false;
+  /** Live events held back until the replay has been written, so replay comes first. */
+  private held: RoomEvent[] | undefined = [];
+
+  constructor(
+    private readonly sink: EventSink,
+    private readonly minPriority: EventPriority,
+    private readonly limit: number,
+    private readonly onCut: (s: Subscriber) => void,
+  ) {}
+
+  live(event: RoomEvent): void {
+    if (this.closed || (event.priority || EventPriority.EVENT_PRIORITY_NORMAL) < this.minPriority) return;
+    if (this.held) this.held.push(event);
+    else this.deliver(event, false);
+  }
+
+  /** Writes the replay, then the live events that arrived meanwhile (skipping ones the replay had). */
+  replayThenLive(replay: RoomEvent[]): void {
+    for (const event of replay) this.deliver(event, true);
+    const replayedSeqs = new Set(replay.map((e) => e.seq));
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const event of held) if (!replayedSeqs.has(event.seq)) this.deliver(event, false);
+  }
+
+  close(err?: DomainError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.held = undefined;
+    this.sink.end(err);
+  }
+
+  private deliver(event: RoomEvent, replayed: boolean): void {
+    if (this.closed) return;
+    const behind = this.sink.pending();
+    if (behind >= this.limit) {
+      this.close(subscriberTooSlow(behind));
+      this.onCut(this);
+      return;
+    }
+    this.sink.write(event, replayed);
+  }
+}
+
+/**
+ * Subscribe's fan-out on one replica: one NATS subscription per room with subscribers here,
+ * shared by all of them, opened with the first and closed with the last.
+ */
+export class Subscriptions {
+  private readonly feeds = new Map<string, { subs: Set<Subscriber>; stop(): void }>();
+  private count = 0;
+  /** Subscribers cut off for being too slow, since start (for metrics). */
+  cut = 0;
+
+  constructor(
+    private readonly rooms: RoomDirectory,
+    private readonly messages: Messages,
+    private readonly bus: EventBus,
+    private readonly opts: { bufferEvents: number; maxSubscribers: number },
+  ) {}
+
+  get active(): number {
+    return this.count;
+  }
+
+  /** Opens a subscription; the returned function closes it (client gone). */
+  async open(input: SubscribeInput, sink: EventSink): Promise<() => void> {
+    checkRoomId(input.roomId);
+    if (!(input.minPriority in EventPriority) || input.minPriority < 0) throw invalidField('min_priority', 'must be one of the EventPriority values');
+    if (!Number.isInteger(input.replayRecent) || input.replayRecent < 0 || input.replayRecent > LIMITS.recent) throw invalidField('replay_recent', `must be between 0 and ${LIMITS.recent}`);
+    const room = await this.rooms.get(input.roomId);
+    if (this.count >= this.opts.maxSubscribers) throw tooManySubscribers(this.opts.maxSubscribers);
+
+    const sub = new Subscriber(sink, input.minPriority, this.opts.bufferEvents, (s) => {
+      this.cut++;
+      this.remove(room.roomId, s);
+    });
+    this.add(room.roomId, sub);
+    try {
+      const replay = input.replayRecent > 0 && input.minPriority <= EventPriority.EVENT_PRIORITY_NORMAL ? await this.messages.recent(room.roomId, input.replayRecent, '0') : [];
+      sub.replayThenLive(replay);
+    } catch (err) {
+      this.remove(room.roomId, sub);
+      throw err;
+    }
+    return () => {
+      this.remove(room.roomId, sub);
+      sub.close();
+    };
+  }
+
+  /** Ends every stream (drain): clients reconnect to another replica. */
+  closeAll(): void {
+    for (const [roomId, feed] of this.feeds) for (const s of [...feed.subs]) {
+      this.remove(roomId, s);
+      s.close();
+    }
+  }
+
+  private add(roomId: string, sub: Subscriber): void {
+    let feed = this.feeds.get(roomId);
+    if (!feed) {
+      const subs = new Set<Subscriber>();
+      const handle = this.bus.subscribe(roomId, (event) => {
+        for (const s of subs) s.live(event);
+      });
+      feed = { subs, stop: () => handle.stop() };
+      this.feeds.set(roomId, feed);
+    }
+    feed.subs.add(sub);
+    this.count++;
+  }
+
+  private remove(roomId: string, sub: Subscriber): void {
+    const feed = this.feeds.get(roomId);
+    if (!feed?.subs.delete(sub)) return;
+    this.count--;
+    if (feed.subs.size === 0) {
+      feed.stop();
+      this.feeds.delete(roomId);
+    }
+  }
+}

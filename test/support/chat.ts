@@ -1,0 +1,177 @@
+import { credentials, Metadata, Server, ServerCredentials, status as Code, type Client, type ServiceDefinition, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import * as chatPb from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { ChatServiceClient } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { GiftPaidEvent, GiftServiceClient } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import * as rankingPb from '../../gen/ts/livemesh/ranking/v1/ranking.js';
+import { RankingServiceClient } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
+import { kitConfigShape, parseConfig, resolveKitDefaults, type Shape } from '../../services/kit/config.js';
+import { errorInfoOf } from '../../services/kit/grpc-errors.js';
+import { ServiceHost, type KitConfigValues, type ServiceConfig } from '../../services/kit/server.js';
+import { ensureGiftPaidStream, giftPaidStreamName, giftPaidSubject } from '../../services/kit/streams.js';
+import { chatConfigShape, wireChat } from '../../services/chat/service.js';
+import { giftConfigShape, wireGift } from '../../services/gift/service.js';
+import { rankingConfigShape, wireRanking } from '../../services/ranking/service.js';
+import type { Isolation } from '../../scripts/isolation.js';
+import { call, failure, LogCapture } from './room.js';
+
+/**
+ * Test support for Chat and Ranking: in-process servers wired exactly as their processes are,
+ * promise-returning clients, a publisher of paid-gift events shaped like Gift's relay, and a
+ * small stand-in for a service that does not exist on main yet.
+ */
+
+async function startInProcess<S extends Shape, C extends Client, U>(
+  name: string,
+  shape: S,
+  wire: (host: ServiceHost, config: ServiceConfig<S>) => Promise<U>,
+  Ctor: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => C,
+  iso: Isolation,
+  env: Record<string, string>,
+) {
+  const logs = new LogCapture();
+  const config = resolveKitDefaults(
+    parseConfig({ ...kitConfigShape, ...shape }, { PORT: '0', METRICS_PORT: '-1', HOST: '127.0.0.1', DRAIN_GRACE_MS: '0', ...iso.env, ...env }) as KitConfigValues,
+  ) as ServiceConfig<S>;
+  const host = new ServiceHost(name, config, pino({ level: 'info', base: { service: name } }, logs.stream));
+  const useCases = await wire(host, config);
+  const port = await host.listen();
+  const client = new Ctor(`127.0.0.1:${port}`, credentials.createInsecure());
+  return {
+    host,
+    useCases,
+    client,
+    logs,
+    address: `127.0.0.1:${port}`,
+    async close() {
+      client.close();
+      await host.drain();
+    },
+  };
+}
+
+/** A Chat server; ROOM_ADDR must point at a Room server (tests start one with startRoom). */
+export const startChat = (iso: Isolation, env: Record<string, string>) => startInProcess('chat', chatConfigShape, wireChat, ChatServiceClient, iso, { LEDGER_ADDR: '', ...env });
+export type ChatServer = Awaited<ReturnType<typeof startChat>>;
+
+/** The real Gift service (on main since issue 6); ROOM_ADDR and LEDGER_ADDR as the test needs. */
+export const startGift = (iso: Isolation, env: Record<string, string>) => startInProcess('gift', giftConfigShape, wireGift, GiftServiceClient, iso, env);
+
+export const startRanking = (iso: Isolation, env: Record<string, string> = {}) => startInProcess('ranking', rankingConfigShape, wireRanking, RankingServiceClient, iso, env);
+export type RankingServer = Awaited<ReturnType<typeof startRanking>>;
+
+type Unary = (req: unknown, md: Metadata, options: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
+type DeepPartial<T> = T extends Date ? T : T extends Array<infer U> ? Array<DeepPartial<U>> : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
+type Promised<C> = {
+  [K in keyof C as C[K] extends (req: infer _Q, md: Metadata, options: object, cb: infer _F) => unknown ? K : never]: C[K] extends (
+    req: infer Q,
+    md: Metadata,
+    options: object,
+    cb: (err: ServiceError | null, res: infer S) => void,
+  ) => unknown
+    ? (req: DeepPartial<Q>, md?: Metadata) => Promise<S>
+    : never;
+};
+
+/** Every unary RPC of a generated client as a promise, requests completed through `fromPartial`. */
+function promised<C extends Client>(client: C, pb: object): Promised<C> {
+  return new Proxy({} as Promised<C>, {
+    get: (_target, name: string) => {
+      const fn = (client as unknown as Record<string, Unary>)[name];
+      const type = (pb as Record<string, { fromPartial(p: unknown): unknown } | undefined>)[`${name[0]?.toUpperCase()}${name.slice(1)}Request`];
+      if (typeof fn !== 'function' || !type) throw new Error(`no unary RPC ${name}`);
+      return (req: unknown, md: Metadata = new Metadata()) => call(fn as never, client, type.fromPartial(req), md);
+    },
+  });
+}
+
+export const chatApi = (client: ChatServiceClient) => promised(client, chatPb);
+export const rankingApi = (client: RankingServiceClient) => promised(client, rankingPb);
+
+/** failure() plus the ErrorInfo metadata (retry_after_ms, mute_end_time, …). */
+export async function refusal(p: Promise<unknown>): Promise<Awaited<ReturnType<typeof failure>> & { metadata: Record<string, string> }> {
+  let meta: Record<string, string> = {};
+  const f = await failure(
+    p.catch((err: ServiceError) => {
+      meta = errorInfoOf(err.metadata)?.metadata ?? {};
+      throw err;
+    }),
+  );
+  return { ...f, metadata: meta };
+}
+
+/** Follows a Subscribe stream, collecting what it yields and how it ended. */
+export function follow(client: ChatServiceClient, req: Partial<chatPb.SubscribeRequest>) {
+  const stream = client.subscribe(chatPb.SubscribeRequest.fromPartial(req));
+  const got: chatPb.SubscribeResponse[] = [];
+  const state: { ended?: { code: string; reason: string | undefined } } = {};
+  stream.on('data', (r: chatPb.SubscribeResponse) => got.push(r));
+  stream.on('error', (err: ServiceError) => (state.ended = { code: Code[err.code] ?? String(err.code), reason: errorInfoOf(err.metadata)?.reason }));
+  stream.on('end', () => (state.ended ??= { code: 'OK', reason: undefined }));
+  return { stream, got, state, events: () => got.map((r) => r.event as chatPb.RoomEvent) };
+}
+
+/** Polls until `check` stops throwing; never asserts on speed, only on the eventual state. */
+export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+}
+
+/** Passes once a durable consumer of the paid-gift stream has nothing left to deliver or to be acknowledged. */
+export async function giftConsumerIdle(iso: Isolation, durable: string): Promise<void> {
+  const nc = await connect({ servers: iso.urls.natsUrl });
+  try {
+    const info = await (await jetstreamManager(nc)).consumers.info(giftPaidStreamName(iso.natsPrefix), durable);
+    if (info.num_pending !== 0 || info.num_ack_pending !== 0) throw new Error(`${durable}: ${info.num_pending} pending, ${info.num_ack_pending} unacknowledged`);
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Publishes paid-gift events to JetStream the way Gift's outbox relay will (subject, msgID). */
+export async function giftPublisher(iso: Isolation) {
+  const nc = await connect({ servers: iso.urls.natsUrl });
+  await ensureGiftPaidStream(nc, iso.natsPrefix);
+  const js = jetstream(nc);
+  return {
+    async publish(event: Partial<GiftPaidEvent>, msgID?: string) {
+      const e = GiftPaidEvent.fromPartial(event);
+      return js.publish(giftPaidSubject(iso.natsPrefix, e.roomId), GiftPaidEvent.encode(e).finish(), { msgID: msgID ?? (e.attempt > 0 ? `${e.orderId}-r${e.attempt}` : e.orderId) });
+    },
+    /** Core publish of raw bytes on any subject under the isolation's prefix. */
+    raw(subjectName: string, data: Uint8Array) {
+      nc.publish(iso.natsPrefix ? `${iso.natsPrefix}.${subjectName}` : subjectName, data);
+    },
+    flush: () => nc.flush(),
+    close: () => nc.close(),
+  };
+}
+
+/**
+ * A stand-in for a livemesh service that is not on main yet (Ledger's GetBalances, Gift's
+ * ListOrders), serving the real contract from test data, so the calling code runs its real gRPC
+ * client end to end. Replaced by the real service in the tests once it lands.
+ */
+export async function startStandIn(definition: ServiceDefinition, impl: UntypedServiceImplementation): Promise<{ address: string; calls: string[]; close(): Promise<void> }> {
+  const server = new Server();
+  const calls: string[] = [];
+  const counted: UntypedServiceImplementation = {};
+  for (const [name, fn] of Object.entries(impl)) {
+    counted[name] = ((c: unknown, cb: unknown) => {
+      calls.push(name);
+      return (fn as (c: unknown, cb: unknown) => void)(c, cb);
+    }) as never;
+  }
+  server.addService(definition, counted);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  return { address: `127.0.0.1:${port}`, calls, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
