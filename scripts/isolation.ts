@@ -20,8 +20,9 @@ export interface Isolation {
   /** Environment for a service process using this isolation. */
   env: Record<string, string>;
   /**
-   * Drops the database, deletes the Redis keys and the JetStream streams named after the NATS
-   * prefix; returns how many Redis keys were deleted.
+   * Drops the database (and any database named after it plus `_…`, as a sharded service's),
+   * deletes the Redis keys and the JetStream streams (KV buckets too) named after the NATS prefix;
+   * returns how many Redis keys were deleted.
    */
   cleanup(): Promise<number>;
 }
@@ -50,6 +51,8 @@ export function isolate(name: string, databasePrefix = 'lmt'): Isolation {
       const conn = await mysql.createConnection(mysqlOptions(urls.mysqlUrl));
       try {
         await conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)}`);
+        const [rows] = await conn.query('SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE ?', [`${database.replace(/_/g, '\\_')}\\_%`]);
+        for (const { name } of rows as Array<{ name: string }>) await conn.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
       } finally {
         await conn.end();
       }
@@ -71,14 +74,17 @@ export function isolate(name: string, databasePrefix = 'lmt'): Isolation {
   };
 }
 
-/** Streams a service creates under a NATS prefix are named `<prefix>_<NAME>` (dots become underscores). */
+/**
+ * Streams a service creates under a NATS prefix are named `<prefix>_<NAME>` (dots become
+ * underscores); a KV bucket `<prefix>_<name>` is the stream `KV_<prefix>_<name>`.
+ */
 async function deleteStreams(natsUrl: string, natsPrefix: string): Promise<void> {
   const nc = await connect({ servers: natsUrl, timeout: 5000 });
   try {
     const jsm = await jetstreamManager(nc);
     const mine = `${natsPrefix.replace(/[^A-Za-z0-9_-]/g, '_')}_`;
     for await (const name of jsm.streams.names()) {
-      if (name.startsWith(mine)) await jsm.streams.delete(name);
+      if (name.startsWith(mine) || name.startsWith(`KV_${mine}`)) await jsm.streams.delete(name);
     }
   } finally {
     await nc.close();

@@ -31,8 +31,10 @@ export function databaseInUrl(url: string): string | undefined {
 /**
  * A pool for one service database. mysql2 drops broken connections and opens new ones on demand,
  * so a MySQL restart costs the calls in flight (which fail UNAVAILABLE) and nothing after.
+ * `extra` lets a service opt into driver options it needs (the Ledger batches statements with
+ * `multipleStatements`); the defaults above stay as they are.
  */
-export function createMysqlPool(url: string, database: string, connectionLimit = 10): Pool {
+export function createMysqlPool(url: string, database: string, connectionLimit = 10, extra: PoolOptions = {}): Pool {
   return mysql.createPool({
     ...mysqlOptions(url, database),
     connectionLimit,
@@ -40,6 +42,7 @@ export function createMysqlPool(url: string, database: string, connectionLimit =
     idleTimeout: 60_000,
     waitForConnections: true,
     queueLimit: 0,
+    ...extra,
   });
 }
 

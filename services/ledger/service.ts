@@ -1,0 +1,180 @@
+import { createHash } from 'node:crypto';
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { z } from 'zod';
+import { LedgerServiceService } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import { int, port } from '../kit/config.js';
+import type { Logger } from '../kit/logger.js';
+import { migrate } from '../kit/migrate.js';
+import { databaseInUrl } from '../kit/mysql.js';
+import { connectNats } from '../kit/nats.js';
+import { fromRoot } from '../kit/paths.js';
+import type { ServiceConfig, ServiceHost } from '../kit/server.js';
+import { BUCKET_COUNT } from './buckets.js';
+import { checkTimeZone } from './days.js';
+import { ledgerHandlers } from './handlers.js';
+import { Ledger } from './ledger.js';
+import { BucketDb } from './store/buckets-db.js';
+import { CreditApplier } from './store/credit-applier.js';
+import { createShardPool, type Row, type Shard } from './store/db.js';
+import { Migrator } from './store/migrator.js';
+import { LedgerReads } from './store/reads.js';
+import { BucketRouter } from './store/router.js';
+import { defaultMap, kvName, ShardMapStore, ShardMapView, type ShardMapData } from './store/shard-map.js';
+import { TransferEngine } from './store/transfer-engine.js';
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['0', '1', 'true', 'false'], { error: 'must be 0, 1, true or false' })
+    .default(fallback ? '1' : '0')
+    .transform((v) => v === '1' || v === 'true');
+
+/** The Ledger's own settings, on top of the kit's. */
+export const ledgerConfigShape = {
+  /** Ledger listens on 50053 unless told otherwise (second local replica: 50153). */
+  PORT: port(50053),
+  /** Base name of the shard databases (`<base>_shard0`, `_shard1`, …); defaults to MYSQL_URL's path, else livemesh_ledger. */
+  MYSQL_DATABASE: z.string().regex(/^[A-Za-z0-9_]{1,50}$/, { error: 'must be 1-50 letters, digits or underscores' }).optional(),
+  /** Shard databases on the MySQL server. Adding one later adds an empty shard; buckets move to it by migration. */
+  LEDGER_SHARDS: int(1, 64, 2),
+  /** IANA zone that business days (daily income) are counted in. */
+  LEDGER_TIME_ZONE: z
+    .string()
+    .default('UTC')
+    .refine(
+      (zone) => {
+        try {
+          checkTimeZone(zone);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { error: 'must be an IANA time zone such as UTC or Asia/Shanghai' },
+    ),
+  /** Most transfers committed together in one shard transaction. */
+  LEDGER_BATCH_MAX: int(1, 2000, 200),
+  /** Transfer transactions in flight per shard (each holds a pooled connection; keep below MYSQL_POOL_SIZE). */
+  LEDGER_BATCHES_PER_SHARD: int(1, 256, 6),
+  /** Whether this replica runs the credit applier (any number of replicas may). */
+  LEDGER_APPLIER: flag(true),
+  /** Outbox rows per applier cycle. */
+  LEDGER_APPLIER_BATCH: int(1, 20_000, 2000),
+  /** Applier pause when an outbox is empty; local transfers wake it at once. */
+  LEDGER_APPLIER_IDLE_MS: int(1, 60_000, 100),
+  /** How long a call may wait for a fenced bucket before it gets UNAVAILABLE. */
+  LEDGER_FENCE_WAIT_MS: int(100, 600_000, 30_000),
+  /** Fault injection for tests: SIGKILL after a cross-shard credit commits, before it is settled. */
+  LEDGER_FAULT_KILL_AFTER_CREDIT_COMMIT: flag(false),
+};
+
+export type LedgerConfig = ServiceConfig<typeof ledgerConfigShape>;
+
+export function shardDatabases(config: Pick<LedgerConfig, 'MYSQL_DATABASE' | 'MYSQL_URL' | 'LEDGER_SHARDS'>): { base: string; names: string[] } {
+  const base = config.MYSQL_DATABASE ?? databaseInUrl(config.MYSQL_URL) ?? 'livemesh_ledger';
+  return { base, names: Array.from({ length: config.LEDGER_SHARDS }, (_, i) => `${base}_shard${i}`) };
+}
+
+/** Everything a running Ledger is made of, for the process, the tests and the benchmark. */
+export interface LedgerParts {
+  ledger: Ledger;
+  engine: TransferEngine;
+  applier: CreditApplier;
+  router: BucketRouter;
+  migrator: Migrator;
+  mapStore: ShardMapStore;
+  reads: LedgerReads;
+  shards: Map<number, Shard>;
+}
+
+/**
+ * Connects the Ledger's dependencies, creates and migrates its shard databases, loads (or on a
+ * first start creates) the shard map, follows it, and registers the service on the host.
+ */
+export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promise<LedgerParts> {
+  const log = host.log;
+  const { base, names } = shardDatabases(config);
+  for (const database of names) {
+    await migrate({ url: config.MYSQL_URL, database, dir: fromRoot('services', 'ledger', 'migrations'), log: (line) => log.info(line) });
+  }
+  const shards = new Map<number, Shard>();
+  names.forEach((database, id) => shards.set(id, { id, database, pool: createShardPool(config.MYSQL_URL, database, config.MYSQL_POOL_SIZE) }));
+  host.onClose('mysql', () => Promise.all([...shards.values()].map((s) => s.pool.end())));
+
+  const nats = await connectNats(config.NATS_URL, `ledger-${config.REPLICA}`, log);
+  host.onClose('nats', () => nats.drain());
+  const mapStore = await ShardMapStore.open(nats, kvName(config.NATS_PREFIX, base));
+  const map = await loadOrCreateMap(mapStore, shards, log);
+  await ensureBucketRows(shards, map);
+  const view = new ShardMapView(map, mapStore);
+  const watch = await mapStore.follow((m) => view.offer(m), log);
+  host.onClose('shard map watch', async () => watch.stop());
+
+  const router = new BucketRouter(shards, view, config.LEDGER_FENCE_WAIT_MS);
+  const applier = new CreditApplier(router, {
+    batchSize: config.LEDGER_APPLIER_BATCH,
+    idleMs: config.LEDGER_APPLIER_IDLE_MS,
+    loopsPerShard: 1,
+    log,
+    killAfterCreditCommit: config.LEDGER_FAULT_KILL_AFTER_CREDIT_COMMIT,
+  });
+  if (config.LEDGER_FAULT_KILL_AFTER_CREDIT_COMMIT) log.warn('fault injection is ON: LEDGER_FAULT_KILL_AFTER_CREDIT_COMMIT');
+  const engine = new TransferEngine(router, {
+    maxBatch: config.LEDGER_BATCH_MAX,
+    batchesPerShard: config.LEDGER_BATCHES_PER_SHARD,
+    timeZone: config.LEDGER_TIME_ZONE,
+    log,
+    onCredits: (shardId) => applier.nudge(shardId),
+  });
+  const lockScope = createHash('sha256').update(base).digest('hex').slice(0, 8);
+  const firstShard = shards.get(0);
+  if (!firstShard) throw new Error('no shards configured');
+  const migrator = new Migrator(router, mapStore, { log, chunkRows: 500, fenceBelowLag: 200, lockShard: firstShard, lockScope });
+  const reads = new LedgerReads(router);
+  const ledger = new Ledger({ engine, reads, router, migrator, timeZone: config.LEDGER_TIME_ZONE, lockShard: firstShard, lockScope });
+
+  if (config.LEDGER_APPLIER) applier.start();
+  host.onClose('credit applier', () => applier.stop());
+  migrator.startResuming();
+  host.onClose('migrations', async () => migrator.stopResuming());
+  host.addService(LedgerServiceService, ledgerHandlers(ledger, log) as UntypedServiceImplementation);
+  log.info({ shards: names, mapVersion: map.version }, 'ledger shards ready');
+  return { ledger, engine, applier, router, migrator, mapStore, reads, shards };
+}
+
+/**
+ * The stored map, or on the very first start one built from the shard databases (if they hold
+ * bucket states, the map was lost and the databases are the truth) or dealt round-robin. A shard
+ * configured beyond the map's joins it empty.
+ */
+async function loadOrCreateMap(store: ShardMapStore, shards: Map<number, Shard>, log: Logger): Promise<ShardMapData> {
+  const described = [...shards.values()].map((s) => ({ id: s.id, name: s.database }));
+  let map = (await store.load())?.map;
+  if (!map) {
+    const fresh = defaultMap(described, new Date());
+    const owners = new Map<number, number>();
+    for (const shard of shards.values()) {
+      const [rows] = await shard.pool.query<Row[]>('SELECT bucket FROM bucket_state WHERE state IN (1, 2, 3)');
+      for (const r of rows) owners.set(Number(r.bucket), shard.id);
+    }
+    if (owners.size > 0) {
+      log.warn({ buckets: owners.size }, 'shard map missing from NATS KV; rebuilding it from the shard databases');
+      for (const [bucket, shard] of owners) fresh.buckets[bucket] = { shard, state: 'serving', migrationId: '' };
+    }
+    map = await store.createIfAbsent(fresh);
+  }
+  for (const s of map.shards) {
+    if (!shards.has(s.id)) throw new Error(`the shard map has shard ${s.id} (${s.name}) but LEDGER_SHARDS configures only ${shards.size}`);
+  }
+  const known = map.shards;
+  if (described.some((d) => !known.some((s) => s.id === d.id))) map = await store.update((m) => ({ ...m, shards: described }));
+  return map;
+}
+
+/** Gives every shard its 256 bucket_state rows on first start, from the map; never changes existing rows. */
+async function ensureBucketRows(shards: Map<number, Shard>, map: ShardMapData): Promise<void> {
+  const now = new Date();
+  for (const shard of shards.values()) {
+    const rows = Array.from({ length: BUCKET_COUNT }, (_, b) => [b, map.buckets[b]?.shard === shard.id ? BucketDb.OWNED : BucketDb.NOT_OWNED, '', now]);
+    await shard.pool.query('INSERT IGNORE INTO bucket_state (bucket, state, migration_id, updated_at) VALUES ?', [rows]);
+  }
+}

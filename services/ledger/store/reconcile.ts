@@ -1,0 +1,130 @@
+import type { PoolConnection } from 'mysql2/promise';
+import { reconcileInProgress } from '../errors.js';
+import { Asset, Kind } from '../model.js';
+import { BucketDb, ChangeLog } from './buckets-db.js';
+import { big, retrying, sleep, Statements, withConnection, type Row, type Shard } from './db.js';
+import type { BucketRouter } from './router.js';
+import { SideDb } from './rows.js';
+
+export interface IncomeMismatch {
+  streamer: string;
+  recordedIncome: bigint;
+  computedIncome: bigint;
+  recordedCount: bigint;
+  computedCount: bigint;
+}
+
+export interface ReconcileReport {
+  day: string;
+  streamersChecked: number;
+  transfersScanned: number;
+  mismatchCount: number;
+  mismatches: IncomeMismatch[];
+  repaired: boolean;
+  durationMs: number;
+}
+
+const MAX_REPORTED = 1000;
+
+/**
+ * Recomputes one day's income statistics from the credit entries (the detail) and, unless
+ * `dryRun`, writes the computed figures back and marks them reconciled. One replica at a time
+ * per day (a named lock), and per shard one REPEATABLE READ transaction that locks the day's
+ * statistics rows before reading the detail: a credit committed earlier is in both, a credit
+ * still running waits on those locks and lands on top of the repaired figure, so the repair
+ * never loses a concurrent update.
+ */
+export async function reconcileDay(
+  router: BucketRouter,
+  opts: { day: string; streamer: string | undefined; dryRun: boolean; lockShard: Shard; lockScope: string },
+): Promise<ReconcileReport> {
+  const started = Date.now();
+  const lockName = `lm_ledger_rec_${opts.lockScope}_${opts.day}`.slice(0, 64);
+  return withConnection(opts.lockShard.pool, async (lockConn) => {
+    const [got] = await lockConn.query<Row[]>('SELECT GET_LOCK(?, 0) AS ok', [lockName]);
+    if (Number(got[0]?.ok) !== 1) throw reconcileInProgress(opts.day);
+    try {
+      const report: ReconcileReport = { day: opts.day, streamersChecked: 0, transfersScanned: 0, mismatchCount: 0, mismatches: [], repaired: false, durationMs: 0 };
+      for (const shard of router.shards.values()) {
+        await retrying(() => withConnection(shard.pool, (conn) => reconcileShard(conn, opts, report)));
+      }
+      report.repaired = !opts.dryRun && report.mismatchCount > 0;
+      report.durationMs = Date.now() - started;
+      return report;
+    } finally {
+      await lockConn.query('SELECT RELEASE_LOCK(?)', [lockName]);
+    }
+  });
+}
+
+async function reconcileShard(conn: PoolConnection, opts: { day: string; streamer: string | undefined; dryRun: boolean }, report: ReconcileReport): Promise<void> {
+  let states = new Map<number, number>();
+  // A fence lasts milliseconds: wait it out rather than skip the bucket.
+  for (let attempt = 0; ; attempt++) {
+    await conn.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+    await conn.query('START TRANSACTION');
+    const [rows] = await conn.query<Row[]>('SELECT bucket, state FROM bucket_state WHERE state IN (1, 2, 3) LOCK IN SHARE MODE');
+    states = new Map(rows.map((r) => [Number(r.bucket), Number(r.state)]));
+    if (![...states.values()].includes(BucketDb.FENCED) || attempt > 500) break;
+    await conn.query('ROLLBACK');
+    await sleep(10);
+  }
+  const buckets = [...states].filter(([, s]) => s !== BucketDb.FENCED).map(([b]) => b);
+  if (buckets.length === 0) {
+    await conn.query('COMMIT');
+    return;
+  }
+  const streamerFilter = opts.streamer ? ' AND streamer_id = ?' : '';
+  const ownerFilter = opts.streamer ? ' AND owner_id = ?' : '';
+  const extra = opts.streamer ? [BigInt(opts.streamer)] : [];
+  const [recorded] = await conn.query<Row[]>(`SELECT bucket, streamer_id, income, transfer_count FROM daily_income WHERE day = ? AND bucket IN (?)${streamerFilter} FOR UPDATE`, [
+    opts.day,
+    buckets,
+    ...extra,
+  ]);
+  const [computed] = await conn.query<Row[]>(
+    `SELECT bucket, owner_id, SUM(amount) AS income, COUNT(*) AS n FROM entries WHERE day = ? AND asset = ? AND side = ? AND kind = ? AND bucket IN (?)${ownerFilter} GROUP BY bucket, owner_id`,
+    [opts.day, Asset.INCOME, SideDb.CREDIT, Kind.GIFT, buckets, ...extra],
+  );
+  const figures = new Map<string, { bucket: number; streamer: string; rIncome: bigint; rCount: bigint; cIncome: bigint; cCount: bigint }>();
+  const at = (bucket: number, streamer: string) => {
+    const k = `${bucket}/${streamer}`;
+    let f = figures.get(k);
+    if (!f) figures.set(k, (f = { bucket, streamer, rIncome: 0n, rCount: 0n, cIncome: 0n, cCount: 0n }));
+    return f;
+  };
+  for (const r of recorded) Object.assign(at(Number(r.bucket), String(r.streamer_id)), { rIncome: big(r.income), rCount: big(r.transfer_count) });
+  for (const r of computed) Object.assign(at(Number(r.bucket), String(r.owner_id)), { cIncome: big(r.income), cCount: big(r.n) });
+
+  const now = new Date();
+  const fixes: unknown[][] = [];
+  const log = new ChangeLog(states);
+  for (const f of figures.values()) {
+    report.streamersChecked++;
+    report.transfersScanned += Number(f.cCount);
+    if (f.rIncome === f.cIncome && f.rCount === f.cCount) continue;
+    report.mismatchCount++;
+    if (report.mismatches.length < MAX_REPORTED) {
+      report.mismatches.push({ streamer: f.streamer, recordedIncome: f.rIncome, computedIncome: f.cIncome, recordedCount: f.rCount, computedCount: f.cCount });
+    }
+    fixes.push([f.bucket, BigInt(f.streamer), opts.day, f.cIncome, f.cCount, 1, now]);
+    log.note(f.bucket, 'daily_income', [f.bucket, f.streamer, opts.day]);
+  }
+  if (opts.dryRun) {
+    await conn.query('ROLLBACK');
+    return;
+  }
+  if (fixes.length > 0) {
+    await conn.query(
+      'INSERT INTO daily_income (bucket, streamer_id, day, income, transfer_count, reconciled, updated_at) VALUES ? ' +
+        'ON DUPLICATE KEY UPDATE income = VALUES(income), transfer_count = VALUES(transfer_count), reconciled = 1, updated_at = VALUES(updated_at)',
+      [fixes],
+    );
+  }
+  for (const r of recorded) if (states.get(Number(r.bucket)) === BucketDb.MIGRATING) log.note(Number(r.bucket), 'daily_income', [r.bucket, r.streamer_id, opts.day]);
+  await conn.query(`UPDATE daily_income SET reconciled = 1 WHERE day = ? AND bucket IN (?)${streamerFilter} AND reconciled = 0`, [opts.day, buckets, ...extra]);
+  const st = new Statements();
+  log.addTo(st);
+  st.add('COMMIT');
+  await st.run(conn);
+}

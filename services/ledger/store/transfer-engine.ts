@@ -1,0 +1,395 @@
+import type { PoolConnection } from 'mysql2/promise';
+import { idempotencyKeyReused } from '../../kit/domain-error.js';
+import type { Logger } from '../../kit/logger.js';
+import { bucketOf } from '../buckets.js';
+import { dayOf } from '../days.js';
+import { balanceOverflow, insufficientFunds, transferVoided } from '../errors.js';
+import { homeOwnerOf, modeOf, type AccountKey, type BalanceRecord, type Kind, type TransferMode, type TransferRecord } from '../model.js';
+import { BucketDb, bucketStates, ChangeLog, isWritable, lockBuckets } from './buckets-db.js';
+import { affected, big, isCheckViolation, isDuplicate, retrying, rowsOf, Statements, withConnection, type Shard } from './db.js';
+import type { BucketRouter, Refusal } from './router.js';
+import { ENTRY_COLUMNS, entryValues, OUTBOX_COLUMNS, outboxValues, transferFromRow, transferValues, TRANSFER_COLUMNS, type TransferRow } from './rows.js';
+import { keyMatch, tableSpec } from './schema.js';
+
+/** A validated, authorized transfer request: what the engine is asked to record. */
+export interface TransferCommand {
+  transferId: string;
+  kind: Kind;
+  payer: AccountKey;
+  payee: AccountKey;
+  amount: bigint;
+  reference: string;
+  createdBy: string;
+  /** Hash of the fields that make a retry identical (see ledger.ts). */
+  requestHash: Buffer;
+}
+
+export interface TransferOutcome {
+  transfer: TransferRecord;
+  /** The payer's balance right after the debit; undefined for a mint. */
+  payerBalance: BalanceRecord | undefined;
+  /** The payee's balance right after a mint's credit; undefined otherwise. */
+  payeeBalance: BalanceRecord | undefined;
+  replayed: boolean;
+}
+
+interface Planned extends TransferCommand {
+  mode: TransferMode;
+  homeOwner: string;
+  homeBucket: number;
+  payerBucket: number;
+  payeeBucket: number;
+}
+
+interface Item {
+  cmd: Planned;
+  resolve: (o: TransferOutcome) => void;
+  reject: (err: unknown) => void;
+  startedAt: number;
+  mapVersion: number;
+  /** Run alone: its batch failed in a way one member can cause (a balance past its limit). */
+  solo: boolean;
+}
+
+type Action = { done: TransferOutcome } | { fail: unknown } | { refusal: Refusal };
+
+/** A batch lost an insert race on a transfer id (another replica, or VoidTransfer): run it again. */
+class DuplicateRace extends Error {}
+
+export interface EngineOptions {
+  /** Most transfers per database transaction. */
+  maxBatch: number;
+  /** Transactions in flight per shard (each holds one pooled connection). */
+  batchesPerShard: number;
+  timeZone: string;
+  log: Logger;
+  clock?: () => Date;
+  /** Called after a batch that left credits in a shard's outbox, so the applier starts at once. */
+  onCredits?: (shardId: number) => void;
+}
+
+const key = (homeOwner: string, transferId: string) => `${homeOwner}/${transferId}`;
+const TRANSFERS = tableSpec('transfers');
+const ACCOUNTS = tableSpec('accounts');
+
+/** Lock order for account rows: every transaction locks accounts in this order, so batches never deadlock each other. */
+function compareAccounts(a: { bucket: number; owner: string; asset: number }, b: { bucket: number; owner: string; asset: number }): number {
+  if (a.bucket !== b.bucket) return a.bucket - b.bucket;
+  const x = BigInt(a.owner);
+  const y = BigInt(b.owner);
+  if (x !== y) return x < y ? -1 : 1;
+  return a.asset - b.asset;
+}
+
+/**
+ * The transfer engine: group commit for the debit side. Requests for one shard queue up while
+ * that shard's transactions are busy; each transaction then takes up to `maxBatch` of them and
+ * settles the whole group in three round trips and one commit:
+ *
+ * 1. share-lock the home buckets' state rows and look up the transfer ids (replays, voids);
+ * 2. one conditional `UPDATE … WHERE balance >= amount` per debit, in account order: the check
+ *    and the debit are one atomic statement, and a debit that does not fit changes nothing;
+ *    then the balances as left, from which every debit's balance-after is worked out;
+ * 3. insert the transfers, their entries and the outbox rows for credits, and COMMIT.
+ *
+ * One fsync then carries the whole group, which is how the engine outruns single-row autocommit
+ * inserts. Credits to other users never happen here: they go to the outbox and the credit
+ * applier adds them up per account, so a hot payee's balance row is not part of any debit.
+ */
+export class TransferEngine {
+  private readonly lanes = new Map<number, { queue: Item[]; running: number }>();
+  private readonly clock: () => Date;
+
+  constructor(
+    private readonly router: BucketRouter,
+    private readonly opts: EngineOptions,
+  ) {
+    this.clock = opts.clock ?? (() => new Date());
+  }
+
+  submit(cmd: TransferCommand): Promise<TransferOutcome> {
+    const homeOwner = homeOwnerOf(cmd.payer, cmd.payee);
+    const planned: Planned = {
+      ...cmd,
+      mode: modeOf(cmd.payer, cmd.payee),
+      homeOwner,
+      homeBucket: bucketOf(homeOwner),
+      payerBucket: bucketOf(cmd.payer.owner),
+      payeeBucket: bucketOf(cmd.payee.owner),
+    };
+    return new Promise((resolve, reject) => this.route({ cmd: planned, resolve, reject, startedAt: Date.now(), mapVersion: 0, solo: false }));
+  }
+
+  /** Requests waiting or running, for metrics and tests. */
+  get backlog(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.queue.length + lane.running;
+    return n;
+  }
+
+  private route(item: Item): void {
+    let shard: Shard;
+    try {
+      shard = this.router.shardFor(item.cmd.homeBucket);
+    } catch (err) {
+      item.reject(err);
+      return;
+    }
+    item.mapVersion = this.router.view.current.version;
+    this.lane(shard.id).queue.push(item);
+    this.pump(shard);
+  }
+
+  private lane(id: number) {
+    let lane = this.lanes.get(id);
+    if (!lane) this.lanes.set(id, (lane = { queue: [], running: 0 }));
+    return lane;
+  }
+
+  private pump(shard: Shard): void {
+    const lane = this.lane(shard.id);
+    while (lane.running < this.opts.batchesPerShard && lane.queue.length > 0) {
+      const batch = takeBatch(lane.queue, this.opts.maxBatch);
+      lane.running++;
+      void this.runBatch(shard, batch).finally(() => {
+        lane.running--;
+        this.pump(shard);
+      });
+    }
+  }
+
+  private async runBatch(shard: Shard, items: Item[]): Promise<void> {
+    let actions: Action[];
+    try {
+      actions = await this.executeWithRetries(shard, items);
+    } catch (err) {
+      if (isCheckViolation(err) && items.length > 1) {
+        // One mint would push a balance past the maximum; find it by running each alone.
+        for (const item of items) item.solo = true;
+        for (const item of items) this.route(item);
+        return;
+      }
+      const failure = isCheckViolation(err) && items[0] ? balanceOverflow(items[0].cmd.payee.owner) : err;
+      for (const item of items) item.reject(failure);
+      return;
+    }
+    let credits = false;
+    actions.forEach((action, i) => {
+      const item = items[i];
+      if (!item) return;
+      if ('done' in action) {
+        if (!action.done.replayed && item.cmd.mode === 'move') credits = true;
+        item.resolve(action.done);
+      } else if ('fail' in action) item.reject(action.fail);
+      else void this.retryLater(item, action.refusal);
+    });
+    if (credits) this.opts.onCredits?.(shard.id);
+  }
+
+  private async retryLater(item: Item, refusal: Refusal): Promise<void> {
+    try {
+      await this.router.afterRefusal(item.cmd.homeBucket, refusal, item.mapVersion, item.startedAt);
+      this.route(item);
+    } catch (err) {
+      item.reject(err);
+    }
+  }
+
+  private async executeWithRetries(shard: Shard, items: Item[]): Promise<Action[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await retrying(() => withConnection(shard.pool, (conn) => this.execute(conn, items)));
+      } catch (err) {
+        if (!(err instanceof DuplicateRace) || attempt >= 5) throw err instanceof DuplicateRace ? new Error('transfer id insert kept racing', { cause: err }) : err;
+      }
+    }
+  }
+
+  private async execute(conn: PoolConnection, items: Item[]): Promise<Action[]> {
+    const now = this.clock();
+    const day = dayOf(now, this.opts.timeZone);
+
+    // Round trip 1: lock the home buckets' states, find ids already used.
+    const st1 = new Statements();
+    st1.add('START TRANSACTION');
+    const iStates = lockBuckets(st1, items.map((i) => i.cmd.homeBucket));
+    const match = keyMatch(TRANSFERS, items.map((i) => [i.cmd.homeBucket, BigInt(i.cmd.homeOwner), i.cmd.transferId]));
+    const iExisting = st1.add(`SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE ${match.sql}`, match.params);
+    const r1 = await st1.run(conn);
+    const states = bucketStates(r1[iStates]);
+    const existing = new Map(rowsOf<TransferRow>(r1[iExisting]).map((r) => [key(String(r.home_owner_id), String(r.transfer_id)), r]));
+
+    const actions: Action[] = new Array<Action>(items.length);
+    const fresh: number[] = [];
+    items.forEach((item, i) => {
+      const state = states.get(item.cmd.homeBucket);
+      const row = existing.get(key(item.cmd.homeOwner, item.cmd.transferId));
+      if (state === BucketDb.FENCED) actions[i] = { refusal: 'fenced' };
+      else if (!isWritable(state)) actions[i] = { refusal: 'moved' };
+      else if (row) actions[i] = replay(item.cmd, row);
+      else fresh.push(i);
+    });
+    if (fresh.length === 0) {
+      await conn.query('COMMIT');
+      return actions;
+    }
+
+    // Round trip 2: the atomic debits (and a mint's credit), in lock order; then the balances as left.
+    const touched = (i: number) => {
+      const c = items[i]!.cmd;
+      return c.mode === 'mint' ? { bucket: c.payeeBucket, owner: c.payee.owner, asset: c.payee.asset } : { bucket: c.payerBucket, owner: c.payer.owner, asset: c.payer.asset };
+    };
+    const ordered = [...fresh].sort((a, b) => compareAccounts(touched(a), touched(b)));
+    const st2 = new Statements();
+    const opIndex = new Map<number, number>();
+    for (const i of ordered) {
+      const c = items[i]!.cmd;
+      const a = touched(i);
+      opIndex.set(
+        i,
+        c.mode === 'mint'
+          ? st2.add(
+              'INSERT INTO accounts (bucket, owner_id, asset, balance, allow_negative, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?) ' +
+                'ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_at = VALUES(updated_at)',
+              [a.bucket, BigInt(a.owner), a.asset, c.amount, now, now],
+            )
+          : st2.add('UPDATE accounts SET balance = balance - ?, updated_at = ? WHERE bucket = ? AND owner_id = ? AND asset = ? AND (balance >= ? OR allow_negative = 1)', [
+              c.amount,
+              now,
+              a.bucket,
+              BigInt(a.owner),
+              a.asset,
+              c.amount,
+            ]),
+      );
+    }
+    const accountKeys = uniqueAccounts(ordered.map(touched));
+    const balMatch = keyMatch(ACCOUNTS, accountKeys.map((a) => [a.bucket, BigInt(a.owner), a.asset]));
+    const iBalances = st2.add(`SELECT bucket, owner_id, asset, balance FROM accounts WHERE ${balMatch.sql}`, balMatch.params);
+    const r2 = await st2.run(conn);
+    const finals = new Map(rowsOf<{ bucket: number; owner_id: string; asset: number; balance: string }>(r2[iBalances]).map((r) => [`${r.bucket}/${r.owner_id}/${r.asset}`, big(r.balance)]));
+
+    // Walk each account's operations backwards from its final balance to get every balance-after
+    // (and, for a debit that did not fit, the balance it saw).
+    const ok = new Map<number, boolean>();
+    const after = new Map<number, bigint>();
+    const running = new Map<string, bigint>();
+    for (const i of [...ordered].reverse()) {
+      const a = touched(i);
+      const k = `${a.bucket}/${a.owner}/${a.asset}`;
+      const bal = running.get(k) ?? finals.get(k) ?? 0n;
+      const c = items[i]!.cmd;
+      const applied = c.mode === 'mint' || affected(r2[opIndex.get(i)!]) === 1;
+      ok.set(i, applied);
+      after.set(i, bal);
+      running.set(k, applied ? (c.mode === 'mint' ? bal - c.amount : bal + c.amount) : bal);
+    }
+
+    // Round trip 3: record what was applied, and commit.
+    const st3 = new Statements();
+    const log = new ChangeLog(states);
+    const transfers: unknown[][] = [];
+    const entries: unknown[][] = [];
+    const outbox: unknown[][] = [];
+    const records = new Map<number, TransferRecord>();
+    for (const i of fresh) {
+      const c = items[i]!.cmd;
+      if (!ok.get(i)) {
+        actions[i] = { fail: insufficientFunds(c.payer.owner, after.get(i) ?? 0n, c.amount) };
+        continue;
+      }
+      const balanceAfter = after.get(i) ?? 0n;
+      const t: TransferRecord = {
+        transferId: c.transferId,
+        homeOwner: c.homeOwner,
+        kind: c.kind,
+        status: c.mode === 'move' ? 'pending' : 'settled',
+        payer: c.payer,
+        payee: c.payee,
+        payerBucket: c.payerBucket,
+        payeeBucket: c.payeeBucket,
+        amount: c.amount,
+        debitBalanceAfter: c.mode === 'mint' ? 0n : balanceAfter,
+        creditBalanceAfter: c.mode === 'mint' ? balanceAfter : 0n,
+        reference: c.reference,
+        createdBy: c.createdBy,
+        createdAt: now,
+        settledAt: c.mode === 'move' ? null : now,
+        day,
+      };
+      records.set(i, t);
+      transfers.push(transferValues(t, c.homeBucket, c.requestHash));
+      log.note(c.homeBucket, 'transfers', [c.homeBucket, c.homeOwner, c.transferId]);
+      const a = touched(i);
+      log.note(a.bucket, 'accounts', [a.bucket, a.owner, a.asset]);
+      const side = c.mode === 'mint' ? 'credit' : 'debit';
+      entries.push(entryValues(t, side, balanceAfter, now));
+      log.note(a.bucket, 'entries', [a.bucket, a.owner, a.asset, now, c.homeOwner, c.transferId, side === 'debit' ? 1 : 2]);
+      if (c.mode === 'move') {
+        outbox.push(outboxValues(t, c.homeBucket));
+        log.note(c.homeBucket, 'outbox', [c.homeBucket, c.homeOwner, c.transferId]);
+      }
+      const balance: BalanceRecord = { asset: a.asset, amount: balanceAfter, pendingCredit: 0n, allowNegative: false, updatedAt: now };
+      actions[i] = {
+        done: { transfer: t, payerBalance: c.mode === 'mint' ? undefined : balance, payeeBalance: c.mode === 'mint' ? balance : undefined, replayed: false },
+      };
+    }
+    if (transfers.length > 0) {
+      st3.add(`INSERT INTO transfers (${TRANSFER_COLUMNS}) VALUES ?`, [transfers]);
+      st3.add(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES ?`, [entries]);
+      if (outbox.length > 0) st3.add(`INSERT INTO outbox (${OUTBOX_COLUMNS}) VALUES ?`, [outbox]);
+      log.addTo(st3);
+    }
+    st3.add('COMMIT');
+    try {
+      await st3.run(conn);
+    } catch (err) {
+      if (isDuplicate(err)) {
+        await conn.query('ROLLBACK');
+        throw new DuplicateRace();
+      }
+      throw err;
+    }
+    return actions;
+  }
+}
+
+/** Takes up to `max` items, at most one per transfer id (a concurrent retry waits for the next batch and then replays). */
+function takeBatch(queue: Item[], max: number): Item[] {
+  const first = queue[0];
+  if (first?.solo) return [queue.shift()!];
+  const batch: Item[] = [];
+  const keys = new Set<string>();
+  const rest: Item[] = [];
+  for (const item of queue) {
+    const k = key(item.cmd.homeOwner, item.cmd.transferId);
+    if (batch.length < max && !keys.has(k) && !item.solo) {
+      batch.push(item);
+      keys.add(k);
+    } else rest.push(item);
+  }
+  queue.splice(0, queue.length, ...rest);
+  return batch;
+}
+
+function uniqueAccounts<T extends { bucket: number; owner: string; asset: number }>(list: T[]): T[] {
+  const seen = new Map<string, T>();
+  for (const a of list) seen.set(`${a.bucket}/${a.owner}/${a.asset}`, a);
+  return [...seen.values()];
+}
+
+/** A transfer id seen before: the original outcome for an identical request, otherwise why not. */
+function replay(cmd: Planned, row: TransferRow): Action {
+  const t = transferFromRow(row);
+  if (t.status === 'voided') return { fail: transferVoided(cmd.transferId) };
+  if (!Buffer.from(row.request_hash).equals(cmd.requestHash)) return { fail: idempotencyKeyReused(cmd.transferId, 'transfer_id') };
+  const mint = cmd.mode === 'mint';
+  const balance: BalanceRecord = {
+    asset: mint ? t.payee.asset : t.payer.asset,
+    amount: mint ? t.creditBalanceAfter : t.debitBalanceAfter,
+    pendingCredit: 0n,
+    allowNegative: false,
+    updatedAt: mint ? t.settledAt : t.createdAt,
+  };
+  return { done: { transfer: t, payerBalance: mint ? undefined : balance, payeeBalance: mint ? balance : undefined, replayed: true } };
+}
