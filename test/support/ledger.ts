@@ -76,7 +76,7 @@ export async function waitServing(address: string, child?: ChildProcess, timeout
   const deadline = Date.now() + timeoutMs;
   try {
     while (Date.now() < deadline) {
-      if (child && child.exitCode !== null) throw new Error(`ledger exited with ${child.exitCode} before serving`);
+      if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`ledger exited (${child.exitCode ?? child.signalCode}) before serving`);
       const ok = await new Promise<boolean>((resolve) =>
         probe.check({ service: '' }, new Metadata(), { deadline: Date.now() + 1000 }, (err, res) => resolve(!err && res.status === Serving.SERVING)),
       );

@@ -17,7 +17,9 @@ export interface Shard {
 export function createShardPool(url: string, database: string, size: number): Pool {
   const pool = createMysqlPool(url, database, size, { multipleStatements: true, dateStrings: ['DATE'] });
   pool.pool.on('connection', (conn) => {
-    conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    // A lock wait longer than this means something is stuck (shards on separate servers can even
+    // deadlock without InnoDB seeing it): fail the statement, and the transaction is retried.
+    conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET SESSION innodb_lock_wait_timeout = 10');
   });
   return pool;
 }

@@ -171,6 +171,8 @@ export class Migrator {
 /** One migration being driven. */
 class Run {
   private lastSaved = 0;
+  /** Logged changes replayed onto the target (catch-up and fence), for the log. */
+  private replayed = 0;
   private readonly source: Shard;
   private readonly target: Shard;
 
@@ -200,7 +202,7 @@ class Run {
       }
       if (this.m.phase === 'CUT_OVER') await this.cutOver();
       if (this.m.phase === 'CLEANING') await this.clean();
-      log.info({ fenceMs: this.m.fenceMs, rows: this.m.rowsCopied }, 'migration: done');
+      log.info({ fenceMs: this.m.fenceMs, rows: this.m.rowsCopied, replayed: this.replayed }, 'migration: done');
     } catch (err) {
       log.error({ err }, 'migration: failed');
       if (this.m.phase === 'COPYING' || this.m.phase === 'CATCHING_UP' || this.m.phase === 'FENCED') await this.abort(err);
@@ -317,6 +319,7 @@ class Run {
       }
     }
     await this.source.pool.query('DELETE FROM bucket_changes WHERE id IN (?)', [changes.map((c) => BigInt(String(c.id)))]);
+    this.replayed += changes.length;
     return changes.length;
   }
 

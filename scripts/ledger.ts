@@ -1,0 +1,153 @@
+/**
+ * `npm run ledger -- <command>`: the Ledger's operator CLI, a thin client of the admin RPCs, so it
+ * works against any replica and the work itself happens (and survives) on the server side.
+ *
+ *   migrate-bucket <bucket> <shard>   move a bucket online, with a progress bar until it is done
+ *   migration <id>                    show a migration
+ *   shard-map                         buckets per shard, and any that are not serving normally
+ *   invariants                        run CheckInvariants; exit 1 if anything is wrong
+ *   reconcile <YYYY-MM-DD> [--dry-run] recompute a day's income statistics
+ *
+ * Options: --address host:port (default LEDGER_ADDRESS or 127.0.0.1:50053), --request-id id
+ * (migrate-bucket; default a fresh one, pass the same one to re-attach after a Ctrl-C).
+ * Calls carry an admin identity: LM_ADMIN_ID (default 1) with role admin.
+ */
+import { randomUUID } from 'node:crypto';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { SingleBar } from 'cli-progress';
+import { LedgerServiceClient, MigrationPhase, migrationPhaseToJSON, type Migration } from '../gen/ts/livemesh/ledger/v1/ledger.js';
+import { assetToJSON } from '../gen/ts/livemesh/common/v1/common.js';
+import { errorInfoOf } from '../services/kit/grpc-errors.js';
+
+const USAGE = `usage: npm run ledger -- <command> [options]
+  migrate-bucket <bucket> <shard> [--request-id id]
+  migration <id>
+  shard-map
+  invariants
+  reconcile <YYYY-MM-DD> [--dry-run]
+options: --address host:port (default $LEDGER_ADDRESS or 127.0.0.1:50053)`;
+
+function parse(argv: string[]): { args: string[]; address: string; requestId: string | undefined; dryRun: boolean } {
+  const args: string[] = [];
+  let address = process.env.LEDGER_ADDRESS || '127.0.0.1:50053';
+  let requestId: string | undefined;
+  let dryRun = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === '--address') address = argv[++i] ?? '';
+    else if (a === '--request-id') requestId = argv[++i];
+    else if (a === '--dry-run') dryRun = true;
+    else if (a.startsWith('--')) fail(`unknown option ${a}\n${USAGE}`, 2);
+    else args.push(a);
+  }
+  return { args, address, requestId, dryRun };
+}
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+const admin = () => {
+  const md = new Metadata();
+  md.set('lm-user-id', process.env.LM_ADMIN_ID || '1');
+  md.set('lm-role', 'admin');
+  return md;
+};
+
+function unary<Req, Res>(client: LedgerServiceClient, method: keyof LedgerServiceClient, req: Req): Promise<Res> {
+  const fn = client[method] as unknown as (r: Req, md: Metadata, opts: object, cb: (err: ServiceError | null, res: Res) => void) => void;
+  return new Promise((resolve, reject) => fn.call(client, req, admin(), { deadline: Date.now() + 60_000 }, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+function describeError(err: unknown): string {
+  const e = err as ServiceError;
+  const info = errorInfoOf(e.metadata);
+  return `${e.details ?? (err as Error).message}${info ? ` (${info.reason})` : ''}`;
+}
+
+const phaseName = (p: MigrationPhase) => migrationPhaseToJSON(p).replace('MIGRATION_PHASE_', '');
+
+async function migrateBucket(client: LedgerServiceClient, bucket: number, shard: number, requestId: string): Promise<void> {
+  const started = await unary<object, { migration?: Migration }>(client, 'migrateBucket', { bucket, targetShardId: shard, requestId });
+  const id = started.migration?.migrationId ?? fail('MigrateBucket returned no migration');
+  process.stdout.write(`migration ${id}: bucket ${bucket}, shard ${started.migration?.sourceShardId} -> ${shard} (request id ${requestId})\n`);
+  const bar = new SingleBar({
+    format: 'bucket {bucket} [{bar}] {percentage}% | {value}/{total} rows | {phase} | lag {lag}',
+    hideCursor: true,
+    noTTYOutput: true,
+    notTTYSchedule: 1000,
+  });
+  bar.start(1, 0, { bucket, phase: 'COPYING', lag: 0 });
+  let m: Migration | undefined = started.migration;
+  for (;;) {
+    m = (await unary<object, { migration?: Migration }>(client, 'getMigration', { migrationId: id })).migration;
+    if (!m) fail(`migration ${id} disappeared`);
+    bar.setTotal(Math.max(1, Number(m.rowsTotal)));
+    bar.update(Math.min(Number(m.rowsCopied), Math.max(1, Number(m.rowsTotal))), { phase: phaseName(m.phase), lag: m.lagRows });
+    if (m.phase === MigrationPhase.MIGRATION_PHASE_DONE || m.phase === MigrationPhase.MIGRATION_PHASE_FAILED) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (m.phase === MigrationPhase.MIGRATION_PHASE_DONE) bar.update(Math.max(1, Number(m.rowsTotal)));
+  bar.stop();
+  if (m.phase === MigrationPhase.MIGRATION_PHASE_FAILED) fail(`migration ${id} FAILED: ${m.error}; the bucket stays on shard ${m.sourceShardId}`);
+  const fence = m.fenceDuration ? Number(m.fenceDuration.seconds) * 1000 + m.fenceDuration.nanos / 1e6 : undefined;
+  process.stdout.write(`migration ${id} DONE: ${m.rowsCopied} rows copied, writes held ${fence === undefined ? 'n/a' : `${fence.toFixed(0)} ms`}\n`);
+}
+
+async function main(): Promise<void> {
+  const { args, address, requestId, dryRun } = parse(process.argv.slice(2));
+  const [command, ...rest] = args;
+  const client = new LedgerServiceClient(address, credentials.createInsecure());
+  const int = (s: string | undefined, what: string) => (s !== undefined && /^[0-9]+$/.test(s) ? Number(s) : fail(`${what} must be a non-negative integer\n${USAGE}`, 2));
+  try {
+    switch (command) {
+      case 'migrate-bucket':
+        await migrateBucket(client, int(rest[0], 'bucket'), int(rest[1], 'shard'), requestId ?? `cli-${randomUUID()}`);
+        break;
+      case 'migration': {
+        const res = await unary<object, { migration?: Migration }>(client, 'getMigration', { migrationId: rest[0] ?? '' });
+        process.stdout.write(`${JSON.stringify({ ...res.migration, phase: res.migration ? phaseName(res.migration.phase) : undefined }, null, 2)}\n`);
+        break;
+      }
+      case 'shard-map': {
+        const res = await unary<object, { shardMap?: { version: string; shards: Array<{ shardId: number; name: string }>; buckets: Array<{ bucket: number; shardId: number; state: number; migrationId: string }> } }>(
+          client,
+          'getShardMap',
+          {},
+        );
+        const map = res.shardMap ?? fail('no shard map');
+        process.stdout.write(`shard map version ${map.version}\n`);
+        for (const s of map.shards) process.stdout.write(`  shard ${s.shardId} (${s.name}): ${map.buckets.filter((b) => b.shardId === s.shardId).length} buckets\n`);
+        for (const b of map.buckets.filter((x) => x.state !== 1)) process.stdout.write(`  bucket ${b.bucket}: state ${b.state}, migration ${b.migrationId}\n`);
+        break;
+      }
+      case 'invariants': {
+        const r = await unary<object, { ok: boolean; assets: Array<{ asset: number; balanceSumMinor: string; pendingCreditMinor: string; mintedMinor: string; burnedMinor: string; holds: boolean }>; transfersChecked: string; violations: string[] }>(
+          client,
+          'checkInvariants',
+          { assets: [] },
+        );
+        for (const a of r.assets) {
+          process.stdout.write(`${assetToJSON(a.asset).padEnd(13)} balances ${a.balanceSumMinor} + in flight ${a.pendingCreditMinor} = minted ${a.mintedMinor} - burned ${a.burnedMinor}: ${a.holds ? 'holds' : 'BROKEN'}\n`);
+        }
+        process.stdout.write(`${r.transfersChecked} transfers checked; ${r.violations.length === 0 ? 'no violations' : `violations:\n  ${r.violations.join('\n  ')}`}\n`);
+        if (!r.ok) process.exitCode = 1;
+        break;
+      }
+      case 'reconcile': {
+        const r = await unary<object, { streamersChecked: string; transfersScanned: string; mismatchCount: string; repaired: boolean }>(client, 'reconcile', { day: rest[0] ?? '', streamerId: '0', dryRun });
+        process.stdout.write(`${rest[0]}: ${r.streamersChecked} streamers, ${r.transfersScanned} transfers, ${r.mismatchCount} mismatches${r.repaired ? ', repaired' : ''}\n`);
+        break;
+      }
+      default:
+        fail(USAGE, 2);
+    }
+  } catch (err) {
+    fail(`ledger ${command}: ${describeError(err)}`);
+  } finally {
+    client.close();
+  }
+}
+
+await main();
