@@ -10,8 +10,17 @@ export const BUCKET_COUNT = 256;
  * same in any language and never depends on integer width.
  */
 export function bucketOf(ownerId: string): number {
-  return createHash('sha256').update(ownerId).digest()[0] ?? 0;
+  let b = cache.get(ownerId);
+  if (b === undefined) {
+    b = createHash('sha256').update(ownerId).digest()[0] ?? 0;
+    // Bounded: a hot path asks for the same few thousand owners again and again.
+    if (cache.size >= 100_000) cache.clear();
+    cache.set(ownerId, b);
+  }
+  return b;
 }
+
+const cache = new Map<string, number>();
 
 /** TopUp's payment references are unique across owners, so they are bucketed by their own hash. */
 export function bucketOfReference(reference: string): number {

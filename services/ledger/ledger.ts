@@ -136,7 +136,7 @@ export class Ledger {
     checkKindAccounts(kind, payer, payee, input.reference);
     if (kind !== Kind.GIFT && caller.role !== 'admin') throw notAccountOwner(`only admins may create ${kindName(kind)} transfers`);
     if (caller.role !== 'admin' && payer.owner !== caller.userId) throw notAccountOwner(`caller ${caller.userId} may not debit the account of owner ${payer.owner}`);
-    return this.deps.engine.submit({
+    const out = await this.deps.engine.submit({
       transferId: input.transferId,
       kind,
       payer,
@@ -146,6 +146,8 @@ export class Ledger {
       createdBy: caller.userId,
       requestHash: requestHash(kind, payer, payee, amount, input.reference),
     });
+    // A replay of a gift settled since: show its credit side as well.
+    return out.replayed ? { ...out, transfer: (await this.deps.reads.complete([out.transfer]))[0] ?? out.transfer } : out;
   }
 
   async balances(callerOrNone: Caller | undefined, ownerId: string, assets: number[]): Promise<{ owner: string; balances: BalanceRecord[]; level: Level }> {

@@ -32,14 +32,16 @@ CREATE TABLE accounts (
   CONSTRAINT ck_accounts_max CHECK (balance <= 1000000000000000000)
 ) ENGINE=InnoDB;
 
--- Immutable transfers, on the shard of their home owner (the payer, or the payee of a mint).
--- Only status, settled_at and credit_balance_after change, once, when the credit is applied.
--- status: 1 = credit pending, 2 = settled, 3 = voided (a tombstone written by VoidTransfer).
+-- Transfers, on the shard of their home owner (the payer, or the payee of a mint). Written once,
+-- never updated: a user-to-user transfer is pending while its outbox row exists and settled once
+-- the applier has deleted it (its credit entry, on the payee's shard, records when and the
+-- balance after). Mints and burns are settled when written and record settled_at and
+-- credit_balance_after here. voided = 1 marks a tombstone written by VoidTransfer.
 CREATE TABLE transfers (
   bucket SMALLINT UNSIGNED NOT NULL,
   home_owner_id BIGINT UNSIGNED NOT NULL,
   transfer_id VARCHAR(80) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-  status TINYINT UNSIGNED NOT NULL,
+  voided TINYINT(1) NOT NULL DEFAULT 0,
   kind TINYINT UNSIGNED NOT NULL,
   payer_owner_id BIGINT UNSIGNED NOT NULL,
   payer_asset TINYINT UNSIGNED NOT NULL,
@@ -90,7 +92,9 @@ CREATE TABLE entries (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- Credits debited here and not yet applied to the payee: written in the debit's transaction,
--- deleted in the transaction that marks the transfer settled. Carries what the credit entry needs.
+-- deleted once the credit is applied; only credits in flight, so it stays small. No secondary
+-- index: every insert and delete would pay for it, and the applier claims in primary-key order.
+-- Carries what the credit entry needs.
 CREATE TABLE outbox (
   bucket SMALLINT UNSIGNED NOT NULL,
   home_owner_id BIGINT UNSIGNED NOT NULL,
@@ -108,9 +112,7 @@ CREATE TABLE outbox (
   created_by BIGINT UNSIGNED NOT NULL,
   created_at DATETIME(3) NOT NULL,
   day DATE NOT NULL,
-  PRIMARY KEY (bucket, home_owner_id, transfer_id),
-  KEY idx_outbox_created (created_at),
-  KEY idx_outbox_payee (payee_owner_id, payee_asset)
+  PRIMARY KEY (bucket, home_owner_id, transfer_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 -- A streamer's INCOME per business day, kept up by the credit applier and checked by Reconcile.

@@ -1,11 +1,13 @@
 import type { PoolConnection } from 'mysql2/promise';
 import type { Logger } from '../../kit/logger.js';
+import { BUCKET_COUNT } from '../buckets.js';
 import { Asset, Kind, type TransferRecord } from '../model.js';
 import { bucketStates, ChangeLog, isWritable, lockBuckets } from './buckets-db.js';
 import { affected, big, retrying, rowsOf, sleep, Statements, withConnection, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
-import { ENTRY_COLUMNS, entryValues, OUTBOX_COLUMNS, SideDb, StatusDb, transferFromOutbox } from './rows.js';
-import { keyMatch, tableSpec } from './schema.js';
+import { compareAccounts } from './transfer-engine.js';
+import { ENTRY_COLUMNS, entryValues, OUTBOX_COLUMNS, SideDb, transferFromOutbox } from './rows.js';
+import { keyIn, keyMatch, tableSpec } from './schema.js';
 
 export interface ApplierOptions {
   /** Most outbox rows claimed per cycle; all credits to one account among them become one balance update. */
@@ -38,7 +40,6 @@ const ENTRIES = tableSpec('entries');
 const ACCOUNTS = tableSpec('accounts');
 const OUTBOX = tableSpec('outbox');
 
-type Settled = { t: TransferRecord; creditBalanceAfter: bigint };
 
 /**
  * The credit side of every user-to-user transfer. It claims rows from a shard's outbox
@@ -62,6 +63,7 @@ export class CreditApplier {
   private readonly wakers = new Map<number, Set<() => void>>();
   private readonly nudged = new Set<number>();
   private readonly clock: () => Date;
+  private nextStart = 0;
 
   constructor(
     private readonly router: BucketRouter,
@@ -167,10 +169,21 @@ export class CreditApplier {
       await conn.query('COMMIT');
       return 0;
     }
-    const [claimed] = await conn.query<Row[]>(`SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE bucket IN (?) ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED`, [
-      [...homeStates.keys()],
-      this.opts.batchSize,
-    ]);
+    // Primary-key order from a start bucket that moves on every cycle: no index to maintain on
+    // every debit, and no bucket waits behind a busy one for long.
+    const start = this.nextStart++ % BUCKET_COUNT;
+    const owned = [...homeStates.keys()];
+    const [claimed] = await conn.query<Row[]>(
+      `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE bucket IN (?) AND bucket >= ? ORDER BY bucket, home_owner_id, transfer_id LIMIT ? FOR UPDATE SKIP LOCKED`,
+      [owned, start, this.opts.batchSize],
+    );
+    if (claimed.length < this.opts.batchSize && start > 0) {
+      const [more] = await conn.query<Row[]>(
+        `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE bucket IN (?) AND bucket < ? ORDER BY bucket, home_owner_id, transfer_id LIMIT ? FOR UPDATE SKIP LOCKED`,
+        [owned, start, this.opts.batchSize - claimed.length],
+      );
+      claimed.push(...more);
+    }
     if (claimed.length === 0) {
       await conn.query('COMMIT');
       return 0;
@@ -186,7 +199,7 @@ export class CreditApplier {
     }
     // Other shards first, each in its own transaction, while this one holds only the claimed
     // rows: a credit transaction never waits for account locks while holding account locks.
-    const settled: Settled[] = [];
+    const settled: TransferRecord[] = [];
     let crossed = false;
     for (const [dest, group] of byShard) {
       if (dest === shard.id) continue;
@@ -203,26 +216,13 @@ export class CreditApplier {
     const local = byShard.get(shard.id);
     if (local) settled.push(...(await this.applyCredits(conn, local, now, false)));
 
+    // Settling is deleting the outbox row: the transfer row itself never changes.
     const st2 = new Statements();
     const log = new ChangeLog(homeStates);
     if (settled.length > 0) {
-      const keys = settled.map(({ t }) => [bucketOfHome(t), BigInt(t.homeOwner), t.transferId]);
-      const m = keyMatch(OUTBOX, keys);
-      st2.add(`DELETE FROM outbox WHERE ${m.sql}`, m.params);
-      for (const { t, creditBalanceAfter } of settled) {
-        const b = bucketOfHome(t);
-        st2.add('UPDATE transfers SET status = ?, settled_at = ?, credit_balance_after = ? WHERE bucket = ? AND home_owner_id = ? AND transfer_id = ? AND status = ?', [
-          StatusDb.SETTLED,
-          now,
-          creditBalanceAfter,
-          b,
-          BigInt(t.homeOwner),
-          t.transferId,
-          StatusDb.PENDING,
-        ]);
-        log.note(b, 'outbox', [b, t.homeOwner, t.transferId]);
-        log.note(b, 'transfers', [b, t.homeOwner, t.transferId]);
-      }
+      const keys = settled.map((t) => [t.payerBucket, BigInt(t.homeOwner), t.transferId]);
+      st2.add(`DELETE FROM outbox WHERE ${keyIn(OUTBOX, keys.length)}`, keys.flat());
+      for (const [b, home, id] of keys) log.note(b as number, 'outbox', [b, home, id]);
       log.addTo(st2);
     }
     st2.add('COMMIT');
@@ -235,22 +235,21 @@ export class CreditApplier {
    * and those whose bucket the shard cannot write now (fenced, or moved: they stay in the outbox
    * for a later cycle), then one balance update per account and one entry per credit.
    */
-  private async applyCredits(conn: PoolConnection, group: TransferRecord[], now: Date, ownTransaction: boolean): Promise<Settled[]> {
+  private async applyCredits(conn: PoolConnection, group: TransferRecord[], now: Date, ownTransaction: boolean): Promise<TransferRecord[]> {
     const st = new Statements();
     if (ownTransaction) st.add('START TRANSACTION');
     const iStates = lockBuckets(st, group.map((t) => t.payeeBucket));
     const m = keyMatch(ENTRIES, group.map(creditKey));
-    const iDone = st.add(`SELECT home_owner_id, transfer_id, balance_after FROM entries WHERE ${m.sql}`, m.params);
+    const iDone = st.add(`SELECT home_owner_id, transfer_id FROM entries WHERE ${m.sql}`, m.params);
     const r = await st.run(conn);
     const states = bucketStates(r[iStates]);
-    const done = new Map(rowsOf<Row>(r[iDone]).map((x) => [`${String(x.home_owner_id)}/${String(x.transfer_id)}`, big(x.balance_after)]));
+    const done = new Set(rowsOf<Row>(r[iDone]).map((x) => `${String(x.home_owner_id)}/${String(x.transfer_id)}`));
 
-    const settled: Settled[] = [];
+    const settled: TransferRecord[] = [];
     const apply: TransferRecord[] = [];
     for (const t of group) {
-      const before = done.get(`${t.homeOwner}/${t.transferId}`);
-      if (before !== undefined) {
-        settled.push({ t, creditBalanceAfter: before });
+      if (done.has(`${t.homeOwner}/${t.transferId}`)) {
+        settled.push(t);
         this.stats.alreadyApplied++;
       } else if (isWritable(states.get(t.payeeBucket))) apply.push(t);
     }
@@ -260,21 +259,21 @@ export class CreditApplier {
     }
 
     // One balance update per account, in lock order.
-    const sums = new Map<string, { bucket: number; owner: string; asset: number; sum: bigint }>();
+    const sums = new Map<string, { bucket: number; owner: string; ownerId: bigint; asset: number; sum: bigint }>();
     for (const t of apply) {
       const k = `${t.payeeBucket}/${t.payee.owner}/${t.payee.asset}`;
-      const s = sums.get(k) ?? { bucket: t.payeeBucket, owner: t.payee.owner, asset: t.payee.asset, sum: 0n };
+      let s = sums.get(k);
+      if (!s) sums.set(k, (s = { bucket: t.payeeBucket, owner: t.payee.owner, ownerId: BigInt(t.payee.owner), asset: t.payee.asset, sum: 0n }));
       s.sum += t.amount;
-      sums.set(k, s);
     }
-    const accounts = [...sums.values()].sort((a, b) => a.bucket - b.bucket || (BigInt(a.owner) < BigInt(b.owner) ? -1 : BigInt(a.owner) > BigInt(b.owner) ? 1 : a.asset - b.asset));
+    const accounts = [...sums.values()].sort(compareAccounts);
     const st2 = new Statements();
     const iUp = st2.add(
       'INSERT INTO accounts (bucket, owner_id, asset, balance, allow_negative, created_at, updated_at) VALUES ? ' +
         'ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_at = VALUES(updated_at)',
-      [accounts.map((a) => [a.bucket, BigInt(a.owner), a.asset, a.sum, 0, now, now])],
+      [accounts.map((a) => [a.bucket, a.ownerId, a.asset, a.sum, 0, now, now])],
     );
-    const bm = keyMatch(ACCOUNTS, accounts.map((a) => [a.bucket, BigInt(a.owner), a.asset]));
+    const bm = keyMatch(ACCOUNTS, accounts.map((a) => [a.bucket, a.ownerId, a.asset]));
     const iBal = st2.add(`SELECT bucket, owner_id, asset, balance FROM accounts WHERE ${bm.sql}`, bm.params);
     const r2 = await st2.run(conn);
     if (affected(r2[iUp]) === 0) throw new Error('credit applier: balance upsert changed nothing');
@@ -293,7 +292,7 @@ export class CreditApplier {
       runningBalance.set(k, after);
       entries.push(entryValues(t, 'credit', after, now));
       log.note(t.payeeBucket, 'entries', creditKey(t));
-      settled.push({ t, creditBalanceAfter: after });
+      settled.push(t);
       if (t.kind === Kind.GIFT && t.payee.asset === Asset.INCOME) {
         const ik = `${t.payeeBucket}/${t.payee.owner}/${t.day}`;
         const s = income.get(ik) ?? { bucket: t.payeeBucket, owner: t.payee.owner, day: t.day, sum: 0n, count: 0 };
@@ -323,6 +322,3 @@ export class CreditApplier {
 }
 
 const creditKey = (t: TransferRecord): unknown[] => [t.payeeBucket, BigInt(t.payee.owner), t.payee.asset, t.createdAt, BigInt(t.homeOwner), t.transferId, SideDb.CREDIT];
-
-/** A move's home is its payer. */
-const bucketOfHome = (t: TransferRecord) => t.payerBucket;

@@ -3,7 +3,7 @@ import { BUCKET_COUNT, bucketOf } from '../buckets.js';
 import { ASSET_NAMES, type Asset } from '../model.js';
 import { big, dateOf, withConnection, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
-import { SideDb, StatusDb } from './rows.js';
+import { SideDb } from './rows.js';
 
 export interface AssetInvariant {
   asset: Asset;
@@ -90,7 +90,7 @@ async function readShard(shard: Shard, conn: PoolConnection): Promise<ShardSnaps
     add(snap.balances, Number(r.asset) as Asset, big(r.total));
     snap.negatives += Number(r.negative ?? 0);
   }
-  const live = `status IN (${StatusDb.PENDING}, ${StatusDb.SETTLED})`;
+  const live = 'voided = 0';
   for (const r of await q(
     `SELECT payee_asset AS asset, SUM(amount) AS total FROM transfers WHERE bucket IN (?) AND ${live} AND payee_owner_id <> 0 AND (payer_owner_id = 0 OR payer_asset <> payee_asset) GROUP BY payee_asset`,
     owned,
@@ -105,7 +105,12 @@ async function readShard(shard: Shard, conn: PoolConnection): Promise<ShardSnaps
 
   const cols = 'home_owner_id, transfer_id, amount, payee_owner_id, payee_bucket, created_at';
   for (const r of await q(`SELECT payee_asset, ${cols} FROM outbox WHERE bucket IN (?)`, owned)) snap.outbox.set(key(r.home_owner_id, r.transfer_id), creditOf(r, r.payee_asset));
-  for (const r of await q(`SELECT payee_asset, ${cols} FROM transfers WHERE bucket IN (?) AND status = ${StatusDb.SETTLED} AND payee_owner_id <> 0`, owned))
+  // Settled: no longer (or never) in the outbox.
+  for (const r of await q(
+    `SELECT t.payee_asset, ${cols.split(', ').map((c) => `t.${c}`).join(', ')} FROM transfers t LEFT JOIN outbox o ON o.bucket = t.bucket AND o.home_owner_id = t.home_owner_id ` +
+      'AND o.transfer_id = t.transfer_id WHERE t.bucket IN (?) AND t.voided = 0 AND t.payee_owner_id <> 0 AND o.transfer_id IS NULL',
+    owned,
+  ))
     snap.settled.set(key(r.home_owner_id, r.transfer_id), creditOf(r, r.payee_asset));
   for (const r of await q(
     `SELECT asset, home_owner_id, transfer_id, amount, owner_id AS payee_owner_id, bucket AS payee_bucket, created_at FROM entries WHERE bucket IN (?) AND side = ${SideDb.CREDIT}`,
@@ -134,14 +139,14 @@ async function readShard(shard: Shard, conn: PoolConnection): Promise<ShardSnaps
     snap.unbalanced++;
     violation(`transfer ${key(r.home_owner_id, r.transfer_id)} has no debit entry`);
   }
-  // A transfer is pending exactly when its credit waits in the outbox.
+  // Every credit in the outbox belongs to a live user-to-user transfer.
   for (const r of await q(
-    'SELECT t.home_owner_id, t.transfer_id, t.status, o.transfer_id AS o_id FROM transfers t LEFT JOIN outbox o ON o.bucket = t.bucket AND o.home_owner_id = t.home_owner_id ' +
-      `AND o.transfer_id = t.transfer_id WHERE t.bucket IN (?) AND t.${live} AND (t.status = ${StatusDb.PENDING}) <> (o.transfer_id IS NOT NULL) LIMIT 100`,
+    'SELECT o.home_owner_id, o.transfer_id FROM outbox o LEFT JOIN transfers t ON t.bucket = o.bucket AND t.home_owner_id = o.home_owner_id AND t.transfer_id = o.transfer_id ' +
+      'WHERE o.bucket IN (?) AND (t.transfer_id IS NULL OR t.voided = 1 OR t.payer_owner_id = 0 OR t.payee_owner_id = 0) LIMIT 100',
     owned,
   )) {
     snap.unbalanced++;
-    violation(`transfer ${key(r.home_owner_id, r.transfer_id)} is ${Number(r.status) === StatusDb.PENDING ? 'pending without an outbox row' : 'settled but still in the outbox'}`);
+    violation(`outbox credit ${key(r.home_owner_id, r.transfer_id)} has no live user-to-user transfer`);
   }
   return snap;
 }

@@ -2,7 +2,13 @@ import { bucketOf } from '../buckets.js';
 import { ASSETS, type AccountKey, type Asset, type BalanceRecord, type Kind, type TransferRecord } from '../model.js';
 import { big, dateOf, rowsOf, Statements, type Row } from './db.js';
 import type { BucketRouter } from './router.js';
-import { ENTRY_COLUMNS, TRANSFER_COLUMNS, transferFromEntry, transferFromRow } from './rows.js';
+import { ENTRY_COLUMNS, SideDb, transferFromEntry, transferFromRow, TRANSFER_SELECT, type AppliedCredit } from './rows.js';
+import { keyIn, tableSpec } from './schema.js';
+
+const ENTRIES = tableSpec('entries');
+const creditId = (t: TransferRecord) => `${t.homeOwner}/${t.transferId}`;
+/** A settled user-to-user transfer whose credit details are on the payee's shard and not yet known. */
+const needsCredit = (t: TransferRecord) => t.status === 'settled' && t.payer.owner !== '0' && t.payee.owner !== '0' && t.settledAt === null;
 
 export interface HistoryQuery {
   account: AccountKey;
@@ -87,14 +93,56 @@ export class LedgerReads {
   async transfer(homeOwner: string, transferId: string): Promise<TransferRecord | undefined> {
     const bucket = bucketOf(homeOwner);
     const row = await this.router.read(bucket, async (conn) => {
-      const [r] = await conn.query<Row[]>(`SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE bucket = ? AND home_owner_id = ? AND transfer_id = ?`, [
+      const [r] = await conn.query<Row[]>(`SELECT ${TRANSFER_SELECT} FROM transfers t WHERE t.bucket = ? AND t.home_owner_id = ? AND t.transfer_id = ?`, [
         bucket,
         BigInt(homeOwner),
         transferId,
       ]);
       return r[0];
     });
-    return row ? transferFromRow(row) : undefined;
+    if (!row) return undefined;
+    const t = transferFromRow(row);
+    return needsCredit(t) ? transferFromRow(row, (await this.appliedCredits([t])).get(creditId(t))) : t;
+  }
+
+  /**
+   * Fills in the credit side (when it was applied, the payee's balance after) of settled
+   * user-to-user transfers, whose credit entries live on the payees' shards.
+   */
+  async complete(transfers: TransferRecord[]): Promise<TransferRecord[]> {
+    const credits = await this.appliedCredits(transfers.filter(needsCredit));
+    return transfers.map((t) => {
+      const c = credits.get(creditId(t));
+      return c ? { ...t, creditBalanceAfter: c.balanceAfter, settledAt: c.appliedAt } : t;
+    });
+  }
+
+  private async appliedCredits(transfers: TransferRecord[]): Promise<Map<string, AppliedCredit>> {
+    const out = new Map<string, AppliedCredit>();
+    const byShard = new Map<number, TransferRecord[]>();
+    for (const t of transfers) {
+      const shard = this.router.shardFor(t.payeeBucket).id;
+      byShard.set(shard, [...(byShard.get(shard) ?? []), t]);
+    }
+    const keyOf = (t: TransferRecord) => [t.payeeBucket, BigInt(t.payee.owner), t.payee.asset, t.createdAt, BigInt(t.homeOwner), t.transferId, SideDb.CREDIT];
+    const sql = (n: number) => `SELECT home_owner_id, transfer_id, balance_after, applied_at FROM entries WHERE ${keyIn(ENTRIES, n)}`;
+    const take = (rows: Row[]) => {
+      for (const r of rows) out.set(`${String(r.home_owner_id)}/${String(r.transfer_id)}`, { balanceAfter: big(r.balance_after), appliedAt: dateOf(r.applied_at) });
+    };
+    await Promise.all(
+      [...byShard].map(async ([shardId, list]) => {
+        const shard = this.router.shards.get(shardId);
+        if (!shard) return;
+        const [rows] = await shard.pool.query<Row[]>(sql(list.length), list.flatMap(keyOf));
+        take(rows);
+      }),
+    );
+    // A credit not where the map said: its bucket moved in between; ask again through the router.
+    for (const t of transfers) {
+      if (out.has(creditId(t))) continue;
+      take(await this.router.read(t.payeeBucket, async (conn) => (await conn.query<Row[]>(sql(1), keyOf(t)))[0]));
+    }
+    return out;
   }
 
   /** One page of an account's history, newest first, and the cursor for the next page. */
@@ -126,7 +174,8 @@ export class LedgerReads {
     }
     const rows = await this.router.read(bucket, async (conn) => {
       const [r] = await conn.query<Row[]>(
-        `SELECT ${aliased('e', ENTRY_COLUMNS)}, t.status AS t_status, t.credit_balance_after AS t_credit_balance_after, t.settled_at AS t_settled_at ` +
+        `SELECT ${aliased('e', ENTRY_COLUMNS)}, t.kind AS t_kind, t.credit_balance_after AS t_credit_balance_after, t.settled_at AS t_settled_at, ` +
+          'EXISTS (SELECT 1 FROM outbox o WHERE o.bucket = e.bucket AND o.home_owner_id = e.home_owner_id AND o.transfer_id = e.transfer_id) AS t_pending ' +
           'FROM entries e LEFT JOIN transfers t ON t.bucket = e.bucket AND t.home_owner_id = e.home_owner_id AND t.transfer_id = e.transfer_id ' +
           `WHERE ${where.join(' AND ')} ORDER BY e.created_at DESC, e.home_owner_id DESC, e.transfer_id DESC, e.side DESC LIMIT ?`,
         [...params, q.limit + 1],
@@ -139,7 +188,7 @@ export class LedgerReads {
       rows.length > q.limit && last
         ? { createdAt: dateOf(last.created_at).toISOString(), homeOwner: String(last.home_owner_id), transferId: String(last.transfer_id), side: Number(last.side) }
         : undefined;
-    return { transfers: page.map(transferFromEntry), next };
+    return { transfers: await this.complete(page.map((r) => transferFromEntry(r))), next };
   }
 
   async dailyIncome(streamer: string, startDay: string, endDay: string): Promise<DailyIncomeRow[]> {

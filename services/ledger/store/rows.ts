@@ -1,16 +1,19 @@
-import type { Asset, Kind, TransferRecord, TransferStatus } from '../model.js';
+import { modeOf, type Asset, type Kind, type TransferRecord, type TransferStatus } from '../model.js';
 import { big, dateOf } from './db.js';
 
-/** transfers.status */
-export const StatusDb = { PENDING: 1, SETTLED: 2, VOIDED: 3 } as const;
 /** entries.side */
 export const SideDb = { DEBIT: 1, CREDIT: 2 } as const;
 
-const STATUS_OF: Record<number, TransferStatus> = { 1: 'pending', 2: 'settled', 3: 'voided' };
-
+/** Columns written by an INSERT into transfers. */
 export const TRANSFER_COLUMNS =
-  'bucket, home_owner_id, transfer_id, status, kind, payer_owner_id, payer_asset, payer_bucket, payee_owner_id, payee_asset, payee_bucket, ' +
+  'bucket, home_owner_id, transfer_id, voided, kind, payer_owner_id, payer_asset, payer_bucket, payee_owner_id, payee_asset, payee_bucket, ' +
   'amount, debit_balance_after, credit_balance_after, reference, request_hash, created_by, created_at, settled_at, day';
+
+/**
+ * A transfer as read (FROM transfers t): its columns and whether its credit is still in the
+ * outbox, which is what "pending" means; a transfer row itself never changes.
+ */
+export const TRANSFER_SELECT = `${TRANSFER_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ')}, EXISTS (SELECT 1 FROM outbox o WHERE o.bucket = t.bucket AND o.home_owner_id = t.home_owner_id AND o.transfer_id = t.transfer_id) AS pending`;
 
 export const ENTRY_COLUMNS =
   'bucket, owner_id, asset, created_at, home_owner_id, transfer_id, side, kind, amount, balance_after, payer_owner_id, payer_asset, payer_bucket, ' +
@@ -22,35 +25,52 @@ export const OUTBOX_COLUMNS =
 
 export type TransferRow = Record<string, unknown> & { request_hash: Buffer };
 
-export function transferFromRow(r: Record<string, unknown>): TransferRecord {
+/** The credit side of a settled user-to-user transfer, as recorded by its entry on the payee's shard. */
+export interface AppliedCredit {
+  balanceAfter: bigint;
+  appliedAt: Date;
+}
+
+/**
+ * A transfer from its row (read with TRANSFER_SELECT, or any row with a `pending` column). A
+ * settled user-to-user transfer's credit details live on the payee's shard: pass them as `credit`
+ * when they were looked up, otherwise they read as unknown (0, no settle time).
+ */
+export function transferFromRow(r: Record<string, unknown>, credit?: AppliedCredit): TransferRecord {
+  const payer = { owner: String(r.payer_owner_id), asset: Number(r.payer_asset) as Asset };
+  const payee = { owner: String(r.payee_owner_id), asset: Number(r.payee_asset) as Asset };
+  const move = modeOf(payer, payee) === 'move';
+  const voided = Number(r.voided) === 1;
+  const pending = move && Number(r.pending) === 1;
+  const status: TransferStatus = voided ? 'voided' : pending ? 'pending' : 'settled';
+  const settledAt = r.settled_at === null || r.settled_at === undefined ? null : dateOf(r.settled_at);
   return {
     transferId: String(r.transfer_id),
     homeOwner: String(r.home_owner_id),
     kind: Number(r.kind) as Kind,
-    status: STATUS_OF[Number(r.status)] ?? 'pending',
-    payer: { owner: String(r.payer_owner_id), asset: Number(r.payer_asset) as Asset },
-    payee: { owner: String(r.payee_owner_id), asset: Number(r.payee_asset) as Asset },
+    status,
+    payer,
+    payee,
     payerBucket: Number(r.payer_bucket),
     payeeBucket: Number(r.payee_bucket),
     amount: big(r.amount),
     debitBalanceAfter: big(r.debit_balance_after),
-    creditBalanceAfter: big(r.credit_balance_after),
+    creditBalanceAfter: move ? (status === 'settled' ? (credit?.balanceAfter ?? 0n) : 0n) : big(r.credit_balance_after),
     reference: String(r.reference ?? ''),
     createdBy: String(r.created_by),
     createdAt: dateOf(r.created_at),
-    settledAt: r.settled_at === null || r.settled_at === undefined ? null : dateOf(r.settled_at),
+    settledAt: move ? (status === 'settled' ? (credit?.appliedAt ?? null) : null) : settledAt,
     day: String(r.day),
   };
 }
 
-const statusDb = (s: TransferStatus) => (s === 'pending' ? StatusDb.PENDING : s === 'settled' ? StatusDb.SETTLED : StatusDb.VOIDED);
-
 export function transferValues(t: TransferRecord, homeBucket: number, requestHash: Buffer): unknown[] {
+  const move = modeOf(t.payer, t.payee) === 'move';
   return [
     homeBucket,
     BigInt(t.homeOwner),
     t.transferId,
-    statusDb(t.status),
+    0,
     t.kind,
     BigInt(t.payer.owner),
     t.payer.asset,
@@ -60,12 +80,12 @@ export function transferValues(t: TransferRecord, homeBucket: number, requestHas
     t.payeeBucket,
     t.amount,
     t.debitBalanceAfter,
-    t.creditBalanceAfter,
+    move ? 0n : t.creditBalanceAfter,
     t.reference,
     requestHash,
     BigInt(t.createdBy),
     t.createdAt,
-    t.settledAt,
+    move ? null : t.settledAt,
     t.day,
   ];
 }
@@ -121,17 +141,18 @@ export function outboxValues(t: TransferRecord, homeBucket: number): unknown[] {
 
 /** An outbox row as the pending transfer it stands for. */
 export function transferFromOutbox(r: Record<string, unknown>): TransferRecord {
-  return transferFromRow({ ...r, status: StatusDb.PENDING, credit_balance_after: 0, settled_at: null });
+  return transferFromRow({ ...r, voided: 0, pending: 1, credit_balance_after: 0, settled_at: null });
 }
 
 /**
  * A transfer as seen from one account's history: the entry row, completed by the transfer row
- * when it lives on the same shard (a debit, or a mint's credit), otherwise settled by definition
- * (a credit entry exists only once the credit was applied).
+ * when it lives on the same shard (a debit, or a mint's credit; joined as t_*), otherwise settled
+ * by definition (a credit entry exists only once the credit was applied) with the entry's own
+ * balance and time.
  */
-export function transferFromEntry(r: Record<string, unknown>): TransferRecord {
-  if (r.t_status !== null && r.t_status !== undefined) {
-    return transferFromRow({ ...r, status: r.t_status, credit_balance_after: r.t_credit_balance_after, settled_at: r.t_settled_at });
+export function transferFromEntry(r: Record<string, unknown>, credit?: AppliedCredit): TransferRecord {
+  if (r.t_kind !== null && r.t_kind !== undefined) {
+    return transferFromRow({ ...r, voided: 0, pending: r.t_pending, credit_balance_after: r.t_credit_balance_after, settled_at: r.t_settled_at }, credit);
   }
-  return transferFromRow({ ...r, status: StatusDb.SETTLED, credit_balance_after: r.balance_after, settled_at: r.applied_at });
+  return transferFromRow({ ...r, voided: 0, pending: 0 }, { balanceAfter: big(r.balance_after), appliedAt: dateOf(r.applied_at) });
 }

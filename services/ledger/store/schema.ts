@@ -48,10 +48,15 @@ export function keyOf(table: BucketTable, row: Record<string, unknown>): unknown
   return table.key.map(([col]) => row[col]);
 }
 
-/** `(a = ? AND b = ? ...) OR (...)`: matches rows by full primary key (the range optimizer turns it into point lookups). */
+/** `(a, b, …) IN ((?, ?, …), …)` over the full primary key, for `count` keys: point lookups in one range scan. */
+export function keyIn(table: BucketTable, count: number, alias = ''): string {
+  const one = `(${table.key.map(() => '?').join(', ')})`;
+  return `(${table.key.map(([c]) => `${alias}${c}`).join(', ')}) IN (${Array.from({ length: count }, () => one).join(', ')})`;
+}
+
+/** keyIn with its parameters: matches rows by full primary key. */
 export function keyMatch(table: BucketTable, keys: unknown[][]): { sql: string; params: unknown[] } {
-  const one = `(${table.key.map(([c]) => `${c} = ?`).join(' AND ')})`;
-  return { sql: keys.map(() => one).join(' OR '), params: keys.flat() };
+  return { sql: keyIn(table, keys.length), params: keys.flat() };
 }
 
 /** Column type 8 is BIGINT: read as a string, written back as bigint so nothing is compared as a double. */

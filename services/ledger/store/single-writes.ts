@@ -4,7 +4,7 @@ import type { TransferRecord } from '../model.js';
 import { ChangeLog } from './buckets-db.js';
 import { affected, isDuplicate, Statements, type Row } from './db.js';
 import type { BucketRouter } from './router.js';
-import { StatusDb, transferFromRow, TRANSFER_COLUMNS } from './rows.js';
+import { transferFromRow, TRANSFER_COLUMNS, TRANSFER_SELECT } from './rows.js';
 
 /**
  * Writes that touch one row in one bucket, outside the batched transfer path: VoidTransfer's
@@ -14,7 +14,7 @@ import { StatusDb, transferFromRow, TRANSFER_COLUMNS } from './rows.js';
 
 /**
  * Makes a transfer id unusable unless a transfer already has it. The tombstone is a transfers row
- * (status VOIDED) under the same primary key, so a concurrent Transfer with that id and this call
+ * (voided = 1) under the same primary key, so a concurrent Transfer with that id and this call
  * cannot both win: whichever inserts second finds the other's row.
  */
 export async function voidTransfer(
@@ -25,7 +25,7 @@ export async function voidTransfer(
   for (let attempt = 0; ; attempt++) {
     try {
       return await router.write(bucket, async (conn, state) => {
-        const [rows] = await conn.query<Row[]>(`SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE bucket = ? AND home_owner_id = ? AND transfer_id = ?`, [
+        const [rows] = await conn.query<Row[]>(`SELECT ${TRANSFER_SELECT} FROM transfers t WHERE t.bucket = ? AND t.home_owner_id = ? AND t.transfer_id = ?`, [
           bucket,
           BigInt(input.homeOwner),
           input.transferId,
@@ -37,8 +37,8 @@ export async function voidTransfer(
         }
         const st = new Statements();
         st.add(
-          `INSERT INTO transfers (${TRANSFER_COLUMNS}) VALUES (?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?, ?, ?, ?, NULL, ?)`,
-          [bucket, BigInt(input.homeOwner), input.transferId, StatusDb.VOIDED, input.reason, Buffer.alloc(16), BigInt(input.by), input.now, dayOf(input.now, input.timeZone)],
+          `INSERT INTO transfers (${TRANSFER_COLUMNS}) VALUES (?, ?, ?, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?, ?, ?, ?, NULL, ?)`,
+          [bucket, BigInt(input.homeOwner), input.transferId, input.reason, Buffer.alloc(16), BigInt(input.by), input.now, dayOf(input.now, input.timeZone)],
         );
         const log = new ChangeLog(new Map([[bucket, state]]));
         log.note(bucket, 'transfers', [bucket, input.homeOwner, input.transferId]);

@@ -4,12 +4,12 @@ import type { Logger } from '../../kit/logger.js';
 import { bucketOf } from '../buckets.js';
 import { dayOf } from '../days.js';
 import { balanceOverflow, insufficientFunds, transferVoided } from '../errors.js';
-import { homeOwnerOf, modeOf, type AccountKey, type BalanceRecord, type Kind, type TransferMode, type TransferRecord } from '../model.js';
+import { homeOwnerOf, modeOf, type AccountKey, type Asset, type BalanceRecord, type Kind, type TransferMode, type TransferRecord } from '../model.js';
 import { BucketDb, bucketStates, ChangeLog, isWritable, lockBuckets } from './buckets-db.js';
 import { affected, big, isCheckViolation, isDuplicate, retrying, rowsOf, Statements, withConnection, type Shard } from './db.js';
 import type { BucketRouter, Refusal } from './router.js';
-import { ENTRY_COLUMNS, entryValues, OUTBOX_COLUMNS, outboxValues, transferFromRow, transferValues, TRANSFER_COLUMNS, type TransferRow } from './rows.js';
-import { keyMatch, tableSpec } from './schema.js';
+import { ENTRY_COLUMNS, entryValues, OUTBOX_COLUMNS, outboxValues, transferFromRow, transferValues, TRANSFER_COLUMNS, TRANSFER_SELECT, type TransferRow } from './rows.js';
+import { keyIn, keyMatch, tableSpec } from './schema.js';
 
 /** A validated, authorized transfer request: what the engine is asked to record. */
 export interface TransferCommand {
@@ -51,7 +51,7 @@ interface Item {
   solo: boolean;
 }
 
-type Action = { done: TransferOutcome } | { fail: unknown } | { refusal: Refusal };
+type Action = { done: TransferOutcome } | { fail: unknown } | { refusal: Refusal } | { again: true };
 
 /** A batch lost an insert race on a transfer id (another replica, or VoidTransfer): run it again. */
 class DuplicateRace extends Error {}
@@ -72,29 +72,34 @@ const key = (homeOwner: string, transferId: string) => `${homeOwner}/${transferI
 const TRANSFERS = tableSpec('transfers');
 const ACCOUNTS = tableSpec('accounts');
 
+interface LockKey {
+  bucket: number;
+  owner: string;
+  ownerId: bigint;
+  asset: Asset;
+}
+
 /** Lock order for account rows: every transaction locks accounts in this order, so batches never deadlock each other. */
-function compareAccounts(a: { bucket: number; owner: string; asset: number }, b: { bucket: number; owner: string; asset: number }): number {
+export function compareAccounts(a: { bucket: number; ownerId: bigint; asset: number }, b: { bucket: number; ownerId: bigint; asset: number }): number {
   if (a.bucket !== b.bucket) return a.bucket - b.bucket;
-  const x = BigInt(a.owner);
-  const y = BigInt(b.owner);
-  if (x !== y) return x < y ? -1 : 1;
+  if (a.ownerId !== b.ownerId) return a.ownerId < b.ownerId ? -1 : 1;
   return a.asset - b.asset;
 }
 
 /**
  * The transfer engine: group commit for the debit side. Requests for one shard queue up while
  * that shard's transactions are busy; each transaction then takes up to `maxBatch` of them and
- * settles the whole group in three round trips and one commit:
+ * settles the whole group in two round trips and one commit:
  *
- * 1. share-lock the home buckets' state rows and look up the transfer ids (replays, voids);
- * 2. one conditional `UPDATE … WHERE balance >= amount` per debit, in account order: the check
- *    and the debit are one atomic statement, and a debit that does not fit changes nothing;
- *    then the balances as left, from which every debit's balance-after is worked out;
- * 3. insert the transfers, their entries and the outbox rows for credits, and COMMIT.
+ * 1. share-lock the home buckets' state rows and look up the transfer ids (replays, voids); then
+ *    one conditional `UPDATE … WHERE balance >= amount` per debit, in account order: the check and
+ *    the debit are one atomic statement, and a debit that does not fit changes nothing; then the
+ *    balances as left, from which every debit's balance-after is worked out;
+ * 2. insert the transfers, their entries and the outbox rows for credits, and COMMIT.
  *
- * One fsync then carries the whole group, which is how the engine outruns single-row autocommit
- * inserts. Credits to other users never happen here: they go to the outbox and the credit
- * applier adds them up per account, so a hot payee's balance row is not part of any debit.
+ * One fsync then carries the whole group, which is what lets a ledger keep up with single-row
+ * autocommit inserts. Credits to other users never happen here: they go to the outbox and the
+ * credit applier adds them up per account, so a hot payee's balance row is in no debit's way.
  */
 export class TransferEngine {
   private readonly lanes = new Map<number, { queue: Item[]; running: number }>();
@@ -181,6 +186,7 @@ export class TransferEngine {
         if (!action.done.replayed && item.cmd.mode === 'move') credits = true;
         item.resolve(action.done);
       } else if ('fail' in action) item.reject(action.fail);
+      else if ('again' in action) this.route(item);
       else void this.retryLater(item, action.refusal);
     });
     if (credits) this.opts.onCredits?.(shard.id);
@@ -208,16 +214,53 @@ export class TransferEngine {
   private async execute(conn: PoolConnection, items: Item[]): Promise<Action[]> {
     const now = this.clock();
     const day = dayOf(now, this.opts.timeZone);
+    const lockKeys = items.map(({ cmd: c }): LockKey => {
+      const [bucket, a] = c.mode === 'mint' ? [c.payeeBucket, c.payee] : [c.payerBucket, c.payer];
+      return { bucket, owner: a.owner, ownerId: BigInt(a.owner), asset: a.asset };
+    });
+    const ordered = items.map((_, i) => i).sort((a, b) => compareAccounts(lockKeys[a]!, lockKeys[b]!));
 
-    // Round trip 1: lock the home buckets' states, find ids already used.
+    // Round trip 1: share-lock the home buckets' states and look up the ids; then every debit (or
+    // a mint's credit) in lock order, each one statement that checks and applies atomically; then
+    // the balances as left. The debits are sent optimistically, before the lookups are read: if
+    // any id turns out to be used already, or a bucket not writable here, the transaction is
+    // rolled back and the other requests go round again (rare: retries and migrations).
     const st1 = new Statements();
     st1.add('START TRANSACTION');
     const iStates = lockBuckets(st1, items.map((i) => i.cmd.homeBucket));
-    const match = keyMatch(TRANSFERS, items.map((i) => [i.cmd.homeBucket, BigInt(i.cmd.homeOwner), i.cmd.transferId]));
-    const iExisting = st1.add(`SELECT ${TRANSFER_COLUMNS} FROM transfers WHERE ${match.sql}`, match.params);
+    const iExisting = st1.add(
+      `SELECT ${TRANSFER_SELECT} FROM transfers t WHERE ${keyIn(TRANSFERS, items.length, 't.')}`,
+      items.flatMap((i) => [i.cmd.homeBucket, BigInt(i.cmd.homeOwner), i.cmd.transferId]),
+    );
+    const opIndex = new Map<number, number>();
+    for (const i of ordered) {
+      const c = items[i]!.cmd;
+      const a = lockKeys[i]!;
+      opIndex.set(
+        i,
+        c.mode === 'mint'
+          ? st1.add(
+              'INSERT INTO accounts (bucket, owner_id, asset, balance, allow_negative, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?) ' +
+                'ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_at = VALUES(updated_at)',
+              [a.bucket, a.ownerId, a.asset, c.amount, now, now],
+            )
+          : st1.add('UPDATE accounts SET balance = balance - ?, updated_at = ? WHERE bucket = ? AND owner_id = ? AND asset = ? AND (balance >= ? OR allow_negative = 1)', [
+              c.amount,
+              now,
+              a.bucket,
+              a.ownerId,
+              a.asset,
+              c.amount,
+            ]),
+      );
+    }
+    const accountKeys = uniqueAccounts(lockKeys);
+    const balMatch = keyMatch(ACCOUNTS, accountKeys.map((a) => [a.bucket, a.ownerId, a.asset]));
+    const iBalances = st1.add(`SELECT bucket, owner_id, asset, balance FROM accounts WHERE ${balMatch.sql}`, balMatch.params);
     const r1 = await st1.run(conn);
     const states = bucketStates(r1[iStates]);
     const existing = new Map(rowsOf<TransferRow>(r1[iExisting]).map((r) => [key(String(r.home_owner_id), String(r.transfer_id)), r]));
+    const finals = new Map(rowsOf<{ bucket: number; owner_id: string; asset: number; balance: string }>(r1[iBalances]).map((r) => [`${r.bucket}/${r.owner_id}/${r.asset}`, big(r.balance)]));
 
     const actions: Action[] = new Array<Action>(items.length);
     const fresh: number[] = [];
@@ -229,45 +272,11 @@ export class TransferEngine {
       else if (row) actions[i] = replay(item.cmd, row);
       else fresh.push(i);
     });
-    if (fresh.length === 0) {
-      await conn.query('COMMIT');
+    if (fresh.length < items.length) {
+      await conn.query('ROLLBACK');
+      for (const i of fresh) actions[i] = { again: true };
       return actions;
     }
-
-    // Round trip 2: the atomic debits (and a mint's credit), in lock order; then the balances as left.
-    const touched = (i: number) => {
-      const c = items[i]!.cmd;
-      return c.mode === 'mint' ? { bucket: c.payeeBucket, owner: c.payee.owner, asset: c.payee.asset } : { bucket: c.payerBucket, owner: c.payer.owner, asset: c.payer.asset };
-    };
-    const ordered = [...fresh].sort((a, b) => compareAccounts(touched(a), touched(b)));
-    const st2 = new Statements();
-    const opIndex = new Map<number, number>();
-    for (const i of ordered) {
-      const c = items[i]!.cmd;
-      const a = touched(i);
-      opIndex.set(
-        i,
-        c.mode === 'mint'
-          ? st2.add(
-              'INSERT INTO accounts (bucket, owner_id, asset, balance, allow_negative, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?) ' +
-                'ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_at = VALUES(updated_at)',
-              [a.bucket, BigInt(a.owner), a.asset, c.amount, now, now],
-            )
-          : st2.add('UPDATE accounts SET balance = balance - ?, updated_at = ? WHERE bucket = ? AND owner_id = ? AND asset = ? AND (balance >= ? OR allow_negative = 1)', [
-              c.amount,
-              now,
-              a.bucket,
-              BigInt(a.owner),
-              a.asset,
-              c.amount,
-            ]),
-      );
-    }
-    const accountKeys = uniqueAccounts(ordered.map(touched));
-    const balMatch = keyMatch(ACCOUNTS, accountKeys.map((a) => [a.bucket, BigInt(a.owner), a.asset]));
-    const iBalances = st2.add(`SELECT bucket, owner_id, asset, balance FROM accounts WHERE ${balMatch.sql}`, balMatch.params);
-    const r2 = await st2.run(conn);
-    const finals = new Map(rowsOf<{ bucket: number; owner_id: string; asset: number; balance: string }>(r2[iBalances]).map((r) => [`${r.bucket}/${r.owner_id}/${r.asset}`, big(r.balance)]));
 
     // Walk each account's operations backwards from its final balance to get every balance-after
     // (and, for a debit that did not fit, the balance it saw).
@@ -275,17 +284,17 @@ export class TransferEngine {
     const after = new Map<number, bigint>();
     const running = new Map<string, bigint>();
     for (const i of [...ordered].reverse()) {
-      const a = touched(i);
+      const a = lockKeys[i]!;
       const k = `${a.bucket}/${a.owner}/${a.asset}`;
       const bal = running.get(k) ?? finals.get(k) ?? 0n;
       const c = items[i]!.cmd;
-      const applied = c.mode === 'mint' || affected(r2[opIndex.get(i)!]) === 1;
+      const applied = affected(r1[opIndex.get(i)!]) > 0;
       ok.set(i, applied);
       after.set(i, bal);
       running.set(k, applied ? (c.mode === 'mint' ? bal - c.amount : bal + c.amount) : bal);
     }
 
-    // Round trip 3: record what was applied, and commit.
+    // Round trip 2: record what was applied, and commit.
     const st3 = new Statements();
     const log = new ChangeLog(states);
     const transfers: unknown[][] = [];
@@ -320,7 +329,7 @@ export class TransferEngine {
       records.set(i, t);
       transfers.push(transferValues(t, c.homeBucket, c.requestHash));
       log.note(c.homeBucket, 'transfers', [c.homeBucket, c.homeOwner, c.transferId]);
-      const a = touched(i);
+      const a = lockKeys[i]!;
       log.note(a.bucket, 'accounts', [a.bucket, a.owner, a.asset]);
       const side = c.mode === 'mint' ? 'credit' : 'debit';
       entries.push(entryValues(t, side, balanceAfter, now));
