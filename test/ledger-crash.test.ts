@@ -76,24 +76,31 @@ describe('the Ledger process killed mid-flight', () => {
     // index), so the next transfers stop inside their transactions, debited but not committed.
     const shard0 = `${iso.database}_shard0`;
     const blocker = await mysql.createConnection(mysqlOptions(iso.urls.mysqlUrl, shard0));
-    await blocker.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-    await blocker.query('START TRANSACTION');
-    await blocker.query("SELECT COUNT(*) FROM outbox WHERE created_at >= '2000-01-01' FOR UPDATE");
-    const rest = Promise.allSettled(Array.from({ length: total - 100 }, (_, k) => send(100 + k)));
-    const watcher = await mysql.createConnection(mysqlOptions(iso.urls.mysqlUrl));
-    // Wait until a transfer transaction is parked on that lock: its debits are done, its commit is not.
-    for (;;) {
-      const [rows] = await watcher.query(
-        "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = ? AND command = 'Query' AND info LIKE 'INSERT INTO outbox%'",
-        [shard0],
-      );
-      if (Number((rows as Array<{ n: number }>)[0]?.n) > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
+    let rest: Promise<PromiseSettledResult<unknown>[]>;
+    try {
+      await blocker.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await blocker.query('START TRANSACTION');
+      await blocker.query('SELECT COUNT(*) FROM outbox FOR UPDATE');
+      rest = Promise.allSettled(Array.from({ length: total - 100 }, (_, k) => send(100 + k)));
+      // Wait until a transfer transaction is parked on that lock: its debits are done, its commit is not.
+      const watcher = await mysql.createConnection(mysqlOptions(iso.urls.mysqlUrl));
+      try {
+        for (;;) {
+          const [rows] = await watcher.query(
+            "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = ? AND command = 'Query' AND info LIKE 'INSERT INTO outbox%'",
+            [shard0],
+          );
+          if (Number((rows as Array<{ n: number }>)[0]?.n) > 0) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        await watcher.end();
+      }
+      p.child.kill('SIGKILL');
+      await killed(p.child);
+    } finally {
+      await blocker.end();
     }
-    await watcher.end();
-    p.child.kill('SIGKILL');
-    await killed(p.child);
-    await blocker.end();
     const cut = await rest;
     expect(cut.every((r) => r.status === 'rejected')).toBe(true);
     const before = [...firstHundred.map(() => true), ...cut.map(() => false)];

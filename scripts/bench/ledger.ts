@@ -82,8 +82,10 @@ interface Result {
   p50: number;
   p99: number;
   errors: number;
-  /** CPU of this process per operation (µs). */
-  clientCpuUs: number;
+  /** CPU of the process running the Ledger per operation (µs): this one in-process, the server over gRPC. */
+  ledgerCpuUs: number;
+  /** CPU of this process per operation when it is only the client (gRPC runs). */
+  clientCpuUs: number | undefined;
   /** CPU of the local MariaDB server per operation (µs), when it runs on this machine. */
   dbCpuUs: number | undefined;
   note: string;
@@ -119,7 +121,7 @@ function cpuSecondsOf(pid: number | undefined): number | undefined {
 const DB_PID = dbServerPid();
 
 /** `concurrency` closed-loop workers calling `op` for `ms`; latencies of successful calls only. */
-async function measure(label: string, concurrency: number, ms: number, op: (i: number) => Promise<unknown>, progress: boolean): Promise<Result> {
+async function measure(label: string, concurrency: number, ms: number, op: (i: number) => Promise<unknown>, progress: boolean, serverPid?: number): Promise<Result> {
   const latencies: number[] = [];
   let errors = 0;
   let seq = 0;
@@ -127,6 +129,7 @@ async function measure(label: string, concurrency: number, ms: number, op: (i: n
   const cpu0 = process.cpuUsage();
 
   const db0 = cpuSecondsOf(DB_PID);
+  const server0 = cpuSecondsOf(serverPid);
   const start = performance.now();
   const end = start + ms;
   const ticker = progress ? setInterval(() => say(`  ${label}: ${Math.round((performance.now() - start) / 1000)}s, ${latencies.length} transfers`), 1000) : undefined;
@@ -149,7 +152,9 @@ async function measure(label: string, concurrency: number, ms: number, op: (i: n
   const cpu = process.cpuUsage(cpu0);
 
   const db1 = cpuSecondsOf(DB_PID);
+  const server1 = cpuSecondsOf(serverPid);
   const ops = Math.max(1, latencies.length);
+  const own = (cpu.user + cpu.system) / ops;
   latencies.sort((a, b) => a - b);
   const pct = (q: number) => latencies[Math.min(latencies.length - 1, Math.max(0, Math.ceil(q * latencies.length) - 1))] ?? NaN;
   return {
@@ -159,19 +164,20 @@ async function measure(label: string, concurrency: number, ms: number, op: (i: n
     p50: pct(0.5),
     p99: pct(0.99),
     errors,
-    clientCpuUs: (cpu.user + cpu.system) / ops,
+    ledgerCpuUs: server0 !== undefined && server1 !== undefined ? ((server1 - server0) * 1e6) / ops : own,
+    clientCpuUs: serverPid === undefined ? undefined : own,
     dbCpuUs: db0 !== undefined && db1 !== undefined ? ((db1 - db0) * 1e6) / ops : undefined,
     note: firstError ? `first error: ${firstError}` : '',
   };
 }
 
-async function run(step: string, label: string, opts: Options, op: (i: number) => Promise<unknown>): Promise<Result> {
+async function run(step: string, label: string, opts: Options, op: (i: number) => Promise<unknown>, serverPid?: number): Promise<Result> {
   if (opts.warmup > 0) {
     say(`${step} ${label}: warming up ${opts.warmup}s`);
     await measure(label, opts.concurrency, opts.warmup * 1000, op, false);
   }
   say(`${step} ${label}: measuring ${opts.seconds}s`);
-  const r = await measure(label, opts.concurrency, opts.seconds * 1000, op, true);
+  const r = await measure(label, opts.concurrency, opts.seconds * 1000, op, true, serverPid);
   say(`${step} ${label}: ${Math.round(r.perSec)}/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, errors ${r.errors}${r.note ? ` (${r.note})` : ''}`);
   return r;
 }
@@ -282,8 +288,8 @@ async function overGrpc(iso: Isolation, opts: Options, payers: string[], payees:
           (err) => (err ? reject(err) : resolve()),
         ),
       );
-    results.push(await run('[4/5]', 'gRPC, many payers -> many payees', opts, (i) => transfer(payers[i % payers.length]!, payees[(i * 7919) % payees.length]!)));
-    results.push(await run('[5/5]', 'gRPC, many payers -> one hot payee', opts, (i) => transfer(payers[i % payers.length]!, hot)));
+    results.push(await run('[4/5]', 'gRPC, many payers -> many payees', opts, (i) => transfer(payers[i % payers.length]!, payees[(i * 7919) % payees.length]!), child.pid));
+    results.push(await run('[5/5]', 'gRPC, many payers -> one hot payee', opts, (i) => transfer(payers[i % payers.length]!, hot), child.pid));
     return { results, invariants: await invariants(client) };
   } finally {
     client.close();
@@ -337,13 +343,14 @@ function report(rows: Result[], opts: Options): string {
   const out = [
     `${opts.connections} MySQL connections in every run; ${opts.concurrency} transfers in flight (the raw baseline: one INSERT in flight per connection); ${opts.warmup}s warm-up, ${opts.seconds}s measured.`,
     '',
-    '| run | transfers/s | p50 ms | p99 ms | vs raw INSERT | this process CPU µs/op | MariaDB CPU µs/op | errors |',
+    '| run | transfers/s | p50 ms | p99 ms | vs raw INSERT | Ledger CPU µs/op | MariaDB CPU µs/op | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     const ratio = raw ? `${(r.perSec / raw.perSec).toFixed(2)}×` : '';
     const db = r.dbCpuUs === undefined ? 'n/a' : String(Math.round(r.dbCpuUs));
-    out.push(`| ${r.label} | ${Math.round(r.perSec).toLocaleString('en-US')} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${ratio} | ${Math.round(r.clientCpuUs)} | ${db} | ${r.errors} |`);
+    out.push(`| ${r.label} | ${Math.round(r.perSec).toLocaleString('en-US')} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${ratio} | ${Math.round(r.ledgerCpuUs)} | ${db} | ${r.errors} |`);
+    if (r.clientCpuUs !== undefined) r.note = [`gRPC client (this process) ${Math.round(r.clientCpuUs)} µs CPU per transfer`, r.note].filter(Boolean).join('; ');
   }
   out.push('');
   if (raw && spread) out.push(`- target (a): engine in-process >= 1.0× raw: ${(spread.perSec / raw.perSec).toFixed(2)}×`);

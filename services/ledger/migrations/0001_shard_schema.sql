@@ -91,29 +91,16 @@ CREATE TABLE entries (
   KEY idx_entries_day (day, asset, side)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
--- Credits debited here and not yet applied to the payee: written in the debit's transaction,
--- deleted once the credit is applied; only credits in flight, so it stays small. No secondary
--- index: every insert and delete would pay for it, and the applier claims in primary-key order.
--- Carries what the credit entry needs.
+-- Credits debited here and not yet applied to the payee: the key of the transfer (on this same
+-- shard) whose credit is in flight. Written in the debit's transaction, deleted once the credit
+-- is applied, so it only ever holds what is in flight. No secondary index, nothing copied from
+-- the transfer: every debit pays for each byte here twice, once to insert and once to delete.
 CREATE TABLE outbox (
   bucket SMALLINT UNSIGNED NOT NULL,
   home_owner_id BIGINT UNSIGNED NOT NULL,
   transfer_id VARCHAR(80) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-  kind TINYINT UNSIGNED NOT NULL,
-  payer_owner_id BIGINT UNSIGNED NOT NULL,
-  payer_asset TINYINT UNSIGNED NOT NULL,
-  payer_bucket SMALLINT UNSIGNED NOT NULL,
-  payee_owner_id BIGINT UNSIGNED NOT NULL,
-  payee_asset TINYINT UNSIGNED NOT NULL,
-  payee_bucket SMALLINT UNSIGNED NOT NULL,
-  amount BIGINT NOT NULL,
-  debit_balance_after BIGINT NOT NULL,
-  reference VARCHAR(128) NOT NULL DEFAULT '',
-  created_by BIGINT UNSIGNED NOT NULL,
-  created_at DATETIME(3) NOT NULL,
-  day DATE NOT NULL,
   PRIMARY KEY (bucket, home_owner_id, transfer_id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+) ENGINE=InnoDB;
 
 -- A streamer's INCOME per business day, kept up by the credit applier and checked by Reconcile.
 CREATE TABLE daily_income (

@@ -6,7 +6,7 @@ import { bucketStates, ChangeLog, isWritable, lockBuckets } from './buckets-db.j
 import { affected, big, retrying, rowsOf, sleep, Statements, withConnection, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
 import { compareAccounts } from './transfer-engine.js';
-import { ENTRY_COLUMNS, entryValues, OUTBOX_COLUMNS, SideDb, transferFromOutbox } from './rows.js';
+import { ENTRY_COLUMNS, entryValues, OUTBOX_JOIN, SideDb, TRANSFER_COLUMNS_T, transferFromOutbox } from './rows.js';
 import { keyIn, keyMatch, tableSpec } from './schema.js';
 
 export interface ApplierOptions {
@@ -174,12 +174,12 @@ export class CreditApplier {
     const start = this.nextStart++ % BUCKET_COUNT;
     const owned = [...homeStates.keys()];
     const [claimed] = await conn.query<Row[]>(
-      `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE bucket IN (?) AND bucket >= ? ORDER BY bucket, home_owner_id, transfer_id LIMIT ? FOR UPDATE SKIP LOCKED`,
+      `SELECT ${TRANSFER_COLUMNS_T} FROM ${OUTBOX_JOIN} WHERE o.bucket IN (?) AND o.bucket >= ? ORDER BY o.bucket, o.home_owner_id, o.transfer_id LIMIT ? FOR UPDATE SKIP LOCKED`,
       [owned, start, this.opts.batchSize],
     );
     if (claimed.length < this.opts.batchSize && start > 0) {
       const [more] = await conn.query<Row[]>(
-        `SELECT ${OUTBOX_COLUMNS} FROM outbox WHERE bucket IN (?) AND bucket < ? ORDER BY bucket, home_owner_id, transfer_id LIMIT ? FOR UPDATE SKIP LOCKED`,
+        `SELECT ${TRANSFER_COLUMNS_T} FROM ${OUTBOX_JOIN} WHERE o.bucket IN (?) AND o.bucket < ? ORDER BY o.bucket, o.home_owner_id, o.transfer_id LIMIT ? FOR UPDATE SKIP LOCKED`,
         [owned, start, this.opts.batchSize - claimed.length],
       );
       claimed.push(...more);

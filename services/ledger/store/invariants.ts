@@ -3,7 +3,7 @@ import { BUCKET_COUNT, bucketOf } from '../buckets.js';
 import { ASSET_NAMES, type Asset } from '../model.js';
 import { big, dateOf, withConnection, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
-import { SideDb } from './rows.js';
+import { OUTBOX_JOIN, SideDb } from './rows.js';
 
 export interface AssetInvariant {
   asset: Asset;
@@ -104,10 +104,11 @@ async function readShard(shard: Shard, conn: PoolConnection): Promise<ShardSnaps
   snap.transfers = Number((await q(`SELECT COUNT(*) AS n FROM transfers WHERE bucket IN (?) AND ${live}`, owned))[0]?.n ?? 0);
 
   const cols = 'home_owner_id, transfer_id, amount, payee_owner_id, payee_bucket, created_at';
-  for (const r of await q(`SELECT payee_asset, ${cols} FROM outbox WHERE bucket IN (?)`, owned)) snap.outbox.set(key(r.home_owner_id, r.transfer_id), creditOf(r, r.payee_asset));
+  const tcols = cols.split(', ').map((c) => `t.${c}`).join(', ');
+  for (const r of await q(`SELECT t.payee_asset, ${tcols} FROM ${OUTBOX_JOIN} WHERE o.bucket IN (?)`, owned)) snap.outbox.set(key(r.home_owner_id, r.transfer_id), creditOf(r, r.payee_asset));
   // Settled: no longer (or never) in the outbox.
   for (const r of await q(
-    `SELECT t.payee_asset, ${cols.split(', ').map((c) => `t.${c}`).join(', ')} FROM transfers t LEFT JOIN outbox o ON o.bucket = t.bucket AND o.home_owner_id = t.home_owner_id ` +
+    `SELECT t.payee_asset, ${tcols} FROM transfers t LEFT JOIN outbox o ON o.bucket = t.bucket AND o.home_owner_id = t.home_owner_id ` +
       'AND o.transfer_id = t.transfer_id WHERE t.bucket IN (?) AND t.voided = 0 AND t.payee_owner_id <> 0 AND o.transfer_id IS NULL',
     owned,
   ))

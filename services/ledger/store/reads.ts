@@ -2,7 +2,7 @@ import { bucketOf } from '../buckets.js';
 import { ASSETS, type AccountKey, type Asset, type BalanceRecord, type Kind, type TransferRecord } from '../model.js';
 import { big, dateOf, rowsOf, Statements, type Row } from './db.js';
 import type { BucketRouter } from './router.js';
-import { ENTRY_COLUMNS, SideDb, transferFromEntry, transferFromRow, TRANSFER_SELECT, type AppliedCredit } from './rows.js';
+import { ENTRY_COLUMNS, OUTBOX_JOIN, SideDb, transferFromEntry, transferFromRow, TRANSFER_SELECT, type AppliedCredit } from './rows.js';
 import { keyIn, tableSpec } from './schema.js';
 
 const ENTRIES = tableSpec('entries');
@@ -77,7 +77,7 @@ export class LedgerReads {
     await Promise.all(
       [...this.router.shards.values()].map(async (shard) => {
         const [rows] = await shard.pool.query<Row[]>(
-          'SELECT payee_asset, SUM(amount) AS pending FROM outbox WHERE payee_owner_id = ? AND bucket IN (SELECT bucket FROM bucket_state WHERE state IN (1, 2, 3)) GROUP BY payee_asset',
+          `SELECT t.payee_asset, SUM(t.amount) AS pending FROM ${OUTBOX_JOIN} WHERE t.payee_owner_id = ? AND o.bucket IN (SELECT bucket FROM bucket_state WHERE state IN (1, 2, 3)) GROUP BY t.payee_asset`,
           [BigInt(owner)],
         );
         for (const r of rows) {
@@ -208,7 +208,7 @@ export class LedgerReads {
     let oldest: Date | undefined;
     for (const shard of this.router.shards.values()) {
       const st = new Statements();
-      const i = st.add('SELECT MIN(created_at) AS oldest FROM outbox WHERE bucket IN (SELECT bucket FROM bucket_state WHERE state IN (1, 2, 3))');
+      const i = st.add(`SELECT MIN(t.created_at) AS oldest FROM ${OUTBOX_JOIN} WHERE o.bucket IN (SELECT bucket FROM bucket_state WHERE state IN (1, 2, 3))`);
       const r = rowsOf<Row>((await st.run(shard.pool))[i])[0];
       if (r?.oldest) {
         const d = dateOf(r.oldest);

@@ -19,10 +19,6 @@ export const ENTRY_COLUMNS =
   'bucket, owner_id, asset, created_at, home_owner_id, transfer_id, side, kind, amount, balance_after, payer_owner_id, payer_asset, payer_bucket, ' +
   'payee_owner_id, payee_asset, payee_bucket, debit_balance_after, reference, created_by, applied_at, day';
 
-export const OUTBOX_COLUMNS =
-  'bucket, home_owner_id, transfer_id, kind, payer_owner_id, payer_asset, payer_bucket, payee_owner_id, payee_asset, payee_bucket, ' +
-  'amount, debit_balance_after, reference, created_by, created_at, day';
-
 export type TransferRow = Record<string, unknown> & { request_hash: Buffer };
 
 /** The credit side of a settled user-to-user transfer, as recorded by its entry on the payee's shard. */
@@ -64,6 +60,9 @@ export function transferFromRow(r: Record<string, unknown>, credit?: AppliedCred
   };
 }
 
+/** payer_owner_id, payer_asset, payer_bucket, payee_owner_id, payee_asset, payee_bucket: in every row that describes a transfer. */
+const parties = (t: TransferRecord): unknown[] => [BigInt(t.payer.owner), t.payer.asset, t.payerBucket, BigInt(t.payee.owner), t.payee.asset, t.payeeBucket];
+
 export function transferValues(t: TransferRecord, homeBucket: number, requestHash: Buffer): unknown[] {
   const move = modeOf(t.payer, t.payee) === 'move';
   return [
@@ -72,12 +71,7 @@ export function transferValues(t: TransferRecord, homeBucket: number, requestHas
     t.transferId,
     0,
     t.kind,
-    BigInt(t.payer.owner),
-    t.payer.asset,
-    t.payerBucket,
-    BigInt(t.payee.owner),
-    t.payee.asset,
-    t.payeeBucket,
+    ...parties(t),
     t.amount,
     t.debitBalanceAfter,
     move ? 0n : t.creditBalanceAfter,
@@ -104,12 +98,7 @@ export function entryValues(t: TransferRecord, side: 'debit' | 'credit', balance
     t.kind,
     t.amount,
     balanceAfter,
-    BigInt(t.payer.owner),
-    t.payer.asset,
-    t.payerBucket,
-    BigInt(t.payee.owner),
-    t.payee.asset,
-    t.payeeBucket,
+    ...parties(t),
     t.debitBalanceAfter,
     t.reference,
     BigInt(t.createdBy),
@@ -118,31 +107,16 @@ export function entryValues(t: TransferRecord, side: 'debit' | 'credit', balance
   ];
 }
 
-export function outboxValues(t: TransferRecord, homeBucket: number): unknown[] {
-  return [
-    homeBucket,
-    BigInt(t.homeOwner),
-    t.transferId,
-    t.kind,
-    BigInt(t.payer.owner),
-    t.payer.asset,
-    t.payerBucket,
-    BigInt(t.payee.owner),
-    t.payee.asset,
-    t.payeeBucket,
-    t.amount,
-    t.debitBalanceAfter,
-    t.reference,
-    BigInt(t.createdBy),
-    t.createdAt,
-    t.day,
-  ];
+/** A transfer read through its outbox row (its credit is in flight). */
+export function transferFromOutbox(r: Record<string, unknown>): TransferRecord {
+  return transferFromRow({ ...r, pending: 1 });
 }
 
-/** An outbox row as the pending transfer it stands for. */
-export function transferFromOutbox(r: Record<string, unknown>): TransferRecord {
-  return transferFromRow({ ...r, voided: 0, pending: 1, credit_balance_after: 0, settled_at: null });
-}
+/** The transfer columns, each prefixed with `t.` (for joins). */
+export const TRANSFER_COLUMNS_T = TRANSFER_COLUMNS.split(', ').map((c) => `t.${c}`).join(', ');
+
+/** outbox o JOIN transfers t: a credit in flight with the transfer it belongs to. */
+export const OUTBOX_JOIN = 'outbox o JOIN transfers t ON t.bucket = o.bucket AND t.home_owner_id = o.home_owner_id AND t.transfer_id = o.transfer_id';
 
 /**
  * A transfer as seen from one account's history: the entry row, completed by the transfer row

@@ -76,5 +76,7 @@ export function bindable(rows: Array<Record<string, unknown>>, fields: FieldPack
 export function upsertSql(table: BucketTable, columns: string[]): string {
   const keyCols = new Set(table.key.map(([c]) => c));
   const updates = columns.filter((c) => !keyCols.has(c)).map((c) => `${c} = VALUES(${c})`);
+  // A table that is all key (the outbox) has nothing to update: the row being there is the copy.
+  if (updates.length === 0) return `INSERT IGNORE INTO ${table.name} (${columns.join(', ')}) VALUES ?`;
   return `INSERT INTO ${table.name} (${columns.join(', ')}) VALUES ? ON DUPLICATE KEY UPDATE ${updates.join(', ')}`;
 }

@@ -8,7 +8,7 @@ import { homeOwnerOf, modeOf, type AccountKey, type Asset, type BalanceRecord, t
 import { BucketDb, bucketStates, ChangeLog, isWritable, lockBuckets } from './buckets-db.js';
 import { affected, big, isCheckViolation, isDuplicate, retrying, rowsOf, Statements, withConnection, type Shard } from './db.js';
 import type { BucketRouter, Refusal } from './router.js';
-import { ENTRY_COLUMNS, entryValues, OUTBOX_COLUMNS, outboxValues, transferFromRow, transferValues, TRANSFER_COLUMNS, TRANSFER_SELECT, type TransferRow } from './rows.js';
+import { ENTRY_COLUMNS, entryValues, transferFromRow, transferValues, TRANSFER_COLUMNS, TRANSFER_SELECT, type TransferRow } from './rows.js';
 import { keyIn, keyMatch, tableSpec } from './schema.js';
 
 /** A validated, authorized transfer request: what the engine is asked to record. */
@@ -335,7 +335,7 @@ export class TransferEngine {
       entries.push(entryValues(t, side, balanceAfter, now));
       log.note(a.bucket, 'entries', [a.bucket, a.owner, a.asset, now, c.homeOwner, c.transferId, side === 'debit' ? 1 : 2]);
       if (c.mode === 'move') {
-        outbox.push(outboxValues(t, c.homeBucket));
+        outbox.push([c.homeBucket, BigInt(c.homeOwner), c.transferId]);
         log.note(c.homeBucket, 'outbox', [c.homeBucket, c.homeOwner, c.transferId]);
       }
       const balance: BalanceRecord = { asset: a.asset, amount: balanceAfter, pendingCredit: 0n, allowNegative: false, updatedAt: now };
@@ -346,7 +346,7 @@ export class TransferEngine {
     if (transfers.length > 0) {
       st3.add(`INSERT INTO transfers (${TRANSFER_COLUMNS}) VALUES ?`, [transfers]);
       st3.add(`INSERT INTO entries (${ENTRY_COLUMNS}) VALUES ?`, [entries]);
-      if (outbox.length > 0) st3.add(`INSERT INTO outbox (${OUTBOX_COLUMNS}) VALUES ?`, [outbox]);
+      if (outbox.length > 0) st3.add('INSERT INTO outbox (bucket, home_owner_id, transfer_id) VALUES ?', [outbox]);
       log.addTo(st3);
     }
     st3.add('COMMIT');
