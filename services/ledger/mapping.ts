@@ -10,7 +10,6 @@ import {
   type ShardMap,
   type Transfer,
 } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { bucketOf } from './buckets.js';
 import type { Level } from './levels.js';
 import type { AccountKey, BalanceRecord, TransferRecord } from './model.js';
 import type { MigrationRecord } from './store/migrator.js';
@@ -110,6 +109,3 @@ export function toProtoMigration(m: MigrationRecord): Migration {
     endTime: m.endedAt ? new Date(m.endedAt) : undefined,
   };
 }
-
-/** The bucket an owner id falls in, for tools and tests. */
-export { bucketOf };
