@@ -20,7 +20,7 @@
  * for the raw and in-process runs, load generator included; the server process over gRPC);
  * "MariaDB CPU" is the local mariadbd's, when it runs on this machine.
  *
- * Flags: --seconds N (default 5), --warmup N (1), --connections N (16, even), --concurrency N
+ * Flags: --seconds N (default 5), --warmup N (2), --connections N (16, even), --concurrency N
  * (transfers in flight, 256), --accounts N (payers and payees each, 2000), --skip-grpc.
  * LEDGER_* environment variables (LEDGER_BATCHES_PER_SHARD, LEDGER_BATCH_MAX, …) reach the Ledger.
  */
@@ -55,7 +55,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { seconds: 5, warmup: 1, connections: 16, concurrency: 256, accounts: 2000, grpc: true };
+  const opts: Options = { seconds: 5, warmup: 2, connections: 16, concurrency: 256, accounts: 2000, grpc: true };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] ?? '';
     if (flag === '--skip-grpc') {
@@ -175,12 +175,9 @@ async function rawInserts(iso: Isolation, opts: Options, signal: AbortSignal): P
 }
 
 function ledgerEnv(iso: Isolation, opts: Options): Record<string, string> {
-  const perShard = opts.connections / 2;
   return {
     ...iso.env,
-    MYSQL_POOL_SIZE: String(perShard),
-    // The applier can hold two connections of a shard at once (its own cycle, and another shard's credits).
-    LEDGER_BATCHES_PER_SHARD: String(Math.max(1, perShard - 2)),
+    MYSQL_POOL_SIZE: String(opts.connections / 2),
     METRICS_PORT: '-1',
     LOG_LEVEL: 'warn',
     DRAIN_GRACE_MS: '0',

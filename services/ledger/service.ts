@@ -53,8 +53,12 @@ export const ledgerConfigShape = {
     ),
   /** Most transfers committed together in one shard transaction. */
   LEDGER_BATCH_MAX: int(1, 2000, 200),
-  /** Transfer transactions in flight per shard (each holds a pooled connection; keep below MYSQL_POOL_SIZE). */
-  LEDGER_BATCHES_PER_SHARD: int(1, 256, 6),
+  /**
+   * Transfer transactions in flight per shard (each holds a pooled connection; keep below
+   * MYSQL_POOL_SIZE). Two by default: one collects while the other commits, so batches stay large
+   * and CPU per transfer low; more only helps when commits are slow and CPU is plentiful.
+   */
+  LEDGER_BATCHES_PER_SHARD: int(1, 256, 2),
   /** Whether this replica runs the credit applier (any number of replicas may). */
   LEDGER_APPLIER: flag(true),
   /** Outbox rows per applier cycle. */
