@@ -212,23 +212,30 @@ async function inProcess(iso: Isolation, opts: Options, w: Workload, signal: Abo
       createdBy: payer,
       requestHash: Buffer.alloc(16, 1),
     });
+    const before = () => ({ ...parts.applier.stats });
+    let since = before();
     const spread = await run('[2/5]', 'engine in-process, many payers -> many payees', opts, () => parts.engine.submit(gift(w.payers[n % w.payers.length]!, w.payees[(n * 7919) % w.payees.length]!)), signal);
-    spread.notes.push(await drained(parts));
+    spread.notes.push(await drained(parts, since));
+    since = before();
     const hot = await run('[3/5]', 'engine in-process, many payers -> one hot payee', opts, () => parts.engine.submit(gift(w.payers[n % w.payers.length]!, w.hot)), signal);
-    hot.notes.push(await drained(parts));
+    hot.notes.push(await drained(parts, since));
     return [spread, hot];
   } finally {
     await host.drain();
   }
 }
 
-/** Applies the credits still in flight when a window closed, and says how long that took. */
-async function drained(parts: LedgerParts): Promise<string> {
+/** Applies the credits still in flight when a window closed; says how long that took and how the run's credits were aggregated. */
+async function drained(parts: LedgerParts, since: { credits: number; balanceUpdates: number }): Promise<string> {
   const t0 = performance.now();
   const pending = await parts.applier.pendingCount();
   await parts.applier.drain(600_000);
-  const s = parts.applier.stats;
-  return `${pending} credits in flight when the window closed, applied ${Math.round(performance.now() - t0)} ms later; applier totals so far: ${s.credits} credits in ${s.balanceUpdates} balance updates`;
+  const credits = parts.applier.stats.credits - since.credits;
+  const updates = parts.applier.stats.balanceUpdates - since.balanceUpdates;
+  return (
+    `${pending} credits in flight when the window closed, applied ${Math.round(performance.now() - t0)} ms later; ` +
+    `this run's ${credits} credits (warm-up included) took ${updates} balance updates (${(credits / Math.max(1, updates)).toFixed(1)} credits per update)`
+  );
 }
 
 async function overGrpc(iso: Isolation, opts: Options, w: Workload, signal: AbortSignal): Promise<{ results: Result[]; invariants: string }> {
