@@ -159,6 +159,10 @@ describe('Ledger API: validation, idempotency, funds, credits, statistics', () =
     const updates = parts().applier.stats.balanceUpdates - before.balanceUpdates;
     expect(credits).toBe(200);
     expect(updates).toBeLessThan(credits);
+    // The same figures on /metrics.
+    const metric = (name: string) => server.current.host.metrics.registry.getSingleMetricAsString(name).then((t) => Number(/\} (\d+)$/m.exec(t)?.[1]));
+    expect(await metric('ledger_credits_applied_total')).toBe(parts().applier.stats.credits);
+    expect(await metric('ledger_credit_balance_updates_total')).toBe(parts().applier.stats.balanceUpdates);
     expect(await balanceOf(client(), star!, Asset.ASSET_INCOME)).toEqual({ amount: 600n, pending: 0n });
     const seen = new Set<string>();
     let token = '';

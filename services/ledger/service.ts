@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { LedgerServiceService } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { int, port } from '../kit/config.js';
@@ -136,6 +137,7 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
   const reads = new LedgerReads(router);
   const ledger = new Ledger({ engine, reads, router, migrator, timeZone: config.LEDGER_TIME_ZONE, lockShard: firstShard, lockScope });
 
+  exportMetrics(host, { engine, applier, view });
   if (config.LEDGER_APPLIER) applier.start();
   host.onClose('credit applier', () => applier.stop());
   migrator.startResuming();
@@ -143,6 +145,36 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
   host.addService(LedgerServiceService, ledgerHandlers(ledger, log) as UntypedServiceImplementation);
   log.info({ shards: names, mapVersion: map.version }, 'ledger shards ready');
   return { ledger, engine, applier, router, migrator, mapStore, reads, shards };
+}
+
+/**
+ * Ledger figures on /metrics: a growing engine backlog means the shards cannot keep up; credits
+ * per balance update shows how much the hot-payee aggregation is saving; the map version shows
+ * whether every replica has followed a cut-over.
+ */
+function exportMetrics(host: ServiceHost, parts: { engine: TransferEngine; applier: CreditApplier; view: ShardMapView }): void {
+  const registers = [host.metrics.registry];
+  const { engine, applier, view } = parts;
+  new Counter({
+    name: 'ledger_credits_applied_total',
+    help: 'Credits applied by this replica\'s credit applier (each exactly once)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(applier.stats.credits);
+    },
+  });
+  new Counter({
+    name: 'ledger_credit_balance_updates_total',
+    help: 'Balance-row updates that carried those credits (fewer than credits when aggregated)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(applier.stats.balanceUpdates);
+    },
+  });
+  new Gauge({ name: 'ledger_engine_backlog', help: 'Transfers queued or in a transaction on this replica', registers, collect() { this.set(engine.backlog); } });
+  new Gauge({ name: 'ledger_shard_map_version', help: 'Version of the shard map this replica follows', registers, collect() { this.set(view.current.version); } });
 }
 
 /**
