@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentials } from '@grpc/grpc-js';
 import { ChatServiceClient, EventPriority, RoomEvent, RoomNoticeKind } from '../gen/ts/livemesh/chat/v1/chat.js';
 import { isolate } from '../scripts/isolation.js';
-import { chatApi, eventually, follow, giftConsumerIdle, giftPublisher, startChat, startGift, type ChatServer } from './support/chat.js';
+import { chatApi, eventually, follow, giftConsumerIdle, giftPublisher, startChat, type ChatServer } from './support/chat.js';
+import { startGift } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('chatfan');

@@ -11,7 +11,8 @@ import { Boards, RETENTION } from '../services/ranking/boards.js';
 import { Calendar } from '../services/ranking/calendar.js';
 import { RedisBoards } from '../services/ranking/store/redis-boards.js';
 import { RankingUpdates } from '../services/ranking/updates.js';
-import { eventually, giftPublisher, rankingApi, refusal, startGift, startRanking, startStandIn, type RankingServer } from './support/chat.js';
+import { eventually, giftPublisher, rankingApi, refusal, startRanking, startStandIn, type RankingServer } from './support/chat.js';
+import { startGift } from './support/gift.js';
 import { as } from './support/room.js';
 
 const iso = isolate('ranking');

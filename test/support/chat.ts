@@ -15,7 +15,8 @@ import { chatConfigShape, wireChat } from '../../services/chat/service.js';
 import { giftConfigShape, wireGift } from '../../services/gift/service.js';
 import { rankingConfigShape, wireRanking } from '../../services/ranking/service.js';
 import type { Isolation } from '../../scripts/isolation.js';
-import { call, failure, LogCapture } from './room.js';
+import { failure, unaryApi } from './room.js';
+import { startInProcess } from './service.js';
 
 /**
  * Test support for Chat and Ranking: in-process servers wired exactly as their processes are,
@@ -23,72 +24,15 @@ import { call, failure, LogCapture } from './room.js';
  * small stand-in for a service that does not exist on main yet.
  */
 
-async function startInProcess<S extends Shape, C extends Client, U>(
-  name: string,
-  shape: S,
-  wire: (host: ServiceHost, config: ServiceConfig<S>) => Promise<U>,
-  Ctor: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => C,
-  iso: Isolation,
-  env: Record<string, string>,
-) {
-  const logs = new LogCapture();
-  const config = resolveKitDefaults(
-    parseConfig({ ...kitConfigShape, ...shape }, { PORT: '0', METRICS_PORT: '-1', HOST: '127.0.0.1', DRAIN_GRACE_MS: '0', ...iso.env, ...env }) as KitConfigValues,
-  ) as ServiceConfig<S>;
-  const host = new ServiceHost(name, config, pino({ level: 'info', base: { service: name } }, logs.stream));
-  const useCases = await wire(host, config);
-  const port = await host.listen();
-  const client = new Ctor(`127.0.0.1:${port}`, credentials.createInsecure());
-  return {
-    host,
-    useCases,
-    client,
-    logs,
-    address: `127.0.0.1:${port}`,
-    async close() {
-      client.close();
-      await host.drain();
-    },
-  };
-}
-
 /** A Chat server; ROOM_ADDR must point at a Room server (tests start one with startRoom). */
 export const startChat = (iso: Isolation, env: Record<string, string>) => startInProcess('chat', chatConfigShape, wireChat, ChatServiceClient, iso, { LEDGER_ADDR: '', ...env });
 export type ChatServer = Awaited<ReturnType<typeof startChat>>;
 
-/** The real Gift service (on main since issue 6); ROOM_ADDR and LEDGER_ADDR as the test needs. */
-export const startGift = (iso: Isolation, env: Record<string, string>) => startInProcess('gift', giftConfigShape, wireGift, GiftServiceClient, iso, env);
-
 export const startRanking = (iso: Isolation, env: Record<string, string> = {}) => startInProcess('ranking', rankingConfigShape, wireRanking, RankingServiceClient, iso, env);
 export type RankingServer = Awaited<ReturnType<typeof startRanking>>;
 
-type Unary = (req: unknown, md: Metadata, options: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
-type DeepPartial<T> = T extends Date ? T : T extends Array<infer U> ? Array<DeepPartial<U>> : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> } : T;
-type Promised<C> = {
-  [K in keyof C as C[K] extends (req: infer _Q, md: Metadata, options: object, cb: infer _F) => unknown ? K : never]: C[K] extends (
-    req: infer Q,
-    md: Metadata,
-    options: object,
-    cb: (err: ServiceError | null, res: infer S) => void,
-  ) => unknown
-    ? (req: DeepPartial<Q>, md?: Metadata) => Promise<S>
-    : never;
-};
-
-/** Every unary RPC of a generated client as a promise, requests completed through `fromPartial`. */
-function promised<C extends Client>(client: C, pb: object): Promised<C> {
-  return new Proxy({} as Promised<C>, {
-    get: (_target, name: string) => {
-      const fn = (client as unknown as Record<string, Unary>)[name];
-      const type = (pb as Record<string, { fromPartial(p: unknown): unknown } | undefined>)[`${name[0]?.toUpperCase()}${name.slice(1)}Request`];
-      if (typeof fn !== 'function' || !type) throw new Error(`no unary RPC ${name}`);
-      return (req: unknown, md: Metadata = new Metadata()) => call(fn as never, client, type.fromPartial(req), md);
-    },
-  });
-}
-
-export const chatApi = (client: ChatServiceClient) => promised(client, chatPb);
-export const rankingApi = (client: RankingServiceClient) => promised(client, rankingPb);
+export const chatApi = (client: ChatServiceClient) => unaryApi(client, chatPb);
+export const rankingApi = (client: RankingServiceClient) => unaryApi(client, rankingPb);
 
 /** failure() plus the ErrorInfo metadata (retry_after_ms, mute_end_time, …). */
 export async function refusal(p: Promise<unknown>): Promise<Awaited<ReturnType<typeof failure>> & { metadata: Record<string, string> }> {

@@ -1,52 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Writable } from 'node:stream';
-import { credentials, Metadata, status as Code, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { pino } from 'pino';
+import { Metadata, status as Code, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll } from 'vitest';
 import * as roomPb from '../../gen/ts/livemesh/room/v1/room.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { badRequestOf, errorInfoOf } from '../../services/kit/grpc-errors.js';
-import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../services/kit/config.js';
 import { fromRoot } from '../../services/kit/paths.js';
-import { ServiceHost, type KitConfigValues } from '../../services/kit/server.js';
-import { roomConfigShape, wireRoom, type RoomConfig } from '../../services/room/service.js';
+import { roomConfigShape, wireRoom } from '../../services/room/service.js';
 import { isolate, type Isolation } from '../../scripts/isolation.js';
 
-/** Log lines a test can inspect (for example, that INTERNAL errors were logged with their cause). */
-export class LogCapture {
-  readonly lines: Array<Record<string, unknown>> = [];
-  readonly stream = new Writable({
-    write: (chunk: Buffer, _enc, done) => {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-}
+import { startInProcess } from './service.js';
+
+export { LogCapture } from './log-capture.js';
 
 /** An in-process Room server on a free port, wired exactly as the real process wires it. */
-export async function startRoom(iso: Isolation, env: Record<string, string> = {}) {
-  const logs = new LogCapture();
-  const config = resolveKitDefaults(
-    parseConfig({ ...kitConfigShape, ...roomConfigShape }, { PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1', DRAIN_GRACE_MS: '0', ...iso.env, ...env }) as KitConfigValues,
-  ) as RoomConfig;
-  const log = pino({ level: 'info', base: { service: 'room' } }, logs.stream);
-  const host = new ServiceHost('room', config, log);
-  await wireRoom(host, config);
-  const port = await host.listen();
-  const address = `127.0.0.1:${port}`;
-  const client = new RoomServiceClient(address, credentials.createInsecure());
-  return {
-    host,
-    port,
-    address,
-    client,
-    logs,
-    async close() {
-      client.close();
-      await host.drain();
-    },
-  };
-}
+export const startRoom = (iso: Isolation, env: Record<string, string> = {}) => startInProcess('room', roomConfigShape, wireRoom, RoomServiceClient, iso, { METRICS_PORT: '0', ...env });
 
 /** Metadata carrying a caller identity, as the BFF would send it. */
 export function as(userId: string, role: 'viewer' | 'streamer' | 'admin'): Metadata {

@@ -1,10 +1,8 @@
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import { nanos } from '@nats-io/nats-core';
+import { jetstream } from '@nats-io/jetstream';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { GiftPaidEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import type { Logger } from '../../kit/logger.js';
 import type { NatsConnection } from '../../kit/nats.js';
-import { GIFT_PAID, giftPaidSubject, streamName } from '../../kit/streams.js';
+import { consumeGiftPaid, giftPaidSubject } from '../../kit/streams.js';
 import type { CrashPoint, OrderStore, Payments } from '../ports.js';
 
 interface OutboxRow extends RowDataPacket {
@@ -98,15 +96,13 @@ export class OutboxRelay {
   }
 }
 
-/** Redelivery delays for a failing effect: quick at first, then no faster than every 30 s. */
-export const EFFECT_BACKOFF_MS = [500, 1000, 2000, 5000, 10_000, 30_000];
-
 /**
  * Gift's own effect consumer: EXP for the sender through the Ledger (transfer id `exp:<order>`,
  * so a redelivery cannot grant twice), then the effect marked done. Durable, shared by all Gift
- * replicas; a failure is retried with backoff until it succeeds.
+ * replicas, on the kit's paid-gift consumer: a failure is redelivered with backoff until it
+ * succeeds.
  */
-export async function runExpConsumer(
+export function runExpConsumer(
   nc: NatsConnection,
   prefix: string,
   orders: OrderStore,
@@ -115,55 +111,21 @@ export async function runExpConsumer(
   log: Logger,
   ackWaitMs = 10_000,
 ): Promise<{ stop(): Promise<void> }> {
-  const stream = streamName(prefix, GIFT_PAID);
-  const durable = 'gift-exp';
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.consumers.info(stream, durable);
-  } catch {
-    await jsm.consumers.add(stream, {
-      durable_name: durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(ackWaitMs),
-      max_ack_pending: 2000,
-    });
-  }
-  const consumer = await jetstream(nc).consumers.get(stream, durable);
-  // A short pull expiry: a killed replica's outstanding pull holds redeliveries until it expires
-  // (nats.js's default is 30 s, which the crash tests measured as a 30 s stall).
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 512, expires: 5000 });
-  const handle = async (m: JsMsg) => {
-    let orderId = '?';
-    try {
-      const event = GiftPaidEvent.decode(m.data);
-      orderId = event.orderId;
-      await payments.grantExp({ orderId: event.orderId, senderId: event.senderId, expMinor: event.expMinor });
-      crash('after_exp_grant');
-      await orders.effectDone(event.orderId, 'exp', new Date());
-      m.ack();
-    } catch (err) {
-      const attempt = m.info.deliveryCount;
-      const delay = EFFECT_BACKOFF_MS[Math.min(attempt - 1, EFFECT_BACKOFF_MS.length - 1)] ?? 30_000;
-      log.warn({ err, orderId, attempt, retryInMs: delay }, 'EXP effect failed; will be redelivered');
-      await orders.effectFailed(orderId, 'exp', (err as Error).message).catch(() => undefined);
-      m.nak(delay);
-    }
-  };
-  // Messages are handled concurrently (each order's EXP is independent), with a bound.
-  const inflight = new Set<Promise<void>>();
-  const done = (async () => {
-    for await (const m of messages) {
-      const p = handle(m).finally(() => inflight.delete(p));
-      inflight.add(p);
-      if (inflight.size >= 64) await Promise.race(inflight);
-    }
-    await Promise.all(inflight);
-  })();
-  return {
-    async stop() {
-      await messages.close();
-      await done;
+  return consumeGiftPaid(nc, prefix, {
+    durable: 'gift-exp',
+    ackWaitMs,
+    maxAckPending: 2000,
+    log,
+    handle: async (event) => {
+      try {
+        await payments.grantExp({ orderId: event.orderId, senderId: event.senderId, expMinor: event.expMinor });
+        crash('after_exp_grant');
+        await orders.effectDone(event.orderId, 'exp', new Date());
+        return { ack: true };
+      } catch (err) {
+        await orders.effectFailed(event.orderId, 'exp', (err as Error).message).catch(() => undefined);
+        throw err;
+      }
     },
-  };
+  });
 }

@@ -1,0 +1,57 @@
+import { credentials } from '@grpc/grpc-js';
+import { Asset } from '../../gen/ts/livemesh/common/v1/common.js';
+import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { GiftServiceClient } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import * as ledgerPb from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import { fromRoot } from '../../services/kit/paths.js';
+import { giftConfigShape, wireGift } from '../../services/gift/service.js';
+import { startServer, stopServer, type Server } from '../../scripts/bench/harness.js';
+import type { Isolation } from '../../scripts/isolation.js';
+import { as, unaryApi } from './room.js';
+import { startInProcess } from './service.js';
+
+export const giftApi = (client: GiftServiceClient) => unaryApi(client, giftPb);
+export const ledgerApi = (client: LedgerServiceClient) => unaryApi(client, ledgerPb);
+
+/** Gift's environment for a test: its own database next to the isolation's, and where Room and Ledger are. */
+export function giftEnv(iso: Isolation, roomAddr: string, ledgerAddr: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...iso.env,
+    MYSQL_DATABASE: `${iso.database}_gift`,
+    ROOM_ADDR: roomAddr,
+    LEDGER_ADDR: ledgerAddr,
+    GIFT_RECOVERY_AFTER_MS: '1000',
+    GIFT_RECOVERY_INTERVAL_MS: '300',
+    GIFT_CACHE_TTL_MS: '1000',
+    ...extra,
+  };
+}
+
+/** The Gift service in-process, wired exactly as its process is. */
+export const startGift = (iso: Isolation, env: Record<string, string>) => startInProcess('gift', giftConfigShape, wireGift, GiftServiceClient, iso, env);
+export type GiftServer = Awaited<ReturnType<typeof startGift>>;
+
+/** A built service process (dist/services/<name>/main.js), ready once its health check says SERVING. */
+export async function spawnService(name: 'gift' | 'ledger', env: Record<string, string>): Promise<Server> {
+  return startServer(name, fromRoot('dist', 'services', name, 'main.js'), { METRICS_PORT: '-1', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0', ...env }, false, new AbortController().signal);
+}
+
+export { stopServer };
+
+/** The Ledger as its own process, on the isolation's database name plus `_ledger` (its shards add `_shardN`). */
+export async function spawnLedger(iso: Isolation): Promise<{ server: Server; client: LedgerServiceClient; api: ReturnType<typeof ledgerApi> }> {
+  const server = await spawnService('ledger', { ...iso.env, MYSQL_DATABASE: `${iso.database}_ledger` });
+  const client = new LedgerServiceClient(server.address, credentials.createInsecure());
+  return { server, client, api: ledgerApi(client) };
+}
+
+/** Mints COIN for a viewer, as the payment callback would. */
+export async function topUp(api: ReturnType<typeof ledgerApi>, ownerId: string, amountMinor: string): Promise<void> {
+  await api.topUp({ ownerId, amountMinor, paymentReference: `test-${ownerId}-${Math.random()}`, provider: 'test' }, as('1', 'admin'));
+}
+
+export async function balance(api: ReturnType<typeof ledgerApi>, ownerId: string, asset: Asset): Promise<string> {
+  const res = await api.getBalances({ ownerId, assets: [asset] }, as('1', 'admin'));
+  return res.balances[0]?.amountMinor ?? '0';
+}
