@@ -11,7 +11,8 @@ export type Payload = { chat: ChatMessage } | { gift: GiftBarrage } | { likes: L
 export interface EventBus {
   /** Publishes and returns the encoded bytes (kept in Redis for chat messages). */
   publish(event: RoomEvent): Uint8Array;
-  subscribe(roomId: string, onEvent: (event: RoomEvent) => void): { stop(): void };
+  /** `ready` settles once the server has the subscription: events published after it are delivered. */
+  subscribe(roomId: string, onEvent: (event: RoomEvent) => void): { stop(): void; ready: Promise<void> };
 }
 
 /** The priority each kind of payload travels with (gifts before chat; notices never sampled). */

@@ -80,7 +80,7 @@ class Subscriber {
  * shared by all of them, opened with the first and closed with the last.
  */
 export class Subscriptions {
-  private readonly feeds = new Map<string, { subs: Set<Subscriber>; stop(): void }>();
+  private readonly feeds = new Map<string, { subs: Set<Subscriber>; stop(): void; ready: Promise<void> }>();
   private count = 0;
   /** Subscribers cut off for being too slow, since start (for metrics). */
   cut = 0;
@@ -110,6 +110,9 @@ export class Subscriptions {
     });
     this.add(room.roomId, sub);
     try {
+      // Live events start only once NATS has this room's subscription, so nothing published after
+      // the replay is read can fall into a gap between the two.
+      await this.feeds.get(room.roomId)?.ready;
       const replay = input.replayRecent > 0 && input.minPriority <= EventPriority.EVENT_PRIORITY_NORMAL ? await this.messages.recent(room.roomId, input.replayRecent, '0') : [];
       sub.replayThenLive(replay);
     } catch (err) {
@@ -137,7 +140,7 @@ export class Subscriptions {
       const handle = this.bus.subscribe(roomId, (event) => {
         for (const s of subs) s.live(event);
       });
-      feed = { subs, stop: () => handle.stop() };
+      feed = { subs, stop: () => handle.stop(), ready: handle.ready };
       this.feeds.set(roomId, feed);
     }
     feed.subs.add(sub);

@@ -23,7 +23,7 @@ export class NatsEventBus implements EventBus {
     return bytes;
   }
 
-  subscribe(roomId: string, onEvent: (event: RoomEvent) => void): { stop(): void } {
+  subscribe(roomId: string, onEvent: (event: RoomEvent) => void): { stop(): void; ready: Promise<void> } {
     const sub = this.nc.subscribe(chatRoomSubject(this.prefix, roomId), {
       callback: (err, msg) => {
         if (err) return this.log.warn({ err: err.message, roomId }, 'room event subscription error');
@@ -34,6 +34,7 @@ export class NatsEventBus implements EventBus {
         }
       },
     });
-    return { stop: () => sub.unsubscribe() };
+    // A flush round trip: once the server answers, it has processed the SUB before it.
+    return { stop: () => sub.unsubscribe(), ready: this.nc.flush() };
   }
 }

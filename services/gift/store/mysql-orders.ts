@@ -241,6 +241,10 @@ export class MysqlOrderStore implements OrderStore {
 
   async effectDone(orderId: string, effect: Effect, now: Date): Promise<OrderState | undefined> {
     return withTransaction(this.pool, async (conn) => {
+      // The order row is locked first: effects finishing at the same moment in other transactions
+      // would otherwise each see the others still pending, and none would mark the order DONE.
+      const [locked] = await conn.execute<RowDataPacket[]>('SELECT state FROM orders WHERE order_id = ? FOR UPDATE', [orderId]);
+      if (locked.length === 0) return undefined;
       await conn.execute('UPDATE order_effects SET done_at = ?, attempts = attempts + 1 WHERE order_id = ? AND effect = ? AND done_at IS NULL', [now, orderId, EFFECT_CODE[effect]]);
       await this.finishIfDone(conn, orderId, now);
       const [rows] = await conn.execute<RowDataPacket[]>('SELECT state FROM orders WHERE order_id = ?', [orderId]);
@@ -259,7 +263,11 @@ export class MysqlOrderStore implements OrderStore {
 
   /** PAID → DONE once no required effect is pending. */
   private async finishIfDone(conn: PoolConnection, orderId: string, now: Date): Promise<void> {
-    const [pending] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM order_effects WHERE order_id = ? AND effect IN (?) AND done_at IS NULL', [orderId, this.required]);
+    // A locking read: it sees the latest committed effect rows, not this transaction's snapshot.
+    const [pending] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM order_effects WHERE order_id = ? AND effect IN (?) AND done_at IS NULL FOR UPDATE', [
+      orderId,
+      this.required,
+    ]);
     if (Number((pending[0] as { n: number }).n) === 0) {
       await conn.execute('UPDATE orders SET state = 3, ended_at = ? WHERE order_id = ? AND state = 2', [now, orderId]);
     }
