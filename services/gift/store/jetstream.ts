@@ -76,6 +76,10 @@ export class OutboxRelay {
   private async pass(): Promise<number> {
     const conn: PoolConnection = await this.pool.getConnection();
     try {
+      // READ COMMITTED: the claim locks only the rows it read. Under REPEATABLE READ it also locked
+      // the gap after the last row, where every new outbox row goes, so each paid order waited for
+      // the relay's publish in flight: bench:gift measured it as a ceiling of about 150 sends/s.
+      await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
       await conn.beginTransaction();
       const [rows] = await conn.query<OutboxRow[]>('SELECT outbox_id, subject_room_id, msg_id, payload FROM outbox ORDER BY outbox_id LIMIT ? FOR UPDATE SKIP LOCKED', [this.batch]);
       if (rows.length === 0) {

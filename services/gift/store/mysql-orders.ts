@@ -263,8 +263,10 @@ export class MysqlOrderStore implements OrderStore {
 
   /** PAID → DONE once no required effect is pending. */
   private async finishIfDone(conn: PoolConnection, orderId: string, now: Date): Promise<void> {
-    // A locking read: it sees the latest committed effect rows, not this transaction's snapshot.
-    const [pending] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM order_effects WHERE order_id = ? AND effect IN (?) AND done_at IS NULL FOR UPDATE', [
+    // Callers hold the order row's lock, taken before this transaction's first plain read, so
+    // this read's snapshot already includes every effect committed by whoever held it before. A
+    // locking read here would also lock the gap where the next orders' effect rows go.
+    const [pending] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM order_effects WHERE order_id = ? AND effect IN (?) AND done_at IS NULL', [
       orderId,
       this.required,
     ]);
