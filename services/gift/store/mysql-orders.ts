@@ -128,8 +128,31 @@ export class MysqlOrderStore implements OrderStore {
           order.unitPriceMinor, order.amountMinor, order.amountMinor, order.amountMinor, order.liveStartedAt, now,
         ],
       );
-      const created = await this.get(String(res.insertId));
-      if (!created) throw new Error(`order ${res.insertId} vanished right after insert`);
+      // Built from what was just written rather than read back: one round trip fewer per send.
+      const created: OrderRecord = {
+        orderId: String(res.insertId),
+        idempotencyKey: order.idempotencyKey,
+        senderId: order.senderId,
+        senderName: order.senderName,
+        roomId: order.roomId,
+        streamerId: order.streamerId,
+        giftId: order.giftId,
+        count: order.count,
+        unitPriceMinor: order.unitPriceMinor,
+        amountMinor: order.amountMinor,
+        incomeMinor: order.amountMinor,
+        expMinor: order.amountMinor,
+        state: 'created',
+        failureReason: '',
+        comboId: '0',
+        comboCount: '0',
+        senderBalanceAfter: null,
+        liveStartedAt: order.liveStartedAt,
+        createdAt: now,
+        paidAt: null,
+        endedAt: null,
+        effects: [],
+      };
       return { order: created, requestHash: order.requestHash, created: true };
     } catch (err) {
       if ((err as { code?: string }).code !== 'ER_DUP_ENTRY') throw err;
@@ -149,20 +172,22 @@ export class MysqlOrderStore implements OrderStore {
 
   async markPaid(orderId: string, balanceAfter: string | null, now: Date): Promise<OrderRecord> {
     return withTransaction(this.pool, async (conn) => {
-      const [res] = await conn.execute<ResultSetHeader>('UPDATE orders SET state = 2, paid_at = ?, sender_balance_after = ? WHERE order_id = ? AND state = 1', [
-        now,
-        balanceAfter,
-        orderId,
-      ]);
-      const order = await this.get(orderId, conn);
-      if (!order) throw new Error(`order ${orderId} not found while marking it paid`);
-      if (res.affectedRows === 0) return order;
+      const [rows] = await conn.execute<OrderRow[]>('SELECT * FROM orders WHERE order_id = ? FOR UPDATE', [orderId]);
+      const row = rows[0];
+      if (!row) throw new Error(`order ${orderId} not found while marking it paid`);
+      const order = fromRow(row, []);
+      if (order.state !== 'created') return (await this.get(orderId, conn)) ?? order;
 
       const combo = await this.extendCombo(conn, order, now);
-      await conn.execute('UPDATE orders SET combo_id = ?, combo_count = ? WHERE order_id = ?', [combo.comboId, combo.comboCount, orderId]);
-      // The combo record is written in this very transaction, so that effect is done at once.
-      const effectRows = EFFECTS.map((e) => [orderId, EFFECT_CODE[e], e === 'combo' ? now : null]);
-      await conn.query('INSERT INTO order_effects (order_id, effect, done_at) VALUES ?', [effectRows]);
+      // The combo record is written in this very transaction, so that effect is done at once; if
+      // it is the only one required, the order is DONE already.
+      const done = this.required.every((code) => code === EFFECT_CODE.combo);
+      await conn.execute(
+        'UPDATE orders SET state = ?, paid_at = ?, sender_balance_after = ?, combo_id = ?, combo_count = ?, ended_at = ? WHERE order_id = ?',
+        [done ? STATE_CODE.done : STATE_CODE.paid, now, balanceAfter, combo.comboId, combo.comboCount, done ? now : null, orderId],
+      );
+      const effects: EffectRecord[] = EFFECTS.map((effect) => ({ effect, doneAt: effect === 'combo' ? now : null, attempts: 0, lastError: '' }));
+      await conn.query('INSERT INTO order_effects (order_id, effect, done_at) VALUES ?', [effects.map((e) => [orderId, EFFECT_CODE[e.effect], e.doneAt])]);
       const event = GiftPaidEvent.encode({
         orderId,
         roomId: order.roomId,
@@ -188,10 +213,16 @@ export class MysqlOrderStore implements OrderStore {
         Buffer.from(event),
         now,
       ]);
-      await this.finishIfDone(conn, orderId, now);
-      const paid = await this.get(orderId, conn);
-      if (!paid) throw new Error(`order ${orderId} vanished`);
-      return paid;
+      return {
+        ...order,
+        state: done ? 'done' : 'paid',
+        paidAt: now,
+        endedAt: done ? now : null,
+        senderBalanceAfter: balanceAfter,
+        comboId: combo.comboId,
+        comboCount: combo.comboCount,
+        effects,
+      };
     });
   }
 
@@ -244,12 +275,11 @@ export class MysqlOrderStore implements OrderStore {
       // The order row is locked first: effects finishing at the same moment in other transactions
       // would otherwise each see the others still pending, and none would mark the order DONE.
       const [locked] = await conn.execute<RowDataPacket[]>('SELECT state FROM orders WHERE order_id = ? FOR UPDATE', [orderId]);
-      if (locked.length === 0) return undefined;
+      const code = (locked[0] as { state?: number } | undefined)?.state;
+      if (code === undefined) return undefined;
       await conn.execute('UPDATE order_effects SET done_at = ?, attempts = attempts + 1 WHERE order_id = ? AND effect = ? AND done_at IS NULL', [now, orderId, EFFECT_CODE[effect]]);
-      await this.finishIfDone(conn, orderId, now);
-      const [rows] = await conn.execute<RowDataPacket[]>('SELECT state FROM orders WHERE order_id = ?', [orderId]);
-      const state = (rows[0] as { state?: number } | undefined)?.state;
-      return state === undefined ? undefined : STATE_OF[state] || undefined;
+      if (code !== STATE_CODE.paid) return STATE_OF[code] || undefined;
+      return (await this.finishIfDone(conn, orderId, now)) ? 'done' : 'paid';
     });
   }
 
@@ -261,18 +291,18 @@ export class MysqlOrderStore implements OrderStore {
     ]);
   }
 
-  /** PAID → DONE once no required effect is pending. */
-  private async finishIfDone(conn: PoolConnection, orderId: string, now: Date): Promise<void> {
-    // Callers hold the order row's lock, taken before this transaction's first plain read, so
+  /** PAID → DONE once no required effect is pending; true when the order is DONE. */
+  private async finishIfDone(conn: PoolConnection, orderId: string, now: Date): Promise<boolean> {
+    // The caller holds the order row's lock, taken before this transaction's first plain read, so
     // this read's snapshot already includes every effect committed by whoever held it before. A
     // locking read here would also lock the gap where the next orders' effect rows go.
     const [pending] = await conn.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM order_effects WHERE order_id = ? AND effect IN (?) AND done_at IS NULL', [
       orderId,
       this.required,
     ]);
-    if (Number((pending[0] as { n: number }).n) === 0) {
-      await conn.execute('UPDATE orders SET state = 3, ended_at = ? WHERE order_id = ? AND state = 2', [now, orderId]);
-    }
+    if (Number((pending[0] as { n: number }).n) !== 0) return false;
+    await conn.execute('UPDATE orders SET state = 3, ended_at = ? WHERE order_id = ? AND state = 2', [now, orderId]);
+    return true;
   }
 
   async createdBefore(before: Date, limit: number): Promise<OrderRecord[]> {
