@@ -1,29 +1,31 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventPriority, RoomNoticeKind, SendMessageOutcome } from '../gen/ts/livemesh/chat/v1/chat.js';
-import { LedgerServiceService, type GetBalancesRequest, type GetBalancesResponse } from '../gen/ts/livemesh/ledger/v1/ledger.js';
+import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
+import { TransferKind } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { isolate } from '../scripts/isolation.js';
-import { chatApi, eventually, follow, refusal, startChat, startStandIn, type ChatServer } from './support/chat.js';
+import { chatApi, eventually, follow, refusal, startChat, type ChatServer } from './support/chat.js';
+import { ledgerApi } from './support/gift.js';
+import { startLedger, type LedgerServer } from './support/ledger.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('chatmsg');
 let room: RoomServer;
 let chat: ChatServer;
-let ledger: Awaited<ReturnType<typeof startStandIn>>;
-/** EXP levels the Ledger stand-in answers GetBalances with. */
-const levels = new Map<string, number>([['501', 3], ['502', 12]]);
+let ledger: LedgerServer;
+/** EXP granted through the real Ledger: 401 EXP is level 3, 12,101 is level 12 (services/ledger/levels.ts). */
+const EXP = new Map<string, string>([['501', '401'], ['502', '12101']]);
 const MERGE_WINDOW_MS = 4000;
 
 beforeAll(async () => {
   room = await startRoom(iso);
-  ledger = await startStandIn(LedgerServiceService, {
-    getBalances: (call: { request: GetBalancesRequest; metadata: { get(k: string): unknown[] } }, cb: (err: null, res: GetBalancesResponse) => void) => {
-      // The real Ledger lets a viewer read their own balances: Chat must ask on the viewer's behalf.
-      expect(call.metadata.get('lm-user-id')[0]).toBe(call.request.ownerId);
-      const level = levels.get(call.request.ownerId) ?? 0;
-      cb(null, { ownerId: call.request.ownerId, balances: [], level: { level, expMinor: '0', levelStartExpMinor: '0', nextLevelExpMinor: '0' } });
-    },
-  });
+  ledger = await startLedger(iso);
+  for (const [viewer, amountMinor] of EXP) {
+    await ledgerApi(ledger.client).transfer(
+      { transferId: `exp:test-${viewer}`, kind: TransferKind.TRANSFER_KIND_EXP_GRANT, payer: { ownerId: '0', asset: Asset.ASSET_EXP }, payee: { ownerId: viewer, asset: Asset.ASSET_EXP }, amountMinor, reference: 'level test' },
+      as('1', 'admin'),
+    );
+  }
   chat = await startChat(iso, {
     ROOM_ADDR: room.address,
     LEDGER_ADDR: ledger.address,
