@@ -7,8 +7,19 @@
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import compression from 'compression';
+import express, { type Express, type Request, type RequestHandler } from 'express';
+import helmet from 'helmet';
 import type { Logger } from '../services/kit/logger.js';
+import { authenticate } from './auth.js';
+import type { BffContext } from './context.js';
+import { errorHandler, notFound } from './errors.js';
+import { rateLimits } from './rate-limits.js';
+import { adminRoutes } from './routes/admin.js';
+import { meRoutes } from './routes/me.js';
+import { roomRoutes } from './routes/rooms.js';
+import { streamerRoutes } from './routes/streamer.js';
+import { walletRoutes } from './routes/wallet.js';
 
 /**
  * Whether this process is still taking new work. Shared by /readyz and the drain, so a load
@@ -33,17 +44,12 @@ export interface AppOptions {
   /** Shared drain state; a fresh, serving one when omitted. */
   readiness?: Readiness;
   /** Largest accepted JSON body. Mobile requests are small; a bigger body is a bug or abuse. */
-  jsonLimit?: string;
+  jsonLimit?: string | number;
+  /** The mobile API's dependencies; without them only the health routes exist (drain tests). */
+  context?: BffContext;
 }
 
-/** The one JSON error shape every BFF response uses, so clients never have to parse HTML. */
-export interface ErrorBody {
-  error: { code: string; message: string };
-}
-
-export function errorBody(code: string, message: string): ErrorBody {
-  return { error: { code, message } };
-}
+export { errorBody, type ErrorBody } from './errors.js';
 
 /** Builds the Express app. Routes are added here as the BFF grows; the 404 and error handlers stay last. */
 export function createApp(opts: AppOptions = {}): Express {
@@ -51,8 +57,23 @@ export function createApp(opts: AppOptions = {}): Express {
   const app = express();
   // Advertising the framework helps only someone scanning for vulnerable versions.
   app.disable('x-powered-by');
+  const ctx = opts.context;
+  if (ctx?.settings.TRUST_PROXY_HOPS) app.set('trust proxy', ctx.settings.TRUST_PROXY_HOPS);
   app.use(closeWhileDraining(readiness));
-  app.use(express.json({ limit: opts.jsonLimit ?? '64kb' }));
+  // An API answers JSON only: no CSP relaxations are needed except for the demo page's own script.
+  app.use(helmet());
+  // Responses built per request (me, actions) are compressed here; cached screens arrive
+  // precompressed with Content-Encoding set, which this middleware leaves alone.
+  app.use(compression({ threshold: 1024 }));
+  app.use(
+    express.json({
+      limit: opts.jsonLimit ?? ctx?.settings.BODY_LIMIT_BYTES ?? '64kb',
+      // Signed callbacks are verified over the bytes received, not over a re-serialization.
+      verify: (req, _res, buf) => {
+        (req as Request & { rawBody?: Buffer }).rawBody = buf;
+      },
+    }),
+  );
 
   // Liveness: the process answers at all. Deliberately independent of upstreams, so a dead
   // dependency never gets every BFF pod restarted at once.
@@ -65,6 +86,11 @@ export function createApp(opts: AppOptions = {}): Express {
     if (readiness.draining) res.status(503).json({ status: 'draining' });
     else res.json({ status: 'ok' });
   });
+
+  if (ctx) {
+    app.use('/v1', authenticate(ctx.verifier), rateLimits(ctx.redis, { userPerS: ctx.settings.RATE_LIMIT_USER_PER_S, ipPerS: ctx.settings.RATE_LIMIT_IP_PER_S }));
+    app.use(roomRoutes(ctx), streamerRoutes(ctx), meRoutes(ctx), walletRoutes(ctx), adminRoutes(ctx));
+  }
 
   app.use(notFound);
   app.use(errorHandler(opts.log));
@@ -79,59 +105,6 @@ function closeWhileDraining(readiness: Readiness): RequestHandler {
   return (_req, res, next) => {
     if (readiness.draining) res.setHeader('Connection', 'close');
     next();
-  };
-}
-
-const notFound: RequestHandler = (req, res) => {
-  res.status(404).json(errorBody('NOT_FOUND', `no route ${req.method} ${req.path}`));
-};
-
-/** HTTP status → the code clients switch on; the names follow gRPC's so upstream errors map 1:1 later. */
-const CODE_BY_STATUS: Record<number, string> = {
-  400: 'INVALID_ARGUMENT',
-  401: 'UNAUTHENTICATED',
-  403: 'PERMISSION_DENIED',
-  404: 'NOT_FOUND',
-  405: 'METHOD_NOT_ALLOWED',
-  409: 'ABORTED',
-  413: 'PAYLOAD_TOO_LARGE',
-  415: 'UNSUPPORTED_MEDIA_TYPE',
-  429: 'RESOURCE_EXHAUSTED',
-  501: 'UNIMPLEMENTED',
-  503: 'UNAVAILABLE',
-  504: 'DEADLINE_EXCEEDED',
-};
-
-/** Errors raised by Express and body-parser (http-errors) carry a status and say whether their message is safe to show. */
-interface HttpishError {
-  status?: unknown;
-  statusCode?: unknown;
-  expose?: unknown;
-  type?: unknown;
-  message?: unknown;
-}
-
-/**
- * The single place an error becomes a response: always JSON, never Express's HTML page, and never
- * an internal message or stack trace for a 5xx (those go to the log instead).
- */
-function errorHandler(log: Logger | undefined): ErrorRequestHandler {
-  return (err: unknown, req, res, next) => {
-    // Once the body has started there is no way to send a different status; let Express end the socket.
-    if (res.headersSent) {
-      next(err);
-      return;
-    }
-    const e = (typeof err === 'object' && err !== null ? err : {}) as HttpishError;
-    const raw = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
-    const status = raw >= 400 && raw <= 599 ? raw : 500;
-    const code = CODE_BY_STATUS[status] ?? (status < 500 ? 'FAILED_PRECONDITION' : 'INTERNAL');
-    let message: string;
-    if (e.type === 'entity.parse.failed') message = 'malformed JSON body';
-    else if (status < 500 && e.expose !== false && typeof e.message === 'string') message = e.message;
-    else message = status < 500 ? 'bad request' : 'internal error';
-    if (status >= 500) log?.error({ err, method: req.method, path: req.path }, 'request failed');
-    res.status(status).json(errorBody(code, message));
   };
 }
 

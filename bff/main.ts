@@ -1,49 +1,18 @@
 /**
  * The BFF process: `node dist/bff/main.js`, configured from the environment.
  *
- * Process concerns only (config, logger, signals, exit codes); the HTTP behaviour is in app.ts.
+ * Process concerns only (config, logger, signals, exit codes); the HTTP behaviour is in app.ts and
+ * the wiring in wiring.ts.
  */
-import { hostname } from 'node:os';
-import { z } from 'zod';
-import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, port } from '../services/kit/config.js';
 import { createLogger } from '../services/kit/logger.js';
-import { boundPort, createApp, drainHttpServer, listen, Readiness } from './app.js';
-
-/**
- * The BFF's settings. Built from parseConfig rather than the kit's loadConfigOrExit because that
- * one always merges the whole gRPC-service shape (fault injection, load window, MySQL pool…): the
- * BFF would then refuse to start over a bad value of a variable it never reads.
- */
-const bffConfigShape = {
-  HOST: kitConfigShape.HOST,
-  PORT: port(8080),
-  LOG_LEVEL: kitConfigShape.LOG_LEVEL,
-  /** Name in logs; defaults to host:port, like the services. */
-  REPLICA: kitConfigShape.REPLICA,
-  DRAIN_GRACE_MS: kitConfigShape.DRAIN_GRACE_MS,
-  DRAIN_TIMEOUT_MS: kitConfigShape.DRAIN_TIMEOUT_MS,
-};
-
-type BffConfig = z.infer<z.ZodObject<typeof bffConfigShape>>;
-
-/** Same contract as the services: one line naming the bad variable, exit 78, before anything starts. */
-function loadBffConfigOrExit(env: NodeJS.ProcessEnv = process.env): BffConfig {
-  try {
-    const config = parseConfig(bffConfigShape, env);
-    return { ...config, REPLICA: config.REPLICA || `${hostname()}:${config.PORT}` };
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(EXIT_CONFIG);
-    }
-    throw err;
-  }
-}
+import { boundPort, drainHttpServer, listen, Readiness } from './app.js';
+import { DEV_JWT_SECRET, DEV_TOPUP_SECRET, loadBffConfigOrExit } from './config.js';
+import { createBff, type Bff } from './wiring.js';
 
 const config = loadBffConfigOrExit();
 const log = createLogger({ service: 'bff', replica: config.REPLICA, level: config.LOG_LEVEL });
+if (config.JWT_SECRET === DEV_JWT_SECRET || config.TOPUP_SECRET === DEV_TOPUP_SECRET) log.warn('using the development JWT_SECRET / TOPUP_SECRET: set both outside local runs');
 const readiness = new Readiness();
-const app = createApp({ log, readiness });
 
 let stopping = false;
 /** First signal drains and exits 0; a second one means "now", as with the gRPC services. */
@@ -55,22 +24,24 @@ function stop(signal: string): void {
   stopping = true;
   log.info({ signal, graceMs: config.DRAIN_GRACE_MS, timeoutMs: config.DRAIN_TIMEOUT_MS }, 'draining');
   const started = Date.now();
-  drainHttpServer(server, readiness, { graceMs: config.DRAIN_GRACE_MS, timeoutMs: config.DRAIN_TIMEOUT_MS }).then(
-    (clean) => {
+  drainHttpServer(server, readiness, { graceMs: config.DRAIN_GRACE_MS, timeoutMs: config.DRAIN_TIMEOUT_MS })
+    .then(async (clean) => {
       if (!clean) log.warn('drain deadline passed; closed the connections still open');
+      await bff.close();
       log.info({ ms: Date.now() - started, clean }, 'drained');
       process.exit(0);
-    },
-    (err: unknown) => {
+    })
+    .catch((err: unknown) => {
       log.error({ err }, 'drain failed');
       process.exit(1);
-    },
-  );
+    });
 }
 
+let bff: Bff;
 let server: Awaited<ReturnType<typeof listen>>;
 try {
-  server = await listen(app, config.HOST, config.PORT);
+  bff = await createBff(config, log, readiness);
+  server = await listen(bff.app, config.HOST, config.PORT);
 } catch (err) {
   log.error({ err }, 'start-up failed');
   process.exit(1);

@@ -1,0 +1,103 @@
+/**
+ * The BFF's settings, validated once at start with the kit's zod helpers (one line naming the bad
+ * variable, exit 78). Built from parseConfig rather than the kit's loadConfigOrExit because that
+ * one merges the whole gRPC-service shape (fault injection, MySQL pool…): the BFF would then refuse
+ * to start over a bad value of a variable it never reads.
+ */
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { ConfigError, EXIT_CONFIG, int, kitConfigShape, parseConfig, port } from '../services/kit/config.js';
+
+/**
+ * Development secrets, so `npm start` and the demo page work out of the box. main.ts logs a
+ * warning whenever one is in use and refuses them when NODE_ENV=production.
+ */
+export const DEV_JWT_SECRET = 'livemesh-dev-jwt-secret-not-for-production';
+export const DEV_TOPUP_SECRET = 'livemesh-dev-topup-secret-not-for-production';
+
+const secret = (fallback: string) => z.string().min(32, { error: 'must be at least 32 characters' }).default(fallback);
+/** A gRPC target: host:port, a comma-separated list of them, or a scheme-qualified grpc-js target. */
+const target = (fallbackPort: number) => z.string().min(1).default(`127.0.0.1:${fallbackPort}`);
+const onOff = (fallback: 'on' | 'off') => z.enum(['on', 'off'], { error: 'must be on or off' }).default(fallback);
+
+export const bffConfigShape = {
+  HOST: kitConfigShape.HOST,
+  PORT: port(8080),
+  LOG_LEVEL: kitConfigShape.LOG_LEVEL,
+  /** Name in logs; defaults to host:port, like the services. */
+  REPLICA: kitConfigShape.REPLICA,
+  DRAIN_GRACE_MS: kitConfigShape.DRAIN_GRACE_MS,
+  DRAIN_TIMEOUT_MS: kitConfigShape.DRAIN_TIMEOUT_MS,
+  REDIS_URL: kitConfigShape.REDIS_URL,
+  REDIS_PREFIX: kitConfigShape.REDIS_PREFIX,
+  NATS_URL: kitConfigShape.NATS_URL,
+  NATS_PREFIX: kitConfigShape.NATS_PREFIX,
+  ROOM_ADDR: target(50051),
+  GIFT_ADDR: target(50052),
+  LEDGER_ADDR: target(50053),
+  CHAT_ADDR: target(50054),
+  RANKING_ADDR: target(50055),
+  /** HS256 key the identity provider signs user tokens with. */
+  JWT_SECRET: secret(DEV_JWT_SECRET),
+  /** Expected `iss` claim; empty accepts any issuer. */
+  JWT_ISSUER: z.string().default(''),
+  /** HMAC-SHA256 key the payment provider signs top-up callbacks with. */
+  TOPUP_SECRET: secret(DEV_TOPUP_SECRET),
+  /** Largest accepted JSON body; mobile requests are small, a bigger body is a bug or abuse. */
+  BODY_LIMIT_BYTES: int(1024, 1_048_576, 16_384),
+  /** Total time a screen may take; every upstream call gets its own deadline inside it. */
+  REQUEST_BUDGET_MS: int(50, 30_000, 1500),
+  /** Deadline of a non-critical section (ranking, messages, recommendations): it must never hold a screen up. */
+  OPTIONAL_DEADLINE_MS: int(10, 30_000, 300),
+  /** How long a public screen is served from the micro-cache before it is refreshed. */
+  CACHE_TTL_MS: int(100, 60_000, 2000),
+  /** How long past its TTL an entry may still be served: while one request refreshes it, or when the upstream is down. */
+  CACHE_STALE_MS: int(0, 3_600_000, 60_000),
+  /** Micro-cache entries kept per replica. */
+  CACHE_MAX_ENTRIES: int(10, 1_000_000, 10_000),
+  /** Requests per second per user (token subject), and per client IP; 0 disables that limit. */
+  RATE_LIMIT_USER_PER_S: int(0, 100_000, 20),
+  RATE_LIMIT_IP_PER_S: int(0, 1_000_000, 100),
+  /** Trust X-Forwarded-For from this many proxies in front (0: the socket address is the client). */
+  TRUST_PROXY_HOPS: int(0, 10, 0),
+  /** Breaker per upstream: opens when this percentage of calls in the window failed or timed out… */
+  BREAKER_ERROR_PERCENT: int(1, 100, 50),
+  /** …and at least this many calls were made in the window… */
+  BREAKER_MIN_CALLS: int(1, 100_000, 20),
+  /** …over this rolling window… */
+  BREAKER_WINDOW_MS: int(1000, 600_000, 10_000),
+  /** …and stays open this long before one trial call is let through. */
+  BREAKER_OPEN_MS: int(100, 600_000, 5000),
+  /** The user id the BFF acts as (role admin) for calls no user makes, such as a provider's top-up callback. */
+  SERVICE_USER_ID: z.string().regex(/^[1-9][0-9]{0,18}$/, { error: 'must be a positive 64-bit integer' }).default('1'),
+  /** Serve the demo page at `/` and let it mint development tokens (never in production). */
+  DEMO: onOff('on'),
+};
+
+export type BffConfig = z.infer<z.ZodObject<typeof bffConfigShape>>;
+
+/** Parses the environment; throws ConfigError naming every bad variable. */
+export function parseBffConfig(env: NodeJS.ProcessEnv = process.env): BffConfig {
+  const config = parseConfig(bffConfigShape, env);
+  if (env.NODE_ENV === 'production') {
+    const problems: string[] = [];
+    if (config.JWT_SECRET === DEV_JWT_SECRET) problems.push('JWT_SECRET must be set in production');
+    if (config.TOPUP_SECRET === DEV_TOPUP_SECRET) problems.push('TOPUP_SECRET must be set in production');
+    if (config.DEMO === 'on' && env.DEMO !== 'on') config.DEMO = 'off';
+    if (problems.length > 0) throw new ConfigError(problems);
+  }
+  return { ...config, REPLICA: config.REPLICA || `${hostname()}:${config.PORT}` };
+}
+
+/** Same contract as the services: one line naming the bad variable, exit 78, before anything starts. */
+export function loadBffConfigOrExit(env: NodeJS.ProcessEnv = process.env): BffConfig {
+  try {
+    return parseBffConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * What the route modules share, built once per process by main.ts (or by a test) and passed in:
+ * constructor injection, no container.
+ */
+import type { Request, Response } from 'express';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../services/kit/logger.js';
+import type { Caller } from '../services/kit/identity.js';
+import type { TokenVerifier } from './auth.js';
+import type { BffConfig } from './config.js';
+import type { MicroCache } from './microcache.js';
+import { sendEncoded } from './respond.js';
+import type { Switches } from './switches.js';
+import type { Upstreams } from './upstreams.js';
+
+export type BffSettings = Pick<
+  BffConfig,
+  'REQUEST_BUDGET_MS' | 'OPTIONAL_DEADLINE_MS' | 'CACHE_TTL_MS' | 'TOPUP_SECRET' | 'RATE_LIMIT_USER_PER_S' | 'RATE_LIMIT_IP_PER_S' | 'BODY_LIMIT_BYTES' | 'TRUST_PROXY_HOPS' | 'DEMO' | 'SERVICE_USER_ID'
+>;
+
+export interface BffContext {
+  settings: BffSettings;
+  upstreams: Upstreams;
+  verifier: TokenVerifier;
+  cache: MicroCache;
+  /** Absent only when NATS is not reachable at start: every section then counts as switched on. */
+  switches?: Switches;
+  redis?: Redis;
+  log?: Logger;
+}
+
+/** Absolute deadline for a call made by a request that started at `startedAt`. */
+export function deadlineOf(ctx: BffContext, startedAt: number): number {
+  return startedAt + ctx.settings.REQUEST_BUDGET_MS;
+}
+
+/** Call context for a write or a single read: the whole budget, for this caller. */
+export function callFor(ctx: BffContext, caller: Caller | undefined, startedAt = Date.now()) {
+  return { caller, deadline: deadlineOf(ctx, startedAt) };
+}
+
+/** Serves a public screen through the micro-cache under `key`. */
+export async function sendCachedScreen(ctx: BffContext, req: Request, res: Response, key: string, build: () => Promise<unknown>): Promise<void> {
+  const { body, status } = await ctx.cache.get(key, build);
+  sendEncoded(req, res, body, { cacheStatus: status, maxAgeS: Math.max(1, Math.floor(ctx.settings.CACHE_TTL_MS / 1000)) });
+}

@@ -1,0 +1,119 @@
+/**
+ * Degradation switches: operators turn non-critical screen sections off during a big event
+ * (seeds 000 and 004), and every BFF replica follows within milliseconds because each one watches
+ * the same NATS KV bucket. A section is also off, without anyone touching a switch, while the
+ * breaker of the upstream it needs is open (see upstreams.ts).
+ */
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '../services/kit/nats.js';
+import type { Logger } from '../services/kit/logger.js';
+
+/** Every switchable section, with what turning it off costs the user. */
+export const SWITCHES = {
+  'room.ranking': 'room entry: the top-3 gifters of the live ranking',
+  'room.messages': 'room entry: the last 20 chat messages',
+  'me.recent': 'me: the rooms I watched recently',
+  'me.recommended': 'me: recommended live rooms (the hot list)',
+  'stream.chat': 'room stream: chat messages (gifts and notices still flow)',
+} as const;
+
+export type SwitchName = keyof typeof SWITCHES;
+
+export function isSwitchName(name: string): name is SwitchName {
+  return Object.hasOwn(SWITCHES, name);
+}
+
+/** What a switch holds in the KV bucket. */
+export interface SwitchState {
+  off: boolean;
+  reason: string;
+  /** User id of the admin who set it. */
+  by: string;
+  at: string;
+}
+
+/** Bucket names allow letters, digits, `-` and `_`; the NATS prefix keeps test files apart. */
+export const switchesBucket = (natsPrefix: string) => `${natsPrefix ? `${natsPrefix}_` : ''}bff_switches`.replace(/[^A-Za-z0-9_-]/g, '_');
+
+export class Switches {
+  private readonly states = new Map<SwitchName, SwitchState & { revision: number }>();
+  private stopWatch: (() => void) | undefined;
+
+  private constructor(
+    private readonly kv: KV,
+    private readonly log: Logger | undefined,
+  ) {}
+
+  /**
+   * Opens (or creates) the bucket and follows it; resolves once the current values are loaded, so
+   * a replica never serves a section an operator has switched off.
+   */
+  static async open(nc: NatsConnection, natsPrefix: string, log?: Logger): Promise<Switches> {
+    const switches = new Switches(await new Kvm(nc).create(switchesBucket(natsPrefix), { history: 5 }), log);
+    await switches.follow();
+    return switches;
+  }
+
+  /**
+   * Watch first, then read every known switch: whichever of the two delivers a value first, the
+   * revision check keeps the newest, so no change can fall between loading and following.
+   */
+  private async follow(): Promise<void> {
+    const watch = await this.kv.watch();
+    this.stopWatch = () => watch.stop();
+    void (async () => {
+      try {
+        for await (const e of watch) {
+          if (!isSwitchName(e.key)) continue;
+          if (e.operation === 'PUT') this.apply(e.key, e.json<SwitchState>(), e.revision);
+          else this.apply(e.key, undefined, e.revision);
+        }
+      } catch (err) {
+        this.log?.warn({ err }, 'switches: watch ended');
+      }
+    })();
+    for (const name of Object.keys(SWITCHES) as SwitchName[]) {
+      const e = await this.kv.get(name);
+      if (e && e.operation === 'PUT') this.apply(name, e.json<SwitchState>(), e.revision);
+    }
+  }
+
+  private apply(name: SwitchName, state: SwitchState | undefined, revision: number): void {
+    const held = this.states.get(name);
+    if (held && held.revision >= revision) return;
+    if (!state) {
+      this.states.delete(name);
+      return;
+    }
+    this.states.set(name, { ...state, revision });
+    if ((held?.off ?? false) !== state.off) this.log?.info({ switch: name, off: state.off, by: state.by, reason: state.reason }, `switch ${name} ${state.off ? 'off' : 'on'}`);
+  }
+
+  /** True when an operator switched the section off. Read on every request: a Map lookup. */
+  isOff(name: SwitchName): boolean {
+    return this.states.get(name)?.off ?? false;
+  }
+
+  state(name: SwitchName): SwitchState | undefined {
+    const held = this.states.get(name);
+    return held && { off: held.off, reason: held.reason, by: held.by, at: held.at };
+  }
+
+  /** Writes a switch; other replicas apply it when their watch delivers it, this one at once. */
+  async set(name: SwitchName, off: boolean, by: string, reason: string): Promise<SwitchState> {
+    const state: SwitchState = { off, by, reason, at: new Date().toISOString() };
+    const revision = await this.kv.put(name, JSON.stringify(state));
+    this.apply(name, state, revision);
+    return state;
+  }
+
+  close(): void {
+    this.stopWatch?.();
+  }
+
+  /** Removes the bucket (tests). */
+  async destroy(): Promise<void> {
+    this.close();
+    await this.kv.destroy();
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The five services the BFF calls, each behind one `Upstream`: the caller's identity in metadata,
+ * a deadline on every call, and a breaker that fails calls fast while the service is failing, so
+ * a dead ranking service costs the room screen nothing instead of a timeout per request.
+ */
+import { credentials, Metadata, status as Code, type CallOptions, type ChannelCredentials, type ClientOptions, type ClientUnaryCall, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import CircuitBreaker from 'opossum';
+import { ChatServiceClient } from '../gen/ts/livemesh/chat/v1/chat.js';
+import { GiftServiceClient } from '../gen/ts/livemesh/gift/v1/gift.js';
+import { LedgerServiceClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
+import { RankingServiceClient } from '../gen/ts/livemesh/ranking/v1/ranking.js';
+import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
+import { ROLE_KEY, USER_ID_KEY, USER_NAME_KEY, type Caller } from '../services/kit/identity.js';
+import type { BffConfig } from './config.js';
+import { isGrpcFailure, type GrpcFailure } from './errors.js';
+
+/** A ts-proto generated client class (`RoomServiceClient`), which knows its service definition. */
+export interface GeneratedClientClass<C> {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): C;
+  service: ServiceDefinition;
+}
+
+/**
+ * The one place the BFF makes a gRPC client. Today a plain grpc-js channel to the first address
+ * of the list; this is where the lb/ P2C client goes once it is on main.
+ */
+export function grpcClient<C>(Client: GeneratedClientClass<C>, spec: string): C {
+  const first = spec.split(',')[0]?.trim() ?? spec;
+  return new Client(first, credentials.createInsecure(), { 'grpc.keepalive_time_ms': 30_000 });
+}
+
+type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
+/** The unary method names of a generated client (its last overload takes metadata, options and a callback). */
+export type UnaryMethod<C> = { [K in keyof C]: C[K] extends Unary<infer _Q, infer _S> ? K : never }[keyof C] & string;
+type RequestOf<C, M extends keyof C> = C[M] extends Unary<infer Q, infer _S> ? Q : never;
+type ResponseOf<C, M extends keyof C> = C[M] extends Unary<infer _Q, infer S> ? S : never;
+
+export interface CallContext {
+  /** Who the call is for; anonymous reads send no identity. */
+  caller?: Caller;
+  /** Absolute deadline, ms since the epoch. */
+  deadline: number;
+}
+
+/**
+ * Failures that say nothing about the upstream's health (the caller's own mistakes and refusals)
+ * must not open its breaker: a burst of bad gift requests would otherwise black out the catalog.
+ */
+const CLIENT_CODES = new Set<Code>([
+  Code.INVALID_ARGUMENT,
+  Code.NOT_FOUND,
+  Code.ALREADY_EXISTS,
+  Code.PERMISSION_DENIED,
+  Code.UNAUTHENTICATED,
+  Code.FAILED_PRECONDITION,
+  Code.ABORTED,
+  Code.OUT_OF_RANGE,
+  Code.CANCELLED,
+]);
+
+export interface BreakerSettings {
+  errorPercent: number;
+  minCalls: number;
+  windowMs: number;
+  openMs: number;
+}
+
+/** The UNAVAILABLE a call gets while its upstream's breaker is open; shaped like a grpc-js error so one mapping serves both. */
+function breakerOpen(name: string): GrpcFailure {
+  const err = new Error(`${name} is failing; calls are paused (breaker open)`) as GrpcFailure;
+  err.code = Code.UNAVAILABLE;
+  err.details = err.message;
+  err.metadata = new Metadata();
+  return err;
+}
+
+/** One service: its client, its breaker, and a typed promise-returning `call`. */
+export class Upstream<C extends object> {
+  private readonly breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
+  /** Upstream calls made, by method; read by /metrics and by the tests that count single flights. */
+  readonly calls = new Map<string, number>();
+
+  constructor(
+    readonly name: string,
+    readonly client: C,
+    settings: BreakerSettings,
+  ) {
+    this.breaker = new CircuitBreaker((run: () => Promise<unknown>) => run(), {
+      name,
+      // Deadlines are ours (per call, inside the request budget), not the breaker's.
+      timeout: false,
+      errorThresholdPercentage: settings.errorPercent,
+      volumeThreshold: settings.minCalls,
+      rollingCountTimeout: settings.windowMs,
+      rollingCountBuckets: 10,
+      resetTimeout: settings.openMs,
+      errorFilter: (err: unknown) => isGrpcFailure(err) && CLIENT_CODES.has(err.code),
+    });
+  }
+
+  /** Open: calls fail fast. Non-critical sections read this to degrade without trying. */
+  get open(): boolean {
+    return this.breaker.opened;
+  }
+
+  /** Listen for the breaker flipping, for logs and the admin view. */
+  onStateChange(listener: (state: 'open' | 'halfOpen' | 'close') => void): void {
+    this.breaker.on('open', () => listener('open'));
+    this.breaker.on('halfOpen', () => listener('halfOpen'));
+    this.breaker.on('close', () => listener('close'));
+  }
+
+  call<M extends UnaryMethod<C>>(method: M, req: RequestOf<C, M>, ctx: CallContext): Promise<ResponseOf<C, M>> {
+    const fn = (this.client as Record<string, unknown>)[method] as Unary<RequestOf<C, M>, ResponseOf<C, M>>;
+    const md = identityMetadata(ctx.caller);
+    const run = () =>
+      new Promise<ResponseOf<C, M>>((resolve, reject) => {
+        this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
+        fn.call(this.client, req, md, { deadline: ctx.deadline }, (err, res) => (err ? reject(err) : resolve(res)));
+      });
+    return (this.breaker.fire(run) as Promise<ResponseOf<C, M>>).catch((err: unknown) => {
+      if ((err as { code?: unknown }).code === 'EOPENBREAKER') throw breakerOpen(this.name);
+      // The error middleware names the failing upstream in 5xx bodies.
+      if (isGrpcFailure(err)) err.upstream = this.name;
+      throw err;
+    });
+  }
+
+  close(): void {
+    this.breaker.shutdown();
+    (this.client as { close?: () => void }).close?.();
+  }
+}
+
+/** grpc-js refuses non-ASCII in text metadata, so names outside printable ASCII travel only in request fields. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+export function identityMetadata(caller: Caller | undefined): Metadata {
+  const md = new Metadata();
+  if (!caller) return md;
+  md.set(USER_ID_KEY, caller.userId);
+  md.set(ROLE_KEY, caller.role);
+  if (caller.name && PRINTABLE_ASCII.test(caller.name)) md.set(USER_NAME_KEY, caller.name);
+  return md;
+}
+
+export interface Upstreams {
+  room: Upstream<RoomServiceClient>;
+  gift: Upstream<GiftServiceClient>;
+  ledger: Upstream<LedgerServiceClient>;
+  chat: Upstream<ChatServiceClient>;
+  ranking: Upstream<RankingServiceClient>;
+}
+
+export type UpstreamName = keyof Upstreams;
+
+export function createUpstreams(config: Pick<BffConfig, 'ROOM_ADDR' | 'GIFT_ADDR' | 'LEDGER_ADDR' | 'CHAT_ADDR' | 'RANKING_ADDR' | 'BREAKER_ERROR_PERCENT' | 'BREAKER_MIN_CALLS' | 'BREAKER_WINDOW_MS' | 'BREAKER_OPEN_MS'>): Upstreams {
+  const settings: BreakerSettings = {
+    errorPercent: config.BREAKER_ERROR_PERCENT,
+    minCalls: config.BREAKER_MIN_CALLS,
+    windowMs: config.BREAKER_WINDOW_MS,
+    openMs: config.BREAKER_OPEN_MS,
+  };
+  return {
+    room: new Upstream('room', grpcClient(RoomServiceClient, config.ROOM_ADDR), settings),
+    gift: new Upstream('gift', grpcClient(GiftServiceClient, config.GIFT_ADDR), settings),
+    ledger: new Upstream('ledger', grpcClient(LedgerServiceClient, config.LEDGER_ADDR), settings),
+    chat: new Upstream('chat', grpcClient(ChatServiceClient, config.CHAT_ADDR), settings),
+    ranking: new Upstream('ranking', grpcClient(RankingServiceClient, config.RANKING_ADDR), settings),
+  };
+}
+
+export function closeUpstreams(upstreams: Upstreams): void {
+  for (const u of Object.values(upstreams) as Array<Upstream<object>>) u.close();
+}

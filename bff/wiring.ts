@@ -1,0 +1,56 @@
+/**
+ * Builds a whole BFF from its configuration: connections, upstream clients, cache, switches and
+ * the Express app. main.ts runs it as a process; tests build the same thing in-process.
+ */
+import type { Redis } from 'ioredis';
+import type { NatsConnection } from '../services/kit/nats.js';
+import { connectNats } from '../services/kit/nats.js';
+import { connectRedis } from '../services/kit/redis.js';
+import type { Logger } from '../services/kit/logger.js';
+import { createApp, type Readiness } from './app.js';
+import { TokenVerifier } from './auth.js';
+import type { BffConfig } from './config.js';
+import type { BffContext } from './context.js';
+import { MicroCache } from './microcache.js';
+import { Switches } from './switches.js';
+import { closeUpstreams, createUpstreams, type Upstream } from './upstreams.js';
+
+export interface Bff {
+  app: ReturnType<typeof createApp>;
+  ctx: BffContext;
+  nats: NatsConnection;
+  redis: Redis;
+  /** Closes clients and connections (after the HTTP server has drained). */
+  close(): Promise<void>;
+}
+
+export async function createBff(config: BffConfig, log: Logger, readiness?: Readiness): Promise<Bff> {
+  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
+  const nats = await connectNats(config.NATS_URL, `bff-${config.REPLICA}`, log);
+  const switches = await Switches.open(nats, config.NATS_PREFIX, log);
+  const upstreams = createUpstreams(config);
+  for (const u of Object.values(upstreams) as Array<Upstream<object>>) {
+    u.onStateChange((state) => log.warn({ upstream: u.name, breaker: state }, `breaker ${u.name} ${state}`));
+  }
+  const cache = new MicroCache({
+    ttlMs: config.CACHE_TTL_MS,
+    swrMs: config.CACHE_TTL_MS,
+    staleIfErrorMs: config.CACHE_STALE_MS,
+    max: config.CACHE_MAX_ENTRIES,
+    onRefreshError: (key, err) => log.debug({ key, err }, 'micro-cache refresh failed; serving the previous entry'),
+  });
+  const ctx: BffContext = { settings: config, upstreams, verifier: new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER), cache, switches, redis, log };
+  const app = createApp({ log, readiness, context: ctx });
+  return {
+    app,
+    ctx,
+    nats,
+    redis,
+    async close() {
+      switches.close();
+      closeUpstreams(upstreams);
+      await nats.drain();
+      await redis.quit();
+    },
+  };
+}

@@ -1,0 +1,104 @@
+import type { Server } from 'node:http';
+import { credentials } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { GiftServiceClient } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { boundPort, listen } from '../../bff/app.js';
+import { TokenVerifier } from '../../bff/auth.js';
+import { parseBffConfig, type BffConfig } from '../../bff/config.js';
+import { createBff, type Bff } from '../../bff/wiring.js';
+import type { Role } from '../../services/kit/identity.js';
+import { fromRoot } from '../../services/kit/paths.js';
+import { startServer, stopServer, type Server as ServiceProcess } from '../../scripts/bench/harness.js';
+import type { Isolation } from '../../scripts/isolation.js';
+import { as, LogCapture, unaryApi } from './room.js';
+
+/** A port nothing listens on: an upstream that is down (never started, or killed). */
+export const DEAD_ADDR = '127.0.0.1:1';
+
+/** An in-process BFF on a free port, wired as main.ts wires it, on the isolation's Redis and NATS prefixes. */
+export async function startBff(iso: Isolation, env: Record<string, string>) {
+  const logs = new LogCapture();
+  const config: BffConfig = parseBffConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DRAIN_GRACE_MS: '0',
+    RANKING_ADDR: DEAD_ADDR,
+    CHAT_ADDR: DEAD_ADDR,
+    LEDGER_ADDR: DEAD_ADDR,
+    GIFT_ADDR: DEAD_ADDR,
+    ROOM_ADDR: DEAD_ADDR,
+    ...iso.env,
+    ...env,
+  });
+  const log = pino({ level: 'info', base: { service: 'bff' } }, logs.stream);
+  const bff: Bff = await createBff(config, log);
+  const server: Server = await listen(bff.app, '127.0.0.1', 0);
+  const base = `http://127.0.0.1:${boundPort(server)}`;
+  const verifier = new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER);
+  return {
+    bff,
+    config,
+    server,
+    base,
+    logs,
+    /** A bearer header for a user, signed as the identity provider would sign it. */
+    async auth(userId: string, role: Role, name = `user${userId}`): Promise<Record<string, string>> {
+      return { authorization: `Bearer ${await verifier.sign({ userId, role, name })}` };
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await bff.ctx.switches?.destroy();
+      await bff.close();
+    },
+  };
+}
+
+export type BffServer = Awaited<ReturnType<typeof startBff>>;
+
+/** A built service process on the isolation (its own database name suffix), ready once SERVING. */
+export async function spawnService(name: 'gift' | 'ledger' | 'chat' | 'ranking', iso: Isolation, env: Record<string, string>): Promise<ServiceProcess> {
+  return startServer(name, fromRoot('dist', 'services', name, 'main.js'), { ...iso.env, MYSQL_DATABASE: `${iso.database}_${name}`, METRICS_PORT: '-1', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0', ...env }, false, new AbortController().signal);
+}
+
+export { stopServer };
+
+/** Kills a service process outright (an upstream crash, not a drain). */
+export async function killService(server: ServiceProcess): Promise<void> {
+  server.child.kill('SIGKILL');
+  await server.exited;
+}
+
+/** A gift catalog with a default group, so every room shows the same gift bar. */
+export async function seedGiftCatalog(giftAddr: string): Promise<{ rose: giftPb.Gift; rocket: giftPb.Gift; client: GiftServiceClient }> {
+  const client = new GiftServiceClient(giftAddr, credentials.createInsecure());
+  const api = unaryApi(client, giftPb);
+  const admin = as('1', 'admin');
+  const rose = (await api.upsertGift({ gift: { name: 'rose', priceMinor: '100', iconKey: 'icons/rose.png', effectKey: 'rose' } }, admin)).gift!;
+  const rocket = (await api.upsertGift({ gift: { name: 'rocket', priceMinor: '50000', iconKey: 'icons/rocket.png', effectKey: 'rocket' } }, admin)).gift!;
+  await api.upsertGiftGroup({ giftGroup: { name: 'standard', giftIds: [rose.giftId, rocket.giftId], isDefault: true } }, admin);
+  return { rose, rocket, client };
+}
+
+/** fetch with a JSON body. */
+export function send(base: string, method: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${base}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+}
+
+/** The JSON body of a response, typed loosely for assertions. */
+export async function json(res: Response): Promise<any> {
+  return res.json();
+}
+
+/** Polls until `check` passes or `ms` runs out; for effects that arrive asynchronously (NATS, caches). */
+export async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await get();
+    if (check(last)) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+}
