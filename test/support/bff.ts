@@ -49,7 +49,10 @@ export async function startBff(iso: Isolation, env: Record<string, string>) {
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await bff.ctx.switches?.destroy();
+      // Replicas of one isolation share the bucket: whichever closes first removes it.
+      await bff.ctx.switches?.destroy().catch((err: unknown) => {
+        if ((err as Error).name !== 'StreamNotFoundError') throw err;
+      });
       await bff.close();
     },
   };

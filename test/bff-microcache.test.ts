@@ -1,0 +1,70 @@
+/**
+ * The micro-cache's rules on a controlled clock (the HTTP-level behaviour is in bff-api and
+ * bff-resilience): fresh, stale-while-revalidate, stale-if-error only for transient failures.
+ */
+import { status as Code } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { HttpError } from '../bff/errors.js';
+import { MicroCache } from '../bff/microcache.js';
+
+function grpcError(code: Code): Error {
+  return Object.assign(new Error(Code[code]), { code, details: Code[code] });
+}
+
+function setup() {
+  let now = 1_000_000;
+  const cache = new MicroCache({ ttlMs: 1000, swrMs: 1000, staleIfErrorMs: 10_000, max: 100, now: () => now });
+  return { cache, advance: (ms: number) => (now += ms) };
+}
+
+describe('MicroCache', () => {
+  it('serves fresh entries as HIT, then stale ones as UPDATING while one refresh runs', async () => {
+    const { cache, advance } = setup();
+    let version = 0;
+    const load = async () => ({ version: ++version });
+    expect((await cache.get('k', load)).status).toBe('MISS');
+    expect((await cache.get('k', load)).status).toBe('HIT');
+    advance(1500);
+    const [x, y] = await Promise.all([cache.get('k', load), cache.get('k', load)]);
+    expect([x.status, y.status]).toEqual(['UPDATING', 'UPDATING']);
+    expect(JSON.parse(x.body.raw.toString())).toEqual({ version: 1 });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(version).toBe(2);
+    const after = await cache.get('k', load);
+    expect(after.status).toBe('HIT');
+    expect(JSON.parse(after.body.raw.toString())).toEqual({ version: 2 });
+  });
+
+  it('falls back to the stale entry on UNAVAILABLE, DEADLINE_EXCEEDED or a 503, never on NOT_FOUND', async () => {
+    const { cache, advance } = setup();
+    await cache.get('k', async () => ({ ok: true }));
+    for (const err of [grpcError(Code.UNAVAILABLE), grpcError(Code.DEADLINE_EXCEEDED), new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'down' } })]) {
+      advance(2500);
+      const got = await cache.get('k', () => Promise.reject(err));
+      expect(got.status).toBe('STALE');
+    }
+    advance(2500);
+    await expect(cache.get('k', () => Promise.reject(grpcError(Code.NOT_FOUND)))).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    // Too old even for stale-if-error.
+    advance(20_000);
+    await expect(cache.get('k', () => Promise.reject(grpcError(Code.UNAVAILABLE)))).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+  });
+
+  it('shares one load among concurrent misses and forgets a failed one', async () => {
+    const { cache } = setup();
+    let loads = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const load = async () => {
+      loads++;
+      await gate;
+      return { n: loads };
+    };
+    const all = Promise.all(Array.from({ length: 50 }, () => cache.get('k', load)));
+    release();
+    expect(new Set((await all).map((r) => r.status))).toEqual(new Set(['MISS']));
+    expect(loads).toBe(1);
+    await expect(cache.get('other', () => Promise.reject(grpcError(Code.UNAVAILABLE)))).rejects.toBeDefined();
+    expect((await cache.get('other', async () => ({ ok: 1 }))).status).toBe('MISS');
+  });
+});
