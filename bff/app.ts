@@ -131,6 +131,8 @@ export interface DrainOptions {
   graceMs: number;
   /** In-flight requests get this long after the listener closes; then their sockets are destroyed. */
   timeoutMs: number;
+  /** Called when the grace period ends, before the listener closes (WebSockets are closed here). */
+  onGraceEnd?: () => void;
 }
 
 /**
@@ -142,6 +144,7 @@ export interface DrainOptions {
 export async function drainHttpServer(server: Server, readiness: Readiness, opts: DrainOptions): Promise<boolean> {
   readiness.beginDrain();
   await sleep(opts.graceMs);
+  opts.onGraceEnd?.();
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   // A request that finishes on a keep-alive socket leaves it idle; sweep those up until close completes.

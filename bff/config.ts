@@ -68,6 +68,18 @@ export const bffConfigShape = {
   BREAKER_WINDOW_MS: int(1000, 600_000, 10_000),
   /** …and stays open this long before one trial call is let through. */
   BREAKER_OPEN_MS: int(100, 600_000, 5000),
+  /** Room stream: events per second each WebSocket may receive (gifts first, chat sampled beyond it). */
+  STREAM_EVENTS_PER_S: int(1, 1_000_000, 50),
+  /** Room stream: events are batched into one frame per room this often. */
+  STREAM_TICK_MS: int(10, 1000, 100),
+  /** Room stream: a client with more unsent bytes than this is disconnected (close code 4008). */
+  STREAM_MAX_BUFFER_BYTES: int(16_384, 67_108_864, 1_048_576),
+  /** Room stream: ping interval; a client that missed the previous pong is dropped. */
+  STREAM_HEARTBEAT_MS: int(1000, 300_000, 20_000),
+  /** Room stream: messages replayed on `?resume=1` / `?after=<seq>`. */
+  STREAM_RESUME_MAX: int(0, 100, 20),
+  /** Room stream: gifts held back by the cap beyond this many per room are dropped. */
+  STREAM_MAX_PENDING_GIFTS: int(10, 1_000_000, 1000),
   /** The user id the BFF acts as (role admin) for calls no user makes, such as a provider's top-up callback. */
   SERVICE_USER_ID: z.string().regex(/^[1-9][0-9]{0,18}$/, { error: 'must be a positive 64-bit integer' }).default('1'),
   /** Serve the demo page at `/` and let it mint development tokens (never in production). */

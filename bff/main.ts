@@ -24,7 +24,8 @@ function stop(signal: string): void {
   stopping = true;
   log.info({ signal, graceMs: config.DRAIN_GRACE_MS, timeoutMs: config.DRAIN_TIMEOUT_MS }, 'draining');
   const started = Date.now();
-  drainHttpServer(server, readiness, { graceMs: config.DRAIN_GRACE_MS, timeoutMs: config.DRAIN_TIMEOUT_MS })
+  // WebSocket clients are told to reconnect (to another replica) when the grace period ends.
+  drainHttpServer(server, readiness, { graceMs: config.DRAIN_GRACE_MS, timeoutMs: config.DRAIN_TIMEOUT_MS, onGraceEnd: () => bff.stream.close() })
     .then(async (clean) => {
       if (!clean) log.warn('drain deadline passed; closed the connections still open');
       await bff.close();
@@ -42,6 +43,7 @@ let server: Awaited<ReturnType<typeof listen>>;
 try {
   bff = await createBff(config, log, readiness);
   server = await listen(bff.app, config.HOST, config.PORT);
+  bff.stream.attach(server);
 } catch (err) {
   log.error({ err }, 'start-up failed');
   process.exit(1);

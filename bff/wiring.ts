@@ -12,6 +12,7 @@ import { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
 import type { BffContext } from './context.js';
 import { MicroCache } from './microcache.js';
+import { StreamGateway } from './stream/gateway.js';
 import { Switches } from './switches.js';
 import { closeUpstreams, createUpstreams, type Upstream } from './upstreams.js';
 
@@ -20,6 +21,8 @@ export interface Bff {
   ctx: BffContext;
   nats: NatsConnection;
   redis: Redis;
+  /** The room stream; `stream.attach(server)` once the HTTP server exists. */
+  stream: StreamGateway;
   /** Closes clients and connections (after the HTTP server has drained). */
   close(): Promise<void>;
 }
@@ -41,12 +44,25 @@ export async function createBff(config: BffConfig, log: Logger, readiness?: Read
   });
   const ctx: BffContext = { settings: config, upstreams, verifier: new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER), cache, switches, redis, log };
   const app = createApp({ log, readiness, context: ctx });
+  const stream = new StreamGateway(
+    { nats, natsPrefix: config.NATS_PREFIX, upstreams, verifier: ctx.verifier, cache, log },
+    {
+      eventsPerS: config.STREAM_EVENTS_PER_S,
+      tickMs: config.STREAM_TICK_MS,
+      maxPendingGifts: config.STREAM_MAX_PENDING_GIFTS,
+      maxBufferBytes: config.STREAM_MAX_BUFFER_BYTES,
+      heartbeatMs: config.STREAM_HEARTBEAT_MS,
+      resumeMax: config.STREAM_RESUME_MAX,
+    },
+  );
   return {
     app,
     ctx,
     nats,
     redis,
+    stream,
     async close() {
+      stream.close();
       switches.close();
       closeUpstreams(upstreams);
       await nats.drain();

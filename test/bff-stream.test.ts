@@ -1,0 +1,155 @@
+/**
+ * The room stream with real WebSocket clients, real NATS and a real Room (for the room check).
+ * Events are published on the room's subject exactly as Chat publishes them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLOSE_SLOW_CONSUMER } from '../bff/stream/gateway.js';
+import { isolate } from '../scripts/isolation.js';
+import { startBff, until, type BffServer } from './support/bff.js';
+import { openStream, refusal, roomPublisher, type StreamClient } from './support/bff-stream.js';
+import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
+
+const iso = isolate('bffws');
+let room: RoomServer;
+/** No practical cap: ordering and lifecycle. */
+let fast: BffServer;
+/** 1000 events/s in 20 ms ticks with a 512 KB buffer limit: frames stay far below the limit, a stalled socket does not. */
+let paced: BffServer;
+/** 100 events/s: sampling and priorities. */
+let capped: BffServer;
+let pub: Awaited<ReturnType<typeof roomPublisher>>;
+let seq = 0;
+
+beforeAll(async () => {
+  room = await startRoom(iso);
+  [fast, paced, capped, pub] = await Promise.all([
+    startBff(iso, { ROOM_ADDR: room.address, STREAM_EVENTS_PER_S: '1000000', STREAM_TICK_MS: '20', STREAM_HEARTBEAT_MS: '1000' }),
+    startBff(iso, { ROOM_ADDR: room.address, STREAM_EVENTS_PER_S: '1000', STREAM_TICK_MS: '20', STREAM_MAX_BUFFER_BYTES: '524288', STREAM_MAX_PENDING_GIFTS: '100000' }),
+    startBff(iso, { ROOM_ADDR: room.address, STREAM_EVENTS_PER_S: '100', STREAM_TICK_MS: '100' }),
+    roomPublisher(iso),
+  ]);
+});
+
+afterAll(async () => {
+  await pub?.close();
+  await fast?.close();
+  await paced?.close();
+  await capped?.close();
+  await room?.close();
+  await iso.cleanup();
+});
+
+async function newRoom(): Promise<string> {
+  return (await roomApi(room.client).createRoom({ title: `stream ${++seq}`, requestId: `ws-room-${seq}` }, as('5100', 'streamer'))).room!.roomId;
+}
+
+const closeAll = (clients: StreamClient[]) => Promise.all(clients.map((c) => (c.ws.close(), c.closed)));
+
+describe('room stream', () => {
+  it('refuses bad upgrades with the JSON error shape', async () => {
+    expect(await refusal(fast.base, '/v1/rooms/abc/stream')).toMatchObject({ status: 400, body: { error: { code: 'INVALID_ARGUMENT', field: 'id' } } });
+    expect(await refusal(fast.base, '/v1/rooms/999999999/stream')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
+    const roomId = await newRoom();
+    expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?format=xml`)).toMatchObject({ status: 400, body: { error: { field: 'format' } } });
+    expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?access_token=nope`)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED' } } });
+    expect(await refusal(fast.base, '/v1/elsewhere')).toMatchObject({ status: 404 });
+  });
+
+  it('subscribes to a room only while it has viewers here', async () => {
+    const roomId = await newRoom();
+    const before = fast.bff.stream.stats.subscriptions;
+    const a = await openStream(fast.base, roomId);
+    const b = await openStream(fast.base, roomId);
+    expect(fast.bff.stream.stats.subscriptions).toBe(before + 1);
+    await closeAll([a]);
+    expect(fast.bff.stream.stats.subscriptions).toBe(before + 1);
+    await closeAll([b]);
+    await until('the subscription to end', async () => fast.bff.stream.stats.subscriptions, (n) => n === before);
+  });
+
+  it('delivers every event, in order, to 500 connections in one room (JSON and protobuf clients)', async () => {
+    const roomId = await newRoom();
+    const clients: StreamClient[] = [];
+    for (let i = 0; i < 500; i += 50) {
+      clients.push(...(await Promise.all(Array.from({ length: 50 }, (_, j) => openStream(fast.base, roomId, (i + j) % 2 === 0 ? 'format=json' : 'format=protobuf')))));
+    }
+    const sent: string[] = [];
+    // 200 chat messages in small bursts; the cap is far above them, so nothing may be sampled away.
+    for (let i = 0; i < 200; i++) {
+      sent.push(pub.chat(roomId, `message ${i}`));
+      if (i % 10 === 9) {
+        await pub.flush();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    await pub.flush();
+    await until('every client to have every event', async () => clients.filter((c) => c.events.length >= sent.length).length, (n) => n === clients.length, 20_000);
+    for (const c of clients) {
+      expect(c.events.map((e) => e.seq)).toEqual(sent);
+      expect(c.dropped).toBe(0);
+    }
+    await closeAll(clients);
+  });
+
+  it('disconnects a client that stops reading (4008) while the others keep receiving', async () => {
+    const roomId = await newRoom();
+    const readers = await Promise.all([1, 2, 3].map(() => openStream(paced.base, roomId)));
+    const stalled = await openStream(paced.base, roomId);
+    stalled.ws.pause();
+    const slowBefore = paced.bff.stream.stats.slowDisconnects;
+    // Gifts are never sampled away, so every reader must get every one. 8 KB each: 12 MB in all,
+    // well past what the kernel buffers for the stalled socket plus the 512 KB limit.
+    const big = 'x'.repeat(8192);
+    const sent: string[] = [];
+    for (let i = 0; i < 1500; i++) {
+      sent.push(pub.gift(roomId, big));
+      if (i % 100 === 99) await pub.flush();
+    }
+    await pub.flush();
+    await until('the stalled client to be dropped', async () => paced.bff.stream.stats.slowDisconnects, (n) => n === slowBefore + 1, 20_000);
+    await until('the readers to get every gift', async () => Math.min(...readers.map((r) => r.events.length)), (n) => n === sent.length, 20_000);
+    for (const r of readers) expect(r.events.map((e) => e.seq)).toEqual(sent);
+    stalled.ws.resume();
+    expect((await stalled.closed).code).toBeOneOf([CLOSE_SLOW_CONSUMER, 1006]);
+    await closeAll(readers);
+  });
+
+  it('caps events per connection: gifts first and all delivered, chat sampled beyond the cap', async () => {
+    const roomId = await newRoom();
+    const client = await openStream(capped.base, roomId);
+    const gifts: string[] = [];
+    for (let i = 0; i < 30; i++) gifts.push(pub.gift(roomId));
+    for (let i = 0; i < 1000; i++) pub.chat(roomId);
+    await pub.flush();
+    await until('every gift', async () => client.events.filter((e) => e.type === 'gift').length, (n) => n === 30, 10_000);
+    await until('every chat to be delivered or counted as dropped', async () => client.events.filter((e) => e.type === 'chat').length + client.dropped, (n) => n === 1000, 10_000);
+    expect(client.events.filter((e) => e.type === 'gift').map((e) => e.seq)).toEqual(gifts);
+    const chats = client.events.filter((e) => e.type === 'chat').length;
+    // 100 events/s in 100 ms ticks: at most 20 events per tick (one tick of carry-over); the first
+    // ticks go to gifts, so only a small sample of the chat burst can get through.
+    expect(chats).toBeLessThan(100);
+    expect(client.dropped).toBeGreaterThan(900);
+    const firstChat = client.events.findIndex((e) => e.type === 'chat');
+    if (firstChat >= 0) expect(firstChat).toBeGreaterThanOrEqual(Math.min(30, client.events.length));
+    await closeAll([client]);
+  });
+
+  it('drops a client that stops answering pings', async () => {
+    const roomId = await newRoom();
+    const before = fast.bff.stream.stats.heartbeatDisconnects;
+    const mute = await openStream(fast.base, roomId, '', { autoPong: false });
+    const { code } = await mute.closed;
+    expect(code).toBe(1006);
+    expect(fast.bff.stream.stats.heartbeatDisconnects).toBe(before + 1);
+  });
+
+  it('says so when recent messages cannot be replayed (Chat down) and goes on with live events', async () => {
+    const roomId = await newRoom();
+    const client = await openStream(fast.base, roomId, 'resume=1');
+    await until('the replay outcome', async () => client.control, (c) => c.some((m) => m.type === 'replay_failed'));
+    const s = pub.chat(roomId);
+    await pub.flush();
+    await until('the live event', async () => client.events, (e) => e.some((x) => x.seq === s));
+    await closeAll([client]);
+  });
+});
