@@ -13,13 +13,17 @@ import helmet from 'helmet';
 import type { Logger } from '../services/kit/logger.js';
 import { authenticate } from './auth.js';
 import type { BffContext } from './context.js';
+import { demoRoutes } from './demo.js';
 import { errorHandler, notFound } from './errors.js';
+import { encodeJson, type EncodedBody } from './microcache.js';
+import { openApiDocument } from './openapi.js';
 import { rateLimits } from './rate-limits.js';
 import { adminRoutes } from './routes/admin.js';
 import { meRoutes } from './routes/me.js';
 import { roomRoutes } from './routes/rooms.js';
 import { streamerRoutes } from './routes/streamer.js';
 import { walletRoutes } from './routes/wallet.js';
+import { sendEncoded } from './respond.js';
 
 /**
  * Whether this process is still taking new work. Shared by /readyz and the drain, so a load
@@ -87,6 +91,14 @@ export function createApp(opts: AppOptions = {}): Express {
     else res.json({ status: 'ok' });
   });
 
+  // Built and compressed once, on first request.
+  let openapi: Promise<EncodedBody> | undefined;
+  app.get('/openapi.json', async (req, res) => {
+    openapi ??= encodeJson(openApiDocument());
+    sendEncoded(req, res, await openapi, { maxAgeS: 300 });
+  });
+
+  if (ctx?.settings.DEMO === 'on') app.use(demoRoutes(ctx.verifier));
   if (ctx) {
     app.use('/v1', authenticate(ctx.verifier), rateLimits(ctx.redis, { userPerS: ctx.settings.RATE_LIMIT_USER_PER_S, ipPerS: ctx.settings.RATE_LIMIT_IP_PER_S }));
     app.use(roomRoutes(ctx), streamerRoutes(ctx), meRoutes(ctx), walletRoutes(ctx), adminRoutes(ctx));

@@ -13,8 +13,8 @@ import { isSwitchName, SWITCHES, type SwitchName } from '../switches.js';
 import type { Upstream } from '../upstreams.js';
 import { parseInput } from '../validate.js';
 
-const switchBody = z.strictObject({ off: z.boolean({ error: 'must be true or false' }), reason: z.string().max(200).default('') });
-const stuckQuery = z.object({
+export const switchBody = z.strictObject({ off: z.boolean({ error: 'must be true or false' }), reason: z.string().max(200).default('') });
+export const stuckQuery = z.object({
   olderThanS: z.coerce.number({ error: 'must be an integer number of seconds, 60 or more' }).int().min(60).default(600),
   cursor: z.string().max(512).default(''),
   limit: z.coerce.number({ error: 'must be an integer between 1 and 200' }).int().min(1).max(200).default(50),

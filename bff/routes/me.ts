@@ -14,7 +14,7 @@ import { parseInput } from '../validate.js';
 import { recentRoomIds } from './recent.js';
 
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a day as YYYY-MM-DD' });
-const incomeQuery = z.object({ from: day, to: day }).refine((q) => q.from <= q.to, { error: 'must not be after to', path: ['from'] });
+export const incomeQuery = z.object({ from: day, to: day }).refine((q) => q.from <= q.to, { error: 'must not be after to', path: ['from'] });
 
 export function meRoutes(ctx: BffContext): Router {
   const r = Router();

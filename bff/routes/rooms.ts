@@ -23,12 +23,12 @@ export const roomParams = z.object({ id: int64Id });
 export const roomCacheKeys = (roomId: string) => [`room:${roomId}`, `gifts:${roomId}`];
 
 const RANKING_PERIODS = { live: RankingPeriod.RANKING_PERIOD_LIVE, day: RankingPeriod.RANKING_PERIOD_DAY, week: RankingPeriod.RANKING_PERIOD_WEEK } as const;
-const rankingQuery = z.object({
+export const rankingQuery = z.object({
   period: z.enum(['live', 'day', 'week'], { error: 'must be live, day or week' }).default('live'),
   limit: z.coerce.number({ error: 'must be an integer between 1 and 100' }).int().min(1).max(100).default(20),
 });
 
-const discoveryQuery = z.object({
+export const discoveryQuery = z.object({
   live: z.literal('1', { error: 'only live rooms can be listed: live=1' }).default('1'),
   cursor: z.string().max(512).default(''),
   category: z.string().max(32).default(''),
@@ -37,19 +37,19 @@ const discoveryQuery = z.object({
 /** Idempotency keys: what clients put in the header, short enough to store and log. */
 const idempotencyKey = z.string({ error: 'header is required (a unique key per gift, reused only to retry the same gift)' }).regex(/^[A-Za-z0-9_.:-]{8,64}$/, { error: 'must be 8-64 letters, digits or _ . : -' });
 
-const sendGiftBody = z.strictObject({
+export const sendGiftBody = z.strictObject({
   giftId: int64Id,
   count: z.number({ error: 'must be an integer between 1 and 9999' }).int({ error: 'must be an integer between 1 and 9999' }).min(1).max(9999).default(1),
   /** The price the client showed; the order fails with PRICE_CHANGED rather than charge another. */
   expectedUnitPriceMinor: minorAmount.optional(),
 });
 
-const chatBody = z.strictObject({
+export const chatBody = z.strictObject({
   text: z.string({ error: 'must be a string' }).trim().min(1, { error: 'must not be empty' }).max(200, { error: 'must be at most 200 characters' }),
   clientMessageId: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'must be 1-64 letters, digits or _ . : -' }).optional(),
 });
 
-const likesBody = z.strictObject({
+export const likesBody = z.strictObject({
   count: z.number({ error: 'must be an integer between 1 and 1000' }).int({ error: 'must be an integer between 1 and 1000' }).min(1).max(1000),
 });
 

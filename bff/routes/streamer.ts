@@ -20,8 +20,8 @@ const editable = {
   coverKey: text(256),
   notice: text(512),
 };
-const createBody = z.strictObject({ ...editable, category: editable.category.optional(), coverKey: editable.coverKey.optional(), notice: editable.notice.optional() });
-const patchBody = z.strictObject({
+export const createBody = z.strictObject({ ...editable, category: editable.category.optional(), coverKey: editable.coverKey.optional(), notice: editable.notice.optional() });
+export const patchBody = z.strictObject({
   title: editable.title.optional(),
   category: editable.category.optional(),
   coverKey: editable.coverKey.optional(),

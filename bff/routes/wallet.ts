@@ -16,7 +16,7 @@ export const TIMESTAMP_HEADER = 'X-Signature-Timestamp';
 /** A captured callback replayed later than this is refused even with a valid signature. */
 const MAX_SKEW_S = 300;
 
-const topupBody = z.strictObject({
+export const topupBody = z.strictObject({
   paymentReference: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'must be 1-64 letters, digits or _ . : -' }),
   userId: int64Id,
   amountMinor: z.string().regex(/^[1-9][0-9]{0,17}$/, { error: 'must be a positive integer in minor units, as a string' }),
