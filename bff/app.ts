@@ -5,7 +5,7 @@
  * that. Tests (and later features such as the micro-cache or the WebSocket gateway) build the same
  * app with createApp() and serve it on port 0.
  */
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import compression from 'compression';
 import express, { type Express, type Request, type RequestHandler } from 'express';
@@ -23,7 +23,7 @@ import { meRoutes } from './routes/me.js';
 import { roomRoutes } from './routes/rooms.js';
 import { streamerRoutes } from './routes/streamer.js';
 import { walletRoutes } from './routes/wallet.js';
-import { sendEncoded } from './respond.js';
+import { writeEncoded } from './respond.js';
 
 /**
  * Whether this process is still taking new work. Shared by /readyz and the drain, so a load
@@ -95,7 +95,7 @@ export function createApp(opts: AppOptions = {}): Express {
   let openapi: Promise<EncodedBody> | undefined;
   app.get('/openapi.json', async (req, res) => {
     openapi ??= encodeJson(openApiDocument());
-    sendEncoded(req, res, await openapi, { maxAgeS: 300 });
+    writeEncoded(req, res, await openapi, { maxAgeS: 300 });
   });
 
   if (ctx?.settings.DEMO === 'on') app.use(demoRoutes(ctx.verifier));
@@ -121,9 +121,9 @@ function closeWhileDraining(readiness: Readiness): RequestHandler {
 }
 
 /** Listens on host:port (0 picks a free port) and resolves once bound, or rejects with the bind error (EADDRINUSE…). */
-export function listen(app: Express, host: string, port: number): Promise<Server> {
+export function listen(handler: RequestListener, host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = app.listen(port, host);
+    const server = createServer(handler).listen(port, host);
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
     server.once('listening', () => {

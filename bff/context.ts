@@ -9,7 +9,7 @@ import type { Caller } from '../services/kit/identity.js';
 import type { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
 import type { MicroCache } from './microcache.js';
-import { sendEncoded } from './respond.js';
+import { writeEncoded } from './respond.js';
 import type { Switches } from './switches.js';
 import type { Upstreams } from './upstreams.js';
 
@@ -42,5 +42,5 @@ export function callFor(ctx: BffContext, caller: Caller | undefined, startedAt =
 /** Serves a public screen through the micro-cache under `key`. */
 export async function sendCachedScreen(ctx: BffContext, req: Request, res: Response, key: string, build: () => Promise<unknown>): Promise<void> {
   const { body, status } = await ctx.cache.get(key, build);
-  sendEncoded(req, res, body, { cacheStatus: status, maxAgeS: Math.max(1, Math.floor(ctx.settings.CACHE_TTL_MS / 1000)) });
+  writeEncoded(req, res, body, { cacheStatus: status, maxAgeS: Math.max(1, Math.floor(ctx.settings.CACHE_TTL_MS / 1000)) });
 }

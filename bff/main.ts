@@ -42,7 +42,7 @@ let bff: Bff;
 let server: Awaited<ReturnType<typeof listen>>;
 try {
   bff = await createBff(config, log, readiness);
-  server = await listen(bff.app, config.HOST, config.PORT);
+  server = await listen(bff.handler, config.HOST, config.PORT);
   bff.stream.attach(server);
 } catch (err) {
   log.error({ err }, 'start-up failed');

@@ -93,6 +93,12 @@ export class MicroCache {
     }
   }
 
+  /** The entry while it is fresh, with no side effect: the fast path's whole lookup. */
+  peekFresh(key: string): EncodedBody | undefined {
+    const entry = this.entries.get(key);
+    return entry && this.now() - entry.storedAt < this.opts.ttlMs ? entry.body : undefined;
+  }
+
   /** Single flight: one load per key at a time, whoever asks. */
   private refresh(key: string, load: () => Promise<unknown>): Promise<EncodedBody> {
     const running = this.flights.get(key);

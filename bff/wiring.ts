@@ -2,15 +2,17 @@
  * Builds a whole BFF from its configuration: connections, upstream clients, cache, switches and
  * the Express app. main.ts runs it as a process; tests build the same thing in-process.
  */
+import type { RequestListener } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { NatsConnection } from '../services/kit/nats.js';
 import { connectNats } from '../services/kit/nats.js';
 import { connectRedis } from '../services/kit/redis.js';
 import type { Logger } from '../services/kit/logger.js';
-import { createApp, type Readiness } from './app.js';
+import { createApp, Readiness } from './app.js';
 import { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
 import type { BffContext } from './context.js';
+import { withFastPath } from './fast-path.js';
 import { MicroCache } from './microcache.js';
 import { StreamGateway } from './stream/gateway.js';
 import { Switches } from './switches.js';
@@ -18,6 +20,8 @@ import { closeUpstreams, createUpstreams, type Upstream } from './upstreams.js';
 
 export interface Bff {
   app: ReturnType<typeof createApp>;
+  /** What the HTTP server runs: the cache-hit fast path in front of the app. */
+  handler: RequestListener;
   ctx: BffContext;
   nats: NatsConnection;
   redis: Redis;
@@ -27,7 +31,7 @@ export interface Bff {
   close(): Promise<void>;
 }
 
-export async function createBff(config: BffConfig, log: Logger, readiness?: Readiness): Promise<Bff> {
+export async function createBff(config: BffConfig, log: Logger, readiness = new Readiness()): Promise<Bff> {
   const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
   const nats = await connectNats(config.NATS_URL, `bff-${config.REPLICA}`, log);
   const switches = await Switches.open(nats, config.NATS_PREFIX, log);
@@ -57,6 +61,7 @@ export async function createBff(config: BffConfig, log: Logger, readiness?: Read
   );
   return {
     app,
+    handler: withFastPath(app, ctx, readiness),
     ctx,
     nats,
     redis,

@@ -129,7 +129,13 @@ describe('GET /v1/rooms/:id (room entry)', () => {
 
     const second = await fetch(path, { headers: { 'accept-encoding': 'identity' } });
     expect(second.headers.get('x-cache-status')).toBe('HIT');
-    await second.arrayBuffer();
+    expect(Buffer.from(await second.arrayBuffer()).equals(raw)).toBe(true);
+    // Hits are written before Express (fast-path.ts) and must carry the same security headers.
+    for (const h of ['content-security-policy', 'x-content-type-options', 'strict-transport-security']) expect(second.headers.get(h), h).toBe(first.headers.get(h));
+    expect(second.headers.get('x-content-type-options')).toBe('nosniff');
+    // A bad token on a cached screen is still a 401, not a silent anonymous hit.
+    const badToken = await fetch(path, { headers: { authorization: 'Bearer x.y.z' } });
+    expect(badToken.status).toBe(401);
 
     const notModified = await fetch(path, { headers: { 'if-none-match': etag } });
     expect(notModified.status).toBe(304);

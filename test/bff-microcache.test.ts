@@ -68,3 +68,16 @@ describe('MicroCache', () => {
     expect((await cache.get('other', async () => ({ ok: 1 }))).status).toBe('MISS');
   });
 });
+
+describe('pickEncoding', () => {
+  it('prefers br, honours q-values and refusals, and falls back to identity', async () => {
+    const { pickEncoding } = await import('../bff/respond.js');
+    expect(pickEncoding('gzip, deflate, br')).toBe('br');
+    expect(pickEncoding('gzip;q=1.0, br;q=0.5')).toBe('gzip');
+    expect(pickEncoding('br;q=0, gzip')).toBe('gzip');
+    expect(pickEncoding('*')).toBe('br');
+    expect(pickEncoding('*;q=0.5, br;q=0')).toBe('gzip');
+    expect(pickEncoding('identity')).toBe('identity');
+    expect(pickEncoding(undefined)).toBe('identity');
+  });
+});

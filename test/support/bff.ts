@@ -33,7 +33,7 @@ export async function startBff(iso: Isolation, env: Record<string, string>) {
   });
   const log = pino({ level: 'info', base: { service: 'bff' } }, logs.stream);
   const bff: Bff = await createBff(config, log);
-  const server: Server = await listen(bff.app, '127.0.0.1', 0);
+  const server: Server = await listen(bff.handler, '127.0.0.1', 0);
   bff.stream.attach(server);
   const base = `http://127.0.0.1:${boundPort(server)}`;
   const verifier = new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER);

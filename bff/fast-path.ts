@@ -1,0 +1,81 @@
+/**
+ * The cache-hit fast path: a fresh micro-cache entry for a room's entry screen or gift bar is
+ * written straight from the node:http listener, before Express, the way nginx answers from its
+ * cache before the application. When a crowd enters one room, nearly every request is such a hit,
+ * and Express's per-request machinery (and a Redis round trip for the rate limit) would cost more
+ * than the answer itself.
+ *
+ * Everything else, and anything unusual about a hit (a stale or missing entry, a bad token, a
+ * client over its limit, a draining replica), goes through the Express app, which answers it
+ * exactly as it always does.
+ */
+import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
+import helmet from 'helmet';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import type { Readiness } from './app.js';
+import type { BffContext } from './context.js';
+import { bearerToken } from './auth.js';
+import { writeEncoded } from './respond.js';
+import { noteRecentRoom } from './routes/recent.js';
+
+const SCREEN = /^\/v1\/rooms\/([1-9][0-9]{0,18})(\/gifts)?$/;
+
+/** The headers helmet sets on every response, computed once by running it against a recorder. */
+export function staticHeadersOf(middleware: RequestHandler): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  const recorder = { setHeader: (k: string, v: string) => void (headers[k] = v), removeHeader: () => undefined, getHeader: () => undefined };
+  middleware({ headers: {} } as never, recorder as never, () => undefined);
+  return headers;
+}
+
+export function withFastPath(app: RequestListener, ctx: BffContext, readiness: Readiness): RequestListener {
+  const security = staticHeadersOf(helmet());
+  const maxAgeS = Math.max(1, Math.floor(ctx.settings.CACHE_TTL_MS / 1000));
+  // Hits are limited per replica in memory; Express's path checks the shared Redis budget.
+  const ipLimit = ctx.settings.RATE_LIMIT_IP_PER_S > 0 ? new RateLimiterMemory({ keyPrefix: 'hit:ip', points: ctx.settings.RATE_LIMIT_IP_PER_S, duration: 1 }) : undefined;
+  const userLimit = ctx.settings.RATE_LIMIT_USER_PER_S > 0 ? new RateLimiterMemory({ keyPrefix: 'hit:user', points: ctx.settings.RATE_LIMIT_USER_PER_S, duration: 1 }) : undefined;
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const match = (req.method === 'GET' || req.method === 'HEAD') && !readiness.draining ? SCREEN.exec(req.url ?? '') : null;
+    const roomId = match?.[1];
+    const body = roomId ? ctx.cache.peekFresh(`${match[2] ? 'gifts' : 'room'}:${roomId}`) : undefined;
+    if (!roomId || !body) {
+      void app(req, res);
+      return;
+    }
+    const serve = () => writeEncoded(req, res, body, { cacheStatus: 'HIT', maxAgeS, baseHeaders: security });
+    const fallBack = () => void app(req, res);
+    const ip = clientIp(req, ctx.settings.TRUST_PROXY_HOPS);
+    let token: string | undefined;
+    try {
+      token = bearerToken(req.headers.authorization);
+    } catch {
+      fallBack();
+      return;
+    }
+    if (token === undefined) {
+      if (!ipLimit) serve();
+      else ipLimit.consume(ip).then(serve, fallBack);
+      return;
+    }
+    ctx.verifier.verify(token).then(async (caller) => {
+      await Promise.all([ipLimit?.consume(ip), userLimit?.consume(caller.userId)]);
+      if (!match[2]) noteRecentRoom(ctx, caller.userId, roomId);
+      serve();
+    }, fallBack).catch(fallBack);
+  };
+}
+
+/** The client address as Express computes req.ip with `trust proxy` set to a hop count. */
+export function clientIp(req: IncomingMessage, hops: number): string {
+  const socket = req.socket.remoteAddress ?? 'unknown';
+  if (hops === 0) return socket;
+  const forwarded = String(req.headers['x-forwarded-for'] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .reverse();
+  const chain = [socket, ...forwarded];
+  return chain[Math.min(hops, chain.length - 1)] ?? socket;
+}

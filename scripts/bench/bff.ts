@@ -1,0 +1,445 @@
+/**
+ * `npm run bench:bff`: the BFF's room entry next to the smallest HTTP servers, its response
+ * sizes, and WebSocket fan-out to one crowded room. Every server is its own child process; this
+ * process drives the load (so client and servers share the machine's cores, as in every bench).
+ *
+ *   1. bare node:http hello-world (GET / → {"hello":"world"});
+ *   2. Express hello-world, the same;
+ *   3. the BFF's warm `GET /v1/rooms/:id` (a micro-cache hit, brotli, as a phone asks for it),
+ *      with Room and Gift (and Chat and Ranking when built) as processes behind it;
+ *   4. the room entry's bytes: raw, gzip, br;
+ *   5. WebSocket fan-out: --connections protobuf clients in one room, --rate events/s published
+ *      on the room's NATS subject for --fanout-seconds: events delivered per second across all
+ *      clients, and publish-to-client latency (sampled frames, every event in them).
+ *
+ * Flags: --seconds N, --concurrency N, --warmup N (HTTP windows), --connections N (default
+ * 10000), --rate N (default 100), --fanout-seconds N (default 10).
+ */
+import { spawn } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { connect } from '@nats-io/transport-node';
+import { WebSocket } from 'ws';
+import { EventPriority, ListRecentMessagesResponse, RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
+import { existsSync } from 'node:fs';
+import { fromRoot, repoRoot } from '../../services/kit/paths.js';
+import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
+import { isolate } from '../isolation.js';
+import { freePorts } from '../net.js';
+import {
+  formatK,
+  Interrupted,
+  interruptible,
+  live,
+  machineLine,
+  measure,
+  percentile,
+  runBench,
+  say,
+  setBenchTag,
+  sleep,
+  startServer,
+  stopServer,
+  type Fire,
+  type Row,
+  type Server,
+} from './harness.js';
+
+setBenchTag('bff');
+
+interface Options {
+  seconds: number;
+  concurrency: number;
+  warmup: number;
+  connections: number;
+  rate: number;
+  fanoutSeconds: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const opts: Options = { seconds: 5, concurrency: 32, warmup: 1, connections: 10_000, rate: 100, fanoutSeconds: 10 };
+  const flags: Record<string, keyof Options> = {
+    '--seconds': 'seconds',
+    '--concurrency': 'concurrency',
+    '--warmup': 'warmup',
+    '--connections': 'connections',
+    '--rate': 'rate',
+    '--fanout-seconds': 'fanoutSeconds',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag = '', inline] = (argv[i] ?? '').split('=', 2);
+    const key = flags[flag];
+    const value = Number(inline ?? argv[++i]);
+    if (!key || !Number.isFinite(value) || value < 0) {
+      process.stderr.write(`bench bff: bad argument ${JSON.stringify(argv[i])}; flags: ${Object.keys(flags).join(', ')} (numbers)\n`);
+      process.exit(2);
+    }
+    opts[key] = value;
+  }
+  return opts;
+}
+
+/** An HTTP server process (the baselines and the BFF), ready once GET /healthz answers 200. */
+async function startHttp(label: string, script: string, args: string[], env: Record<string, string>, signal: AbortSignal): Promise<Server> {
+  const [port] = (await freePorts(1)) as [number];
+  const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  live.add(child);
+  const lines: string[] = [];
+  const keep = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(line);
+    if (lines.length > 40) lines.splice(0, lines.length - 40);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, sig) => {
+      live.delete(child);
+      resolve({ code, signal: sig });
+    }),
+  );
+  const server: Server = { label, child, pid: child.pid ?? 0, address: `127.0.0.1:${port}`, tail: () => lines.join('\n'), exited };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (signal.aborted) throw new Interrupted();
+    if (child.exitCode !== null) throw new Error(`${label} exited before serving:\n${server.tail()}`);
+    if (Date.now() > deadline) throw new Error(`${label} did not answer /healthz within 60 s:\n${server.tail()}`);
+    const ok = await fetch(`http://${server.address}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return server;
+    await sleep(100);
+  }
+}
+
+/** A keep-alive GET as a harness Fire: any status but 200 counts as an error named by its status. */
+function httpFire(address: string, path: string, headers: Record<string, string>, concurrency: number): Fire {
+  const [host, port] = address.split(':') as [string, string];
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  return (done) => {
+    const req = request({ host, port: Number(port), path, headers, agent }, (res) => {
+      res.resume();
+      res.on('end', () => done(res.statusCode === 200 ? null : ({ code: res.statusCode, details: `HTTP ${res.statusCode}` } as unknown as ServiceError)));
+    });
+    req.on('error', (err) => done({ code: Code.UNAVAILABLE, details: err.message } as ServiceError));
+    req.end();
+  };
+}
+
+function admin(): Metadata {
+  const md = new Metadata();
+  md.set('lm-user-id', '1');
+  md.set('lm-role', 'admin');
+  return md;
+}
+
+function unary<Req, Res>(client: object, method: string, req: Req, md: Metadata): Promise<Res> {
+  const fn = (client as Record<string, (r: Req, m: Metadata, cb: (e: ServiceError | null, r: Res) => void) => void>)[method];
+  if (!fn) throw new Error(`no method ${method}`);
+  return new Promise((resolve, reject) => fn.call(client, req, md, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+/** Response bytes of one GET with the given Accept-Encoding, as sent on the wire. */
+function wireBytes(address: string, path: string, encoding: string): Promise<{ bytes: number; encoding: string }> {
+  const [host, port] = address.split(':') as [string, string];
+  return new Promise((resolve, reject) => {
+    request({ host, port: Number(port), path, headers: { 'accept-encoding': encoding } }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => resolve({ bytes, encoding: String(res.headers['content-encoding'] ?? 'identity') }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+interface Fanout {
+  connections: number;
+  connectMs: number;
+  published: number;
+  delivered: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  max: number;
+  frames: number;
+  closedEarly: number;
+}
+
+/** Counts the RoomEvents in a protobuf frame by walking its top-level fields, without decoding them. */
+function countEvents(buf: Buffer): number {
+  let n = 0;
+  let i = 0;
+  while (i < buf.length) {
+    i++; // tag 0x0a
+    let len = 0;
+    let shift = 0;
+    for (;;) {
+      const b = buf[i++] ?? 0;
+      len |= (b & 0x7f) << shift;
+      if (b < 0x80) break;
+      shift += 7;
+    }
+    i += len;
+    n++;
+  }
+  return n;
+}
+
+async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: string, opts: Options, signal: AbortSignal): Promise<Fanout> {
+  const url = `ws://${bff.address}/v1/rooms/${roomId}/stream?format=protobuf`;
+  const sockets: WebSocket[] = [];
+  let delivered = 0;
+  let frames = 0;
+  let closedEarly = 0;
+  let measuring = false;
+  let latencies = new Float64Array(1 << 20);
+  let samples = 0;
+  const onFrame = (data: Buffer, isBinary: boolean) => {
+    if (!isBinary || !measuring) return;
+    frames++;
+    delivered += countEvents(data);
+    // Every 97th frame is decoded in full and each of its events timed (all of them: no
+    // favouring the newest event in a batch).
+    if (frames % 97 !== 0) return;
+    const now = Date.now();
+    for (const e of ListRecentMessagesResponse.decode(data).events) {
+      if (samples === latencies.length) {
+        const bigger = new Float64Array(latencies.length * 2);
+        bigger.set(latencies);
+        latencies = bigger;
+      }
+      latencies[samples++] = now - (e.eventTime?.getTime() ?? now);
+    }
+  };
+  const t0 = performance.now();
+  for (let opened = 0; opened < opts.connections; ) {
+    if (signal.aborted) throw new Interrupted();
+    const batch = Math.min(500, opts.connections - opened);
+    await Promise.all(
+      Array.from(
+        { length: batch },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const ws = new WebSocket(url, { perMessageDeflate: false });
+            ws.on('message', onFrame);
+            ws.once('open', () => resolve());
+            ws.once('error', reject);
+            ws.on('close', () => {
+              if (measuring) closedEarly++;
+            });
+            sockets.push(ws);
+          }),
+      ),
+    );
+    opened += batch;
+    if (opened % 2000 === 0 || opened === opts.connections) say(`[5/5] fan-out: ${formatK(opened)}/${formatK(opts.connections)} connections open`);
+  }
+  const connectMs = performance.now() - t0;
+  const nc = await connect({ servers: natsUrl });
+  const subjectName = `${natsPrefix}.chat.room.${roomId}`;
+  let seq = 0;
+  const publishOne = () => {
+    const event = RoomEvent.fromPartial({
+      seq: String(++seq),
+      roomId,
+      eventTime: new Date(),
+      priority: EventPriority.EVENT_PRIORITY_NORMAL,
+      chat: { messageId: String(seq), senderId: '7001', senderName: 'fan', senderLevel: 3, text: 'what a song!', mergedCount: 1, senderRole: 1 },
+    });
+    nc.publish(subjectName, RoomEvent.encode(event).finish());
+  };
+  // Warm the path for a second, then measure.
+  const every = 1000 / opts.rate;
+  const run = async (ms: number) => {
+    const start = performance.now();
+    let sent = 0;
+    while (performance.now() - start < ms && !signal.aborted) {
+      const due = Math.floor((performance.now() - start) / every) + 1;
+      while (sent < due) {
+        publishOne();
+        sent++;
+      }
+      await sleep(5);
+    }
+    return sent;
+  };
+  await run(1000);
+  await sleep(500);
+  measuring = true;
+  const start = performance.now();
+  const ticker = setInterval(() => say(`[5/5] fan-out: ${formatK(delivered)} events delivered`), 1000);
+  const published = await run(opts.fanoutSeconds * 1000);
+  // Let the last tick's frames arrive before the window closes.
+  await sleep(500);
+  measuring = false;
+  clearInterval(ticker);
+  const seconds = (performance.now() - start) / 1000;
+  await nc.close();
+  for (const ws of sockets) ws.terminate();
+  const sorted = Float64Array.from(latencies.subarray(0, samples)).sort();
+  return {
+    connections: opts.connections,
+    connectMs,
+    published,
+    delivered,
+    seconds,
+    perSecond: delivered / seconds,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    max: sorted[sorted.length - 1] ?? NaN,
+    frames,
+    closedEarly,
+  };
+}
+
+async function main(): Promise<number> {
+  const opts = parseOptions(process.argv.slice(2));
+  const abort = interruptible();
+  const machine = machineLine();
+  say(machine);
+  const infra = await ensureInfra(infraUrlsFromEnv(), { dataDir: join(repoRoot(), '.data'), log: (line) => say(line) });
+  const iso = isolate('benchbff', 'livemesh_bench');
+  const servers: Server[] = [];
+  const rows: Row[] = [];
+  const stop = async (s: Server) => {
+    await stopServer(s);
+    servers.splice(servers.indexOf(s), 1);
+  };
+  const hello = fromRoot('dist', 'scripts', 'bench', 'bff-hello.js');
+  const http = { seconds: opts.seconds, concurrency: opts.concurrency, warmup: opts.warmup };
+  try {
+    say('[1/5] bare node:http hello-world');
+    const bare = await startHttp('node:http hello', hello, ['http'], {}, abort.signal);
+    servers.push(bare);
+    rows.push(await measure('[1/5]', 'node:http hello-world', bare, httpFire(bare.address, '/', { 'accept-encoding': 'br' }, opts.concurrency), http, abort.signal));
+    await stop(bare);
+
+    say('[2/5] Express hello-world');
+    const ex = await startHttp('express hello', hello, ['express'], {}, abort.signal);
+    servers.push(ex);
+    rows.push(await measure('[2/5]', 'Express hello-world', ex, httpFire(ex.address, '/', { 'accept-encoding': 'br' }, opts.concurrency), http, abort.signal));
+    await stop(ex);
+
+    say(`[3/5] Room, Gift${hasService('chat') ? ', Chat' : ''}${hasService('ranking') ? ', Ranking' : ''} and the BFF (database ${iso.database}, Redis prefix ${iso.redisPrefix})`);
+    const common = { ...iso.env, METRICS_PORT: '-1', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0' };
+    const room = await startServer('room', fromRoot('dist', 'services', 'room', 'main.js'), common, false, abort.signal);
+    servers.push(room);
+    const dead = '127.0.0.1:1';
+    const ledgerAddr = dead;
+    const gift = await startServer('gift', fromRoot('dist', 'services', 'gift', 'main.js'), { ...common, MYSQL_DATABASE: `${iso.database}_gift`, ROOM_ADDR: room.address, LEDGER_ADDR: ledgerAddr }, false, abort.signal);
+    servers.push(gift);
+    const optional: Record<string, string> = {};
+    for (const name of ['chat', 'ranking'] as const) {
+      if (!hasService(name)) continue;
+      const s = await startServer(name, fromRoot('dist', 'services', name, 'main.js'), { ...common, MYSQL_DATABASE: `${iso.database}_${name}`, ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LEDGER_ADDR: ledgerAddr }, false, abort.signal);
+      servers.push(s);
+      optional[`${name.toUpperCase()}_ADDR`] = s.address;
+    }
+    const roomClient = new RoomServiceClient(room.address, credentials.createInsecure());
+    const giftClient = new giftPb.GiftServiceClient(gift.address, credentials.createInsecure());
+    const streamer = new Metadata();
+    streamer.set('lm-user-id', '5100');
+    streamer.set('lm-role', 'streamer');
+    const created = await unary<object, { room?: { roomId: string } }>(roomClient, 'createRoom', { streamerId: '5100', title: 'Bench night: songs and stories', category: 'music', coverKey: 'covers/5100/bench.jpg', notice: 'Welcome! Be kind in chat; top gifters get a shout-out.', requestId: 'bench-room-1' }, streamer);
+    const roomId = created.room?.roomId ?? '0';
+    await unary(roomClient, 'startLive', { roomId }, streamer);
+    // A realistic gift bar: twelve gifts with names, icons and effects.
+    const giftIds: string[] = [];
+    for (const [i, name] of ['rose', 'heart', 'lollipop', 'star', 'crown', 'rocket', 'yacht', 'castle', 'unicorn', 'fireworks', 'planet', 'galaxy'].entries()) {
+      const res = await unary<giftPb.UpsertGiftRequest, giftPb.UpsertGiftResponse>(giftClient, 'upsertGift', giftPb.UpsertGiftRequest.fromPartial({ gift: { name, priceMinor: String(10 ** (1 + (i % 6))), iconKey: `gifts/icons/${name}@3x.png`, effectKey: `gifts/effects/${name}.svga` } }), admin());
+      giftIds.push(res.gift?.giftId ?? '0');
+    }
+    await unary(giftClient, 'upsertGiftGroup', giftPb.UpsertGiftGroupRequest.fromPartial({ giftGroup: { name: 'standard', giftIds, isDefault: true } }), admin());
+    roomClient.close();
+    giftClient.close();
+
+    const bff = await startHttp(
+      'bff',
+      fromRoot('dist', 'bff', 'main.js'),
+      [],
+      {
+        ...iso.env,
+        LOG_LEVEL: 'warn',
+        ROOM_ADDR: room.address,
+        GIFT_ADDR: gift.address,
+        LEDGER_ADDR: ledgerAddr,
+        CHAT_ADDR: optional.CHAT_ADDR ?? dead,
+        RANKING_ADDR: optional.RANKING_ADDR ?? dead,
+        // One client address drives all the load: the per-IP limit (still checked in Redis per request) must not refuse it.
+        RATE_LIMIT_IP_PER_S: '1000000',
+        STREAM_EVENTS_PER_S: String(Math.max(50, opts.rate * 2)),
+        STREAM_TICK_MS: '100',
+        DRAIN_GRACE_MS: '0',
+      },
+      abort.signal,
+    );
+    servers.push(bff);
+    const path = `/v1/rooms/${roomId}`;
+    const first = await fetch(`http://${bff.address}${path}`);
+    const screen = (await first.json()) as { degraded: string[]; gifts: unknown[] };
+    say(`[3/5] room entry: ${screen.gifts.length} gifts, degraded: ${screen.degraded.join(', ') || 'none'}`);
+    rows.push(await measure('[3/5]', 'BFF GET /v1/rooms/:id (warm, br)', bff, httpFire(bff.address, path, { 'accept-encoding': 'br, gzip' }, opts.concurrency), http, abort.signal));
+
+    say('[4/5] response bytes');
+    const raw = await wireBytes(bff.address, path, 'identity');
+    const gz = await wireBytes(bff.address, path, 'gzip');
+    const br = await wireBytes(bff.address, path, 'br');
+
+    say(`[5/5] fan-out: ${formatK(opts.connections)} WebSocket connections in room ${roomId}, ${opts.rate} events/s`);
+    const fan = await fanout(bff, iso.urls.natsUrl, iso.natsPrefix, roomId, opts, abort.signal);
+    say(`[5/5] fan-out: ${formatK(fan.delivered)} events in ${fan.seconds.toFixed(1)}s, ${formatK(Math.round(fan.perSecond))}/s, p99 ${fan.p99.toFixed(0)} ms`);
+
+    process.stdout.write(`\n${machine}\n${report(rows, { raw, gz, br }, fan, screen.degraded, opts)}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof Interrupted || abort.signal.aborted) {
+      say('interrupted; servers stopped');
+      return 130;
+    }
+    throw err;
+  } finally {
+    await Promise.all([...servers].map(stopServer));
+    const removed = await iso.cleanup();
+    say(`removed bench data (${removed} Redis keys, database ${iso.database}*)`);
+    await infra.stop();
+  }
+}
+
+function hasService(name: string): boolean {
+  return existsSync(fromRoot('dist', 'services', name, 'main.js'));
+}
+
+function report(rows: Row[], bytes: { raw: { bytes: number }; gz: { bytes: number; encoding: string }; br: { bytes: number; encoding: string } }, fan: Fanout, degraded: string[], opts: Options): string {
+  const express = rows.find((r) => r.label.startsWith('Express'))?.callsPerSec ?? NaN;
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const lines = [
+    `HTTP: ${opts.concurrency} requests in flight, ${opts.seconds}s windows after ${opts.warmup}s warm-up, keep-alive, Accept-Encoding br.`,
+    '',
+    '| server / request | req/s | p50 ms | p99 ms | server CPU µs/req | errors | vs Express hello |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.label} | ${n(r.callsPerSec)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${n(r.serverCpuUsPerCall)} | ${r.errors} | ${(r.callsPerSec / express).toFixed(2)}× |`),
+    '',
+    `Room entry bytes${degraded.length ? ` (sections degraded because their service is not built or not running: ${degraded.join(', ')})` : ''}:`,
+    '',
+    '| encoding | bytes |',
+    '|---|---:|',
+    `| raw JSON | ${n(bytes.raw.bytes)} |`,
+    `| ${bytes.gz.encoding} | ${n(bytes.gz.bytes)} |`,
+    `| ${bytes.br.encoding} | ${n(bytes.br.bytes)} |`,
+    '',
+    `WebSocket fan-out: ${n(fan.connections)} protobuf connections in one room (opened in ${(fan.connectMs / 1000).toFixed(1)} s), ${opts.rate} chat events/s published for ${opts.fanoutSeconds} s, 100 ms frames.`,
+    '',
+    '| events published | events delivered | delivered/s | frames | p50 ms | p99 ms | max ms | dropped connections |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${n(fan.published)} | ${n(fan.delivered)} | ${n(fan.perSecond)} | ${n(fan.frames)} | ${fan.p50.toFixed(0)} | ${fan.p99.toFixed(0)} | ${fan.max.toFixed(0)} | ${fan.closedEarly} |`,
+  ];
+  return lines.join('\n');
+}
+
+runBench(main);
