@@ -3,30 +3,26 @@
  * a deadline on every call, and a breaker that fails calls fast while the service is failing, so
  * a dead ranking service costs the room screen nothing instead of a timeout per request.
  */
-import { credentials, Metadata, status as Code, type CallOptions, type ChannelCredentials, type ClientOptions, type ClientUnaryCall, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as Code, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import CircuitBreaker from 'opossum';
 import { ChatServiceClient } from '../gen/ts/livemesh/chat/v1/chat.js';
 import { GiftServiceClient } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { LedgerServiceClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RankingServiceClient } from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
+import { createLbClient, type GeneratedClientClass } from '../lb/client.js';
 import { ROLE_KEY, USER_ID_KEY, USER_NAME_KEY, type Caller } from '../services/kit/identity.js';
 import type { BffConfig } from './config.js';
 import { isGrpcFailure, type GrpcFailure } from './errors.js';
 
-/** A ts-proto generated client class (`RoomServiceClient`), which knows its service definition. */
-export interface GeneratedClientClass<C> {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): C;
-  service: ServiceDefinition;
-}
-
 /**
- * The one place the BFF makes a gRPC client. Today a plain grpc-js channel to the first address
- * of the list; this is where the lb/ P2C client goes once it is on main.
+ * The one place the BFF makes a gRPC client: lb/'s P2C balancing over every replica the target
+ * names (a comma-separated list, or a DNS name whose A records are the replicas), retries of
+ * reads on another replica, and keepalive so a dead peer is noticed between requests. Every call
+ * still carries its own deadline from the request's budget.
  */
 export function grpcClient<C>(Client: GeneratedClientClass<C>, spec: string): C {
-  const first = spec.split(',')[0]?.trim() ?? spec;
-  return new Client(first, credentials.createInsecure(), { 'grpc.keepalive_time_ms': 30_000 });
+  return createLbClient(Client, spec, { channelOptions: { 'grpc.keepalive_time_ms': 30_000 } });
 }
 
 type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;

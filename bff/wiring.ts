@@ -51,6 +51,7 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
   const stream = new StreamGateway(
     { nats, natsPrefix: config.NATS_PREFIX, upstreams, verifier: ctx.verifier, cache, log },
     {
+      callBudgetMs: config.REQUEST_BUDGET_MS,
       eventsPerS: config.STREAM_EVENTS_PER_S,
       tickMs: config.STREAM_TICK_MS,
       maxPendingGifts: config.STREAM_MAX_PENDING_GIFTS,

@@ -161,14 +161,17 @@ describe('GET /v1/rooms/:id (room entry)', () => {
 
   it('shares one upstream build among 500 concurrent identical requests', async () => {
     const created = await createRoom('crowd');
-    const getRooms = () => grpcCount(room, 'GetRoom');
-    const before = await getRooms();
-    const loadsBefore = bff.bff.ctx.cache.loads;
+    // Room's own count of GetOnlineCount (only the BFF calls it; Gift also reads rooms, so
+    // GetRoom is counted on the BFF's side instead).
+    const onlineCounts = () => grpcCount(room, 'GetOnlineCount');
+    const roomCalls = () => bff.bff.ctx.upstreams.room.calls.get('getRoom') ?? 0;
+    const [onlineBefore, roomBefore, loadsBefore] = [await onlineCounts(), roomCalls(), bff.bff.ctx.cache.loads];
     const responses = await Promise.all(Array.from({ length: 500 }, () => fetch(`${bff.base}/v1/rooms/${created.room.id}`).then(async (r) => ({ status: r.status, body: await r.text() }))));
     expect(new Set(responses.map((r) => r.status))).toEqual(new Set([200]));
     expect(new Set(responses.map((r) => r.body)).size).toBe(1);
     expect(bff.bff.ctx.cache.loads - loadsBefore).toBe(1);
-    expect((await getRooms()) - before).toBe(1);
+    expect(roomCalls() - roomBefore).toBe(1);
+    expect((await onlineCounts()) - onlineBefore).toBe(1);
   });
 });
 

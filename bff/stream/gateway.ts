@@ -33,6 +33,8 @@ export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_HEARTBEAT = 4000;
 
 export interface StreamSettings extends FeedLimits {
+  /** Deadline of the upstream calls a connection makes (room check, replay). */
+  callBudgetMs: number;
   maxBufferBytes: number;
   heartbeatMs: number;
   resumeMax: number;
@@ -68,6 +70,8 @@ interface Room {
   feed: RoomFeed;
   viewers: Set<Viewer>;
   sub: Subscription;
+  /** Resolves once the NATS server has the subscription: a viewer's hello promises nothing published after it is missed. */
+  subscribed: Promise<void>;
 }
 
 export class StreamGateway {
@@ -125,7 +129,7 @@ export class StreamGateway {
   private async roomExists(roomId: string): Promise<void> {
     const room = this.deps.upstreams.room;
     await this.deps.cache.get(`exists:${roomId}`, async () => {
-      const got = await room.call('getRoom', GetRoomRequest.fromPartial({ roomId, readMask: ['room_id'] }), { deadline: Date.now() + 1000 });
+      const got = await room.call('getRoom', GetRoomRequest.fromPartial({ roomId, readMask: ['room_id'] }), { deadline: Date.now() + this.settings.callBudgetMs });
       return { id: got.room?.roomId };
     });
   }
@@ -138,20 +142,26 @@ export class StreamGateway {
     ws.on('close', () => this.leave(viewer));
     // Clients send nothing but control frames; a message is ignored rather than an error.
     ws.on('message', () => undefined);
-    this.join(viewer);
-    ws.send(JSON.stringify({ type: 'hello', roomId, format, eventsPerS: this.settings.eventsPerS, heartbeatMs: this.settings.heartbeatMs }));
-    if (resumeAfter === undefined) {
-      this.release(viewer);
-      return;
-    }
-    void this.replay(viewer, resumeAfter);
+    const subscribed = this.join(viewer);
+    void subscribed.then(
+      () => {
+        if (ws.readyState !== WebSocket.OPEN) return;
+        ws.send(JSON.stringify({ type: 'hello', roomId, format, eventsPerS: this.settings.eventsPerS, heartbeatMs: this.settings.heartbeatMs }));
+        if (resumeAfter === undefined) this.release(viewer);
+        else void this.replay(viewer, resumeAfter);
+      },
+      (err: unknown) => {
+        this.deps.log?.warn({ err, roomId }, 'room subscription failed');
+        ws.close(1011, 'room events unavailable; reconnect');
+      },
+    );
   }
 
   private async replay(viewer: Viewer, after: string): Promise<void> {
     try {
       const out = await this.deps.upstreams.chat.call('listRecentMessages', ListRecentMessagesRequest.fromPartial({ roomId: viewer.roomId, limit: this.settings.resumeMax, afterSeq: after }), {
         caller: viewer.caller,
-        deadline: Date.now() + 1000,
+        deadline: Date.now() + this.settings.callBudgetMs,
       });
       this.send(viewer, new Frame('replay', out.events.map((e) => PreparedEvent.of(e))));
     } catch (err) {
@@ -169,7 +179,7 @@ export class StreamGateway {
     for (const frame of held) this.send(viewer, frame);
   }
 
-  private join(viewer: Viewer): void {
+  private join(viewer: Viewer): Promise<void> {
     let room = this.rooms.get(viewer.roomId);
     if (!room) {
       const feed = new RoomFeed(this.settings);
@@ -183,11 +193,12 @@ export class StreamGateway {
           }
         },
       });
-      room = { feed, viewers: new Set(), sub };
+      room = { feed, viewers: new Set(), sub, subscribed: this.deps.nats.flush() };
       this.rooms.set(viewer.roomId, room);
       this.stats.subscriptions = this.rooms.size;
     }
     room.viewers.add(viewer);
+    return room.subscribed;
   }
 
   private leave(viewer: Viewer): void {

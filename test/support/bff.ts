@@ -23,6 +23,9 @@ export async function startBff(iso: Isolation, env: Record<string, string>) {
     HOST: '127.0.0.1',
     PORT: '0',
     DRAIN_GRACE_MS: '0',
+    // Generous budgets: the shared test machine is often loaded, and a slow answer is not what these tests are about.
+    REQUEST_BUDGET_MS: '5000',
+    OPTIONAL_DEADLINE_MS: '2000',
     RANKING_ADDR: DEAD_ADDR,
     CHAT_ADDR: DEAD_ADDR,
     LEDGER_ADDR: DEAD_ADDR,
