@@ -49,7 +49,7 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
   const ctx: BffContext = { settings: config, upstreams, verifier: new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER), cache, switches, redis, log };
   const app = createApp({ log, readiness, context: ctx });
   const stream = new StreamGateway(
-    { nats, natsPrefix: config.NATS_PREFIX, upstreams, verifier: ctx.verifier, cache, log },
+    { nats, natsPrefix: config.NATS_PREFIX, upstreams, verifier: ctx.verifier, cache, switches, log },
     {
       callBudgetMs: config.REQUEST_BUDGET_MS,
       eventsPerS: config.STREAM_EVENTS_PER_S,

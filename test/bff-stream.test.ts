@@ -134,6 +134,26 @@ describe('room stream', () => {
     await closeAll([client]);
   });
 
+  it('sheds chat while the stream.chat switch is off; gifts still flow', async () => {
+    const roomId = await newRoom();
+    const client = await openStream(capped.base, roomId);
+    const switches = capped.bff.ctx.switches!;
+    await switches.set('stream.chat', true, '1', 'test');
+    try {
+      pub.chat(roomId);
+      const gift = pub.gift(roomId);
+      await pub.flush();
+      await until('the gift', async () => client.events, (e) => e.some((x) => x.seq === gift));
+      expect(client.events.map((e) => e.type)).toEqual(['gift']);
+    } finally {
+      await switches.set('stream.chat', false, '1', 'test');
+    }
+    const chat = pub.chat(roomId);
+    await pub.flush();
+    await until('chat again', async () => client.events, (e) => e.some((x) => x.seq === chat));
+    await closeAll([client]);
+  });
+
   it('drops a client that stops answering pings', async () => {
     const roomId = await newRoom();
     const before = fast.bff.stream.stats.heartbeatDisconnects;

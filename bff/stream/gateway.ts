@@ -25,8 +25,9 @@ import { isPositiveInt64, type Caller } from '../../services/kit/identity.js';
 import type { TokenVerifier } from '../auth.js';
 import { HttpError, isGrpcFailure, fromGrpc, type ErrorBody } from '../errors.js';
 import type { MicroCache } from '../microcache.js';
+import type { Switches } from '../switches.js';
 import type { Upstreams } from '../upstreams.js';
-import { Frame, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
+import { Frame, kindOf, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
 
 export const CLOSE_SLOW_CONSUMER = 4008;
 export const CLOSE_GOING_AWAY = 1001;
@@ -83,7 +84,7 @@ export class StreamGateway {
   readonly stats: StreamStats = { connections: 0, subscriptions: 0, framesSent: 0, eventsSent: 0, slowDisconnects: 0, heartbeatDisconnects: 0, chatDropped: 0 };
 
   constructor(
-    private readonly deps: { nats: NatsConnection; natsPrefix: string; upstreams: Upstreams; verifier: TokenVerifier; cache: MicroCache; log?: Logger },
+    private readonly deps: { nats: NatsConnection; natsPrefix: string; upstreams: Upstreams; verifier: TokenVerifier; cache: MicroCache; switches?: Pick<Switches, 'isOff'>; log?: Logger },
     private readonly settings: StreamSettings,
   ) {
     this.ticker = setInterval(() => this.tick(), settings.tickMs);
@@ -187,7 +188,13 @@ export class StreamGateway {
         callback: (err, msg) => {
           if (err) return;
           try {
-            feed.push(PreparedEvent.decode(msg.data));
+            const event = PreparedEvent.decode(msg.data);
+            // The `stream.chat` switch sheds chat at the gateway during a big event; gifts and notices still flow.
+            if (kindOf(event.event) === 'chat' && this.deps.switches?.isOff('stream.chat')) {
+              this.stats.chatDropped++;
+              return;
+            }
+            feed.push(event);
           } catch (e) {
             this.deps.log?.warn({ err: e, subject: msg.subject }, 'undecodable room event ignored');
           }

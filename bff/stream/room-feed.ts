@@ -92,9 +92,9 @@ export interface FeedLimits {
   maxPendingGifts: number;
 }
 
-type Kind = 'notice' | 'gift' | 'chat' | 'likes' | 'online';
+export type Kind = 'notice' | 'gift' | 'chat' | 'likes' | 'online';
 
-function kindOf(e: RoomEvent): Kind {
+export function kindOf(e: RoomEvent): Kind {
   if (e.gift) return 'gift';
   if (e.chat) return 'chat';
   if (e.likes) return 'likes';
