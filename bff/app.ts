@@ -63,6 +63,7 @@ export function createApp(opts: AppOptions = {}): Express {
   app.disable('x-powered-by');
   const ctx = opts.context;
   if (ctx?.settings.TRUST_PROXY_HOPS) app.set('trust proxy', ctx.settings.TRUST_PROXY_HOPS);
+  if (ctx?.metrics) app.use(ctx.metrics.http());
   app.use(closeWhileDraining(readiness));
   // An API answers JSON only: no CSP relaxations are needed except for the demo page's own script.
   app.use(helmet());

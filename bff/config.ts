@@ -28,6 +28,8 @@ export const bffConfigShape = {
   REPLICA: kitConfigShape.REPLICA,
   DRAIN_GRACE_MS: kitConfigShape.DRAIN_GRACE_MS,
   DRAIN_TIMEOUT_MS: kitConfigShape.DRAIN_TIMEOUT_MS,
+  /** Prometheus `/metrics` on its own port; unset means PORT + 1000, 0 picks a free port, -1 disables it. */
+  METRICS_PORT: kitConfigShape.METRICS_PORT,
   REDIS_URL: kitConfigShape.REDIS_URL,
   REDIS_PREFIX: kitConfigShape.REDIS_PREFIX,
   NATS_URL: kitConfigShape.NATS_URL,
@@ -98,7 +100,8 @@ export function parseBffConfig(env: NodeJS.ProcessEnv = process.env): BffConfig 
     if (config.DEMO === 'on' && env.DEMO !== 'on') config.DEMO = 'off';
     if (problems.length > 0) throw new ConfigError(problems);
   }
-  return { ...config, REPLICA: config.REPLICA || `${hostname()}:${config.PORT}` };
+  const metricsPort = config.METRICS_PORT === -2 ? (config.PORT === 0 || config.PORT + 1000 > 65535 ? 0 : config.PORT + 1000) : config.METRICS_PORT;
+  return { ...config, METRICS_PORT: metricsPort, REPLICA: config.REPLICA || `${hostname()}:${config.PORT}` };
 }
 
 /** Same contract as the services: one line naming the bad variable, exit 78, before anything starts. */

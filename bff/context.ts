@@ -8,6 +8,7 @@ import type { Logger } from '../services/kit/logger.js';
 import type { Caller } from '../services/kit/identity.js';
 import type { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
+import type { BffMetrics } from './metrics.js';
 import type { MicroCache } from './microcache.js';
 import { writeEncoded } from './respond.js';
 import type { Switches } from './switches.js';
@@ -26,6 +27,7 @@ export interface BffContext {
   /** Absent only when NATS is not reachable at start: every section then counts as switched on. */
   switches?: Switches;
   redis?: Redis;
+  metrics?: BffMetrics;
   log?: Logger;
 }
 

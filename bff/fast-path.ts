@@ -44,7 +44,10 @@ export function withFastPath(app: RequestListener, ctx: BffContext, readiness: R
       void app(req, res);
       return;
     }
-    const serve = () => writeEncoded(req, res, body, { cacheStatus: 'HIT', maxAgeS, baseHeaders: security });
+    const serve = () => {
+      ctx.cache.served.HIT++;
+      writeEncoded(req, res, body, { cacheStatus: 'HIT', maxAgeS, baseHeaders: security });
+    };
     const fallBack = () => void app(req, res);
     const ip = clientIp(req, ctx.settings.TRUST_PROXY_HOPS);
     let token: string | undefined;

@@ -50,4 +50,4 @@ try {
 }
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));
-log.info({ port: boundPort(server) }, `bff serving on ${config.HOST}:${boundPort(server)}`);
+log.info({ port: boundPort(server), metricsPort: bff.metricsPort }, `bff serving on ${config.HOST}:${boundPort(server)}`);

@@ -66,6 +66,8 @@ export class MicroCache {
   private readonly now: () => number;
   /** Screens built (loader runs), for tests and metrics: the single-flight check counts these. */
   loads = 0;
+  /** Responses by cache status, for metrics (the fast path counts its hits here too). */
+  readonly served: Record<CacheStatus, number> = { HIT: 0, MISS: 0, UPDATING: 0, STALE: 0 };
 
   constructor(private readonly opts: MicroCacheOptions) {
     this.now = opts.now ?? Date.now;
@@ -78,6 +80,12 @@ export class MicroCache {
    * was deleted must stop showing, a room whose service is down should keep showing).
    */
   async get(key: string, load: () => Promise<unknown>): Promise<{ body: EncodedBody; status: CacheStatus }> {
+    const got = await this.lookup(key, load);
+    this.served[got.status]++;
+    return got;
+  }
+
+  private async lookup(key: string, load: () => Promise<unknown>): Promise<{ body: EncodedBody; status: CacheStatus }> {
     const entry = this.entries.get(key);
     const age = entry ? this.now() - entry.storedAt : Infinity;
     if (entry && age < this.opts.ttlMs) return { body: entry.body, status: 'HIT' };

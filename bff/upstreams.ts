@@ -80,6 +80,8 @@ export class Upstream<C extends object> {
     readonly name: string,
     readonly client: C,
     settings: BreakerSettings,
+    /** Told the outcome of every call (gRPC code name, or BREAKER_OPEN), for metrics. */
+    private readonly observe?: (method: string, code: string, seconds: number) => void,
   ) {
     this.breaker = new CircuitBreaker((run: () => Promise<unknown>) => run(), {
       name,
@@ -114,12 +116,24 @@ export class Upstream<C extends object> {
         this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
         fn.call(this.client, req, md, { deadline: ctx.deadline }, (err, res) => (err ? reject(err) : resolve(res)));
       });
-    return (this.breaker.fire(run) as Promise<ResponseOf<C, M>>).catch((err: unknown) => {
-      if ((err as { code?: unknown }).code === 'EOPENBREAKER') throw breakerOpen(this.name);
-      // The error middleware names the failing upstream in 5xx bodies.
-      if (isGrpcFailure(err)) err.upstream = this.name;
-      throw err;
-    });
+    const start = performance.now();
+    const seconds = () => (performance.now() - start) / 1000;
+    return (this.breaker.fire(run) as Promise<ResponseOf<C, M>>).then(
+      (res) => {
+        this.observe?.(method, 'OK', seconds());
+        return res;
+      },
+      (err: unknown) => {
+        if ((err as { code?: unknown }).code === 'EOPENBREAKER') {
+          this.observe?.(method, 'BREAKER_OPEN', seconds());
+          throw breakerOpen(this.name);
+        }
+        this.observe?.(method, isGrpcFailure(err) ? (Code[err.code] ?? String(err.code)) : 'UNKNOWN', seconds());
+        // The error middleware names the failing upstream in 5xx bodies.
+        if (isGrpcFailure(err)) err.upstream = this.name;
+        throw err;
+      },
+    );
   }
 
   close(): void {
@@ -150,19 +164,23 @@ export interface Upstreams {
 
 export type UpstreamName = keyof Upstreams;
 
-export function createUpstreams(config: Pick<BffConfig, 'ROOM_ADDR' | 'GIFT_ADDR' | 'LEDGER_ADDR' | 'CHAT_ADDR' | 'RANKING_ADDR' | 'BREAKER_ERROR_PERCENT' | 'BREAKER_MIN_CALLS' | 'BREAKER_WINDOW_MS' | 'BREAKER_OPEN_MS'>): Upstreams {
+export function createUpstreams(
+  config: Pick<BffConfig, 'ROOM_ADDR' | 'GIFT_ADDR' | 'LEDGER_ADDR' | 'CHAT_ADDR' | 'RANKING_ADDR' | 'BREAKER_ERROR_PERCENT' | 'BREAKER_MIN_CALLS' | 'BREAKER_WINDOW_MS' | 'BREAKER_OPEN_MS'>,
+  observe?: (upstream: string, method: string, code: string, seconds: number) => void,
+): Upstreams {
   const settings: BreakerSettings = {
     errorPercent: config.BREAKER_ERROR_PERCENT,
     minCalls: config.BREAKER_MIN_CALLS,
     windowMs: config.BREAKER_WINDOW_MS,
     openMs: config.BREAKER_OPEN_MS,
   };
+  const observer = (name: string) => (observe ? (method: string, code: string, s: number) => observe(name, method, code, s) : undefined);
   return {
-    room: new Upstream('room', grpcClient(RoomServiceClient, config.ROOM_ADDR), settings),
-    gift: new Upstream('gift', grpcClient(GiftServiceClient, config.GIFT_ADDR), settings),
-    ledger: new Upstream('ledger', grpcClient(LedgerServiceClient, config.LEDGER_ADDR), settings),
-    chat: new Upstream('chat', grpcClient(ChatServiceClient, config.CHAT_ADDR), settings),
-    ranking: new Upstream('ranking', grpcClient(RankingServiceClient, config.RANKING_ADDR), settings),
+    room: new Upstream('room', grpcClient(RoomServiceClient, config.ROOM_ADDR), settings, observer('room')),
+    gift: new Upstream('gift', grpcClient(GiftServiceClient, config.GIFT_ADDR), settings, observer('gift')),
+    ledger: new Upstream('ledger', grpcClient(LedgerServiceClient, config.LEDGER_ADDR), settings, observer('ledger')),
+    chat: new Upstream('chat', grpcClient(ChatServiceClient, config.CHAT_ADDR), settings, observer('chat')),
+    ranking: new Upstream('ranking', grpcClient(RankingServiceClient, config.RANKING_ADDR), settings, observer('ranking')),
   };
 }
 

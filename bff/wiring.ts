@@ -13,6 +13,8 @@ import { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
 import type { BffContext } from './context.js';
 import { withFastPath } from './fast-path.js';
+import { BffMetrics } from './metrics.js';
+import { serveMetrics } from '../services/kit/metrics.js';
 import { MicroCache } from './microcache.js';
 import { StreamGateway } from './stream/gateway.js';
 import { Switches } from './switches.js';
@@ -25,6 +27,8 @@ export interface Bff {
   ctx: BffContext;
   nats: NatsConnection;
   redis: Redis;
+  /** Where /metrics is served, when it is. */
+  metricsPort: number | undefined;
   /** The room stream; `stream.attach(server)` once the HTTP server exists. */
   stream: StreamGateway;
   /** Closes clients and connections (after the HTTP server has drained). */
@@ -35,7 +39,8 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
   const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
   const nats = await connectNats(config.NATS_URL, `bff-${config.REPLICA}`, log);
   const switches = await Switches.open(nats, config.NATS_PREFIX, log);
-  const upstreams = createUpstreams(config);
+  const metrics = new BffMetrics(config.REPLICA);
+  const upstreams = createUpstreams(config, (upstream, method, code, seconds) => metrics.observeUpstream(upstream, method, code, seconds));
   for (const u of Object.values(upstreams) as Array<Upstream<object>>) {
     u.onStateChange((state) => log.warn({ upstream: u.name, breaker: state }, `breaker ${u.name} ${state}`));
   }
@@ -46,7 +51,7 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
     max: config.CACHE_MAX_ENTRIES,
     onRefreshError: (key, err) => log.debug({ key, err }, 'micro-cache refresh failed; serving the previous entry'),
   });
-  const ctx: BffContext = { settings: config, upstreams, verifier: new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER), cache, switches, redis, log };
+  const ctx: BffContext = { settings: config, upstreams, verifier: new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER), cache, switches, redis, metrics, log };
   const app = createApp({ log, readiness, context: ctx });
   const stream = new StreamGateway(
     { nats, natsPrefix: config.NATS_PREFIX, upstreams, verifier: ctx.verifier, cache, switches, log },
@@ -60,15 +65,19 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
       resumeMax: config.STREAM_RESUME_MAX,
     },
   );
+  metrics.follow(cache, upstreams, () => stream.stats);
+  const metricsServer = config.METRICS_PORT === -1 ? undefined : await serveMetrics(metrics, config.HOST, config.METRICS_PORT);
   return {
     app,
     handler: withFastPath(app, ctx, readiness),
+    metricsPort: metricsServer?.port,
     ctx,
     nats,
     redis,
     stream,
     async close() {
       stream.close();
+      await metricsServer?.close();
       switches.close();
       closeUpstreams(upstreams);
       await nats.drain();

@@ -326,6 +326,20 @@ async function rawGet(url: string, acceptEncoding: string): Promise<{ encoding: 
   });
 }
 
+describe('metrics', () => {
+  it('serves Prometheus metrics on their own port: requests, cache statuses, upstream calls, breakers, stream', async () => {
+    expect(bff.bff.metricsPort).toBeGreaterThan(0);
+    const text = await (await fetch(`http://127.0.0.1:${bff.bff.metricsPort}/metrics`)).text();
+    expect(text).toMatch(/bff_http_requests_total\{route="\/v1\/rooms\/:id",method="GET",status="200"[^}]*\} \d+/);
+    expect(text).toMatch(/bff_cache_responses\{status="HIT"[^}]*\} [1-9]/);
+    expect(text).toMatch(/bff_upstream_calls_total\{upstream="room",method="getRoom",code="OK"[^}]*\} [1-9]/);
+    expect(text).toMatch(/bff_upstream_breaker_open\{upstream="ranking"[^}]*\} [01]/);
+    expect(text).toMatch(/bff_stream\{stat="connections"[^}]*\} 0/);
+    // Not on the public port.
+    expect((await fetch(`${bff.base}/metrics`)).status).toBe(404);
+  });
+});
+
 describe('OpenAPI and the demo page', () => {
   it('documents every route the app serves, with request bodies from the validation schemas', async () => {
     const res = await fetch(`${bff.base}/openapi.json`);

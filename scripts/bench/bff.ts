@@ -38,6 +38,7 @@ import {
   machineLine,
   measure,
   percentile,
+  processCpuSeconds,
   runBench,
   say,
   setBenchTag,
@@ -169,6 +170,9 @@ interface Fanout {
   max: number;
   frames: number;
   closedEarly: number;
+  /** CPU seconds per second of window: the BFF process, and this (client) process. */
+  bffCpu: number;
+  clientCpu: number;
 }
 
 /** Counts the RoomEvents in a protobuf frame by walking its top-level fields, without decoding them. */
@@ -273,6 +277,8 @@ async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: 
   await sleep(500);
   measuring = true;
   const start = performance.now();
+  const bffCpu0 = processCpuSeconds(bff.pid);
+  const clientCpu0 = process.cpuUsage();
   const ticker = setInterval(() => say(`[5/5] fan-out: ${formatK(delivered)} events delivered`), 1000);
   const published = await run(opts.fanoutSeconds * 1000);
   // Let the last tick's frames arrive before the window closes.
@@ -280,6 +286,9 @@ async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: 
   measuring = false;
   clearInterval(ticker);
   const seconds = (performance.now() - start) / 1000;
+  const bffCpu = (processCpuSeconds(bff.pid) - bffCpu0) / seconds;
+  const clientUsage = process.cpuUsage(clientCpu0);
+  const clientCpu = (clientUsage.user + clientUsage.system) / 1e6 / seconds;
   await nc.close();
   for (const ws of sockets) ws.terminate();
   const sorted = Float64Array.from(latencies.subarray(0, samples)).sort();
@@ -295,6 +304,8 @@ async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: 
     max: sorted[sorted.length - 1] ?? NaN,
     frames,
     closedEarly,
+    bffCpu,
+    clientCpu,
   };
 }
 
@@ -366,6 +377,7 @@ async function main(): Promise<number> {
       {
         ...iso.env,
         LOG_LEVEL: 'warn',
+        METRICS_PORT: '0',
         ROOM_ADDR: room.address,
         GIFT_ADDR: gift.address,
         LEDGER_ADDR: ledgerAddr,
@@ -435,9 +447,11 @@ function report(rows: Row[], bytes: { raw: { bytes: number }; gz: { bytes: numbe
     '',
     `WebSocket fan-out: ${n(fan.connections)} protobuf connections in one room (opened in ${(fan.connectMs / 1000).toFixed(1)} s), ${opts.rate} chat events/s published for ${opts.fanoutSeconds} s, 100 ms frames.`,
     '',
-    '| events published | events delivered | delivered/s | frames | p50 ms | p99 ms | max ms | dropped connections |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${n(fan.published)} | ${n(fan.delivered)} | ${n(fan.perSecond)} | ${n(fan.frames)} | ${fan.p50.toFixed(0)} | ${fan.p99.toFixed(0)} | ${fan.max.toFixed(0)} | ${fan.closedEarly} |`,
+    '| events published | events delivered | delivered/s | frames | p50 ms | p99 ms | max ms | dropped connections | BFF CPU | client CPU |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${n(fan.published)} | ${n(fan.delivered)} | ${n(fan.perSecond)} | ${n(fan.frames)} | ${fan.p50.toFixed(0)} | ${fan.p99.toFixed(0)} | ${fan.max.toFixed(0)} | ${fan.closedEarly} | ${fan.bffCpu.toFixed(2)} | ${fan.clientCpu.toFixed(2)} |`,
+    '',
+    'CPU columns: CPU-seconds per second of the window (2.00 would be both cores).',
   ];
   return lines.join('\n');
 }

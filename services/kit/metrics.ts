@@ -53,7 +53,7 @@ export class KitMetrics {
 }
 
 /** Serves GET /metrics; returns the bound port (useful when asked for port 0). */
-export async function serveMetrics(metrics: KitMetrics, host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
+export async function serveMetrics(metrics: Pick<KitMetrics, 'registry'>, host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((req, res) => {
     if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
       metrics.registry.metrics().then(
