@@ -80,6 +80,8 @@ export const bffConfigShape = {
   STREAM_HEARTBEAT_MS: int(1000, 300_000, 20_000),
   /** Room stream: messages replayed on `?resume=1` / `?after=<seq>`. */
   STREAM_RESUME_MAX: int(0, 100, 20),
+  /** Room stream: signed-in viewers are re-entered into Room's presence this often (below Room's ONLINE_SESSION_TTL_MS). */
+  STREAM_PRESENCE_REFRESH_MS: int(10_000, 3_600_000, 600_000),
   /** Room stream: gifts held back by the cap beyond this many per room are dropped. */
   STREAM_MAX_PENDING_GIFTS: int(10, 1_000_000, 1000),
   /** The user id the BFF acts as (role admin) for calls no user makes, such as a provider's top-up callback. */

@@ -63,6 +63,7 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
       maxBufferBytes: config.STREAM_MAX_BUFFER_BYTES,
       heartbeatMs: config.STREAM_HEARTBEAT_MS,
       resumeMax: config.STREAM_RESUME_MAX,
+      presenceRefreshMs: config.STREAM_PRESENCE_REFRESH_MS,
     },
   );
   metrics.follow(cache, upstreams, () => stream.stats);

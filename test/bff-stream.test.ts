@@ -154,6 +154,18 @@ describe('room stream', () => {
     await closeAll([client]);
   });
 
+  it("counts signed-in viewers in Room's presence while their stream is open", async () => {
+    const roomId = await newRoom();
+    const online = async () => (await roomApi(room.client).getOnlineCount({ roomId }, as('1', 'admin'))).onlineCount;
+    const token = (await fast.auth('7401', 'viewer')).authorization!.slice('Bearer '.length);
+    const signedIn = await openStream(fast.base, roomId, `access_token=${token}`);
+    const anonymous = await openStream(fast.base, roomId);
+    await until('the viewer to count', online, (n) => n === '1');
+    await closeAll([signedIn]);
+    await until('the viewer to leave', online, (n) => n === '0');
+    await closeAll([anonymous]);
+  });
+
   it('drops a client that stops answering pings', async () => {
     const roomId = await newRoom();
     const before = fast.bff.stream.stats.heartbeatDisconnects;

@@ -18,7 +18,8 @@ import type { Duplex } from 'node:stream';
 import type { Subscription } from '@nats-io/nats-core';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ListRecentMessagesRequest } from '../../gen/ts/livemesh/chat/v1/chat.js';
-import { GetRoomRequest } from '../../gen/ts/livemesh/room/v1/room.js';
+import { EnterRoomRequest, GetRoomRequest, LeaveRoomRequest } from '../../gen/ts/livemesh/room/v1/room.js';
+import { randomUUID } from 'node:crypto';
 import { subject, type NatsConnection } from '../../services/kit/nats.js';
 import type { Logger } from '../../services/kit/logger.js';
 import { isPositiveInt64, type Caller } from '../../services/kit/identity.js';
@@ -39,6 +40,8 @@ export interface StreamSettings extends FeedLimits {
   maxBufferBytes: number;
   heartbeatMs: number;
   resumeMax: number;
+  /** Signed-in viewers are re-entered into Room's presence this often (its sessions expire otherwise). */
+  presenceRefreshMs: number;
 }
 
 export interface StreamStats {
@@ -56,6 +59,9 @@ const PATH = /^\/v1\/rooms\/([^/]+)\/stream$/;
 
 class Viewer {
   alive = true;
+  /** Room's presence session for this connection; signed-in viewers only (Room counts users). */
+  readonly session = randomUUID();
+  enteredAt = 0;
   /** Frames that arrived while the replay was being fetched; sent right after it. */
   held: Frame[] | undefined = [];
 
@@ -144,6 +150,7 @@ export class StreamGateway {
     // Clients send nothing but control frames; a message is ignored rather than an error.
     ws.on('message', () => undefined);
     const subscribed = this.join(viewer);
+    this.presence(viewer, 'enter');
     void subscribed.then(
       () => {
         if (ws.readyState !== WebSocket.OPEN) return;
@@ -212,11 +219,27 @@ export class StreamGateway {
     const room = this.rooms.get(viewer.roomId);
     if (!room?.viewers.delete(viewer)) return;
     this.stats.connections--;
+    this.presence(viewer, 'leave');
     if (room.viewers.size === 0) {
       room.sub.unsubscribe();
       this.rooms.delete(viewer.roomId);
       this.stats.subscriptions = this.rooms.size;
     }
+  }
+
+  /**
+   * Watching a room's stream is what "online" means: a signed-in viewer enters Room's presence
+   * when the stream opens, is re-entered while it stays open, and leaves when it closes. Best
+   * effort: a failure costs the count one viewer, never the stream.
+   */
+  private presence(viewer: Viewer, action: 'enter' | 'leave'): void {
+    if (!viewer.caller) return;
+    const room = this.deps.upstreams.room;
+    const ctx = { caller: viewer.caller, deadline: Date.now() + this.settings.callBudgetMs };
+    const req = { roomId: viewer.roomId, sessionId: viewer.session };
+    if (action === 'enter') viewer.enteredAt = Date.now();
+    const call = action === 'enter' ? room.call('enterRoom', EnterRoomRequest.fromPartial(req), ctx) : room.call('leaveRoom', LeaveRoomRequest.fromPartial(req), ctx);
+    call.catch((err: unknown) => this.deps.log?.debug({ err, roomId: viewer.roomId, action }, 'stream presence update failed'));
   }
 
   private tick(): void {
@@ -258,6 +281,7 @@ export class StreamGateway {
         }
         viewer.alive = false;
         viewer.ws.ping();
+        if (viewer.caller && Date.now() - viewer.enteredAt > this.settings.presenceRefreshMs) this.presence(viewer, 'enter');
       }
     }
   }
