@@ -41,8 +41,11 @@ export interface CallContext {
 /**
  * Failures that say nothing about the upstream's health (the caller's own mistakes and refusals)
  * must not open its breaker: a burst of bad gift requests would otherwise black out the catalog.
+ * RESOURCE_EXHAUSTED is here too: livemesh services use it for per-user limits (slow mode, chat
+ * rate), and one chatty user must not switch chat off for everyone.
  */
 const CLIENT_CODES = new Set<Code>([
+  Code.RESOURCE_EXHAUSTED,
   Code.INVALID_ARGUMENT,
   Code.NOT_FOUND,
   Code.ALREADY_EXISTS,
