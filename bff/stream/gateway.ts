@@ -67,6 +67,8 @@ class Viewer {
 
   constructor(
     readonly ws: WebSocket,
+    /** The upgraded socket ws runs on; live frames are written to it pre-framed (see wsFrame). */
+    readonly socket: Duplex,
     readonly roomId: string,
     readonly format: Format,
     readonly caller: Caller | undefined,
@@ -129,7 +131,7 @@ export class StreamGateway {
     } catch (err) {
       return refuse(socket, err instanceof HttpError ? err : isGrpcFailure(err) ? fromGrpc(err, err.upstream ?? 'room') : new HttpError(500, { error: { code: 'INTERNAL', message: 'internal error' } }));
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, roomId, format, caller, resume ? (after ?? '0') : undefined));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, roomId, format, caller, resume ? (after ?? '0') : undefined));
   }
 
   /** A cached existence check (single flight, stale-if-error), so a crowd connecting at once costs Room one call. */
@@ -141,8 +143,8 @@ export class StreamGateway {
     });
   }
 
-  private connected(ws: WebSocket, roomId: string, format: Format, caller: Caller | undefined, resumeAfter: string | undefined): void {
-    const viewer = new Viewer(ws, roomId, format, caller);
+  private connected(ws: WebSocket, socket: Duplex, roomId: string, format: Format, caller: Caller | undefined, resumeAfter: string | undefined): void {
+    const viewer = new Viewer(ws, socket, roomId, format, caller);
     this.stats.connections++;
     ws.on('pong', () => (viewer.alive = true));
     ws.on('error', () => ws.terminate());
@@ -259,7 +261,10 @@ export class StreamGateway {
     }
     const ws = viewer.ws;
     if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(frame.data(viewer.format), { binary: viewer.format === 'protobuf' });
+    // One write of bytes shared by every viewer. ws writes its own frames (pings, close)
+    // synchronously and whole, so frames never interleave on the socket; bufferedAmount below
+    // reads the socket's queue and so counts these bytes too.
+    viewer.socket.write(frame.wire(viewer.format));
     this.stats.framesSent++;
     this.stats.eventsSent += frame.events.length;
     if (ws.bufferedAmount > this.settings.maxBufferBytes) {

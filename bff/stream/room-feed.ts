@@ -37,10 +37,29 @@ export class PreparedEvent {
 
 export type Format = 'json' | 'protobuf';
 
+/**
+ * A complete WebSocket frame (RFC 6455 §5.2) as a server sends it: FIN, the opcode, the payload
+ * length, no mask, no extensions (permessage-deflate is off). Built once per room per tick and
+ * written as is to every viewer's socket, instead of letting the WebSocket library frame the same
+ * bytes again for each of 10,000 viewers.
+ */
+export function wsFrame(payload: Buffer, binary: boolean): Buffer {
+  const opcode = binary ? 0x82 : 0x81;
+  const n = payload.length;
+  const header = n < 126 ? Buffer.from([opcode, n]) : n < 65536 ? Buffer.from([opcode, 126, n >> 8, n & 0xff]) : Buffer.alloc(10);
+  if (n >= 65536) {
+    header[0] = opcode;
+    header[1] = 127;
+    header.writeBigUInt64BE(BigInt(n), 2);
+  }
+  return Buffer.concat([header, payload]);
+}
+
 /** A frame as both encodings, each built only if some viewer wants it. */
 export class Frame {
   private text: string | undefined;
   private binary: Buffer | undefined;
+  private readonly framed: Partial<Record<Format, Buffer>> = {};
 
   constructor(
     readonly type: 'events' | 'replay',
@@ -68,8 +87,9 @@ export class Frame {
     return this.binary;
   }
 
-  data(format: Format): string | Buffer {
-    return format === 'json' ? this.json : this.protobuf;
+  /** The whole WebSocket frame for `format`, ready to write to a socket. */
+  wire(format: Format): Buffer {
+    return (this.framed[format] ??= wsFrame(format === 'json' ? Buffer.from(this.json) : this.protobuf, format === 'protobuf'));
   }
 }
 
