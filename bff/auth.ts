@@ -32,7 +32,7 @@ export class TokenVerifier {
     if (typeof sub !== 'string' || !isPositiveInt64(sub)) throw unauthenticated('token subject must be a positive 64-bit integer user id');
     const role = payload.role;
     if (typeof role !== 'string' || !ROLES.includes(role as Role)) throw unauthenticated(`token role must be one of ${ROLES.join(', ')}`);
-    const name = typeof payload.name === 'string' ? payload.name.slice(0, 64) : '';
+    const name = typeof payload.name === 'string' ? shortName(payload.name, 64) : '';
     return { userId: sub, role: role as Role, name };
   }
 
@@ -42,6 +42,15 @@ export class TokenVerifier {
     if (this.issuer) jwt.setIssuer(this.issuer);
     return jwt.sign(this.key);
   }
+}
+
+/**
+ * A display name cut to `max` characters (code points, so an emoji is never split) without
+ * control characters: each service bounds the names it stores (Chat 20, Gift 32) and would
+ * otherwise refuse a field the user never typed into this request.
+ */
+export function shortName(name: string, max: number): string {
+  return [...name.replace(/[\u0000-\u001f\u007f]/g, '')].slice(0, max).join('');
 }
 
 function unauthenticated(message: string): HttpError {

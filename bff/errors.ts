@@ -119,8 +119,8 @@ export function fromGrpc(err: GrpcFailure, upstream: string): HttpError {
   if (reason) body.error.reason = reason;
   const violations = details?.badRequest?.fieldViolations ?? [];
   const field = violations[0]?.field ?? details?.errorInfo?.metadata.field;
-  if (field) body.error.field = field;
-  if (violations.length > 1) body.error.fields = violations.map((v) => ({ field: v.field, description: v.description }));
+  if (field) body.error.field = jsonName(field);
+  if (violations.length > 1) body.error.fields = violations.map((v) => ({ field: jsonName(v.field), description: v.description }));
   if (status >= 500) {
     body.error.upstream = upstream;
     // Never pass an upstream's internal text on; its correlation id (in the message) is enough to find the log line.
@@ -128,6 +128,14 @@ export function fromGrpc(err: GrpcFailure, upstream: string): HttpError {
     else if (!err.details.startsWith(upstream)) body.error.message = `${upstream} ${status === 504 ? 'timed out' : 'unavailable'}: ${err.details}`;
   }
   return new HttpError(status, body, status === 503 || status === 429 ? retryAfterWithJitter() : undefined);
+}
+
+/**
+ * Services name fields as in the proto (`client_message_id`, `gift.price_minor`); clients know
+ * the JSON names (`clientMessageId`), so the names are converted the way proto3 JSON does.
+ */
+export function jsonName(protoPath: string): string {
+  return protoPath.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
 /** Sends an HttpError (used by the error middleware and by handlers that answer errors themselves). */

@@ -3,13 +3,14 @@
  * room (gifts, chat, likes). The screens are public and go through the micro-cache; the actions
  * are per user and never cached.
  */
+import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { ListRecentMessagesRequest, SendLikesRequest, SendMessageRequest, SendMessageOutcome } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { ListRoomGiftsRequest, SendGiftRequest } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { GetRoomRankingRequest, RankingPeriod } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { GetOnlineCountRequest, GetRoomRequest, ListLiveRoomsRequest } from '../../gen/ts/livemesh/room/v1/room.js';
-import { callerOf, mustCaller, requireRole } from '../auth.js';
+import { callerOf, mustCaller, requireRole, shortName } from '../auth.js';
 import { callFor, sendCachedScreen, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { presentEvent, presentGifts, presentOrder, presentRank, presentRoom, ROOM_FIELDS } from '../present.js';
@@ -18,6 +19,10 @@ import { int64Id, minorAmount, parseInput } from '../validate.js';
 import { noteRecentRoom } from './recent.js';
 
 export const roomParams = z.object({ id: int64Id });
+
+/** The longest sender names Gift and Chat keep (their LIMITS.senderName). */
+const GIFT_NAME_MAX = 32;
+const CHAT_NAME_MAX = 20;
 
 /** Cache keys of a room's public screens, dropped when this replica changes the room. */
 export const roomCacheKeys = (roomId: string) => [`room:${roomId}`, `gifts:${roomId}`];
@@ -145,17 +150,22 @@ export function roomRoutes(ctx: BffContext): Router {
     const body = parseInput(sendGiftBody, req.body, 'body');
     const out = await gift.call(
       'sendGift',
-      SendGiftRequest.fromPartial({ idempotencyKey: key, roomId: id, giftId: body.giftId, count: body.count, expectedUnitPriceMinor: body.expectedUnitPriceMinor ?? '0', senderName: caller.name }),
+      SendGiftRequest.fromPartial({ idempotencyKey: key, roomId: id, giftId: body.giftId, count: body.count, expectedUnitPriceMinor: body.expectedUnitPriceMinor ?? '0', senderName: shortName(caller.name, GIFT_NAME_MAX) }),
       callFor(ctx, caller),
     );
     res.status(out.replayed ? 200 : 201).json({ order: out.order ? presentOrder(out.order) : null, comboCount: out.comboCount, balanceMinor: out.senderBalance?.amountMinor ?? null, replayed: out.replayed });
   });
 
+  /** `clientMessageId` makes a retried send count once; without one the BFF picks a fresh id (no retry safety). */
   r.post('/v1/rooms/:id/chat', requireRole(), async (req, res) => {
     const caller = mustCaller(res);
     const { id } = parseInput(roomParams, req.params, 'path');
     const body = parseInput(chatBody, req.body, 'body');
-    const out = await chat.call('sendMessage', SendMessageRequest.fromPartial({ roomId: id, text: body.text, clientMessageId: body.clientMessageId ?? '', senderName: caller.name }), callFor(ctx, caller));
+    const out = await chat.call(
+      'sendMessage',
+      SendMessageRequest.fromPartial({ roomId: id, text: body.text, clientMessageId: body.clientMessageId ?? randomUUID(), senderName: shortName(caller.name, CHAT_NAME_MAX) }),
+      callFor(ctx, caller),
+    );
     res.status(201).json({ messageId: out.messageId, outcome: OUTCOMES[out.outcome] ?? 'published' });
   });
 
