@@ -110,10 +110,4 @@ export class Switches {
   close(): void {
     this.stopWatch?.();
   }
-
-  /** Removes the bucket (tests). */
-  async destroy(): Promise<void> {
-    this.close();
-    await this.kv.destroy();
-  }
 }

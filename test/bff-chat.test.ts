@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolate } from '../scripts/isolation.js';
 import { json, seedGiftCatalog, send, startBff, until, type BffServer } from './support/bff.js';
 import { openStream, type StreamClient } from './support/bff-stream.js';
-import { giftPublisher, startChat, startGift, startRanking, type ChatServer, type RankingServer } from './support/chat.js';
+import { giftPublisher, startChat, startRanking, type ChatServer, type RankingServer } from './support/chat.js';
+import { startGift } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('bffchat');

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../bff/upstreams.js';
 import { isolate } from '../scripts/isolation.js';
 import type { Server as ServiceProcess } from '../scripts/bench/harness.js';
-import { json, killService, send, seedGiftCatalog, spawnService, startBff, stopServer, until, type BffServer } from './support/bff.js';
+import { json, killService, send, seedGiftCatalog, spawnOn, startBff, stopServer, until, type BffServer } from './support/bff.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('bffres');
@@ -23,7 +23,7 @@ const TTL_MS = 300;
 
 beforeAll(async () => {
   room = await startRoom(iso);
-  gift = await spawnService('gift', iso, { ROOM_ADDR: room.address, LEDGER_ADDR: '127.0.0.1:1' });
+  gift = await spawnOn('gift', iso, { ROOM_ADDR: room.address, LEDGER_ADDR: '127.0.0.1:1' });
   (await seedGiftCatalog(gift.address)).client.close();
   const env = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, CACHE_TTL_MS: String(TTL_MS), BREAKER_MIN_CALLS: '5', BREAKER_OPEN_MS: '60000', RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '5' };
   [a, b] = await Promise.all([startBff(iso, env), startBff(iso, env)]);

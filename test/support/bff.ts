@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { credentials } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
@@ -8,8 +8,8 @@ import { TokenVerifier } from '../../bff/auth.js';
 import { parseBffConfig, type BffConfig } from '../../bff/config.js';
 import { createBff, type Bff } from '../../bff/wiring.js';
 import type { Role } from '../../services/kit/identity.js';
-import { fromRoot } from '../../services/kit/paths.js';
-import { startServer, stopServer, type Server as ServiceProcess } from '../../scripts/bench/harness.js';
+import type { Server as ServiceProcess } from '../../scripts/bench/harness.js';
+import { spawnService, stopServer } from './gift.js';
 import type { Isolation } from '../../scripts/isolation.js';
 import { as, LogCapture, unaryApi } from './room.js';
 
@@ -53,10 +53,6 @@ export async function startBff(iso: Isolation, env: Record<string, string>) {
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      // Replicas of one isolation share the bucket: whichever closes first removes it.
-      await bff.ctx.switches?.destroy().catch((err: unknown) => {
-        if ((err as Error).name !== 'StreamNotFoundError') throw err;
-      });
       await bff.close();
     },
   };
@@ -64,9 +60,9 @@ export async function startBff(iso: Isolation, env: Record<string, string>) {
 
 export type BffServer = Awaited<ReturnType<typeof startBff>>;
 
-/** A built service process on the isolation (its own database name suffix), ready once SERVING. */
-export async function spawnService(name: 'gift' | 'ledger' | 'chat' | 'ranking', iso: Isolation, env: Record<string, string>): Promise<ServiceProcess> {
-  return startServer(name, fromRoot('dist', 'services', name, 'main.js'), { ...iso.env, MYSQL_DATABASE: `${iso.database}_${name}`, METRICS_PORT: '-1', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0', ...env }, false, new AbortController().signal);
+/** A built service process on the isolation, with its own database (`<isolation db>_<name>`). */
+export function spawnOn(name: 'gift' | 'ledger', iso: Isolation, env: Record<string, string>): Promise<ServiceProcess> {
+  return spawnService(name, { ...iso.env, MYSQL_DATABASE: `${iso.database}_${name}`, ...env });
 }
 
 export { stopServer };
@@ -108,4 +104,21 @@ export async function until<T>(what: string, get: () => Promise<T>, check: (v: T
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
+}
+
+/**
+ * A GET through node:http: the body exactly as sent (fetch decodes it), and no headers added
+ * (fetch adds `Cache-Control: no-cache` to a request carrying If-None-Match, which makes Express
+ * refuse a 304).
+ */
+export function rawGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    request(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    })
+      .on('error', reject)
+      .end();
+  });
 }
