@@ -1,11 +1,14 @@
 /**
- * The BFF's money routes through the real Ledger, Gift and Room (in-process): the provider's
- * top-up callback, the "me" screen, sending paid gifts, and a streamer's income.
+ * The BFF's money routes through the real Ledger, Gift, Room, Chat and Ranking (in-process): the
+ * provider's top-up callback, the "me" screen, sending paid gifts (and seeing them arrive on the
+ * room stream and in the ranking), and a streamer's income.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signTopup } from '../bff/routes/wallet.js';
 import { isolate } from '../scripts/isolation.js';
 import { json, rawGet, seedGiftCatalog, send, startBff, until, type BffServer } from './support/bff.js';
+import { openStream } from './support/bff-stream.js';
+import { startChat, startRanking, type ChatServer, type RankingServer } from './support/chat.js';
 import { giftEnv, startGift, type GiftServer } from './support/gift.js';
 import { startLedger, type LedgerServer } from './support/ledger.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
@@ -14,6 +17,8 @@ const iso = isolate('bffwallet');
 let room: RoomServer;
 let ledger: LedgerServer;
 let gift: GiftServer;
+let chat: ChatServer;
+let ranking: RankingServer;
 let bff: BffServer;
 let roseId = '';
 let liveRoom = '';
@@ -23,12 +28,20 @@ const STREAMER = '5400';
 beforeAll(async () => {
   room = await startRoom(iso);
   ledger = await startLedger(iso, { MYSQL_DATABASE: `${iso.database}_ledger` });
-  // Chat and Ranking are not here: orders are done once EXP and the combo are.
-  gift = await startGift(iso, giftEnv(iso, room.address, ledger.address, { GIFT_REQUIRED_EFFECTS: 'exp,combo' }));
+  gift = await startGift(iso, giftEnv(iso, room.address, ledger.address));
+  const effects = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LEDGER_ADDR: ledger.address };
+  [chat, ranking] = await Promise.all([startChat(iso, effects), startRanking(iso, { ...effects, RANKING_SNAPSHOT_MS: '100' })]);
   const catalog = await seedGiftCatalog(gift.address);
   catalog.client.close();
   roseId = catalog.rose.giftId;
-  bff = await startBff(iso, { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LEDGER_ADDR: ledger.address, RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '0' });
+  bff = await startBff(iso, {
+    ...effects,
+    CHAT_ADDR: chat.address,
+    RANKING_ADDR: ranking.address,
+    RATE_LIMIT_IP_PER_S: '0',
+    RATE_LIMIT_USER_PER_S: '0',
+    CACHE_TTL_MS: '200',
+  });
   const rooms = roomApi(room.client);
   const streamer = as(STREAMER, 'streamer');
   liveRoom = (await rooms.createRoom({ title: 'money talks', requestId: 'w1' }, streamer)).room!.roomId;
@@ -38,6 +51,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await bff?.close();
+  await ranking?.close();
+  await chat?.close();
   await gift?.close();
   await ledger?.close();
   await room?.close();
@@ -113,6 +128,22 @@ describe('POST /v1/rooms/:id/gifts', () => {
     const retry = await send(bff.base, 'POST', `/v1/rooms/${liveRoom}/gifts`, { giftId: roseId, count: 3, expectedUnitPriceMinor: '100' }, fan);
     expect(retry.status).toBe(200);
     expect(await json(retry)).toMatchObject({ order: { id: order.order.id }, replayed: true });
+  });
+
+  it('a sent gift reaches the room stream as a barrage and the room screen’s ranking', async () => {
+    await topup({ paymentReference: 'pay-w-4', userId: '7704', amountMinor: '10000', provider: 'test' });
+    const stream = await openStream(bff.base, liveRoom);
+    const fan = { ...(await bff.auth('7704', 'viewer', 'Top Fan')), 'idempotency-key': 'gift-w-0005' };
+    const sent = await send(bff.base, 'POST', `/v1/rooms/${liveRoom}/gifts`, { giftId: roseId, count: 50 }, fan);
+    expect(sent.status).toBe(201);
+    await until('the barrage', async () => stream.events, (e) => e.some((x) => x.type === 'gift'));
+    const screen = await until('the ranking on the room screen', async () => json(await fetch(`${bff.base}/v1/rooms/${liveRoom}`)), (s) =>
+      (s.ranking ?? []).some((r: { userId: string }) => r.userId === '7704'),
+    );
+    expect(screen.ranking[0]).toMatchObject({ rank: 1, userId: '7704', name: 'Top Fan', scoreMinor: '5000' });
+    expect(screen.degraded).toEqual([]);
+    stream.ws.close();
+    await stream.closed;
   });
 
   it("maps Gift's refusals to 409s with their reasons", async () => {
