@@ -6,7 +6,8 @@
  *   1. bare node:http hello-world (GET / → {"hello":"world"});
  *   2. Express hello-world, the same;
  *   3. the BFF's warm `GET /v1/rooms/:id` (a micro-cache hit, brotli, as a phone asks for it),
- *      with Room and Gift (and Chat and Ranking when built) as processes behind it;
+ *      with all five services as processes behind it and the room filled as mid-show: twelve
+ *      gifts, three real gifters on the ranking, twenty chat messages;
  *   4. the room entry's bytes: raw, gzip, br;
  *   5. WebSocket fan-out: --connections protobuf clients in one room, --rate events/s published
  *      on the room's NATS subject for --fanout-seconds: events delivered per second across all
@@ -22,10 +23,10 @@ import { performance } from 'node:perf_hooks';
 import { credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
 import { WebSocket } from 'ws';
-import { EventPriority, ListRecentMessagesResponse, RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { ChatServiceClient, EventPriority, ListRecentMessagesResponse, RoomEvent, SendMessageRequest } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { LedgerServiceClient, TopUpRequest } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
-import { existsSync } from 'node:fs';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate } from '../isolation.js';
@@ -337,38 +338,19 @@ async function main(): Promise<number> {
     rows.push(await measure('[2/5]', 'Express hello-world', ex, httpFire(ex.address, '/', { 'accept-encoding': 'br' }, opts.concurrency), http, abort.signal));
     await stop(ex);
 
-    say(`[3/5] Room, Gift${hasService('chat') ? ', Chat' : ''}${hasService('ranking') ? ', Ranking' : ''} and the BFF (database ${iso.database}, Redis prefix ${iso.redisPrefix})`);
+    say(`[3/5] Room, Ledger, Gift, Chat, Ranking and the BFF (database ${iso.database}, Redis prefix ${iso.redisPrefix})`);
     const common = { ...iso.env, METRICS_PORT: '-1', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0' };
-    const room = await startServer('room', fromRoot('dist', 'services', 'room', 'main.js'), common, false, abort.signal);
-    servers.push(room);
-    const dead = '127.0.0.1:1';
-    const ledgerAddr = dead;
-    const gift = await startServer('gift', fromRoot('dist', 'services', 'gift', 'main.js'), { ...common, MYSQL_DATABASE: `${iso.database}_gift`, ROOM_ADDR: room.address, LEDGER_ADDR: ledgerAddr }, false, abort.signal);
-    servers.push(gift);
-    const optional: Record<string, string> = {};
-    for (const name of ['chat', 'ranking'] as const) {
-      if (!hasService(name)) continue;
-      const s = await startServer(name, fromRoot('dist', 'services', name, 'main.js'), { ...common, MYSQL_DATABASE: `${iso.database}_${name}`, ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LEDGER_ADDR: ledgerAddr }, false, abort.signal);
+    const service = async (name: string, env: Record<string, string>) => {
+      const s = await startServer(name, fromRoot('dist', 'services', name, 'main.js'), { ...common, MYSQL_DATABASE: `${iso.database}_${name}`, ...env }, false, abort.signal);
       servers.push(s);
-      optional[`${name.toUpperCase()}_ADDR`] = s.address;
-    }
-    const roomClient = new RoomServiceClient(room.address, credentials.createInsecure());
-    const giftClient = new giftPb.GiftServiceClient(gift.address, credentials.createInsecure());
-    const streamer = new Metadata();
-    streamer.set('lm-user-id', '5100');
-    streamer.set('lm-role', 'streamer');
-    const created = await unary<object, { room?: { roomId: string } }>(roomClient, 'createRoom', { streamerId: '5100', title: 'Bench night: songs and stories', category: 'music', coverKey: 'covers/5100/bench.jpg', notice: 'Welcome! Be kind in chat; top gifters get a shout-out.', requestId: 'bench-room-1' }, streamer);
-    const roomId = created.room?.roomId ?? '0';
-    await unary(roomClient, 'startLive', { roomId }, streamer);
-    // A realistic gift bar: twelve gifts with names, icons and effects.
-    const giftIds: string[] = [];
-    for (const [i, name] of ['rose', 'heart', 'lollipop', 'star', 'crown', 'rocket', 'yacht', 'castle', 'unicorn', 'fireworks', 'planet', 'galaxy'].entries()) {
-      const res = await unary<giftPb.UpsertGiftRequest, giftPb.UpsertGiftResponse>(giftClient, 'upsertGift', giftPb.UpsertGiftRequest.fromPartial({ gift: { name, priceMinor: String(10 ** (1 + (i % 6))), iconKey: `gifts/icons/${name}@3x.png`, effectKey: `gifts/effects/${name}.svga` } }), admin());
-      giftIds.push(res.gift?.giftId ?? '0');
-    }
-    await unary(giftClient, 'upsertGiftGroup', giftPb.UpsertGiftGroupRequest.fromPartial({ giftGroup: { name: 'standard', giftIds, isDefault: true } }), admin());
-    roomClient.close();
-    giftClient.close();
+      return s.address;
+    };
+    const roomAddr = await service('room', {});
+    const ledgerAddr = await service('ledger', {});
+    const giftAddr = await service('gift', { ROOM_ADDR: roomAddr, LEDGER_ADDR: ledgerAddr });
+    const peers = { ROOM_ADDR: roomAddr, GIFT_ADDR: giftAddr, LEDGER_ADDR: ledgerAddr };
+    const [chatAddr, rankingAddr] = [await service('chat', peers), await service('ranking', peers)];
+    const roomId = await fillRoom({ room: roomAddr, gift: giftAddr, ledger: ledgerAddr, chat: chatAddr });
 
     const bff = await startHttp(
       'bff',
@@ -376,13 +358,11 @@ async function main(): Promise<number> {
       [],
       {
         ...iso.env,
+        ...peers,
         LOG_LEVEL: 'warn',
         METRICS_PORT: '0',
-        ROOM_ADDR: room.address,
-        GIFT_ADDR: gift.address,
-        LEDGER_ADDR: ledgerAddr,
-        CHAT_ADDR: optional.CHAT_ADDR ?? dead,
-        RANKING_ADDR: optional.RANKING_ADDR ?? dead,
+        CHAT_ADDR: chatAddr,
+        RANKING_ADDR: rankingAddr,
         // One client address drives all the load: the per-IP limit (still checked in Redis per request) must not refuse it.
         RATE_LIMIT_IP_PER_S: '1000000',
         STREAM_EVENTS_PER_S: String(Math.max(50, opts.rate * 2)),
@@ -393,9 +373,13 @@ async function main(): Promise<number> {
     );
     servers.push(bff);
     const path = `/v1/rooms/${roomId}`;
-    const first = await fetch(`http://${bff.address}${path}`);
-    const screen = (await first.json()) as { degraded: string[]; gifts: unknown[] };
-    say(`[3/5] room entry: ${screen.gifts.length} gifts, degraded: ${screen.degraded.join(', ') || 'none'}`);
+    // The ranking is fed asynchronously (paid-gift events): wait until the screen is whole.
+    let screen: Screen = { degraded: ['?'], gifts: [], ranking: null, messages: null };
+    for (let i = 0; i < 100 && (screen.degraded.length > 0 || (screen.ranking?.length ?? 0) < 3 || (screen.messages?.length ?? 0) < 20); i++) {
+      if (i > 0) await sleep(300);
+      screen = (await (await fetch(`http://${bff.address}${path}`)).json()) as Screen;
+    }
+    say(`[3/5] room entry: ${screen.gifts.length} gifts, ranking ${screen.ranking?.length ?? 'null'}, messages ${screen.messages?.length ?? 'null'}, degraded: ${screen.degraded.join(', ') || 'none'}`);
     rows.push(await measure('[3/5]', 'BFF GET /v1/rooms/:id (warm, br)', bff, httpFire(bff.address, path, { 'accept-encoding': 'br, gzip' }, opts.concurrency), http, abort.signal));
 
     say('[4/5] response bytes');
@@ -423,8 +407,72 @@ async function main(): Promise<number> {
   }
 }
 
-function hasService(name: string): boolean {
-  return existsSync(fromRoot('dist', 'services', name, 'main.js'));
+interface Screen {
+  degraded: string[];
+  gifts: unknown[];
+  ranking: unknown[] | null;
+  messages: unknown[] | null;
+}
+
+function identity(userId: string, role: string): Metadata {
+  const md = new Metadata();
+  md.set('lm-user-id', userId);
+  md.set('lm-role', role);
+  return md;
+}
+
+/**
+ * A room as a phone sees it mid-show: live, a twelve-gift bar, three gifters on the ranking (real
+ * gifts: top-ups through the Ledger, SendGift through Gift) and twenty chat messages in Chat.
+ */
+async function fillRoom(addr: { room: string; gift: string; ledger: string; chat: string }): Promise<string> {
+  const insecure = credentials.createInsecure();
+  const roomClient = new RoomServiceClient(addr.room, insecure);
+  const giftClient = new giftPb.GiftServiceClient(addr.gift, insecure);
+  const ledgerClient = new LedgerServiceClient(addr.ledger, insecure);
+  const chatClient = new ChatServiceClient(addr.chat, insecure);
+  try {
+    const streamer = identity('5100', 'streamer');
+    const created = await unary<object, { room?: { roomId: string } }>(
+      roomClient,
+      'createRoom',
+      { streamerId: '5100', title: 'Bench night: songs and stories', category: 'music', coverKey: 'covers/5100/bench.jpg', notice: 'Welcome! Be kind in chat; top gifters get a shout-out.', requestId: 'bench-room-1' },
+      streamer,
+    );
+    const roomId = created.room?.roomId ?? '0';
+    await unary(roomClient, 'startLive', { roomId }, streamer);
+    const giftIds: string[] = [];
+    for (const [i, name] of ['rose', 'heart', 'lollipop', 'star', 'crown', 'rocket', 'yacht', 'castle', 'unicorn', 'fireworks', 'planet', 'galaxy'].entries()) {
+      const res = await unary<giftPb.UpsertGiftRequest, giftPb.UpsertGiftResponse>(
+        giftClient,
+        'upsertGift',
+        giftPb.UpsertGiftRequest.fromPartial({ gift: { name, priceMinor: String(10 ** (1 + (i % 6))), iconKey: `gifts/icons/${name}@3x.png`, effectKey: `gifts/effects/${name}.svga` } }),
+        admin(),
+      );
+      giftIds.push(res.gift?.giftId ?? '0');
+    }
+    await unary(giftClient, 'upsertGiftGroup', giftPb.UpsertGiftGroupRequest.fromPartial({ giftGroup: { name: 'standard', giftIds, isDefault: true } }), admin());
+    for (const [i, name] of ['Moonlight Fan', 'Lucky Star', 'Night Owl'].entries()) {
+      const viewer = String(7001 + i);
+      await unary(ledgerClient, 'topUp', TopUpRequest.fromPartial({ ownerId: viewer, amountMinor: '1000000', paymentReference: `bench-pay-${viewer}`, provider: 'bench' }), admin());
+      await unary(
+        giftClient,
+        'sendGift',
+        giftPb.SendGiftRequest.fromPartial({ idempotencyKey: `bench-gift-${viewer}`, roomId, giftId: giftIds[i] ?? '0', count: 3 - i, senderName: name }),
+        identity(viewer, 'viewer'),
+      );
+    }
+    // Twenty different texts: Chat merges identical messages sent close together into one.
+    const lines = ['what a song!', 'hello from Shanghai', 'encore!!', 'this is my favourite', 'can you sing it again?', 'the guitar sounds great', 'first time here, love it'];
+    for (let i = 0; i < 20; i++) {
+      const viewer = String(8001 + i);
+      const text = `${lines[i % lines.length] ?? ''}${i >= lines.length ? ` (${i})` : ''}`;
+      await unary(chatClient, 'sendMessage', SendMessageRequest.fromPartial({ roomId, text, clientMessageId: `bench-msg-${i}`, senderName: `viewer${viewer}` }), identity(viewer, 'viewer'));
+    }
+    return roomId;
+  } finally {
+    for (const c of [roomClient, giftClient, ledgerClient, chatClient]) c.close();
+  }
 }
 
 function report(rows: Row[], bytes: { raw: { bytes: number }; gz: { bytes: number; encoding: string }; br: { bytes: number; encoding: string } }, fan: Fanout, degraded: string[], opts: Options): string {
@@ -437,7 +485,7 @@ function report(rows: Row[], bytes: { raw: { bytes: number }; gz: { bytes: numbe
     '|---|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${r.label} | ${n(r.callsPerSec)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${n(r.serverCpuUsPerCall)} | ${r.errors} | ${(r.callsPerSec / express).toFixed(2)}× |`),
     '',
-    `Room entry bytes${degraded.length ? ` (sections degraded because their service is not built or not running: ${degraded.join(', ')})` : ''}:`,
+    `Room entry bytes (room, online count, 12 gifts, top-3 ranking, last 20 messages${degraded.length ? `; degraded: ${degraded.join(', ')}` : ''}):`,
     '',
     '| encoding | bytes |',
     '|---|---:|',
