@@ -53,7 +53,6 @@ export interface AppOptions {
   context?: BffContext;
 }
 
-export { errorBody, type ErrorBody } from './errors.js';
 
 /** Builds the Express app. Routes are added here as the BFF grows; the 404 and error handlers stay last. */
 export function createApp(opts: AppOptions = {}): Express {

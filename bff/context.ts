@@ -31,14 +31,9 @@ export interface BffContext {
   log?: Logger;
 }
 
-/** Absolute deadline for a call made by a request that started at `startedAt`. */
-export function deadlineOf(ctx: BffContext, startedAt: number): number {
-  return startedAt + ctx.settings.REQUEST_BUDGET_MS;
-}
-
-/** Call context for a write or a single read: the whole budget, for this caller. */
+/** Call context for a write or a single read: the request's whole budget, for this caller. */
 export function callFor(ctx: BffContext, caller: Caller | undefined, startedAt = Date.now()) {
-  return { caller, deadline: deadlineOf(ctx, startedAt) };
+  return { caller, deadline: startedAt + ctx.settings.REQUEST_BUDGET_MS };
 }
 
 /** Serves a public screen through the micro-cache under `key`. */

@@ -24,7 +24,7 @@ export interface ErrorBody {
   };
 }
 
-export function errorBody(code: string, message: string): ErrorBody {
+function errorBody(code: string, message: string): ErrorBody {
   return { error: { code, message } };
 }
 

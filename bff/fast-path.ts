@@ -22,7 +22,7 @@ import { noteRecentRoom } from './routes/recent.js';
 const SCREEN = /^\/v1\/rooms\/([1-9][0-9]{0,18})(\/gifts)?$/;
 
 /** The headers helmet sets on every response, computed once by running it against a recorder. */
-export function staticHeadersOf(middleware: RequestHandler): OutgoingHttpHeaders {
+function staticHeadersOf(middleware: RequestHandler): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
   const recorder = { setHeader: (k: string, v: string) => void (headers[k] = v), removeHeader: () => undefined, getHeader: () => undefined };
   middleware({ headers: {} } as never, recorder as never, () => undefined);
@@ -71,7 +71,7 @@ export function withFastPath(app: RequestListener, ctx: BffContext, readiness: R
 }
 
 /** The client address as Express computes req.ip with `trust proxy` set to a hop count. */
-export function clientIp(req: IncomingMessage, hops: number): string {
+function clientIp(req: IncomingMessage, hops: number): string {
   const socket = req.socket.remoteAddress ?? 'unknown';
   if (hops === 0) return socket;
   const forwarded = String(req.headers['x-forwarded-for'] ?? '')

@@ -6,10 +6,10 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { CacheStatus, EncodedBody } from './microcache.js';
 
-export const CACHE_STATUS_HEADER = 'X-Cache-Status';
+const CACHE_STATUS_HEADER = 'X-Cache-Status';
 
 /** True when If-None-Match names this ETag (weak comparison, as RFC 9110 asks for If-None-Match). */
-export function etagMatches(header: string | undefined, etag: string): boolean {
+function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   if (header.trim() === '*') return true;
   const opaque = etag.replace(/^W\//, '');

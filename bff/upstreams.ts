@@ -148,7 +148,7 @@ export class Upstream<C extends object> {
 /** grpc-js refuses non-ASCII in text metadata, so names outside printable ASCII travel only in request fields. */
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
-export function identityMetadata(caller: Caller | undefined): Metadata {
+function identityMetadata(caller: Caller | undefined): Metadata {
   const md = new Metadata();
   if (!caller) return md;
   md.set(USER_ID_KEY, caller.userId);
@@ -164,8 +164,6 @@ export interface Upstreams {
   chat: Upstream<ChatServiceClient>;
   ranking: Upstream<RankingServiceClient>;
 }
-
-export type UpstreamName = keyof Upstreams;
 
 export function createUpstreams(
   config: Pick<BffConfig, 'ROOM_ADDR' | 'GIFT_ADDR' | 'LEDGER_ADDR' | 'CHAT_ADDR' | 'RANKING_ADDR' | 'BREAKER_ERROR_PERCENT' | 'BREAKER_MIN_CALLS' | 'BREAKER_WINDOW_MS' | 'BREAKER_OPEN_MS'>,

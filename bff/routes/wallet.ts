@@ -29,7 +29,7 @@ export function signTopup(secret: string, timestampS: number, body: Buffer | str
 }
 
 /** The raw bytes of a JSON body, kept by the body parser: the signature covers bytes, not a re-serialization. */
-export function rawBodyOf(req: Request): Buffer | undefined {
+function rawBodyOf(req: Request): Buffer | undefined {
   return (req as Request & { rawBody?: Buffer }).rawBody;
 }
 
