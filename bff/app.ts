@@ -64,8 +64,7 @@ export function createApp(opts: AppOptions = {}): Express {
   if (ctx?.settings.TRUST_PROXY_HOPS) app.set('trust proxy', ctx.settings.TRUST_PROXY_HOPS);
   if (ctx?.metrics) app.use(ctx.metrics.http());
   app.use(closeWhileDraining(readiness));
-  // An API answers JSON only: no CSP relaxations are needed except for the demo page's own script.
-  app.use(helmet());
+  app.use(securityHeaders());
   // Responses built per request (me, actions) are compressed here; cached screens arrive
   // precompressed with Content-Encoding set, which this middleware leaves alone.
   app.use(compression({ threshold: 1024 }));
@@ -107,6 +106,16 @@ export function createApp(opts: AppOptions = {}): Express {
   app.use(notFound);
   app.use(errorHandler(opts.log));
   return app;
+}
+
+/**
+ * helmet's defaults, less `upgrade-insecure-requests`: TLS ends at the load balancer, and on a
+ * plain-HTTP demo (a phone on the LAN) the directive would send the page's own script to an
+ * https:// URL nobody serves. The API answers JSON only; the demo page's script is same-origin.
+ * Shared with the cache-hit fast path, so both answer with the same headers.
+ */
+export function securityHeaders(): RequestHandler {
+  return helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
 }
 
 /**

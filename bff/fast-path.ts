@@ -11,9 +11,8 @@
  */
 import type { IncomingMessage, OutgoingHttpHeaders, RequestListener, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
-import helmet from 'helmet';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { Readiness } from './app.js';
+import { securityHeaders, type Readiness } from './app.js';
 import type { BffContext } from './context.js';
 import { bearerToken } from './auth.js';
 import { writeEncoded } from './respond.js';
@@ -30,7 +29,7 @@ function staticHeadersOf(middleware: RequestHandler): OutgoingHttpHeaders {
 }
 
 export function withFastPath(app: RequestListener, ctx: BffContext, readiness: Readiness): RequestListener {
-  const security = staticHeadersOf(helmet());
+  const security = staticHeadersOf(securityHeaders());
   const maxAgeS = Math.max(1, Math.floor(ctx.settings.CACHE_TTL_MS / 1000));
   // Hits are limited per replica in memory; Express's path checks the shared Redis budget.
   const ipLimit = ctx.settings.RATE_LIMIT_IP_PER_S > 0 ? new RateLimiterMemory({ keyPrefix: 'hit:ip', points: ctx.settings.RATE_LIMIT_IP_PER_S, duration: 1 }) : undefined;

@@ -345,6 +345,8 @@ describe('OpenAPI and the demo page', () => {
     const page = await fetch(`${bff.base}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    // A plain-HTTP demo must not have its own script upgraded to an https:// URL nobody serves.
+    expect(page.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
     expect(await page.text()).toContain('<script src="/demo.js">');
     expect((await fetch(`${bff.base}/demo.js`)).headers.get('content-type')).toMatch(/javascript/);
     const minted = await json(await send(bff.base, 'POST', '/demo/token', { userId: '7300', role: 'viewer', name: 'demo' }));
