@@ -17,7 +17,6 @@ import { demoRoutes } from './demo.js';
 import { errorHandler, notFound } from './errors.js';
 import { encodeJson, type EncodedBody } from './microcache.js';
 import { openApiDocument } from './openapi.js';
-import { rateLimits } from './rate-limits.js';
 import { adminRoutes } from './routes/admin.js';
 import { meRoutes } from './routes/me.js';
 import { roomRoutes } from './routes/rooms.js';
@@ -99,7 +98,7 @@ export function createApp(opts: AppOptions = {}): Express {
 
   if (ctx?.settings.DEMO === 'on') app.use(demoRoutes(ctx.verifier));
   if (ctx) {
-    app.use('/v1', authenticate(ctx.verifier), rateLimits(ctx.redis, { userPerS: ctx.settings.RATE_LIMIT_USER_PER_S, ipPerS: ctx.settings.RATE_LIMIT_IP_PER_S }));
+    app.use('/v1', authenticate(ctx.verifier), ctx.limits.middleware());
     app.use(roomRoutes(ctx), streamerRoutes(ctx), meRoutes(ctx), walletRoutes(ctx), adminRoutes(ctx));
   }
 

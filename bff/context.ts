@@ -10,6 +10,7 @@ import type { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
 import type { BffMetrics } from './metrics.js';
 import type { MicroCache } from './microcache.js';
+import type { RateLimits } from './rate-limits.js';
 import { writeEncoded } from './respond.js';
 import type { Switches } from './switches.js';
 import type { Upstreams } from './upstreams.js';
@@ -24,6 +25,7 @@ export interface BffContext {
   upstreams: Upstreams;
   verifier: TokenVerifier;
   cache: MicroCache;
+  limits: RateLimits;
   /** Absent only when NATS is not reachable at start: every section then counts as switched on. */
   switches?: Switches;
   redis?: Redis;

@@ -16,6 +16,7 @@ import { securityHeaders, type Readiness } from './app.js';
 import type { BffContext } from './context.js';
 import { bearerToken } from './auth.js';
 import { writeEncoded } from './respond.js';
+import { clientIp } from './rate-limits.js';
 import { noteRecentRoom } from './routes/recent.js';
 
 const SCREEN = /^\/v1\/rooms\/([1-9][0-9]{0,18})(\/gifts)?$/;
@@ -69,15 +70,3 @@ export function withFastPath(app: RequestListener, ctx: BffContext, readiness: R
   };
 }
 
-/** The client address as Express computes req.ip with `trust proxy` set to a hop count. */
-function clientIp(req: IncomingMessage, hops: number): string {
-  const socket = req.socket.remoteAddress ?? 'unknown';
-  if (hops === 0) return socket;
-  const forwarded = String(req.headers['x-forwarded-for'] ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .reverse();
-  const chain = [socket, ...forwarded];
-  return chain[Math.min(hops, chain.length - 1)] ?? socket;
-}

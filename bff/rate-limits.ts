@@ -5,6 +5,7 @@
  * over with the budget split across replicas, so a Redis outage neither blocks every request nor
  * lifts the limits.
  */
+import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
@@ -24,17 +25,31 @@ function limiter(redis: Redis | undefined, prefix: string, points: number, repli
   return new RateLimiterRedis({ storeClient: redis, keyPrefix: prefix, points, duration: 1, insuranceLimiter: memory });
 }
 
-export function rateLimits(redis: Redis | undefined, settings: RateLimitSettings): RequestHandler {
-  const replicas = settings.replicas ?? 2;
-  const byIp = settings.ipPerS > 0 ? limiter(redis, 'bff:rl:ip', settings.ipPerS, replicas) : undefined;
-  const byUser = settings.userPerS > 0 ? limiter(redis, 'bff:rl:user', settings.userPerS, replicas) : undefined;
-  return (req, res, next) => {
-    const caller = callerOf(res);
-    const checks: Array<Promise<unknown>> = [];
-    if (byIp) checks.push(consume(byIp, req.ip ?? 'unknown', 'this address'));
-    if (byUser && caller) checks.push(consume(byUser, caller.userId, 'this user'));
-    Promise.all(checks).then(() => next(), next);
-  };
+/** The per-IP and per-user limits, for HTTP requests (middleware) and WebSocket upgrades (check). */
+export class RateLimits {
+  private readonly byIp: RateLimiterAbstract | undefined;
+  private readonly byUser: RateLimiterAbstract | undefined;
+
+  constructor(redis: Redis | undefined, settings: RateLimitSettings) {
+    const replicas = settings.replicas ?? 2;
+    this.byIp = settings.ipPerS > 0 ? limiter(redis, 'bff:rl:ip', settings.ipPerS, replicas) : undefined;
+    this.byUser = settings.userPerS > 0 ? limiter(redis, 'bff:rl:user', settings.userPerS, replicas) : undefined;
+  }
+
+  /** Resolves when both budgets allow one more request; rejects with a 429 HttpError otherwise. */
+  async check(ip: string, userId: string | undefined): Promise<void> {
+    const checks: Array<Promise<void>> = [];
+    if (this.byIp) checks.push(consume(this.byIp, ip, 'this address'));
+    if (this.byUser && userId) checks.push(consume(this.byUser, userId, 'this user'));
+    await Promise.all(checks);
+  }
+
+  /** After `authenticate`, so a signed-in user is counted as themselves. */
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      this.check(req.ip ?? 'unknown', callerOf(res)?.userId).then(() => next(), next);
+    };
+  }
 }
 
 /** One limit; a refusal becomes a 429 naming whose budget ran out, with the wait until it refills. */
@@ -45,4 +60,17 @@ async function consume(limit: RateLimiterAbstract, key: string, who: string): Pr
     if (!(rejection instanceof RateLimiterRes)) throw rejection;
     throw new HttpError(429, { error: { code: 'RESOURCE_EXHAUSTED', message: `too many requests from ${who}; slow down`, reason: 'RATE_LIMITED' } }, Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)));
   }
+}
+
+/** The client address as Express computes req.ip with `trust proxy` set to a hop count. */
+export function clientIp(req: IncomingMessage, hops: number): string {
+  const socket = req.socket.remoteAddress ?? 'unknown';
+  if (hops === 0) return socket;
+  const forwarded = String(req.headers['x-forwarded-for'] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .reverse();
+  const chain = [socket, ...forwarded];
+  return chain[Math.min(hops, chain.length - 1)] ?? socket;
 }

@@ -16,6 +16,7 @@ import { withFastPath } from './fast-path.js';
 import { BffMetrics } from './metrics.js';
 import { serveMetrics } from '../services/kit/metrics.js';
 import { MicroCache } from './microcache.js';
+import { RateLimits } from './rate-limits.js';
 import { StreamGateway } from './stream/gateway.js';
 import { Switches } from './switches.js';
 import { closeUpstreams, createUpstreams, type Upstream } from './upstreams.js';
@@ -51,10 +52,11 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
     max: config.CACHE_MAX_ENTRIES,
     onRefreshError: (key, err) => log.debug({ key, err }, 'micro-cache refresh failed; serving the previous entry'),
   });
-  const ctx: BffContext = { settings: config, upstreams, verifier: new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER), cache, switches, redis, metrics, log };
+  const limits = new RateLimits(redis, { userPerS: config.RATE_LIMIT_USER_PER_S, ipPerS: config.RATE_LIMIT_IP_PER_S });
+  const ctx: BffContext = { settings: config, upstreams, verifier: new TokenVerifier(config.JWT_SECRET, config.JWT_ISSUER), cache, limits, switches, redis, metrics, log };
   const app = createApp({ log, readiness, context: ctx });
   const stream = new StreamGateway(
-    { nats, natsPrefix: config.NATS_PREFIX, upstreams, verifier: ctx.verifier, cache, switches, log },
+    { nats, natsPrefix: config.NATS_PREFIX, upstreams, verifier: ctx.verifier, cache, switches, limits, trustProxyHops: config.TRUST_PROXY_HOPS, log },
     {
       callBudgetMs: config.REQUEST_BUDGET_MS,
       eventsPerS: config.STREAM_EVENTS_PER_S,

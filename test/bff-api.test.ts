@@ -3,6 +3,7 @@
  * NATS. Upstreams not started here (Ledger, Chat, Ranking) sit on a port nothing listens on, which
  * is exactly what a killed upstream looks like to the BFF.
  */
+import { Script } from 'node:vm';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signTopup } from '../bff/routes/wallet.js';
@@ -348,7 +349,12 @@ describe('OpenAPI and the demo page', () => {
     // A plain-HTTP demo must not have its own script upgraded to an https:// URL nobody serves.
     expect(page.headers.get('content-security-policy')).not.toContain('upgrade-insecure-requests');
     expect(await page.text()).toContain('<script src="/demo.js">');
-    expect((await fetch(`${bff.base}/demo.js`)).headers.get('content-type')).toMatch(/javascript/);
+    const script = await fetch(`${bff.base}/demo.js`);
+    expect(script.headers.get('content-type')).toMatch(/javascript/);
+    // No browser here (see the note on headless Chromium): at least the script must compile.
+    const source = await script.text();
+    expect(() => new Script(source, { filename: 'demo.js' })).not.toThrow();
+    expect(source).toContain('/v1/rooms/');
     const minted = await json(await send(bff.base, 'POST', '/demo/token', { userId: '7300', role: 'viewer', name: 'demo' }));
     const me = await fetch(`${bff.base}/v1/admin/switches`, { headers: { authorization: `Bearer ${minted.token}` } });
     expect(me.status).toBe(403);

@@ -23,9 +23,9 @@ let seq = 0;
 beforeAll(async () => {
   room = await startRoom(iso);
   [fast, paced, capped, pub] = await Promise.all([
-    startBff(iso, { ROOM_ADDR: room.address, STREAM_EVENTS_PER_S: '1000000', STREAM_TICK_MS: '20', STREAM_HEARTBEAT_MS: '1000' }),
-    startBff(iso, { ROOM_ADDR: room.address, STREAM_EVENTS_PER_S: '1000', STREAM_TICK_MS: '20', STREAM_MAX_BUFFER_BYTES: '524288', STREAM_MAX_PENDING_GIFTS: '100000' }),
-    startBff(iso, { ROOM_ADDR: room.address, STREAM_EVENTS_PER_S: '100', STREAM_TICK_MS: '100' }),
+    startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '0', STREAM_EVENTS_PER_S: '1000000', STREAM_TICK_MS: '20', STREAM_HEARTBEAT_MS: '1000' }),
+    startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '0', STREAM_EVENTS_PER_S: '1000', STREAM_TICK_MS: '20', STREAM_MAX_BUFFER_BYTES: '524288', STREAM_MAX_PENDING_GIFTS: '100000' }),
+    startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '5', STREAM_EVENTS_PER_S: '100', STREAM_TICK_MS: '100' }),
     roomPublisher(iso),
   ]);
 });
@@ -53,6 +53,28 @@ describe('room stream', () => {
     expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?format=xml`)).toMatchObject({ status: 400, body: { error: { field: 'format' } } });
     expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?access_token=nope`)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED' } } });
     expect(await refusal(fast.base, '/v1/elsewhere')).toMatchObject({ status: 404 });
+  });
+
+  it('counts a connection against the per-address limit: 429 with Retry-After beyond it', async () => {
+    const roomId = await newRoom();
+    // Twenty at once against 5 per second: they land in one or two windows, so at most ten pass.
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        openStream(capped.base, roomId).then(
+          (c) => ({ ok: c }),
+          () => ({ ok: undefined }),
+        ),
+      ),
+    );
+    const opened = outcomes.flatMap((o) => (o.ok ? [o.ok] : []));
+    expect(opened.length).toBeLessThanOrEqual(10);
+    expect(opened.length).toBeGreaterThan(0);
+    await closeAll(opened);
+    await new Promise((r) => setTimeout(r, 1100));
+    const refused = await Promise.all(Array.from({ length: 8 }, () => refusal(capped.base, `/v1/rooms/${roomId}/stream`).catch(() => undefined)));
+    const limited = refused.find((r) => r?.status === 429);
+    expect(limited?.body).toMatchObject({ error: { code: 'RESOURCE_EXHAUSTED', reason: 'RATE_LIMITED' } });
+    await new Promise((r) => setTimeout(r, 1100));
   });
 
   it('subscribes to a room only while it has viewers here', async () => {

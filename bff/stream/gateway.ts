@@ -26,6 +26,7 @@ import { isPositiveInt64, type Caller } from '../../services/kit/identity.js';
 import type { TokenVerifier } from '../auth.js';
 import { HttpError, isGrpcFailure, fromGrpc, type ErrorBody } from '../errors.js';
 import type { MicroCache } from '../microcache.js';
+import { clientIp, type RateLimits } from '../rate-limits.js';
 import type { Switches } from '../switches.js';
 import type { Upstreams } from '../upstreams.js';
 import { Frame, kindOf, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
@@ -92,7 +93,17 @@ export class StreamGateway {
   readonly stats: StreamStats = { connections: 0, subscriptions: 0, framesSent: 0, eventsSent: 0, slowDisconnects: 0, heartbeatDisconnects: 0, chatDropped: 0 };
 
   constructor(
-    private readonly deps: { nats: NatsConnection; natsPrefix: string; upstreams: Upstreams; verifier: TokenVerifier; cache: MicroCache; switches?: Pick<Switches, 'isOff'>; log?: Logger },
+    private readonly deps: {
+      nats: NatsConnection;
+      natsPrefix: string;
+      upstreams: Upstreams;
+      verifier: TokenVerifier;
+      cache: MicroCache;
+      limits?: Pick<RateLimits, 'check'>;
+      trustProxyHops?: number;
+      switches?: Pick<Switches, 'isOff'>;
+      log?: Logger;
+    },
     private readonly settings: StreamSettings,
   ) {
     this.ticker = setInterval(() => this.tick(), settings.tickMs);
@@ -127,6 +138,8 @@ export class StreamGateway {
     const token = url.searchParams.get('access_token') ?? /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     try {
       if (token) caller = await this.deps.verifier.verify(token);
+      // A connection counts as one request against the same limits as the HTTP routes.
+      await this.deps.limits?.check(clientIp(req, this.deps.trustProxyHops ?? 0), caller?.userId);
       await this.roomExists(roomId);
     } catch (err) {
       return refuse(socket, err instanceof HttpError ? err : isGrpcFailure(err) ? fromGrpc(err, err.upstream ?? 'room') : new HttpError(500, { error: { code: 'INTERNAL', message: 'internal error' } }));
@@ -308,7 +321,7 @@ export class StreamGateway {
 /** Answers a refused upgrade with the same JSON error body as every other route, then closes. */
 function refuse(socket: Duplex, err: HttpError): void {
   const body = JSON.stringify(err.body);
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable' }[err.status] ?? 'Error';
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' }[err.status] ?? 'Error';
   const headers = [`HTTP/1.1 ${err.status} ${reason}`, 'Content-Type: application/json; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
   if (err.retryAfterS !== undefined) headers.push(`Retry-After: ${err.retryAfterS}`);
   socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);

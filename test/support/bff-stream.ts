@@ -51,7 +51,10 @@ export function refusal(base: string, path: string): Promise<{ status: number; b
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) }));
     });
-    ws.on('open', () => reject(new Error(`${path} was accepted`)));
+    ws.on('open', () => {
+      ws.terminate();
+      reject(new Error(`${path} was accepted`));
+    });
     ws.on('error', () => undefined);
   });
 }

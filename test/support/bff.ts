@@ -51,6 +51,8 @@ export async function startBff(iso: Isolation, env: Record<string, string>) {
       return { authorization: `Bearer ${await verifier.sign({ userId, role, name })}` };
     },
     async close() {
+      // WebSockets first (as main.ts does): upgraded sockets would otherwise hold server.close open.
+      bff.stream.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await bff.close();
