@@ -6,6 +6,7 @@
 import { Script } from 'node:vm';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TokenVerifier } from '../bff/auth.js';
 import { signTopup } from '../bff/routes/wallet.js';
 import { isolate } from '../scripts/isolation.js';
 import { json, rawGet, send, seedGiftCatalog, spawnOn, startBff, stopServer, type BffServer } from './support/bff.js';
@@ -233,6 +234,8 @@ describe('viewer actions and bad input', () => {
       ['Basic abc', /Bearer/],
       ['Bearer not.a.jwt', /invalid token/],
       [`${(await bff.auth('7', 'viewer')).authorization!.slice(0, -2)}xx`, /invalid token/],
+      [`Bearer ${await new TokenVerifier(bff.config.JWT_SECRET).sign({ userId: '7', role: 'viewer', name: 'late' }, -60)}`, /token expired/],
+      [`Bearer ${await new TokenVerifier('another-secret-of-at-least-32-characters').sign({ userId: '7', role: 'admin', name: 'forger' })}`, /invalid token/],
     ];
     for (const [authorization, message] of cases) {
       const res = await fetch(`${bff.base}/v1/me`, { headers: { authorization } });
