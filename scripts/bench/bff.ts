@@ -17,7 +17,6 @@
  * 10000), --rate N (default 120: 1.2 million events/s offered to 10,000 connections, above the
  * issue's 1 million), --fanout-seconds N (default 10).
  */
-import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,7 +30,6 @@ import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate } from '../isolation.js';
-import { freePorts } from '../net.js';
 import {
   formatK,
   Interrupted,
@@ -45,6 +43,7 @@ import {
   say,
   setBenchTag,
   sleep,
+  startProcess,
   startServer,
   stopServer,
   type Fire,
@@ -87,36 +86,13 @@ function parseOptions(argv: string[]): Options {
 }
 
 /** An HTTP server process (the baselines and the BFF), ready once GET /healthz answers 200. */
-async function startHttp(label: string, script: string, args: string[], env: Record<string, string>, signal: AbortSignal): Promise<Server> {
-  const [port] = (await freePorts(1)) as [number];
-  const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  live.add(child);
-  const lines: string[] = [];
-  const keep = (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(line);
-    if (lines.length > 40) lines.splice(0, lines.length - 40);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, sig) => {
-      live.delete(child);
-      resolve({ code, signal: sig });
-    }),
-  );
-  const server: Server = { label, child, pid: child.pid ?? 0, address: `127.0.0.1:${port}`, tail: () => lines.join('\n'), exited };
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (signal.aborted) throw new Interrupted();
-    if (child.exitCode !== null) throw new Error(`${label} exited before serving:\n${server.tail()}`);
-    if (Date.now() > deadline) throw new Error(`${label} did not answer /healthz within 60 s:\n${server.tail()}`);
-    const ok = await fetch(`http://${server.address}/healthz`).then(
+function startHttp(label: string, script: string, args: string[], env: Record<string, string>, signal: AbortSignal): Promise<Server> {
+  return startProcess({ label, script, args, env, what: 'answer /healthz' }, (server) =>
+    fetch(`http://${server.address}/healthz`).then(
       (r) => r.ok,
       () => false,
-    );
-    if (ok) return server;
-    await sleep(100);
-  }
+    ),
+  signal);
 }
 
 /** A keep-alive GET as a harness Fire: any status but 200 counts as an error named by its status. */

@@ -81,15 +81,12 @@ export interface Server {
 export const live = new Set<ChildProcess>();
 
 /**
- * Starts a server process (on a free port unless `fixedPort` is given) and waits until its
- * Health/Check("") answers SERVING.
- * Detached (its own process group), so a Ctrl-C reaches only this process, which then stops the
- * child with SIGTERM and lets it drain, rather than the child draining on its own mid-run.
+ * Spawns a server process on `port` and keeps its last output lines. Detached (its own process
+ * group), so a Ctrl-C reaches only this process, which then stops the child with SIGTERM and lets
+ * it drain, rather than the child draining on its own mid-run.
  */
-export async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal, fixedPort?: number): Promise<Server> {
-  // A fixed port lets a benchmark restart a killed server where its clients expect it.
-  const port = fixedPort ?? ((await freePorts(1)) as [number])[0];
-  const child = spawn(process.execPath, [script], {
+function spawnServer(label: string, script: string, args: string[], env: Record<string, string>, ipc: boolean, port: number): Server {
+  const child = spawn(process.execPath, [script, ...args], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -108,29 +105,52 @@ export async function startServer(label: string, script: string, env: Record<str
       resolve({ code, signal: sig });
     }),
   );
-  let dead = false;
-  void exited.then(() => (dead = true));
   if (child.pid === undefined) throw new Error(`${label}: could not start ${script}`);
-  const server: Server = { label, child, pid: child.pid, address: `127.0.0.1:${port}`, tail: () => lines.join('\n'), exited };
+  return { label, child, pid: child.pid, address: `127.0.0.1:${port}`, tail: () => lines.join('\n'), exited };
+}
 
-  const probe = new HealthClient(server.address, credentials.createInsecure());
+/**
+ * Starts a server process and polls `ready` until it says yes (60 s at most). A process that exits
+ * first, or never becomes ready, fails the start with its last output lines; it is stopped.
+ */
+export async function startProcess(
+  opts: { label: string; script: string; args?: string[]; env: Record<string, string>; ipc?: boolean; port?: number; what: string },
+  ready: (server: Server) => Promise<boolean>,
+  signal: AbortSignal,
+): Promise<Server> {
+  // A fixed port lets a benchmark restart a killed server where its clients expect it.
+  const port = opts.port ?? ((await freePorts(1)) as [number])[0];
+  const server = spawnServer(opts.label, opts.script, opts.args ?? [], opts.env, opts.ipc ?? false, port);
+  let dead = false;
+  void server.exited.then(() => (dead = true));
   try {
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (signal.aborted) throw new Interrupted();
-      if (dead) throw new Error(`${label} exited before serving:\n${server.tail()}`);
-      if (Date.now() > deadline) throw new Error(`${label} did not report SERVING within 60 s:\n${server.tail()}`);
-      const status = await new Promise<Serving | undefined>((resolve) =>
-        probe.check({ service: '' }, new Metadata(), { deadline: Date.now() + 1000 }, (err, res) => resolve(err ? undefined : res.status)),
-      );
-      if (status === Serving.SERVING) return server;
+      if (dead) throw new Error(`${opts.label} exited before serving:\n${server.tail()}`);
+      if (Date.now() > deadline) throw new Error(`${opts.label} did not ${opts.what} within 60 s:\n${server.tail()}`);
+      if (await ready(server)) return server;
       await sleep(100);
     }
   } catch (err) {
     await stopServer(server);
     throw err;
+  }
+}
+
+/** Starts a gRPC server process (on a free port unless `fixedPort` is given), ready when Health/Check("") answers SERVING. */
+export async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal, fixedPort?: number): Promise<Server> {
+  let probe: HealthClient | undefined;
+  try {
+    return await startProcess({ label, script, env, ipc, ...(fixedPort === undefined ? {} : { port: fixedPort }), what: 'report SERVING' }, (server) => {
+      probe ??= new HealthClient(server.address, credentials.createInsecure());
+      const client = probe;
+      return new Promise<boolean>((resolve) =>
+        client.check({ service: '' }, new Metadata(), { deadline: Date.now() + 1000 }, (err, res) => resolve(!err && res.status === Serving.SERVING)),
+      );
+    }, signal);
   } finally {
-    probe.close();
+    probe?.close();
   }
 }
 
