@@ -56,6 +56,11 @@ export function fromProtoGift(g: Gift | undefined): Omit<GiftRecord, 'version' |
   };
 }
 
+/** A whole gift from its wire form (the Redis copy of a gift list is stored as protobuf). */
+export function giftRecordFromProto(g: Gift): GiftRecord {
+  return { ...fromProtoGift(g), version: g.version, updatedAt: g.updateTime ?? new Date(0) };
+}
+
 export function toProtoGroup(g: GroupRecord): GiftGroup {
   return { giftGroupId: g.giftGroupId, name: g.name, giftIds: g.giftIds, isDefault: g.isDefault, version: g.version, updateTime: g.updatedAt };
 }

@@ -102,6 +102,28 @@ function comboFromRow(r: ComboRow): ComboRecord {
 
 type Db = Pool | PoolConnection;
 
+/** The outbox payload for a paid order: what every effect consumer needs, without reading MySQL. */
+function paidEvent(order: OrderRecord, combo: { comboId: string; comboCount: string; amountMinor: string }, paidTime: Date, attempt: number): Uint8Array {
+  return GiftPaidEvent.encode({
+    orderId: order.orderId,
+    roomId: order.roomId,
+    streamerId: order.streamerId,
+    senderId: order.senderId,
+    senderName: order.senderName,
+    giftId: order.giftId,
+    count: order.count,
+    unitPriceMinor: order.unitPriceMinor,
+    amountMinor: order.amountMinor,
+    expMinor: order.expMinor,
+    comboId: combo.comboId,
+    comboCount: combo.comboCount,
+    comboAmountMinor: combo.amountMinor,
+    paidTime,
+    liveStartTime: order.liveStartedAt ?? undefined,
+    attempt,
+  }).finish();
+}
+
 /**
  * Orders, effects, combos and the outbox in MySQL. State changes are compare-and-set on the
  * state column, so the send path, the recovery worker and a second replica racing on the same
@@ -188,24 +210,7 @@ export class MysqlOrderStore implements OrderStore {
       );
       const effects: EffectRecord[] = EFFECTS.map((effect) => ({ effect, doneAt: effect === 'combo' ? now : null, attempts: 0, lastError: '' }));
       await conn.query('INSERT INTO order_effects (order_id, effect, done_at) VALUES ?', [effects.map((e) => [orderId, EFFECT_CODE[e.effect], e.doneAt])]);
-      const event = GiftPaidEvent.encode({
-        orderId,
-        roomId: order.roomId,
-        streamerId: order.streamerId,
-        senderId: order.senderId,
-        senderName: order.senderName,
-        giftId: order.giftId,
-        count: order.count,
-        unitPriceMinor: order.unitPriceMinor,
-        amountMinor: order.amountMinor,
-        expMinor: order.expMinor,
-        comboId: combo.comboId,
-        comboCount: combo.comboCount,
-        comboAmountMinor: combo.amountMinor,
-        paidTime: now,
-        liveStartTime: order.liveStartedAt ?? undefined,
-        attempt: 1,
-      }).finish();
+      const event = paidEvent(order, combo, now, 1);
       await conn.execute('INSERT INTO outbox (order_id, subject_room_id, msg_id, payload, created_at) VALUES (?, ?, ?, ?, ?)', [
         orderId,
         order.roomId,
@@ -366,24 +371,7 @@ export class MysqlOrderStore implements OrderStore {
       if (!order || order.state !== 'paid') return false;
       const [attempts] = await conn.execute<RowDataPacket[]>('SELECT MAX(attempts) AS a FROM order_effects WHERE order_id = ?', [orderId]);
       const attempt = Number((attempts[0] as { a: number | null }).a ?? 0) + 1;
-      const event = GiftPaidEvent.encode({
-        orderId,
-        roomId: order.roomId,
-        streamerId: order.streamerId,
-        senderId: order.senderId,
-        senderName: order.senderName,
-        giftId: order.giftId,
-        count: order.count,
-        unitPriceMinor: order.unitPriceMinor,
-        amountMinor: order.amountMinor,
-        expMinor: order.expMinor,
-        comboId: order.comboId,
-        comboCount: order.comboCount,
-        comboAmountMinor: '0',
-        paidTime: order.paidAt ?? now,
-        liveStartTime: order.liveStartedAt ?? undefined,
-        attempt,
-      }).finish();
+      const event = paidEvent(order, { comboId: order.comboId, comboCount: order.comboCount, amountMinor: '0' }, order.paidAt ?? now, attempt);
       // A new message id: the original is still inside JetStream's duplicate window.
       await conn.execute('INSERT INTO outbox (order_id, subject_room_id, msg_id, payload, created_at) VALUES (?, ?, ?, ?, ?)', [
         orderId,

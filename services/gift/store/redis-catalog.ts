@@ -1,8 +1,9 @@
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import type { Redis } from 'ioredis';
-import { Gift, GiftStatus, ListRoomGiftsResponse } from '../../../gen/ts/livemesh/gift/v1/gift.js';
+import { ListRoomGiftsResponse } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import type { GiftListCache } from '../catalog.js';
+import { giftRecordFromProto, toProtoGift } from '../mapping.js';
 import type { GiftRecord } from '../model.js';
 
 const zip = promisify(gzip);
@@ -14,37 +15,11 @@ const listKey = (groupId: string) => `gl:${groupId}`;
 const LIST_TTL_S = 3600;
 
 export function encodeGiftList(gifts: GiftRecord[]): Uint8Array {
-  return ListRoomGiftsResponse.encode({
-    roomId: '0',
-    giftGroupId: '0',
-    etag: '',
-    notModified: false,
-    gifts: gifts.map((g) =>
-      Gift.fromPartial({
-        giftId: g.giftId,
-        name: g.name,
-        priceMinor: g.priceMinor,
-        iconKey: g.iconKey,
-        effectKey: g.effectKey,
-        status: g.status === 'disabled' ? GiftStatus.GIFT_STATUS_DISABLED : GiftStatus.GIFT_STATUS_ACTIVE,
-        version: g.version,
-        updateTime: g.updatedAt,
-      }),
-    ),
-  }).finish();
+  return ListRoomGiftsResponse.encode({ roomId: '0', giftGroupId: '0', etag: '', notModified: false, gifts: gifts.map(toProtoGift) }).finish();
 }
 
 function decodeGiftList(bytes: Uint8Array): GiftRecord[] {
-  return ListRoomGiftsResponse.decode(bytes).gifts.map((g) => ({
-    giftId: g.giftId,
-    name: g.name,
-    priceMinor: g.priceMinor,
-    iconKey: g.iconKey,
-    effectKey: g.effectKey,
-    status: g.status === GiftStatus.GIFT_STATUS_DISABLED ? 'disabled' : 'active',
-    version: g.version,
-    updatedAt: g.updateTime ?? new Date(0),
-  }));
+  return ListRoomGiftsResponse.decode(bytes).gifts.map(giftRecordFromProto);
 }
 
 /**
