@@ -373,12 +373,6 @@ async function main(): Promise<number> {
 
     process.stdout.write(`\n${machine}\n${report(rows, { raw, gz, br }, fan, screen.degraded, opts)}\n`);
     return 0;
-  } catch (err) {
-    if (err instanceof Interrupted || abort.signal.aborted) {
-      say('interrupted; servers stopped');
-      return 130;
-    }
-    throw err;
   } finally {
     await Promise.all([...servers].map(stopServer));
     const removed = await iso.cleanup();

@@ -301,12 +301,6 @@ async function main(): Promise<number> {
     );
     process.stdout.write(`\n${machine}\n${lines.join('\n')}\n`);
     return 0;
-  } catch (err) {
-    if (err instanceof Interrupted || abort.signal.aborted) {
-      say('interrupted; servers stopped');
-      return 130;
-    }
-    throw err;
   } finally {
     for (const close of closers) {
       try {

@@ -245,9 +245,6 @@ async function main(): Promise<number> {
       ].join('\n'),
     );
     return 0;
-  } catch (err) {
-    if (err instanceof Interrupted || abort.signal.aborted) return 130;
-    throw err;
   } finally {
     for (const c of closers) c.close();
     await Promise.all(servers.map(stopServer));

@@ -319,12 +319,16 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** The run's abort controller, so runBench can tell an interruption from a crash. */
+let interruption: AbortController | undefined;
+
 /**
  * First Ctrl-C (or SIGTERM): abort, so the run stops its servers gracefully and removes its data.
  * Second: kill the children at once. Children are also killed if this process exits any other way.
  */
 export function interruptible(): AbortController {
   const abort = new AbortController();
+  interruption = abort;
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
@@ -344,11 +348,18 @@ export function interruptible(): AbortController {
   return abort;
 }
 
-/** Runs a benchmark's main and exits with its code; a crash prints the stack once. */
+/**
+ * Runs a benchmark's main and exits with its code. An interruption (Ctrl-C, then the servers
+ * stopped by main's own cleanup) exits 130; a crash prints the stack once.
+ */
 export function runBench(main: () => Promise<number>): void {
   main().then(
     (code) => process.exit(code),
     (err: unknown) => {
+      if (err instanceof Interrupted || interruption?.signal.aborted) {
+        say('interrupted; servers stopped');
+        process.exit(130);
+      }
       process.stderr.write(`${tag} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exit(1);
     },

@@ -25,7 +25,7 @@ import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle } from '../infra.js';
 import { isolate } from '../isolation.js';
-import { CLK_TCK, formatK, Interrupted, interruptible, machineLine, measure, parseArgs, runBench, say, setBenchTag, startServer, stopServer, type Fire, type Row } from './harness.js';
+import { CLK_TCK, formatK, interruptible, machineLine, measure, parseArgs, runBench, say, setBenchTag, startServer, stopServer, type Fire, type Row } from './harness.js';
 
 setBenchTag('kit');
 
@@ -162,12 +162,6 @@ async function main(): Promise<number> {
     );
     if (infraProblem) rows.push({ label: 'Room GetRoom (local-cache hit)', skipped: 'MariaDB/Redis/NATS not available', callsPerSec: 0, p50: 0, p99: 0, serverCpuUsPerCall: 0, clientCpuUsPerCall: 0, serverCpuShare: 0, errors: 0, errorKinds: '' });
     else rows.push(await benchRoom('[3/3]', 'Room GetRoom (local-cache hit)', opts, abort.signal));
-  } catch (err) {
-    if (err instanceof Interrupted || abort.signal.aborted) {
-      say('interrupted; servers stopped');
-      return 130;
-    }
-    throw err;
   } finally {
     await infra?.stop();
   }

@@ -550,12 +550,6 @@ async function main(): Promise<number> {
     say(`wrote ${svgPath}`);
     process.stdout.write(`\n${report(rows, kill, cost, opts, machine)}\n\n${perRunTable(perRun)}\n`);
     return 0;
-  } catch (err) {
-    if (err instanceof Interrupted || abort.signal.aborted) {
-      say('interrupted');
-      return 130;
-    }
-    throw err;
   } finally {
     sampler.stop();
     await Promise.all(replicas.map((r) => stopReplica(r)));

@@ -326,12 +326,6 @@ async function main(): Promise<number> {
       rows.push(...g.results);
       invariantLine = `- invariants after all runs (CheckInvariants once no credit was in flight): ${g.invariants}`;
     }
-  } catch (err) {
-    if (err instanceof Interrupted || abort.signal.aborted) {
-      say('interrupted');
-      return 130;
-    }
-    throw err;
   } finally {
     await iso.cleanup().catch((err: unknown) => say(`cleanup failed: ${(err as Error).message}`));
     say(`cleanup: dropped ${iso.database}_* databases and the shard map's KV bucket`);

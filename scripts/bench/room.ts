@@ -246,12 +246,6 @@ async function main(): Promise<number> {
     const bytes = await roomBytes(eastClient, iso);
     process.stdout.write(`\n${machine}\n${report(rows, vis, bytes, opts)}\n`);
     return 0;
-  } catch (err) {
-    if (err instanceof Interrupted || abort.signal.aborted) {
-      say('interrupted; servers stopped');
-      return 130;
-    }
-    throw err;
   } finally {
     for (const c of clients) c.close();
     await Promise.all(servers.map(stopServer));
