@@ -1,6 +1,6 @@
 import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
-import { LRUCache } from 'lru-cache';
 import { RoomStatus, type Room, type RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
+import { VersionedCache } from '../kit/versioned-cache.js';
 import type { RoomFacts } from './model.js';
 import type { RoomDirectory } from './ports.js';
 
@@ -22,36 +22,31 @@ const READ_MASK = ['room_id', 'streamer_id', 'status', 'gift_group_id', 'live_st
  * taking gifts within milliseconds, not at the end of a TTL.
  */
 export class CachedRoomDirectory implements RoomDirectory {
-  private readonly cache: LRUCache<string, RoomFacts | 'absent'>;
+  private readonly cache: VersionedCache<RoomFacts>;
 
   constructor(
     private readonly room: RoomServiceClient,
     opts: { max: number; ttlMs: number; deadlineMs: number },
   ) {
-    this.cache = new LRUCache<string, RoomFacts | 'absent'>({
-      max: opts.max,
-      ttl: opts.ttlMs,
-      // lru-cache's fetch shares one in-flight load per key: the single flight.
-      fetchMethod: (roomId) =>
-        new Promise((resolve, reject) =>
+    this.cache = new VersionedCache(
+      (roomId) =>
+        new Promise<RoomFacts | undefined>((resolve, reject) =>
           this.room.getRoom({ roomId, readMask: READ_MASK }, new Metadata(), { deadline: Date.now() + opts.deadlineMs }, (err: ServiceError | null, res) => {
-            if (err?.code === Code.NOT_FOUND) resolve('absent');
+            if (err?.code === Code.NOT_FOUND) resolve(undefined);
             else if (err) reject(err);
-            else resolve(res.room ? facts(res.room) : 'absent');
+            else resolve(res.room ? facts(res.room) : undefined);
           }),
         ),
-    });
+      opts,
+    );
   }
 
-  async get(roomId: string): Promise<RoomFacts | undefined> {
-    const hit = await this.cache.fetch(roomId);
-    return hit === 'absent' || hit === undefined ? undefined : hit;
+  get(roomId: string): Promise<RoomFacts | undefined> {
+    return this.cache.get(roomId);
   }
 
   /** A change event carries the whole room: keep the newer version. */
   changed(room: Room): void {
-    const cur = this.cache.peek(room.roomId);
-    if (cur && cur !== 'absent' && BigInt(cur.version) > BigInt(room.version)) return;
-    this.cache.set(room.roomId, facts(room));
+    this.cache.offer(room.roomId, facts(room));
   }
 }
