@@ -73,7 +73,7 @@ function ownDatabase(service: string, env: NodeJS.ProcessEnv): Record<string, st
 /** gRPC port and metrics port of every replica, and the BFF's port. */
 interface PortTable {
   grpc(serviceIndex: number, replica: number): { port: number; metricsPort: number };
-  bff: number;
+  bff: { port: number; metricsPort: number };
 }
 
 async function portTable(ports: PlanOptions['ports'], replicas: number): Promise<PortTable> {
@@ -84,16 +84,16 @@ async function portTable(ports: PlanOptions['ports'], replicas: number): Promise
         const port = pick(SERVICES, s).port + r * REPLICA_PORT_STEP + offset;
         return { port, metricsPort: port + METRICS_PORT_STEP };
       },
-      bff: BFF_PORT + offset,
+      bff: { port: BFF_PORT + offset, metricsPort: BFF_PORT + offset + METRICS_PORT_STEP },
     };
   }
-  const free = await freePorts(SERVICES.length * replicas * 2 + 1);
+  const free = await freePorts(SERVICES.length * replicas * 2 + 2);
   return {
     grpc: (s, r) => {
       const i = (s * replicas + r) * 2;
       return { port: pick(free, i), metricsPort: pick(free, i + 1) };
     },
-    bff: pick(free, free.length - 1),
+    bff: { port: pick(free, free.length - 2), metricsPort: pick(free, free.length - 1) },
   };
 }
 
@@ -138,8 +138,9 @@ export async function planMesh(root: string, opts: PlanOptions): Promise<MeshPla
   if (opts.bff ?? true) {
     const script = join(root, 'dist', 'bff', 'main.js');
     if (existsSync(script)) {
-      const env = { ...peerEnv, PORT: String(table.bff), REPLICA: 'bff', DRAIN_GRACE_MS: drainGrace };
-      specs.push({ name: 'bff', service: 'bff', kind: 'http', script, port: table.bff, metricsPort: undefined, env });
+      const { port, metricsPort } = table.bff;
+      const env = { ...peerEnv, PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: 'bff', DRAIN_GRACE_MS: drainGrace };
+      specs.push({ name: 'bff', service: 'bff', kind: 'http', script, port, metricsPort, env });
     } else {
       skipped.push('bff');
     }
@@ -312,7 +313,7 @@ export interface MeshProcess {
   service: ServiceName | 'bff';
   kind: 'grpc' | 'http';
   port: number;
-  /** gRPC processes serve Prometheus /metrics here; the BFF serves /metrics on its own port */
+  /** where the process serves Prometheus /metrics (prom-client's default metrics include heap and handles) */
   metricsPort: number | undefined;
   readonly pid: number | undefined;
   readonly alive: boolean;
