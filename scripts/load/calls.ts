@@ -1,0 +1,56 @@
+import { Metadata, status as Code, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { ROLE_KEY, USER_ID_KEY, USER_NAME_KEY, type Role } from '../../services/kit/identity.js';
+
+/** A generated client's unary method, in the (request, metadata, options, callback) form. */
+export type UnaryMethod<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
+
+/** What one call ended with: the gRPC code's name ("OK", "UNAVAILABLE", …), or "HTTP 200" / "HTTP NETWORK" for the BFF. */
+export interface CallResult<Res> {
+  code: string;
+  value?: Res;
+  error?: ServiceError;
+}
+
+/**
+ * A unary call that never rejects: the load generator counts outcomes, it does not handle them, so
+ * every error becomes its code name and the caller decides what it means (retry, or count).
+ */
+export function unary<Req, Res>(self: unknown, fn: UnaryMethod<Req, Res>, req: Req, md: Metadata, timeoutMs: number): Promise<CallResult<Res>> {
+  return new Promise((resolve) => {
+    try {
+      fn.call(self, req, md, { deadline: Date.now() + timeoutMs }, (err, res) =>
+        resolve(err ? { code: Code[err.code] ?? `CODE_${err.code}`, error: err } : { code: 'OK', value: res }),
+      );
+    } catch (err) {
+      // A request the client cannot even serialise is a bug in the generator, not an outcome.
+      resolve({ code: 'CLIENT_ERROR', error: err as ServiceError });
+    }
+  });
+}
+
+/** Metadata for a call made as `userId` in `role`, as the BFF forwards a verified token. */
+export function as(userId: string, role: Role, name = ''): Metadata {
+  const md = new Metadata();
+  md.set(USER_ID_KEY, userId);
+  md.set(ROLE_KEY, role);
+  if (name) md.set(USER_NAME_KEY, name);
+  return md;
+}
+
+/**
+ * Codes that mean the platform failed the caller (as opposed to a business answer such as
+ * INSUFFICIENT_FUNDS or RATE_LIMITED, which is the service working): what "failed client calls"
+ * counts, and what a client retries.
+ */
+const FAILURE_CODES = new Set(['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'INTERNAL', 'UNKNOWN', 'CANCELLED', 'DATA_LOSS', 'UNIMPLEMENTED', 'CLIENT_ERROR', 'HTTP NETWORK']);
+
+export function isFailure(code: string): boolean {
+  if (FAILURE_CODES.has(code)) return true;
+  const http = /^HTTP (\d{3})$/.exec(code);
+  return http !== null && Number(http[1]) >= 500;
+}
+
+/** Worth retrying with the same idempotency key: the outcome is unknown, not a refusal. */
+export function isRetryable(code: string): boolean {
+  return isFailure(code) || code === 'ABORTED';
+}
