@@ -65,6 +65,7 @@ describe('soak growth verdict (scripts/soak/growth.ts)', () => {
 describe('process stats from a Prometheus endpoint (scripts/soak/process-stats.ts)', () => {
   it("reads heap, RSS and handles from prom-client's default metrics", async () => {
     const registry = new Registry();
+    registry.setDefaultLabels({ service: 'room', replica: 'room-1' }); // as every service's registry does
     collectDefaultMetrics({ register: registry });
     const gauges = readGauges(await registry.metrics());
     expect(gauges.get('nodejs_heap_size_used_bytes')).toBeGreaterThan(MiB);

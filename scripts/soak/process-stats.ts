@@ -17,13 +17,16 @@ const GAUGES = {
   handles: 'nodejs_active_handles_total',
 } as const;
 
-/** Values of unlabelled samples in Prometheus text format, by metric name. */
+/**
+ * The first sample of each metric in Prometheus text format, by name. The gauges read here carry
+ * only the process's own default labels (service, replica), so the first sample is the only one.
+ */
 export function readGauges(text: string): Map<string, number> {
   const values = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\s+(\S+)/.exec(line);
-    if (!match?.[1] || !match[2]) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!match?.[1] || !match[2] || values.has(match[1])) continue;
     const value = Number(match[2]);
     if (Number.isFinite(value)) values.set(match[1], value);
   }
