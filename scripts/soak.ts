@@ -8,6 +8,7 @@
  * Exit code: 0 when every process stayed flat and none crashed, 1 otherwise, 130 on Ctrl-C (the
  * report so far is still printed).
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isolate } from './isolation.js';
 import { startMesh, type Mesh, type MeshProcess } from './mesh.js';
@@ -24,6 +25,7 @@ interface SoakOptions {
   intervalS: number;
   scale: number;
   seed: number;
+  samplesFile: string | undefined;
 }
 
 function options(): SoakOptions {
@@ -31,14 +33,15 @@ function options(): SoakOptions {
     options: {
       minutes: { type: 'string', default: '10' },
       warmup: { type: 'string' },
-      interval: { type: 'string', default: '10' },
+      interval: { type: 'string', default: '5' },
+      samples: { type: 'string' },
       scale: { type: 'string', default: '1' },
       seed: { type: 'string', default: String(Date.now() % 100_000) },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    say('usage: npm run soak -- [--minutes 10] [--warmup M (default a quarter of the run, at most 5)] [--interval 10 (s between samples)] [--scale 1 (load multiplier)] [--seed S]');
+    say('usage: npm run soak -- [--minutes 10] [--warmup M (default a quarter of the run, at most 5)] [--interval 5 (s between samples)] [--samples FILE (every sample as CSV)] [--scale 1 (load multiplier)] [--seed S]');
     process.exit(0);
   }
   const num = (name: string, raw: string | undefined, min: number, max: number): number => {
@@ -56,6 +59,7 @@ function options(): SoakOptions {
     intervalS: num('interval', values.interval, 1, 300),
     scale: num('scale', values.scale, 0.01, 100),
     seed: num('seed', values.seed, 0, Number.MAX_SAFE_INTEGER),
+    samplesFile: values.samples,
   };
 }
 
@@ -103,6 +107,15 @@ function verdictTable(mesh: Mesh, verdicts: Map<string, GrowthVerdict>): string[
     lines.push(`  ${p.name.padEnd(10)} ${heap.padStart(25)} ${mib(v.heapSlopePerHour).padStart(12)} ${handles.padStart(18)} ${mib(v.rssEnd).padStart(8)}  ${verdict}`);
   }
   return lines;
+}
+
+/** One row per sample, so a run's curves can be plotted or re-judged later. */
+function writeSamples(file: string, series: Map<string, ProcessSample[]>, startedAt: number): void {
+  const rows = ['process,seconds,heap_used_bytes,rss_bytes,handles'];
+  for (const [name, samples] of series) {
+    for (const s of samples) rows.push(`${name},${((s.at - startedAt) / 1000).toFixed(1)},${s.heapUsedBytes},${s.rssBytes},${s.handles}`);
+  }
+  writeFileSync(file, `${rows.join('\n')}\n`);
 }
 
 function verdictOf(verdicts: Map<string, GrowthVerdict>, name: string): GrowthVerdict {
@@ -168,6 +181,10 @@ async function main(): Promise<number> {
     const report = await load.stop({ drainMs: 10_000 });
     load = undefined;
 
+    if (opts.samplesFile) {
+      writeSamples(opts.samplesFile, series, startedAt);
+      say(`samples written to ${opts.samplesFile}`);
+    }
     say('load:');
     for (const kind of CALL_KINDS) say(`  ${formatKind(kind, report.kinds[kind])}`);
     const warmupMs = opts.warmupMinutes * 60_000;

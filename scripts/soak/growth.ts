@@ -6,15 +6,16 @@ import type { ProcessSample } from './process-stats.js';
  * Heap used swings by tens of megabytes between collections, so single samples say little. What a
  * leak moves is the floor: the lowest heap seen over a stretch of time, just after a collection.
  * The floor over the first third of the measured period is compared with the floor over the last
- * third; a leak of any steady rate raises the second. Handles are counted at their peak instead,
- * since a leaked socket or timer never goes away.
+ * third; a leak of any steady rate raises the second. Handles are judged the same way: open
+ * client connections come and go with the load's concurrency, but a leaked socket or timer never
+ * goes away, so it raises the lowest count seen.
  */
 export interface GrowthOptions {
   warmupMs: number;
   /** heap floor growth tolerated as noise: the larger of these two */
   heapToleranceBytes: number;
   heapToleranceRatio: number;
-  /** handle peak growth tolerated: the larger of these two */
+  /** growth of the lowest handle count tolerated: the larger of these two */
   handleTolerance: number;
   handleToleranceRatio: number;
 }
@@ -54,8 +55,8 @@ export function assessGrowth(series: readonly ProcessSample[], startedAt: number
   const last = measured.filter((s) => s.at >= to - third);
   const heapFloorStart = Math.min(...first.map((s) => s.heapUsedBytes));
   const heapFloorEnd = Math.min(...last.map((s) => s.heapUsedBytes));
-  const handlesStart = Math.max(...first.map((s) => s.handles));
-  const handlesEnd = Math.max(...last.map((s) => s.handles));
+  const handlesStart = Math.min(...first.map((s) => s.handles));
+  const handlesEnd = Math.min(...last.map((s) => s.handles));
   const heapAllowed = Math.max(opts.heapToleranceBytes, heapFloorStart * opts.heapToleranceRatio);
   const handlesAllowed = Math.max(opts.handleTolerance, handlesStart * opts.handleToleranceRatio);
   const reasons: string[] = [];
