@@ -152,8 +152,8 @@ async function roomBytes(client: RoomServiceClient, iso: Isolation): Promise<{ t
   const redis = new Redis(iso.urls.redisUrl, { keyPrefix: iso.redisPrefix });
   try {
     return {
-      typical: Number(await redis.memory('USAGE', roomKey(typical?.roomId ?? '0'))),
-      worst: Number(await redis.memory('USAGE', roomKey(worst?.roomId ?? '0'))),
+      typical: Number(await redis.memory('USAGE', roomKey(typical?.roomId ?? '0'), 'SAMPLES', 0)),
+      worst: Number(await redis.memory('USAGE', roomKey(worst?.roomId ?? '0'), 'SAMPLES', 0)),
     };
   } finally {
     redis.disconnect();
