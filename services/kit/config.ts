@@ -72,6 +72,14 @@ export const kitConfigShape = {
   DRAIN_GRACE_MS: int(0, 60_000, 500),
   /** In-flight calls get this long to finish after the server stops accepting; then they are cancelled. */
   DRAIN_TIMEOUT_MS: int(0, 600_000, 10_000),
+  /**
+   * Close every client connection after about this long (±10%, GOAWAY, calls in flight finish), so
+   * clients resolve DNS again and spread over pods that joined since they connected: grpc-js only
+   * re-resolves when a connection drops or the balancer asks. 0 keeps connections forever.
+   */
+  GRPC_MAX_CONNECTION_AGE_MS: int(0, 86_400_000, 300_000),
+  /** How long calls still open on an aged connection may run before it is cut; 0 lets them finish. */
+  GRPC_MAX_CONNECTION_AGE_GRACE_MS: int(0, 86_400_000, 0),
   /** Window over which CPU and event-loop utilization are measured for load reports. */
   LOAD_WINDOW_MS: int(100, 10_000, 1000),
   FAULT_LATENCY_MS: int(0, 600_000, 0),

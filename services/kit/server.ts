@@ -63,6 +63,8 @@ export class ServiceHost {
       interceptors: fault ? [observeInterceptor(this.load, this.metrics), fault] : [observeInterceptor(this.load, this.metrics)],
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_permit_without_calls': 1,
+      ...(config.GRPC_MAX_CONNECTION_AGE_MS > 0 ? { 'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS } : {}),
+      ...(config.GRPC_MAX_CONNECTION_AGE_GRACE_MS > 0 ? { 'grpc.max_connection_age_grace_ms': config.GRPC_MAX_CONNECTION_AGE_GRACE_MS } : {}),
     });
     this.health.addToServer(this.server);
     addReflection(this.server, descriptors, () => [...this.services, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']);
