@@ -1,6 +1,6 @@
 /**
  * The one way livemesh code makes a gRPC client to another livemesh service (the BFF, and service
- * to service): P2C balancing, a default deadline on every call, and retries for idempotent reads,
+ * to service): P2C balancing, a default deadline on every call, and retries for idempotent calls,
  * all through grpc-js's service config so nothing needs wrapping per call.
  *
  *   const rooms = createLbClient(RoomServiceClient, process.env.ROOM_ADDR ?? 'localhost:50051,localhost:50151');
@@ -15,7 +15,8 @@ export interface LbClientOptions {
   deadlineMs?: number;
   /**
    * Methods safe to retry on another replica (short names). Default: those named Get*, List* or
-   * BatchGet* (livemesh's reads never change state, see DESIGN.md). Pass [] to retry nothing.
+   * BatchGet* (livemesh's reads never change state, see DESIGN.md) and the service's KEYED_WRITES.
+   * Pass [] to retry nothing.
    */
   idempotent?: string[];
   /** Attempts in total (first + retries) for idempotent methods, at least 2. */
@@ -36,6 +37,18 @@ export const DEFAULT_DEADLINE_MS = 5000;
 /** Reads by livemesh convention: they never change state, so a second attempt elsewhere is harmless. */
 const READ_METHOD = /^(Get|List|BatchGet)[A-Z]/;
 
+/**
+ * Writes whose request must carry an idempotency key: a second attempt with the same key returns
+ * the first one's result and moves nothing twice, so retrying one is as harmless as retrying a
+ * read. Without this, a replica SIGKILLed mid-call fails every write it was holding, and each
+ * caller has to notice and resend; with it, the channel resends on the surviving replica.
+ */
+export const KEYED_WRITES: Readonly<Record<string, readonly string[]>> = {
+  'livemesh.gift.v1.GiftService': ['SendGift'],
+  'livemesh.ledger.v1.LedgerService': ['TopUp', 'Transfer'],
+  'livemesh.room.v1.RoomService': ['CreateRoom'],
+};
+
 /** Full service name and short method names of a ts-proto / grpc-js service definition. */
 export function describeService(definition: ServiceDefinition): { service: string; methods: string[] } {
   const methods: string[] = [];
@@ -54,7 +67,7 @@ function duration(ms: number): { seconds: number; nanos: number } {
 
 /**
  * The service config the helper installs: our policy, a default timeout for the whole service,
- * and for idempotent methods a retry policy on UNAVAILABLE only. DEADLINE_EXCEEDED is not retried
+ * and for idempotent methods (reads and keyed writes) a retry policy on UNAVAILABLE only. DEADLINE_EXCEEDED is not retried
  * (the caller's time is already spent) and neither is RESOURCE_EXHAUSTED (a server shedding load
  * should not receive the same load twice). Retry throttling stops retries from doubling the
  * traffic when everything is failing at once.
@@ -62,7 +75,8 @@ function duration(ms: number): { seconds: number; nanos: number } {
 export function lbServiceConfig(definition: ServiceDefinition, opts: LbClientOptions = {}): ServiceConfig {
   const { service, methods } = describeService(definition);
   const timeout = duration(opts.deadlineMs ?? DEFAULT_DEADLINE_MS);
-  const idempotent = opts.idempotent ?? methods.filter((m) => READ_METHOD.test(m));
+  const keyed = new Set(KEYED_WRITES[service] ?? []);
+  const idempotent = opts.idempotent ?? methods.filter((m) => READ_METHOD.test(m) || keyed.has(m));
   const p2c: Record<string, unknown> = { name: opts.name ?? service };
   if (opts.reresolveIntervalMs !== undefined) p2c.reresolve_interval_ms = opts.reresolveIntervalMs;
   for (const [key, value] of Object.entries(opts.p2c ?? {})) p2c[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = value;

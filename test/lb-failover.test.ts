@@ -86,3 +86,36 @@ describe('P2C client against three Room replicas', () => {
     expect(calls).toBeGreaterThan(200);
   });
 });
+
+describe('a keyed write whose replica dies mid-call', () => {
+  const writers: Replica[] = [];
+  afterAll(async () => {
+    await Promise.all(writers.map((r) => stopReplica(r)));
+  });
+
+  it('is resent by the channel to the surviving replica: every CreateRoom succeeds, each request_id makes one room', async () => {
+    const [slowPort, fastPort] = (await freePorts(2)) as [number, number];
+    // The slow replica holds every CreateRoom for 2 s, so calls are still in flight when it dies.
+    writers.push(await startReplica('room-slow', slowPort, { ...iso.env, FAULT_LATENCY_MS: '2000', FAULT_METHODS: 'CreateRoom' }));
+    writers.push(await startReplica('room-fast', fastPort, iso.env));
+    const name = 'room-keyed-writes';
+    const slow = `127.0.0.1:${slowPort}`;
+    const client = createLbClient(RoomServiceClient, `${slow},127.0.0.1:${fastPort}`, { name, deadlineMs: 15_000 });
+    const streamer = as('7100', 'streamer');
+    const create = (i: number) => call(client.createRoom, client, { streamerId: '0', title: `keyed ${i}`, category: '', coverKey: '', notice: '', requestId: `keyed-${i}` }, streamer);
+    try {
+      const sent = Array.from({ length: 24 }, (_, i) => create(i).then((r) => r.room, (err: unknown) => err as Error));
+      const slowPicks = () => lbSnapshot().balancers.find((b) => b.name === name)?.endpoints.find((e) => e.address === slow)?.picks ?? 0;
+      await expect.poll(slowPicks, { timeout: 10_000 }).toBeGreaterThan(0);
+      await crashReplica(writers[0]!);
+      const rooms = await Promise.all(sent);
+      expect(rooms.filter((r) => r instanceof Error)).toEqual([]);
+      expect(new Set(rooms.map((r) => (r as { roomId: string }).roomId)).size).toBe(24);
+      // Sent again, each key answers with the room its first attempt made, not a second room.
+      const again = await Promise.all(Array.from({ length: 24 }, (_, i) => create(i)));
+      expect(again.map((r) => r.room?.roomId)).toEqual(rooms.map((r) => (r as { roomId: string }).roomId));
+    } finally {
+      client.close();
+    }
+  }, 60_000);
+});

@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { experimental } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GiftServiceClient } from '../gen/ts/livemesh/gift/v1/gift.js';
+import { LedgerServiceClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
 import { createLbClient, lbServiceConfig, registerLb } from '../lb/client.js';
 import { lbDebugHandler, lbSnapshot, registerLbMetrics } from '../lb/observe.js';
@@ -191,15 +193,21 @@ describe('configuration', () => {
     expect(() => P2cConfig.createFromJson({ slow_start_ms: '3s' })).toThrow(/slow_start_ms/);
   });
 
-  it('gives reads (and only reads) a retry policy, and every method a deadline', () => {
+  it('gives reads and keyed writes (and nothing else) a retry policy, and every method a deadline', () => {
     const config = lbServiceConfig(RoomServiceClient.service, { deadlineMs: 2500 });
     expect(config.loadBalancingConfig).toEqual([{ livemesh_p2c: { name: 'livemesh.room.v1.RoomService' } }]);
     const [all, reads] = config.methodConfig;
     expect(all?.timeout).toEqual({ seconds: 2, nanos: 500_000_000 });
     const retried = reads!.name!.map((n) => n.method);
     expect(retried).toEqual(expect.arrayContaining(['GetRoom', 'BatchGetRooms', 'ListLiveRooms']));
-    expect(retried).not.toContain('CreateRoom');
+    // CreateRoom must carry request_id, so a resend returns the room the first attempt made.
+    expect(retried).toContain('CreateRoom');
+    expect(retried).not.toContain('UpdateRoom');
     expect(retried).not.toContain('EnterRoom');
+    const ledgerRetried = lbServiceConfig(LedgerServiceClient.service).methodConfig?.[1]?.name?.map((n) => n.method);
+    expect(ledgerRetried).toEqual(expect.arrayContaining(['Transfer', 'TopUp', 'GetBalances']));
+    expect(ledgerRetried).not.toContain('VoidTransfer');
+    expect(lbServiceConfig(GiftServiceClient.service).methodConfig?.[1]?.name?.map((n) => n.method)).toContain('SendGift');
     expect(reads!.retryPolicy!.retryableStatusCodes).toEqual(['UNAVAILABLE']);
     expect(lbServiceConfig(RoomServiceClient.service, { idempotent: [] }).methodConfig).toHaveLength(1);
   });
