@@ -10,40 +10,16 @@
  * developer's), LM_LOG=json (raw log lines), LM_START_TIMEOUT_MS; everything else (MYSQL_URL,
  * LOG_LEVEL, …) passes through to the children.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { credentials, Metadata } from '@grpc/grpc-js';
 import { z } from 'zod';
-import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
 import { ConfigError, EXIT_CONFIG, int, parseConfig } from '../services/kit/config.js';
 import { repoRoot } from '../services/kit/paths.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle, type InfraUrls } from './infra.js';
+import { describeExit, HIGHEST_PORT, hostPort, killOnExit, planMesh, spawnChild, stopChildren, waitReady, type Child, type ProcessSpec } from './mesh.js';
 
-// ---------------------------------------------------------------------------------------------
-// The plan: which processes, on which ports
-
-/** The port table from DESIGN.md; replica 2 listens at +100 and every gRPC process serves metrics at +1000. */
-const SERVICES = [
-  { name: 'room', port: 50051 },
-  { name: 'gift', port: 50052 },
-  { name: 'ledger', port: 50053 },
-  { name: 'chat', port: 50054 },
-  { name: 'ranking', port: 50055 },
-] as const;
-const BFF_PORT = 8080;
-const REPLICAS = 2;
-const REPLICA_PORT_STEP = 100;
-const METRICS_PORT_STEP = 1000;
-/** The highest port in the table (ranking-2's metrics); an offset must keep it below 65536. */
-const HIGHEST_PORT = 50055 + REPLICA_PORT_STEP + METRICS_PORT_STEP;
 /** A child that ignores SIGTERM this long is killed. */
 const STOP_TIMEOUT_MS = 15_000;
-/** How often a not-yet-ready process is probed, and how long one probe may take. */
-const PROBE_INTERVAL_MS = 200;
-const PROBE_DEADLINE_MS = 1_000;
 
 const launcherConfigShape = {
   LM_PORT_OFFSET: int(0, 65535 - HIGHEST_PORT, 0),
@@ -52,79 +28,6 @@ const launcherConfigShape = {
   LM_START_TIMEOUT_MS: int(1_000, 600_000, 60_000),
 };
 type LauncherConfig = z.infer<z.ZodObject<typeof launcherConfigShape>>;
-
-interface ProcessSpec {
-  /** name in the log prefix and in messages: room-1, room-2, bff */
-  name: string;
-  kind: 'grpc' | 'http';
-  script: string;
-  port: number;
-  metricsPort: number | undefined;
-  env: Record<string, string>;
-}
-
-/**
- * Where each service is, for the processes that call it: `ROOM_ADDR`, `LEDGER_ADDR`, … listing both
- * replicas on the shifted ports (lb/'s clients balance over them). A value already in the
- * environment wins.
- */
-function peerAddresses(offset: number, env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const service of SERVICES) {
-    const key = `${service.name.toUpperCase()}_ADDR`;
-    out[key] = env[key] || `127.0.0.1:${service.port + offset},127.0.0.1:${service.port + REPLICA_PORT_STEP + offset}`;
-  }
-  return out;
-}
-
-/**
- * MYSQL_DATABASE names one service's database; given to the whole mesh it would put every
- * service's tables and migration history in one database, where the second service to start
- * finds the first one's migrations. So each service gets `<MYSQL_DATABASE>_<service>`.
- */
-function ownDatabase(service: string, env: NodeJS.ProcessEnv): Record<string, string> {
-  return env.MYSQL_DATABASE ? { MYSQL_DATABASE: `${env.MYSQL_DATABASE}_${service}` } : {};
-}
-
-/**
- * Every process to run, and the services skipped because their main.js is not in dist/ yet: the
- * services are written one at a time, and the mesh should run whatever exists so far.
- */
-function planProcesses(root: string, offset: number, env: NodeJS.ProcessEnv): { specs: ProcessSpec[]; skipped: string[] } {
-  const specs: ProcessSpec[] = [];
-  const skipped: string[] = [];
-  // Short by default: a developer restarting the mesh wants it back quickly, not a production-sized grace.
-  const drainGrace = env.DRAIN_GRACE_MS || '200';
-  const peers = peerAddresses(offset, env);
-  for (const service of SERVICES) {
-    const script = join(root, 'dist', 'services', service.name, 'main.js');
-    if (!existsSync(script)) {
-      skipped.push(service.name);
-      continue;
-    }
-    for (let i = 0; i < REPLICAS; i++) {
-      const name = `${service.name}-${i + 1}`;
-      const port = service.port + i * REPLICA_PORT_STEP + offset;
-      const metricsPort = port + METRICS_PORT_STEP;
-      specs.push({
-        name,
-        kind: 'grpc',
-        script,
-        port,
-        metricsPort,
-        env: { ...peers, ...ownDatabase(service.name, env), PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace },
-      });
-    }
-  }
-  const bffScript = join(root, 'dist', 'bff', 'main.js');
-  if (existsSync(bffScript)) {
-    const port = BFF_PORT + offset;
-    specs.push({ name: 'bff', kind: 'http', script: bffScript, port, metricsPort: undefined, env: { ...peers, PORT: String(port), REPLICA: 'bff', DRAIN_GRACE_MS: drainGrace } });
-  } else {
-    skipped.push('bff');
-  }
-  return { specs, skipped };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Output
@@ -158,18 +61,17 @@ function condense(line: string): string | undefined {
 }
 
 /**
- * Copies a child's output line by line with its name in front. In json mode, JSON lines are passed
+ * Prints a child's output line with its name in front. In json mode, JSON lines are passed
  * through untouched (they already carry service and replica, and tools like jq want them whole);
  * other lines, such as a config error on stderr, keep the prefix so they can be attributed.
  */
-function pipeLines(stream: NodeJS.ReadableStream, prefix: string, mode: LauncherConfig['LM_LOG'], out: NodeJS.WritableStream): void {
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  lines.on('line', (line) => {
-    if (line === '') return;
+function linePrinter(prefixWidth: number, mode: LauncherConfig['LM_LOG']) {
+  return (spec: ProcessSpec, line: string, stream: 'stdout' | 'stderr'): void => {
+    const out = stream === 'stdout' ? process.stdout : process.stderr;
     const short = condense(line);
     if (mode === 'json' && short !== undefined) out.write(`${line}\n`);
-    else out.write(`${prefix}${short ?? line}\n`);
-  });
+    else out.write(`${spec.name.padEnd(prefixWidth)} | ${short ?? line}\n`);
+  };
 }
 
 /** URLs as printed: a password in MYSQL_URL must not end up in a terminal recording or CI log. */
@@ -189,73 +91,6 @@ function describeInfra(urls: InfraUrls, infra: InfraHandle): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Children
-
-interface Child {
-  spec: ProcessSpec;
-  proc: ChildProcess;
-  ready: boolean;
-  /** set once the process is gone and its output has been flushed */
-  ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  done: Promise<void>;
-}
-
-/**
- * Each child gets its own process group (detached) so that a Ctrl-C in the terminal reaches only
- * the launcher: the kit treats a second signal as "exit now", and a child receiving both the
- * terminal's SIGINT and our SIGTERM would skip its drain. The exit hook below makes sure no child
- * outlives the launcher anyway.
- */
-function spawnChild(spec: ProcessSpec, prefixWidth: number, mode: LauncherConfig['LM_LOG']): Child {
-  const proc = spawn(process.execPath, [spec.script], {
-    env: { ...process.env, ...spec.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  const prefix = `${spec.name.padEnd(prefixWidth)} | `;
-  if (proc.stdout) pipeLines(proc.stdout, prefix, mode, process.stdout);
-  if (proc.stderr) pipeLines(proc.stderr, prefix, mode, process.stderr);
-  const child: Child = { spec, proc, ready: false, ended: undefined, done: Promise.resolve() };
-  // 'close' rather than 'exit': it comes after the last output line, so the exit report follows the child's own last words.
-  child.done = new Promise((resolve) => {
-    proc.once('close', (code, signal) => {
-      child.ended = { code, signal };
-      resolve();
-    });
-  });
-  proc.on('error', (err) => say(`${spec.name}: could not run ${spec.script}: ${err.message}`));
-  return child;
-}
-
-function describeExit(child: Child): string {
-  const ended = child.ended;
-  if (!ended) return 'is still running';
-  return ended.signal ? `was killed by ${ended.signal}` : `exited with code ${ended.code}`;
-}
-
-/** Last resort for an unexpected exit of the launcher (uncaught error, process.exit): never leave replicas holding the ports. */
-function killOnExit(children: Child[]): void {
-  process.on('exit', () => {
-    for (const child of children) if (!child.ended) child.proc.kill('SIGKILL');
-  });
-}
-
-/** SIGTERM lets each child drain; SIGKILL after STOP_TIMEOUT_MS so stopping always finishes. */
-async function stopChildren(children: Child[]): Promise<void> {
-  const running = children.filter((c) => !c.ended);
-  for (const child of running) child.proc.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    for (const child of running) {
-      if (child.ended) continue;
-      say(`${child.spec.name} did not stop within ${STOP_TIMEOUT_MS / 1000} s: killing it`);
-      child.proc.kill('SIGKILL');
-    }
-  }, STOP_TIMEOUT_MS);
-  await Promise.all(running.map((c) => c.done));
-  clearTimeout(timer);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Readiness
 
 /**
@@ -265,10 +100,6 @@ async function stopChildren(children: Child[]): Promise<void> {
 function probeHost(env: NodeJS.ProcessEnv): string {
   const host = env.HOST;
   return !host || host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /**
@@ -295,60 +126,11 @@ function canBind(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Check("") answers SERVING only once the kit's listen() finished, i.e. after migrations and connections. */
-function grpcServing(client: HealthClient): Promise<boolean> {
-  return new Promise((resolve) => {
-    client.check({ service: '' }, new Metadata(), { deadline: Date.now() + PROBE_DEADLINE_MS }, (err, res) =>
-      resolve(!err && res.status === Serving.SERVING),
-    );
-  });
-}
-
-async function httpReady(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(PROBE_DEADLINE_MS) });
-    await res.arrayBuffer();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Polls one child until it is ready; false if it exited or the start-up was abandoned first.
- * The gRPC channel's reconnect backoff is kept short: its default grows to tens of seconds while
- * a replica is still migrating, which would delay noticing that it came up.
- */
-async function waitReady(child: Child, host: string, abandoned: () => boolean): Promise<boolean> {
-  const address = hostPort(host, child.spec.port);
-  const client =
-    child.spec.kind === 'grpc'
-      ? new HealthClient(address, credentials.createInsecure(), {
-          'grpc.initial_reconnect_backoff_ms': 100,
-          'grpc.max_reconnect_backoff_ms': 500,
-        })
-      : undefined;
-  try {
-    while (!child.ended && !abandoned()) {
-      const ready = client ? await grpcServing(client) : await httpReady(`http://${address}/readyz`);
-      if (ready && !child.ended) return true;
-      await Promise.race([sleep(PROBE_INTERVAL_MS), child.done]);
-    }
-    return false;
-  } finally {
-    client?.close();
-  }
-}
-
 function readyLine(spec: ProcessSpec, host: string, nameWidth: number): string {
   const name = spec.name.padEnd(nameWidth + 3);
   if (spec.kind === 'http') return `ready  ${name}http://${hostPort(host, spec.port)}`;
   const grpc = `grpc ${hostPort(host, spec.port)}`;
   return `ready  ${name}${grpc.padEnd(20)}   metrics :${spec.metricsPort}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -391,7 +173,7 @@ class Mesh {
     this.phase = 'stopping';
     const running = this.children.filter((c) => !c.ended);
     if (running.length > 0) say(`stopping ${running.length} process${running.length === 1 ? '' : 'es'}…`);
-    await stopChildren(this.children);
+    await stopChildren(this.children, STOP_TIMEOUT_MS, (child) => say(`${child.spec.name} did not stop within ${STOP_TIMEOUT_MS / 1000} s: killing it`));
     // Infra may still be starting (Ctrl-C during MariaDB's first initialisation): wait, then stop what it started.
     const infra = await this.infra;
     if (infra && infra.started.length > 0) say(`infra: stopping ${infra.started.join(', ')}`);
@@ -450,7 +232,7 @@ async function main(mesh: Mesh): Promise<void> {
   if (mesh.isStopping()) return;
   say(describeInfra(urls, infra));
 
-  const { specs, skipped } = planProcesses(root, config.LM_PORT_OFFSET, process.env);
+  const { specs, skipped } = await planMesh(root, { ports: { offset: config.LM_PORT_OFFSET }, env: process.env });
   if (skipped.length > 0) say(`not built yet: ${skipped.join(', ')}`);
   if (specs.length === 0) {
     say('nothing to start: run `npm run build` first');
@@ -467,28 +249,29 @@ async function main(mesh: Mesh): Promise<void> {
 
   mesh.phase = 'starting';
   const nameWidth = Math.max(...specs.map((s) => s.name.length));
-  mesh.children = specs.map((spec) => spawnChild(spec, nameWidth, config.LM_LOG));
-  killOnExit(mesh.children);
+  const print = linePrinter(nameWidth, config.LM_LOG);
+  mesh.children = specs.map((spec) => spawnChild(spec, process.env, print));
+  killOnExit(() => mesh.children);
   for (const child of mesh.children) void child.done.then(() => mesh.onChildEnded(child));
 
   const host = probeHost(process.env);
+  const ready = new Set<Child>();
   const timeout = setTimeout(() => {
     if (mesh.phase !== 'starting') return;
-    const waiting = mesh.children.filter((c) => !c.ready).map((c) => c.spec.name);
+    const waiting = mesh.children.filter((c) => !ready.has(c)).map((c) => c.spec.name);
     say(`not ready after ${config.LM_START_TIMEOUT_MS / 1000} s: ${waiting.join(', ')}; stopping`);
     void mesh.shutdown(1);
   }, config.LM_START_TIMEOUT_MS);
   const abandoned = () => mesh.phase !== 'starting';
-  const ready = await Promise.all(
+  await Promise.all(
     mesh.children.map(async (child) => {
-      const ok = await waitReady(child, host, abandoned);
-      child.ready = ok;
-      if (ok && !abandoned()) say(readyLine(child.spec, host, nameWidth));
-      return ok;
+      if (!(await waitReady(child, host, abandoned))) return;
+      ready.add(child);
+      if (!abandoned()) say(readyLine(child.spec, host, nameWidth));
     }),
   );
   clearTimeout(timeout);
-  if (mesh.phase !== 'starting' || !ready.every(Boolean)) return;
+  if (mesh.phase !== 'starting' || ready.size < mesh.children.length) return;
   mesh.phase = 'up';
   say(`mesh up: ${mesh.children.length} processes (Ctrl-C to stop)`);
 }

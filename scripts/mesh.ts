@@ -1,0 +1,477 @@
+/**
+ * The mesh as separate processes: the plan (which process listens where), spawning, readiness and
+ * stopping. `npm start` prints what happens; the chaos, fuzz and soak runs use `startMesh` to kill,
+ * restart and watch single replicas. Both go through the same code, so what those suites prove is
+ * about the processes a developer actually runs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
+import { repoRoot } from '../services/kit/paths.js';
+import { freePorts } from './net.js';
+
+// ---------------------------------------------------------------------------------------------
+// The plan
+
+/** The port table from DESIGN.md; replica 2 listens at +100 and every gRPC process serves metrics at +1000. */
+export const SERVICES = [
+  { name: 'room', port: 50051 },
+  { name: 'gift', port: 50052 },
+  { name: 'ledger', port: 50053 },
+  { name: 'chat', port: 50054 },
+  { name: 'ranking', port: 50055 },
+] as const;
+export type ServiceName = (typeof SERVICES)[number]['name'];
+export const BFF_PORT = 8080;
+export const REPLICA_PORT_STEP = 100;
+export const METRICS_PORT_STEP = 1000;
+/** The highest port in the table (ranking-2's metrics); an offset must keep it below 65536. */
+export const HIGHEST_PORT = 50055 + REPLICA_PORT_STEP + METRICS_PORT_STEP;
+
+export interface ProcessSpec {
+  /** name in log prefixes and messages: room-1, room-2, bff */
+  name: string;
+  service: ServiceName | 'bff';
+  kind: 'grpc' | 'http';
+  script: string;
+  port: number;
+  metricsPort: number | undefined;
+  env: Record<string, string>;
+}
+
+export interface PlanOptions {
+  /** 'free' asks the OS for ports (tests, suites beside a running mesh); an offset shifts DESIGN's table (npm start). */
+  ports: 'free' | { offset: number };
+  /** per gRPC service; the BFF always runs once */
+  replicas?: number;
+  services?: readonly ServiceName[];
+  bff?: boolean;
+  /** what the plan reads: MYSQL_DATABASE, `*_ADDR` overrides and DRAIN_GRACE_MS */
+  env: NodeJS.ProcessEnv;
+}
+
+export interface MeshPlan {
+  specs: ProcessSpec[];
+  /** services whose main.js is not in dist/ (the mesh runs whatever is built) */
+  skipped: string[];
+  /** ROOM_ADDR, GIFT_ADDR, … as given to every process */
+  peerEnv: Record<string, string>;
+}
+
+/**
+ * MYSQL_DATABASE names one service's database; given to the whole mesh it would put every
+ * service's tables and migration history in one database, where the second service to start
+ * finds the first one's migrations. So each service gets `<MYSQL_DATABASE>_<service>`.
+ */
+function ownDatabase(service: string, env: NodeJS.ProcessEnv): Record<string, string> {
+  return env.MYSQL_DATABASE ? { MYSQL_DATABASE: `${env.MYSQL_DATABASE}_${service}` } : {};
+}
+
+/** gRPC port and metrics port of every replica, and the BFF's port. */
+interface PortTable {
+  grpc(serviceIndex: number, replica: number): { port: number; metricsPort: number };
+  bff: { port: number; metricsPort: number };
+}
+
+async function portTable(ports: PlanOptions['ports'], replicas: number): Promise<PortTable> {
+  if (ports !== 'free') {
+    const offset = ports.offset;
+    return {
+      grpc: (s, r) => {
+        const port = pick(SERVICES, s).port + r * REPLICA_PORT_STEP + offset;
+        return { port, metricsPort: port + METRICS_PORT_STEP };
+      },
+      bff: { port: BFF_PORT + offset, metricsPort: BFF_PORT + offset + METRICS_PORT_STEP },
+    };
+  }
+  const free = await freePorts(SERVICES.length * replicas * 2 + 2);
+  return {
+    grpc: (s, r) => {
+      const i = (s * replicas + r) * 2;
+      return { port: pick(free, i), metricsPort: pick(free, i + 1) };
+    },
+    bff: { port: pick(free, free.length - 2), metricsPort: pick(free, free.length - 1) },
+  };
+}
+
+function pick<T>(list: readonly T[], i: number): T {
+  const value = list[i];
+  if (value === undefined) throw new Error(`port table has no entry ${i}`);
+  return value;
+}
+
+/**
+ * Every process to run. Peers are listed by address, both replicas each (lb/'s clients balance
+ * over them); an `*_ADDR` already in the environment wins. Drain grace is short by default: a
+ * developer restarting the mesh wants it back quickly, not a production-sized grace.
+ */
+export async function planMesh(root: string, opts: PlanOptions): Promise<MeshPlan> {
+  const replicas = opts.replicas ?? 2;
+  const wanted = new Set<string>(opts.services ?? SERVICES.map((s) => s.name));
+  const table = await portTable(opts.ports, replicas);
+  const drainGrace = opts.env.DRAIN_GRACE_MS || '200';
+  const peerEnv: Record<string, string> = {};
+  SERVICES.forEach((service, s) => {
+    const key = `${service.name.toUpperCase()}_ADDR`;
+    const own = Array.from({ length: replicas }, (_, r) => `127.0.0.1:${table.grpc(s, r).port}`).join(',');
+    peerEnv[key] = opts.env[key] || own;
+  });
+  const specs: ProcessSpec[] = [];
+  const skipped: string[] = [];
+  SERVICES.forEach((service, s) => {
+    if (!wanted.has(service.name)) return;
+    const script = join(root, 'dist', 'services', service.name, 'main.js');
+    if (!existsSync(script)) {
+      skipped.push(service.name);
+      return;
+    }
+    for (let r = 0; r < replicas; r++) {
+      const name = `${service.name}-${r + 1}`;
+      const { port, metricsPort } = table.grpc(s, r);
+      const env = { ...peerEnv, ...ownDatabase(service.name, opts.env), PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace };
+      specs.push({ name, service: service.name, kind: 'grpc', script, port, metricsPort, env });
+    }
+  });
+  if (opts.bff ?? true) {
+    const script = join(root, 'dist', 'bff', 'main.js');
+    if (existsSync(script)) {
+      const { port, metricsPort } = table.bff;
+      const env = { ...peerEnv, PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: 'bff', DRAIN_GRACE_MS: drainGrace };
+      specs.push({ name: 'bff', service: 'bff', kind: 'http', script, port, metricsPort, env });
+    } else {
+      skipped.push('bff');
+    }
+  }
+  return { specs, skipped, peerEnv };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Children
+
+export type LineSink = (spec: ProcessSpec, line: string, stream: 'stdout' | 'stderr') => void;
+
+export interface Child {
+  spec: ProcessSpec;
+  proc: ChildProcess;
+  /** set once the process is gone and its output has been flushed */
+  ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  done: Promise<void>;
+}
+
+/**
+ * Each child gets its own process group (detached) so that a Ctrl-C in the terminal reaches only
+ * the launcher: the kit treats a second signal as "exit now", and a child receiving both the
+ * terminal's SIGINT and our SIGTERM would skip its drain. `killOnExit` makes sure no child
+ * outlives its parent anyway.
+ */
+export function spawnChild(spec: ProcessSpec, baseEnv: NodeJS.ProcessEnv, onLine: LineSink | undefined): Child {
+  const proc = spawn(process.execPath, [spec.script], {
+    env: { ...baseEnv, ...spec.env },
+    stdio: ['ignore', onLine ? 'pipe' : 'ignore', onLine ? 'pipe' : 'ignore'],
+    detached: true,
+  });
+  if (onLine) {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const source = proc[stream];
+      if (!source) continue;
+      createInterface({ input: source, crlfDelay: Infinity }).on('line', (line) => {
+        if (line !== '') onLine(spec, line, stream);
+      });
+    }
+  }
+  const child: Child = { spec, proc, ended: undefined, done: Promise.resolve() };
+  // 'close' rather than 'exit': it comes after the last output line, so an exit report follows the child's own last words.
+  child.done = new Promise((resolve) => {
+    proc.once('close', (code, signal) => {
+      child.ended = { code, signal };
+      resolve();
+    });
+  });
+  proc.on('error', (err) => onLine?.(spec, `could not run ${spec.script}: ${err.message}`, 'stderr'));
+  return child;
+}
+
+export function describeExit(child: Child): string {
+  const ended = child.ended;
+  if (!ended) return 'is still running';
+  return ended.signal ? `was killed by ${ended.signal}` : `exited with code ${ended.code}`;
+}
+
+/** Last resort for an unexpected exit of the parent (uncaught error, process.exit): never leave replicas holding the ports. */
+export function killOnExit(children: () => Iterable<Child>): void {
+  process.on('exit', () => {
+    for (const child of children()) if (!child.ended) child.proc.kill('SIGKILL');
+  });
+}
+
+/** SIGTERM lets each child drain; SIGKILL after `timeoutMs` so stopping always finishes. */
+export async function stopChildren(children: Iterable<Child>, timeoutMs: number, onForcedKill?: (child: Child) => void): Promise<void> {
+  const running = [...children].filter((c) => !c.ended);
+  for (const child of running) child.proc.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    for (const child of running) {
+      if (child.ended) continue;
+      onForcedKill?.(child);
+      child.proc.kill('SIGKILL');
+    }
+  }, timeoutMs);
+  await Promise.all(running.map((c) => c.done));
+  clearTimeout(timer);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readiness
+
+/** How often a not-yet-ready process is probed, and how long one probe may take. */
+const PROBE_INTERVAL_MS = 200;
+const PROBE_DEADLINE_MS = 1_000;
+
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Check("") answers SERVING only once the kit's listen() finished, i.e. after migrations and connections. */
+function grpcServing(client: HealthClient): Promise<boolean> {
+  return new Promise((resolve) => {
+    client.check({ service: '' }, new Metadata(), { deadline: Date.now() + PROBE_DEADLINE_MS }, (err, res) =>
+      resolve(!err && res.status === Serving.SERVING),
+    );
+  });
+}
+
+async function httpReady(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(PROBE_DEADLINE_MS) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Polls one child until it is ready; false if it exited or the wait was abandoned first.
+ * The gRPC channel's reconnect backoff is kept short: its default grows to tens of seconds while
+ * a replica is still migrating, which would delay noticing that it came up.
+ */
+export async function waitReady(child: Child, host: string, abandoned: () => boolean): Promise<boolean> {
+  const address = hostPort(host, child.spec.port);
+  const client =
+    child.spec.kind === 'grpc'
+      ? new HealthClient(address, credentials.createInsecure(), {
+          'grpc.initial_reconnect_backoff_ms': 100,
+          'grpc.max_reconnect_backoff_ms': 500,
+        })
+      : undefined;
+  try {
+    while (!child.ended && !abandoned()) {
+      const ready = client ? await grpcServing(client) : await httpReady(`http://${address}/readyz`);
+      if (ready && !child.ended) return true;
+      await Promise.race([sleep(PROBE_INTERVAL_MS), child.done]);
+    }
+    return false;
+  } finally {
+    client?.close();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The programmatic mesh (chaos, fuzz, soak)
+
+export interface MeshOptions {
+  /** extra environment for every process (isolation env, URLs, LOG_LEVEL, FAULT_*…) */
+  env?: Record<string, string>;
+  ports?: PlanOptions['ports'];
+  replicas?: number;
+  services?: readonly ServiceName[];
+  bff?: boolean;
+  /** bind and probe host; default 127.0.0.1 */
+  host?: string;
+  onLine?: (proc: MeshProcess, line: string, stream: 'stdout' | 'stderr') => void;
+  startTimeoutMs?: number;
+  /** a process that ignores SIGTERM this long is killed; default 15 000 */
+  stopTimeoutMs?: number;
+}
+
+export interface MeshExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  at: number;
+  /** false when nobody asked the process to stop: a crash */
+  expected: boolean;
+}
+
+export interface MeshProcess {
+  name: string;
+  service: ServiceName | 'bff';
+  kind: 'grpc' | 'http';
+  port: number;
+  /** where the process serves Prometheus /metrics (prom-client's default metrics include heap and handles) */
+  metricsPort: number | undefined;
+  readonly pid: number | undefined;
+  readonly alive: boolean;
+  exits: MeshExit[];
+}
+
+export interface Mesh {
+  processes: MeshProcess[];
+  get(name: string): MeshProcess;
+  /** 'host:port' of every replica of a service */
+  addresses(service: ServiceName): string[];
+  peerEnv: Record<string, string>;
+  bffUrl: string;
+  /** sends the signal (default SIGKILL) and resolves once the process has exited */
+  kill(name: string, signal?: NodeJS.Signals): Promise<void>;
+  /** spawns a stopped process again on the same ports and resolves once it is ready */
+  restart(name: string): Promise<void>;
+  /** processes that exited without being asked to */
+  crashed(): MeshProcess[];
+  /** SIGTERM everything (drain), SIGKILL after the stop timeout; idempotent */
+  stop(): Promise<void>;
+}
+
+class MeshEntry implements MeshProcess {
+  name: string;
+  service: ServiceName | 'bff';
+  kind: 'grpc' | 'http';
+  port: number;
+  metricsPort: number | undefined;
+  exits: MeshExit[] = [];
+  child: Child | undefined;
+  /** set by kill() and stop() before signalling, so the exit is not counted as a crash */
+  stopping = false;
+
+  constructor(readonly spec: ProcessSpec) {
+    this.name = spec.name;
+    this.service = spec.service;
+    this.kind = spec.kind;
+    this.port = spec.port;
+    this.metricsPort = spec.metricsPort;
+  }
+
+  get pid(): number | undefined {
+    return this.alive ? this.child?.proc.pid : undefined;
+  }
+
+  get alive(): boolean {
+    return this.child !== undefined && this.child.ended === undefined;
+  }
+}
+
+class ProcessMesh implements Mesh {
+  readonly processes: MeshEntry[];
+  readonly bffUrl: string;
+  private stopped: Promise<void> | undefined;
+  private readonly baseEnv: NodeJS.ProcessEnv;
+
+  constructor(
+    private readonly plan: MeshPlan,
+    private readonly opts: MeshOptions & { host: string; startTimeoutMs: number; stopTimeoutMs: number },
+  ) {
+    this.processes = plan.specs.map((spec) => new MeshEntry(spec));
+    this.baseEnv = { ...process.env, ...opts.env, HOST: opts.host };
+    const bff = plan.specs.find((s) => s.kind === 'http');
+    this.bffUrl = bff ? `http://${hostPort(opts.host, bff.port)}` : '';
+    killOnExit(() => this.processes.flatMap((p) => (p.child ? [p.child] : [])));
+  }
+
+  get peerEnv(): Record<string, string> {
+    return this.plan.peerEnv;
+  }
+
+  get(name: string): MeshEntry {
+    const entry = this.processes.find((p) => p.name === name);
+    if (!entry) throw new Error(`no process named ${name} (have ${this.processes.map((p) => p.name).join(', ')})`);
+    return entry;
+  }
+
+  addresses(service: ServiceName): string[] {
+    return this.processes.filter((p) => p.service === service).map((p) => hostPort(this.opts.host, p.port));
+  }
+
+  crashed(): MeshProcess[] {
+    return this.processes.filter((p) => p.exits.some((e) => !e.expected));
+  }
+
+  /** Spawns one process and waits until it is ready; rejects if it exits first or takes too long. */
+  async launch(entry: MeshEntry): Promise<void> {
+    if (this.stopped) throw new Error(`the mesh is stopping; not starting ${entry.name}`);
+    if (entry.alive) throw new Error(`${entry.name} is already running (pid ${entry.pid})`);
+    const onLine = this.opts.onLine;
+    const child = spawnChild(entry.spec, this.baseEnv, onLine ? (_spec, line, stream) => onLine(entry, line, stream) : undefined);
+    entry.child = child;
+    entry.stopping = false;
+    void child.done.then(() => {
+      entry.exits.push({ code: child.ended?.code ?? null, signal: child.ended?.signal ?? null, at: Date.now(), expected: entry.stopping });
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => (timedOut = true), this.opts.startTimeoutMs);
+    try {
+      const ready = await waitReady(child, this.opts.host, () => timedOut || this.stopped !== undefined);
+      if (ready) return;
+      if (child.ended) throw new Error(`${entry.name} ${describeExit(child)} before it was ready`);
+      throw new Error(timedOut ? `${entry.name} was not ready after ${this.opts.startTimeoutMs / 1000} s` : `the mesh stopped while ${entry.name} was starting`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const entry = this.get(name);
+    const child = entry.child;
+    if (!child || child.ended) return;
+    entry.stopping = true;
+    child.proc.kill(signal);
+    await child.done;
+  }
+
+  async restart(name: string): Promise<void> {
+    const entry = this.get(name);
+    if (entry.alive) await this.kill(name, 'SIGTERM');
+    await this.launch(entry);
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      for (const p of this.processes) p.stopping = true;
+      await stopChildren(
+        this.processes.flatMap((p) => (p.child ? [p.child] : [])),
+        this.opts.stopTimeoutMs,
+      );
+    })();
+    return this.stopped;
+  }
+}
+
+/**
+ * Starts every process and resolves once all are ready. If one exits or times out during
+ * start-up the others are stopped and the promise rejects with that process's story.
+ */
+export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
+  const env = { ...process.env, ...opts.env };
+  const plan = await planMesh(repoRoot(), { ports: opts.ports ?? 'free', replicas: opts.replicas, services: opts.services, bff: opts.bff, env });
+  if (plan.skipped.length > 0) throw new Error(`not built: ${plan.skipped.join(', ')}; run \`npm run build\` first`);
+  const mesh = new ProcessMesh(plan, { ...opts, host: opts.host ?? '127.0.0.1', startTimeoutMs: opts.startTimeoutMs ?? 60_000, stopTimeoutMs: opts.stopTimeoutMs ?? 15_000 });
+  // The first failure stops the mesh, which also ends the others' waits.
+  let failure: unknown;
+  await Promise.all(
+    mesh.processes.map((p) =>
+      mesh.launch(p).catch((err: unknown) => {
+        failure ??= err;
+        void mesh.stop();
+      }),
+    ),
+  );
+  if (failure !== undefined) {
+    await mesh.stop();
+    throw failure;
+  }
+  return mesh;
+}
