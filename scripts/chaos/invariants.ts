@@ -16,8 +16,11 @@ export interface InvariantInput {
   sends: GiftSendRecord[];
   viewers: string[];
   topUpMinor: bigint;
-  /** per room, each user's score on the room's live board (Ranking's exact totals) */
-  ranking: Map<string, Map<string, bigint>>;
+  /**
+   * Per board ("live", "day"), per room, each user's exact total as Ranking answers it. Every room
+   * went live once before the load, so both boards must hold the sum of the room's paid gifts.
+   */
+  ranking: Record<string, Map<string, Map<string, bigint>>>;
 }
 
 const MAX_SHOWN = 20;
@@ -185,16 +188,18 @@ function effectsOnce({ state, ranking }: InvariantInput): Check {
   const expBalance = new Map(state.accounts.filter((a) => a.asset === 3).map((a) => [a.owner, a.balance]));
   for (const [user, exp] of expOf) if ((expBalance.get(user) ?? 0n) !== exp) v.fail(`user ${user} holds ${expBalance.get(user) ?? 0n} EXP, DONE orders granted ${exp}`);
   let pairs = 0;
-  for (const [roomId, expected] of scores) {
-    const board = ranking.get(roomId) ?? new Map<string, bigint>();
-    for (const [user, amount] of expected) {
-      pairs++;
-      const score = board.get(user);
-      if (score !== amount) v.fail(`room ${roomId}: user ${user} scores ${score ?? 'nothing'} on the live board, DONE orders paid ${amount}`);
+  for (const [period, boards] of Object.entries(ranking)) {
+    for (const [roomId, expected] of scores) {
+      const board = boards.get(roomId) ?? new Map<string, bigint>();
+      for (const [user, amount] of expected) {
+        pairs++;
+        const score = board.get(user);
+        if (score !== amount) v.fail(`room ${roomId}, ${period} board: user ${user} scores ${score ?? 'nothing'}, DONE orders paid ${amount}`);
+      }
+      for (const [user, score] of board) if (!expected.has(user)) v.fail(`room ${roomId}, ${period} board: user ${user} scores ${score} with no DONE order`);
     }
-    for (const [user, score] of board) if (!expected.has(user)) v.fail(`room ${roomId}: user ${user} scores ${score} with no DONE order`);
+    for (const [roomId, board] of boards) if (!scores.has(roomId) && board.size > 0) v.fail(`room ${roomId}, ${period} board: ${board.size} ranked users and no DONE order`);
   }
-  for (const [roomId, board] of ranking) if (!scores.has(roomId) && board.size > 0) v.fail(`room ${roomId} has ${board.size} ranked users and no DONE order`);
-  v.details.push(`${done} DONE orders: one EXP grant each, ${expOf.size} users' EXP equal to their DONE orders; ${pairs} (room, sender) scores equal to the sum of their paid gifts`);
+  v.details.push(`${done} DONE orders: one EXP grant each, ${expOf.size} users' EXP equal to their DONE orders; ${pairs} (board, room, sender) scores on the ${Object.keys(ranking).join(' and ')} boards checked against the sum of their paid gifts`);
   return v.done();
 }
