@@ -190,7 +190,10 @@ function noCrashes(mesh: Mesh): Check {
 /** The printed verdict: load per kind, each fault with its impact, each invariant. */
 export function formatResult(r: ChaosResult): string[] {
   const lines: string[] = ['', 'calls per kind (failed = UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, CANCELLED, HTTP 5xx or no answer):'];
-  for (const [kind, s] of Object.entries(r.load.kinds)) lines.push(`  ${formatKind(kind as never, s)}`);
+  for (const [kind, s] of Object.entries(r.load.kinds)) {
+    lines.push(`  ${formatKind(kind as never, s)}`);
+    for (const [code, messages] of Object.entries(s.failureMessages)) for (const [text, n] of messages) lines.push(`      ${code} ×${n}: ${text}`);
+  }
   const all = Object.values(r.load.kinds);
   const total = all.reduce((t, k) => t + k.calls, 0);
   const failed = all.reduce((t, k) => t + k.failed, 0);
