@@ -1,6 +1,5 @@
-import mysql from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import { mysqlOptions, quoteIdent } from '../services/kit/mysql.js';
+import { quoteIdent } from '../services/kit/mysql.js';
 import { runChaos, formatResult, type ChaosResult } from '../scripts/chaos/run.js';
 import type { Check } from '../scripts/chaos/invariants.js';
 
@@ -24,30 +23,25 @@ describe('chaos smoke', () => {
       viewers: 20,
       settleTimeoutMs: 60_000,
       log: (line) => lines.push(line),
-      beforeCleanup: async ({ mysqlUrl, database, recheck }) => {
-        const conn = await mysql.createConnection(mysqlOptions(mysqlUrl));
-        try {
-          const [shards] = await conn.query('SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE ? ORDER BY schema_name', [`${database.replace(/_/g, '\\_')}\\_ledger\\_shard%`]);
-          const shard = quoteIdent((shards as Array<{ name: string }>)[0]!.name);
-          // One minor unit appears from nowhere in a viewer's wallet.
-          const [res] = await conn.query(`UPDATE ${shard}.accounts SET balance = balance + 1 WHERE owner_id >= 110000 AND asset = 1 ORDER BY owner_id LIMIT 1`);
-          expect((res as { affectedRows: number }).affectedRows).toBe(1);
-          const balance = await recheck();
-          await conn.query(`UPDATE ${shard}.accounts SET balance = balance - 1 WHERE owner_id >= 110000 AND asset = 1 ORDER BY owner_id LIMIT 1`);
-          // A gift's debit written a second time, with its balance, as a double charge would be.
-          const [debits] = await conn.query(`SELECT bucket, owner_id, asset, transfer_id, amount FROM ${shard}.entries WHERE side = 1 AND transfer_id LIKE 'gift:%' LIMIT 1`);
-          const d = (debits as Array<{ bucket: number; owner_id: string; asset: number; transfer_id: string; amount: string }>)[0]!;
-          await conn.query(
-            `INSERT INTO ${shard}.entries (bucket, owner_id, asset, created_at, home_owner_id, transfer_id, side, kind, amount, balance_after, payer_owner_id, payer_asset, payer_bucket, payee_owner_id, payee_asset, payee_bucket, debit_balance_after, reference, created_by, applied_at, day)
-             SELECT bucket, owner_id, asset, created_at + INTERVAL 1 SECOND, home_owner_id, transfer_id, side, kind, amount, balance_after, payer_owner_id, payer_asset, payer_bucket, payee_owner_id, payee_asset, payee_bucket, debit_balance_after, reference, created_by, applied_at, day
-             FROM ${shard}.entries WHERE side = 1 AND transfer_id = ? LIMIT 1`,
-            [d.transfer_id],
-          );
-          await conn.query(`UPDATE ${shard}.accounts SET balance = balance - ? WHERE bucket = ? AND owner_id = ? AND asset = ?`, [d.amount, d.bucket, d.owner_id, d.asset]);
-          broken = { balance, doubled: await recheck() };
-        } finally {
-          await conn.end();
-        }
+      beforeCleanup: async ({ admin: conn, database, recheck }) => {
+        const [shards] = await conn.query('SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE ? ORDER BY schema_name', [`${database.replace(/_/g, '\\_')}\\_ledger\\_shard%`]);
+        const shard = quoteIdent((shards as Array<{ name: string }>)[0]!.name);
+        // One minor unit appears from nowhere in a viewer's wallet.
+        const [res] = await conn.query(`UPDATE ${shard}.accounts SET balance = balance + 1 WHERE owner_id >= 110000 AND asset = 1 ORDER BY owner_id LIMIT 1`);
+        expect((res as { affectedRows: number }).affectedRows).toBe(1);
+        const balance = await recheck();
+        await conn.query(`UPDATE ${shard}.accounts SET balance = balance - 1 WHERE owner_id >= 110000 AND asset = 1 ORDER BY owner_id LIMIT 1`);
+        // A gift's debit written a second time, with its balance, as a double charge would be.
+        const [debits] = await conn.query(`SELECT bucket, owner_id, asset, transfer_id, amount FROM ${shard}.entries WHERE side = 1 AND transfer_id LIKE 'gift:%' LIMIT 1`);
+        const d = (debits as Array<{ bucket: number; owner_id: string; asset: number; transfer_id: string; amount: string }>)[0]!;
+        await conn.query(
+          `INSERT INTO ${shard}.entries (bucket, owner_id, asset, created_at, home_owner_id, transfer_id, side, kind, amount, balance_after, payer_owner_id, payer_asset, payer_bucket, payee_owner_id, payee_asset, payee_bucket, debit_balance_after, reference, created_by, applied_at, day)
+           SELECT bucket, owner_id, asset, created_at + INTERVAL 1 SECOND, home_owner_id, transfer_id, side, kind, amount, balance_after, payer_owner_id, payer_asset, payer_bucket, payee_owner_id, payee_asset, payee_bucket, debit_balance_after, reference, created_by, applied_at, day
+           FROM ${shard}.entries WHERE side = 1 AND transfer_id = ? LIMIT 1`,
+          [d.transfer_id],
+        );
+        await conn.query(`UPDATE ${shard}.accounts SET balance = balance - ? WHERE bucket = ? AND owner_id = ? AND asset = ?`, [d.amount, d.bucket, d.owner_id, d.asset]);
+        broken = { balance, doubled: await recheck() };
       },
     });
     const report = formatResult(result).join('\n');

@@ -1,5 +1,4 @@
-import mysql from 'mysql2/promise';
-import { mysqlOptions } from '../../services/kit/mysql.js';
+import type { Connection } from 'mysql2/promise';
 import type { Random } from '../load/random.js';
 import type { Mesh } from '../mesh.js';
 import type { ChaosInfra } from './private-infra.js';
@@ -22,6 +21,11 @@ export interface FaultContext {
   infra: ChaosInfra;
   /** the run's MYSQL_DATABASE; every service database starts with it */
   database: string;
+  /**
+   * The run's own connection to the shared MariaDB, opened before the mesh: when the server is at
+   * its connection limit (other suites share it) a fault must not depend on getting a new one.
+   */
+  admin: Connection;
   random: Random;
   log: (line: string) => void;
 }
@@ -38,7 +42,8 @@ export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultR
   const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   switch (kind) {
     case 'kill-replica': {
-      const victims = ctx.mesh.processes.filter((p) => p.kind === 'grpc' && p.alive);
+      // Only a service whose replicas are all up: one that failed to come back is not killed twice.
+      const victims = ctx.mesh.processes.filter((p) => p.kind === 'grpc' && ctx.mesh.processes.every((q) => q.service !== p.service || q.alive));
       const victim = ctx.random.pick(victims);
       const downMs = 500 + ctx.random.int(2000);
       ctx.log(`chaos: SIGKILL ${victim.name} (pid ${victim.pid ?? '?'}), restart in ${secs(downMs)}`);
@@ -50,7 +55,7 @@ export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultR
       return r;
     }
     case 'mysql-kill-connections': {
-      const killed = await killMysqlConnections(ctx.infra.directMysqlUrl, ctx.database);
+      const killed = await killMysqlConnections(ctx.admin, ctx.database);
       ctx.log(`chaos: KILL on ${killed} MySQL connections of this run's databases`);
       return done(`${killed} connections`);
     }
@@ -85,23 +90,18 @@ export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultR
  * proxy): what a DBA's kill, a failover or a server-side timeout does to a pool. Nobody else's
  * sessions are touched.
  */
-export async function killMysqlConnections(mysqlUrl: string, database: string): Promise<number> {
-  const conn = await mysql.createConnection(mysqlOptions(mysqlUrl));
-  try {
-    const [rows] = await conn.query('SELECT id FROM information_schema.processlist WHERE (db = ? OR db LIKE ?) AND id <> CONNECTION_ID()', [database, `${database.replace(/_/g, '\\_')}\\_%`]);
-    let killed = 0;
-    for (const { id } of rows as Array<{ id: number }>) {
-      try {
-        await conn.query(`KILL CONNECTION ${Number(id)}`);
-        killed++;
-      } catch {
-        // it ended on its own meanwhile
-      }
+export async function killMysqlConnections(conn: Connection, database: string): Promise<number> {
+  const [rows] = await conn.query('SELECT id FROM information_schema.processlist WHERE (db = ? OR db LIKE ?) AND id <> CONNECTION_ID()', [database, `${database.replace(/_/g, '\\_')}\\_%`]);
+  let killed = 0;
+  for (const { id } of rows as Array<{ id: number }>) {
+    try {
+      await conn.query(`KILL CONNECTION ${Number(id)}`);
+      killed++;
+    } catch {
+      // it ended on its own meanwhile
     }
-    return killed;
-  } finally {
-    await conn.end();
   }
+  return killed;
 }
 
 /**

@@ -46,7 +46,8 @@ class KindCounter {
       // Distinct messages per code are few (they name a dependency, not a request); the cap keeps it so.
       const m = this.messages.get(code) ?? new Map<string, number>();
       this.messages.set(code, m);
-      const text = message.slice(0, 160);
+      // Ids and figures differ per call (correlation ids, deadlines): without them, like failures group together.
+      const text = message.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>').replace(/\d+(\.\d+)?/g, '#').slice(0, 160);
       if (m.has(text) || m.size < MESSAGES_PER_CODE) m.set(text, (m.get(text) ?? 0) + 1);
     }
     this.byCode.set(code, (this.byCode.get(code) ?? 0) + 1);
