@@ -219,7 +219,7 @@ export function formatResult(r: ChaosResult): string[] {
   lines.push(`  all: ${total} calls, ${failed} failed (${total === 0 ? '0.00' : ((100 * failed) / total).toFixed(2)}%)`);
   const g = r.load.gifts;
   lines.push(`  gift sends: ${g.attempted} keys, ${g.ok} OK, ${g.refused} refused, ${g.unresolved} given up while unresolved`);
-  lines.push('', 'faults (failed calls from the fault until 5 s after it; recovery = until every kind that failed succeeded again):');
+  lines.push('', 'faults (failed calls from the fault until 5 s after it or the next fault; recovery = from its end until every kind that failed succeeded again):');
   for (const f of r.faults) {
     const rec = f.recoveryMs === undefined ? 'never' : `${(f.recoveryMs / 1000).toFixed(2)} s`;
     lines.push(`  ${f.fault.kind.padEnd(23)} ${f.fault.target.padEnd(16)} lasted ${((f.fault.endedAt - f.fault.startedAt) / 1000).toFixed(1).padStart(5)} s  failed ${String(f.failedCalls).padStart(4)}/${String(f.calls).padEnd(5)} recovery ${rec}`);

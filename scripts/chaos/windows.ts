@@ -7,7 +7,7 @@ const READ_KINDS: readonly CallKind[] = ['room.get', 'room.batchGet', 'room.list
 /** How the clients fared around one fault. */
 export interface FaultImpact {
   fault: FaultRecord;
-  /** calls that failed between the fault's start and 5 s after its end */
+  /** calls that ended failed between the fault's start and 5 s after its end (or the next fault's start, if sooner) */
   failedCalls: number;
   calls: number;
   /**
@@ -18,8 +18,10 @@ export interface FaultImpact {
 }
 
 export function faultImpacts(faults: FaultRecord[], calls: CallRecord[]): FaultImpact[] {
-  return faults.map((fault) => {
-    const around = calls.filter((c) => c.endedAt >= fault.startedAt && c.endedAt <= fault.endedAt + 5000);
+  return faults.map((fault, i) => {
+    // A window never reaches into the next fault, so each failure is blamed on one fault only.
+    const until = Math.min(fault.endedAt + 5000, faults[i + 1]?.startedAt ?? Infinity);
+    const around = calls.filter((c) => c.endedAt >= fault.startedAt && c.endedAt <= until);
     const failedKinds = new Set(around.filter((c) => c.failed).map((c) => c.kind));
     let recoveryMs: number | undefined = 0;
     for (const kind of failedKinds) {
