@@ -211,7 +211,7 @@ export function formatResult(r: ChaosResult): string[] {
   const lines: string[] = ['', 'calls per kind (failed = UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, CANCELLED, HTTP 5xx or no answer):'];
   for (const [kind, s] of Object.entries(r.load.kinds)) {
     lines.push(`  ${formatKind(kind as never, s)}`);
-    for (const [code, messages] of Object.entries(s.failureMessages)) for (const [text, n] of messages) lines.push(`      ${code} ×${n}: ${text}`);
+    for (const [code, messages] of Object.entries(s.messages)) for (const [text, n] of messages) lines.push(`      ${code} ×${n}: ${text}`);
   }
   const all = Object.values(r.load.kinds);
   const total = all.reduce((t, k) => t + k.calls, 0);

@@ -23,8 +23,8 @@ export interface KindStats {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
-  /** for each failure code, its most frequent messages with their counts: what a failure looked like */
-  failureMessages: Record<string, Array<[string, number]>>;
+  /** for each code but OK (failures and refusals), its most frequent messages with their counts */
+  messages: Record<string, Array<[string, number]>>;
 }
 
 /** Latency samples kept per kind: enough for a p99, bounded so an hour-long soak does not grow the generator itself. */
@@ -41,12 +41,12 @@ class KindCounter {
 
   add(code: string, ms: number, random: () => number, message: string): void {
     this.calls++;
-    if (isFailure(code)) {
-      this.failed++;
-      // Distinct messages per code are few (they name a dependency, not a request); the cap keeps it so.
+    if (isFailure(code)) this.failed++;
+    if (code !== 'OK' && !/^HTTP [23]/.test(code)) {
+      // Distinct messages per code are few (they name a dependency or a reason, not a request); the cap keeps it so.
       const m = this.messages.get(code) ?? new Map<string, number>();
       this.messages.set(code, m);
-      // Ids and figures differ per call (correlation ids, deadlines): without them, like failures group together.
+      // Ids and figures differ per call (correlation ids, deadlines): without them, like answers group together.
       const text = message.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>').replace(/\d+(\.\d+)?/g, '#').slice(0, 160);
       if (m.has(text) || m.size < MESSAGES_PER_CODE) m.set(text, (m.get(text) ?? 0) + 1);
     }
@@ -69,7 +69,7 @@ class KindCounter {
       p50Ms: percentile(sorted, 0.5),
       p99Ms: percentile(sorted, 0.99),
       maxMs: this.maxMs,
-      failureMessages: Object.fromEntries([...this.messages].map(([code, m]) => [code, [...m].sort((a, b) => b[1] - a[1]).slice(0, 3)])),
+      messages: Object.fromEntries([...this.messages].map(([code, m]) => [code, [...m].sort((a, b) => b[1] - a[1]).slice(0, 3)])),
     };
   }
 }
