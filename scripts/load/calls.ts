@@ -9,6 +9,8 @@ export interface CallResult<Res> {
   code: string;
   value?: Res;
   error?: ServiceError;
+  /** what a failure said (gRPC details, an HTTP error body, a network error) */
+  message?: string;
 }
 
 /**
@@ -19,11 +21,11 @@ export function unary<Req, Res>(self: unknown, fn: UnaryMethod<Req, Res>, req: R
   return new Promise((resolve) => {
     try {
       fn.call(self, req, md, { deadline: Date.now() + timeoutMs }, (err, res) =>
-        resolve(err ? { code: Code[err.code] ?? `CODE_${err.code}`, error: err } : { code: 'OK', value: res }),
+        resolve(err ? { code: Code[err.code] ?? `CODE_${err.code}`, error: err, message: err.details } : { code: 'OK', value: res }),
       );
     } catch (err) {
       // A request the client cannot even serialise is a bug in the generator, not an outcome.
-      resolve({ code: 'CLIENT_ERROR', error: err as ServiceError });
+      resolve({ code: 'CLIENT_ERROR', error: err as ServiceError, message: String(err) });
     }
   });
 }

@@ -52,7 +52,7 @@ export async function sendGiftWithRetries(
   for (let attempt = 0; attempt < policy.attempts; attempt++) {
     const startedAt = Date.now();
     const res = await unary(c.gift, c.gift.sendGift, req, md, 5000);
-    outcomes.record('gift.send', res.code, startedAt);
+    outcomes.record('gift.send', res.code, startedAt, res.message);
     record.attempts.push(res.code);
     record.outcome = res.code;
     record.lastAt = Date.now();

@@ -114,7 +114,7 @@ export async function startLoad(target: LoadTarget, opts: LoadOptions): Promise<
   const timed = async <T>(kind: CallKind, call: () => Promise<CallResult<T>>) => {
     const t0 = Date.now();
     const res = await call();
-    outcomes.record(kind, res.code, t0);
+    outcomes.record(kind, res.code, t0, res.message);
   };
 
   const sendChat: Task = async (kind) => {
@@ -221,9 +221,9 @@ export async function startLoad(target: LoadTarget, opts: LoadOptions): Promise<
 async function httpGet(url: string): Promise<CallResult<unknown>> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(5000), headers: { accept: 'application/json' } });
-    await res.arrayBuffer();
-    return { code: `HTTP ${res.status}` };
-  } catch {
-    return { code: 'HTTP NETWORK' };
+    const body = await res.text();
+    return { code: `HTTP ${res.status}`, message: res.status >= 500 ? body : undefined };
+  } catch (err) {
+    return { code: 'HTTP NETWORK', message: err instanceof Error ? err.message : String(err) };
   }
 }

@@ -23,10 +23,13 @@ export interface KindStats {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** for each code but OK (failures and refusals), its most frequent messages with their counts */
+  messages: Record<string, Array<[string, number]>>;
 }
 
 /** Latency samples kept per kind: enough for a p99, bounded so an hour-long soak does not grow the generator itself. */
 const RESERVOIR = 20_000;
+const MESSAGES_PER_CODE = 20;
 
 class KindCounter {
   calls = 0;
@@ -34,10 +37,19 @@ class KindCounter {
   maxMs = 0;
   readonly byCode = new Map<string, number>();
   private readonly samples: number[] = [];
+  private readonly messages = new Map<string, Map<string, number>>();
 
-  add(code: string, ms: number, random: () => number): void {
+  add(code: string, ms: number, random: () => number, message: string): void {
     this.calls++;
     if (isFailure(code)) this.failed++;
+    if (code !== 'OK' && !/^HTTP [23]/.test(code)) {
+      // Distinct messages per code are few (they name a dependency or a reason, not a request); the cap keeps it so.
+      const m = this.messages.get(code) ?? new Map<string, number>();
+      this.messages.set(code, m);
+      // Ids and figures differ per call (correlation ids, deadlines): without them, like answers group together.
+      const text = message.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>').replace(/\d+(\.\d+)?/g, '#').slice(0, 160);
+      if (m.has(text) || m.size < MESSAGES_PER_CODE) m.set(text, (m.get(text) ?? 0) + 1);
+    }
     this.byCode.set(code, (this.byCode.get(code) ?? 0) + 1);
     if (ms > this.maxMs) this.maxMs = ms;
     // Reservoir sampling (Algorithm R): every call has the same chance to be in the sample.
@@ -57,6 +69,7 @@ class KindCounter {
       p50Ms: percentile(sorted, 0.5),
       p99Ms: percentile(sorted, 0.99),
       maxMs: this.maxMs,
+      messages: Object.fromEntries([...this.messages].map(([code, m]) => [code, [...m].sort((a, b) => b[1] - a[1]).slice(0, 3)])),
     };
   }
 }
@@ -70,8 +83,8 @@ export class Outcomes {
     private readonly observer?: (record: CallRecord) => void,
   ) {}
 
-  record(kind: CallKind, code: string, startedAt: number, endedAt = Date.now()): void {
-    this.kinds.get(kind)?.add(code, endedAt - startedAt, this.random);
+  record(kind: CallKind, code: string, startedAt: number, message = '', endedAt = Date.now()): void {
+    this.kinds.get(kind)?.add(code, endedAt - startedAt, this.random, message);
     this.observer?.({ kind, code, failed: isFailure(code), startedAt, endedAt });
   }
 

@@ -27,8 +27,8 @@ const ADMIN = as('1', 'admin');
 const GIFT_PRICES = [1n, 10n, 52n, 100n];
 
 /**
- * Set-up calls are retried on transient errors: a replica may still be warming its caches. Each is
- * idempotent (fixed gift ids, CreateRoom's request_id, TopUp's payment reference), so a retry after
+ * Set-up calls are retried on transient errors: a replica may still be warming its caches. Rooms
+ * and top-ups are idempotent (CreateRoom's request_id, TopUp's payment reference), so a retry after
  * a lost answer changes nothing.
  */
 async function settle<Res>(what: string, attempt: () => Promise<CallResult<Res>>): Promise<Res> {
@@ -47,12 +47,14 @@ export async function createWorld(c: MeshClients, opts: WorldOptions): Promise<W
   const log = opts.log ?? (() => {});
   const base = opts.userBase ?? 100_000;
   const topUpMinor = opts.topUpMinor ?? 1_000_000_000n;
-  const gifts = GIFT_PRICES.map((priceMinor, i) => ({ giftId: String(i + 1), priceMinor }));
-  for (const g of gifts) {
-    const req = UpsertGiftRequest.fromPartial({ gift: { giftId: g.giftId, name: `load gift ${g.giftId}`, priceMinor: String(g.priceMinor), status: 1 }, expectedVersion: '0' });
-    await settle(`UpsertGift ${g.giftId}`, () => unary(c.gift, c.gift.upsertGift, req, ADMIN, 5000));
+  // Id 0 creates (the service picks ids); a retried create after a lost answer leaves one unused gift, which is harmless.
+  const gifts: World['gifts'] = [];
+  for (const [i, priceMinor] of GIFT_PRICES.entries()) {
+    const req = UpsertGiftRequest.fromPartial({ gift: { giftId: '0', name: `load gift ${i + 1}`, priceMinor: String(priceMinor), status: 1 }, expectedVersion: '0' });
+    const res = await settle(`UpsertGift ${i + 1}`, () => unary(c.gift, c.gift.upsertGift, req, ADMIN, 5000));
+    gifts.push({ giftId: res.gift?.giftId ?? '', priceMinor });
   }
-  const group = UpsertGiftGroupRequest.fromPartial({ giftGroup: { giftGroupId: '1', name: 'load', giftIds: gifts.map((g) => g.giftId), isDefault: true }, expectedVersion: '0' });
+  const group = UpsertGiftGroupRequest.fromPartial({ giftGroup: { giftGroupId: '0', name: 'load', giftIds: gifts.map((g) => g.giftId), isDefault: true }, expectedVersion: '0' });
   await settle('UpsertGiftGroup', () => unary(c.gift, c.gift.upsertGiftGroup, group, ADMIN, 5000));
   log(`load: catalog of ${gifts.length} gifts`);
 
