@@ -95,6 +95,12 @@ describe('room stream', () => {
     expect(JSON.parse(res.body)).toMatchObject({ error: { code: expect.any(String), message: expect.any(String) } });
   });
 
+  it('answers a HEAD upgrade 405 without a body (a body after HEAD breaks the client parser)', async () => {
+    const res = await rawUpgrade(fast.base, 'HEAD', `/v1/rooms/${await newRoom()}/stream`, {});
+    expect(res.status).toBe(405);
+    expect(res.body).toBe('');
+  });
+
   it('counts a connection against the per-address limit: 429 with Retry-After beyond it', async () => {
     const roomId = await newRoom();
     // Twenty at once against 5 per second: they land in one or two windows, so at most ten pass.

@@ -115,7 +115,7 @@ export class StreamGateway {
     // ws answers a malformed handshake (wrong method, bad Sec-WebSocket-Key…) with an HTML body
     // unless someone listens here; every livemesh error is the JSON shape.
     this.wss.on('wsClientError', (err: Error, socket: Duplex) => {
-      refuse(socket, err.message === 'Invalid HTTP method' ? new HttpError(405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'a room stream is opened with GET' } }) : new HttpError(400, { error: { code: 'INVALID_ARGUMENT', message: err.message } }));
+      refuse(socket, new HttpError(400, { error: { code: 'INVALID_ARGUMENT', message: err.message } }));
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.upgrade(req, socket, head).catch((err: unknown) => {
@@ -127,6 +127,8 @@ export class StreamGateway {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
+    // Refused before ws sees it: a HEAD answer must not carry the error body ws (or refuse) would write.
+    if (req.method !== 'GET') return refuse(socket, new HttpError(405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'a room stream is opened with GET' } }), req.method === 'HEAD');
     const url = new URL(req.url ?? '/', 'http://bff');
     const match = PATH.exec(url.pathname);
     if (!match) return refuse(socket, new HttpError(404, { error: { code: 'NOT_FOUND', message: `no WebSocket route ${url.pathname}` } }));
@@ -333,10 +335,10 @@ function decodedOrEmpty(segment: string): string {
 }
 
 /** Answers a refused upgrade with the same JSON error body as every other route, then closes. */
-function refuse(socket: Duplex, err: HttpError): void {
+function refuse(socket: Duplex, err: HttpError, headOnly = false): void {
   const body = JSON.stringify(err.body);
   const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 429: 'Too Many Requests', 503: 'Service Unavailable' }[err.status] ?? 'Error';
   const headers = [`HTTP/1.1 ${err.status} ${reason}`, 'Content-Type: application/json; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
   if (err.retryAfterS !== undefined) headers.push(`Retry-After: ${err.retryAfterS}`);
-  socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+  socket.end(`${headers.join('\r\n')}\r\n\r\n${headOnly ? '' : body}`);
 }
