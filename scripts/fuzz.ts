@@ -4,7 +4,7 @@
  * exits 1 if any input produced INTERNAL, UNKNOWN, DATA_LOSS, a 5xx, or a crashed process, each
  * printed with the input that reproduces it.
  *
- *   npm run fuzz -- [--cases N] [--seed S] [--only PATTERN] [--concurrency N] [--replicas N]
+ *   npm run fuzz -- [--cases N] [--seed S] [--only PATTERN] [--concurrency N] [--parallel N] [--replicas N]
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -25,11 +25,11 @@ function positiveInt(name: string, raw: string | undefined, fallback: number): n
 let values: Record<string, string | undefined>;
 try {
   ({ values } = parseArgs({
-    options: { cases: { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' }, concurrency: { type: 'string' }, replicas: { type: 'string' } },
+    options: { cases: { type: 'string' }, seed: { type: 'string' }, only: { type: 'string' }, concurrency: { type: 'string' }, parallel: { type: 'string' }, replicas: { type: 'string' } },
     strict: true,
   }) as { values: Record<string, string | undefined> });
 } catch (err) {
-  process.stderr.write(`fuzz: ${(err as Error).message}\nusage: npm run fuzz -- [--cases N] [--seed S] [--only PATTERN] [--concurrency N] [--replicas N]\n`);
+  process.stderr.write(`fuzz: ${(err as Error).message}\nusage: npm run fuzz -- [--cases N] [--seed S] [--only PATTERN] [--concurrency N] [--parallel N] [--replicas N]\n`);
   process.exit(2);
 }
 
@@ -37,7 +37,8 @@ const session = await runFuzzSession({
   seed: values.seed ?? randomBytes(4).toString('hex'),
   cases: positiveInt('cases', values.cases, 10_000),
   only: values.only,
-  concurrency: positiveInt('concurrency', values.concurrency, 16),
+  concurrency: positiveInt('concurrency', values.concurrency, 12),
+  parallel: positiveInt('parallel', values.parallel, 4),
   replicas: positiveInt('replicas', values.replicas, 2),
   tolerateOverload: false,
   say,

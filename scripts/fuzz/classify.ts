@@ -4,7 +4,7 @@
  */
 import { status as Code } from '@grpc/grpc-js';
 import type { RpcOutcome } from './grpc-target.js';
-import type { HttpOutcome } from './http-target.js';
+import { TRUNCATED, type HttpOutcome } from './http-target.js';
 
 /** Codes no input may produce: a thrown non-domain error, a broken invariant, a lost message. */
 export const FAILING_CODES: ReadonlySet<Code> = new Set([Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS]);
@@ -47,7 +47,7 @@ export function httpFailure(o: HttpOutcome, rules: HttpRules = {}): string | und
     return undefined;
   }
   // Errors are JSON in one shape; an empty body is allowed for what Node's HTTP parser refuses itself (400, 431).
-  if (o.status >= 400 && o.body.length > 0 && !isJsonError(o)) return `HTTP ${o.status} without the JSON error shape: ${o.contentType} ${o.body.slice(0, 300)}`;
+  if (o.status >= 400 && o.body.length > 0 && o.body !== TRUNCATED && !isJsonError(o)) return `HTTP ${o.status} without the JSON error shape: ${o.contentType} ${o.body.slice(0, 300)}`;
   return undefined;
 }
 

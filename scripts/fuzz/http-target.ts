@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
-import { gzipSync } from 'node:zlib';
+import { brotliDecompressSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
 import { SignJWT } from 'jose';
 import { TokenVerifier } from '../../bff/auth.js';
 import { DEV_JWT_SECRET, DEV_TOPUP_SECRET } from '../../bff/config.js';
@@ -342,7 +342,20 @@ export interface HttpOutcome {
   error?: string;
 }
 
-const MAX_KEPT_BODY = 65_536;
+const MAX_KEPT_BODY = 1_048_576;
+/** Stands for a body too long to keep; only error bodies are inspected, and those are small. */
+export const TRUNCATED = '<body longer than kept>';
+
+/** The body as text, after undoing its content coding; a coding that does not decode is said so. */
+function decoded(raw: Buffer, encoding: string): string {
+  try {
+    const enc = encoding.trim().toLowerCase();
+    const plain = enc === 'br' ? brotliDecompressSync(raw) : enc === 'gzip' ? gunzipSync(raw) : enc === 'deflate' ? inflateSync(raw) : raw;
+    return plain.toString('utf8');
+  } catch (err) {
+    return `<${encoding} body that does not decode: ${(err as Error).message}>`;
+  }
+}
 
 /** Sends a case and resolves with its outcome; never rejects. */
 export function sendHttp(baseUrl: string, agent: Agent, c: HttpCase, timeoutMs = 15_000): Promise<HttpOutcome> {
@@ -370,7 +383,8 @@ export function sendHttp(baseUrl: string, agent: Agent, c: HttpCase, timeoutMs =
           kept += chunk.length;
         }
       });
-      const done = () => finish({ status: res.statusCode ?? 0, contentType: headerOf(res.headers, 'content-type'), body: Buffer.concat(chunks).toString('utf8') });
+      const done = () =>
+        finish({ status: res.statusCode ?? 0, contentType: headerOf(res.headers, 'content-type'), body: kept > MAX_KEPT_BODY ? TRUNCATED : decoded(Buffer.concat(chunks), headerOf(res.headers, 'content-encoding')) });
       res.on('end', done);
       res.on('error', done);
       res.on('aborted', done);

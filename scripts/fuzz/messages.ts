@@ -148,7 +148,7 @@ function writeNested(w: BinaryWriter, number: number, desc: DescMessage, name: s
 function writeFieldMask(w: BinaryWriter, rng: Rng, known: Known, style: Style): void {
   const n = style === 'sane' ? rng.int(0, 4) : listLength(rng, style, 'paths');
   for (let i = 0; i < n; i++) {
-    const path = style === 'sane' || rng.chance(0.5) ? rng.pick(known.fieldNames) : wildString(rng);
+    const path = style === 'sane' || rng.chance(0.5) ? rng.pick(known.fieldNames) : withinBudget(() => wildString(rng), () => rng.pick(['', '*', 'a.b']));
     w.tag(1, WireType.LengthDelimited).bytes(utf8.encode(path));
   }
 }
@@ -179,12 +179,16 @@ function enumValue(e: DescEnum, rng: Rng, style: Style): number {
 
 function listLength(rng: Rng, style: Style, name: string): number {
   if (style === 'sane') return name.endsWith('ids') || name.endsWith('paths') ? rng.int(1, 5) : rng.int(0, 3);
-  return rng.weighted<number>([
+  // Long lists spend the message's budget too (a few dozen bytes an element), so nesting stays bounded.
+  if (budget <= 0) return rng.int(0, 2);
+  const n = rng.weighted<number>([
     [3, 0],
     [5, rng.int(1, 5)],
     [2, rng.int(6, 300)],
     [1, rng.int(300, 2000)],
   ]);
+  budget -= n * 32;
+  return n;
 }
 
 function singular(name: string): string {

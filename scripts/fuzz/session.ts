@@ -24,8 +24,12 @@ export interface FuzzOptions {
   /** Only targets whose name contains this (case-insensitive), or matches it as a regular expression. */
   only?: string;
   concurrency: number;
+  /** Targets fuzzed at the same time. */
+  parallel: number;
   /** Replicas per gRPC service. */
   replicas: number;
+  /** How much data to seed (defaults: 120 viewers, 10 streamers). */
+  seedSize?: { viewers?: number; streamers?: number };
   /** See HttpRules.tolerateOverload. */
   tolerateOverload: boolean;
   /** Progress and summary lines. */
@@ -61,9 +65,9 @@ export async function runFuzzSession(opts: FuzzOptions): Promise<FuzzSession> {
   const errorLines = new Map<string, string[]>();
   let mesh: Mesh | undefined;
   const clients = new RpcClients((service) => mesh?.addresses(service as ServiceName) ?? []);
-  const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency });
+  const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency * opts.parallel });
   try {
-    opts.say(`seed ${opts.seed}; ${opts.cases} cases per target; ${opts.concurrency} in flight; isolation ${iso.id}`);
+    opts.say(`seed ${opts.seed}; ${opts.cases} cases per target; ${opts.parallel} targets at a time, ${opts.concurrency} cases in flight each; isolation ${iso.id}`);
     const started = Date.now();
     mesh = await startMesh({
       replicas: opts.replicas,
@@ -76,7 +80,7 @@ export async function runFuzzSession(opts: FuzzOptions): Promise<FuzzSession> {
       },
       // Error-level lines and anything on stderr: what a crash report shows of the process's last moments.
       onLine: (proc: MeshProcess, line: string, stream) => {
-        if (stream === 'stdout' && !/"level":(50|60)/.test(line)) return;
+        if (stream === 'stdout' && !/"level":"(error|fatal)"/.test(line)) return;
         const kept = errorLines.get(proc.name) ?? [];
         kept.push(line.length > 2000 ? `${line.slice(0, 2000)}…` : line);
         if (kept.length > 20) kept.shift();
@@ -85,12 +89,15 @@ export async function runFuzzSession(opts: FuzzOptions): Promise<FuzzSession> {
     });
     opts.say(`mesh up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${mesh.processes.map((p) => p.name).join(', ')}`);
     const registry = loadRegistry();
-    const known = await seedData(registry, clients, {}, (line) => opts.say(line));
+    const known = await seedData(registry, clients, opts.seedSize ?? {}, (line) => opts.say(line));
     const tokens = await mintTokens(known, new Rng(`${opts.seed}:tokens`));
-    const targets: Array<Target<unknown>> = [
-      ...rpcTargets(registry).map((t) => rpcFuzzTarget(t, clients, registry, known)),
-      ...routeTargets().map((r) => httpFuzzTarget(r, (mesh as Mesh).bffUrl, agent, known, tokens, { tolerateOverload: opts.tolerateOverload, bodyLimit: BODY_LIMIT })),
-    ].filter((t) => matches(t.name, opts.only)) as Array<Target<unknown>>;
+    // Two phases, routes first: the admin RPCs fuzzed directly (CheckInvariants scans every shard)
+    // can load a service enough that the BFF, running beside them, answers 503 for it.
+    const phases: Array<Array<Target<unknown>>> = [
+      routeTargets().map((r) => httpFuzzTarget(r, (mesh as Mesh).bffUrl, agent, known, tokens, { tolerateOverload: opts.tolerateOverload, bodyLimit: BODY_LIMIT }) as Target<unknown>),
+      rpcTargets(registry).map((t) => rpcFuzzTarget(t, clients, registry, known) as Target<unknown>),
+    ].map((phase) => phase.filter((t) => matches(t.name, opts.only)));
+    const targets = phases.flat();
     if (targets.length === 0) throw new Error(`no target matches --only ${opts.only ?? ''}`);
 
     const seenCrashes = new Set<string>();
@@ -101,10 +108,11 @@ export async function runFuzzSession(opts: FuzzOptions): Promise<FuzzSession> {
         .filter((name) => !seenCrashes.has(name) && seenCrashes.add(name));
     const bar = opts.bar ? new SingleBar({ format: 'fuzz {bar} {percentage}% {value}/{total} cases | {target}', hideCursor: true }) : undefined;
     bar?.start(targets.length * opts.cases, 0, { target: '' });
-    const result = await runTargets(targets, {
+    const run = (phase: Array<Target<unknown>>) => runTargets(phase, {
       seed: opts.seed,
       cases: opts.cases,
       concurrency: opts.concurrency,
+      parallel: opts.parallel,
       newCrashes,
       onTargetStart: (_i, _n, name) => bar?.update({ target: name }),
       onCase: () => bar?.increment(),
@@ -114,6 +122,9 @@ export async function runFuzzSession(opts: FuzzOptions): Promise<FuzzSession> {
         opts.say(`[${r.name}] ${r.cases} cases, ${Math.round(r.cases / Math.max(r.seconds, 1e-9))}/s, ${r.failures} failures (${top})`);
       },
     });
+    const results = [];
+    for (const phase of phases) results.push(await run(phase));
+    const result: RunResult = { reports: results.flatMap((r) => r.reports), failures: results.flatMap((r) => r.failures), crashes: results.flatMap((r) => r.crashes) };
     bar?.stop();
 
     const unhealthy = await healthCheck(mesh);
@@ -124,6 +135,10 @@ export async function runFuzzSession(opts: FuzzOptions): Promise<FuzzSession> {
       extra.push(`${c.process} exits: ${JSON.stringify(p.exits)}`, ...(errorLines.get(c.process) ?? []).map((l) => `  ${c.process}| ${l}`));
     }
     for (const u of unhealthy) extra.push(`UNHEALTHY after the run: ${u}`);
+    // When something failed, the processes' last error lines usually say why.
+    if (!(result.failures.length === 0 && result.crashes.length === 0)) {
+      for (const [name, lines] of errorLines) for (const l of lines.slice(-3)) extra.push(`  ${name}| ${l.slice(0, 1500)}`);
+    }
     const errorCounts = [...errorLines.entries()].map(([name, lines]) => `${name} ${lines.length}${lines.length === 20 ? '+' : ''}`);
     extra.push(`error-level log lines: ${errorCounts.length > 0 ? errorCounts.join(', ') : 'none'}`);
     const failures = result.reports.reduce((s, r) => s + r.failures, 0) + unhealthy.length;
