@@ -19,12 +19,12 @@ import { loadConfigOrExit, ServiceHost } from '../services/kit/server.js';
  */
 describe('fuzz smoke', () => {
   it('every RPC and route: no INTERNAL, UNKNOWN, DATA_LOSS or 5xx, no crashed or unhealthy process', async () => {
-    const cases = 30;
+    const cases = 20;
     const session = await runFuzzSession({
       seed: `smoke-${Date.now()}`,
       cases,
       concurrency: 6,
-      parallel: 4,
+      parallel: 6,
       replicas: 1,
       // A slow shared machine may answer 503/504 (an upstream out of budget); the full run counts those.
       tolerateOverload: true,
@@ -37,7 +37,7 @@ describe('fuzz smoke', () => {
     for (const r of session.result.reports) expect([...r.counts.values()].reduce((a, b) => a + b, 0), r.name).toBe(cases);
     // Some cases reached the success paths, not only the validators.
     const ok = session.result.reports.reduce((n, r) => n + (r.counts.get('OK') ?? 0) + (r.counts.get('200') ?? 0) + (r.counts.get('201') ?? 0), 0);
-    expect(ok).toBeGreaterThan(200);
+    expect(ok).toBeGreaterThan(100);
     expect(session.result.crashes).toEqual([]);
     expect(session.unhealthy).toEqual([]);
     expect(session.result.failures, session.text).toEqual([]);
