@@ -23,7 +23,8 @@ const INT64_MAX = 9223372036854775807n;
 export const minorAmount = z
   .string()
   .regex(/^(0|[1-9][0-9]{0,18})$/, { error: 'must be a non-negative integer in minor units, as a string' })
-  .refine((v) => BigInt(v) <= INT64_MAX, { error: 'must be at most 9223372036854775807' });
+  // zod runs every check even after the regex failed, so the BigInt only sees digits.
+  .refine((v) => !/^[0-9]+$/.test(v) || BigInt(v) <= INT64_MAX, { error: 'must be at most 9223372036854775807' });
 
 /** Where an input came from, used as the prefix of field names only for headers. */
 export type InputPlace = 'body' | 'query' | 'path' | 'header';

@@ -20,4 +20,9 @@ describe('minor amounts', () => {
     expect((err as HttpError).body.error.field).toBe('expectedUnitPriceMinor');
     expect(parseInput(sendGiftBody, { giftId: '1', expectedUnitPriceMinor: '9223372036854775807' }, 'body').expectedUnitPriceMinor).toBe('9223372036854775807');
   });
+
+  // The range check above first shipped as a 500 for these: zod runs it even after the pattern failed.
+  it.each(['2026-11-19', 'abc', '', '-1', '1e3'])('refuses %j with a 400, not a thrown BigInt error', (amount) => {
+    expect(() => parseInput(sendGiftBody, { giftId: '1', expectedUnitPriceMinor: amount }, 'body')).toThrow(HttpError);
+  });
 });
