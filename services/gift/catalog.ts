@@ -29,6 +29,25 @@ export interface RoomGifts {
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** Why lru-cache aborts a fetch whose entry changed under it (delete, set, eviction). */
+const SUPERSEDED = new Set(['deleted', 'replaced', 'evicted']);
+
+/**
+ * `cache.fetch`, read again when the entry was dropped while the fetch ran: lru-cache rejects the
+ * waiting callers with the abort reason, and a catalog change arriving mid-read (forget) turned
+ * GetGift, GetGiftGroup and ListRoomGifts into INTERNAL (found by the fuzzer). The second read
+ * sees the change, which is what the caller wants anyway.
+ */
+export async function fetchCurrent<V extends {}>(cache: LRUCache<string, V>, key: string, attempts = 5): Promise<V | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await cache.fetch(key);
+    } catch (err) {
+      if (attempt >= attempts || !(err instanceof Error && SUPERSEDED.has(err.message))) throw err;
+    }
+  }
+}
+
 /**
  * The gift catalog. Entering a room loads its gift list, so at a big event this is read as often
  * as rooms are entered: each replica keeps gifts, groups and lists in memory for a few seconds
@@ -54,12 +73,12 @@ export class Catalog implements CatalogView {
   }
 
   async gift(giftId: string): Promise<GiftRecord | undefined> {
-    const g = await this.gifts.fetch(giftId);
+    const g = await fetchCurrent(this.gifts, giftId);
     return g === 'absent' ? undefined : g;
   }
 
   async group(groupId: string): Promise<GroupRecord | undefined> {
-    const g = await this.groups.fetch(groupId);
+    const g = await fetchCurrent(this.groups, groupId);
     return g === 'absent' ? undefined : g;
   }
 
@@ -84,7 +103,7 @@ export class Catalog implements CatalogView {
     if (!room) throw roomNotFound(roomId);
     const group = await this.group(room.giftGroupId);
     if (!group) return { roomId, giftGroupId: room.giftGroupId, gifts: [], etag: '', notModified: false };
-    const list = await this.lists.fetch(group.giftGroupId);
+    const list = await fetchCurrent(this.lists, group.giftGroupId);
     if (!list) throw new Error(`gift list for group ${group.giftGroupId} could not be loaded`);
     const notModified = ifNoneMatch !== '' && ifNoneMatch === list.etag;
     return { roomId, giftGroupId: group.giftGroupId, gifts: notModified ? [] : list.gifts, etag: list.etag, notModified };
