@@ -1,7 +1,7 @@
 import { Client, credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetRoomRankingRequest, GetRoomRankingResponse, RankingServiceService } from '../gen/ts/livemesh/ranking/v1/ranking.js';
-import { errorInfoOf } from '../services/kit/grpc-errors.js';
+import { errorInfoOf, toStatus } from '../services/kit/grpc-errors.js';
 import { unary } from '../services/kit/handler.js';
 import { createLogger } from '../services/kit/logger.js';
 import { loadConfigOrExit, ServiceHost } from '../services/kit/server.js';
@@ -62,5 +62,20 @@ describe('request bytes that do not decode', () => {
     const { err, res } = await raw('/livemesh.ranking.v1.RankingService/GetRoomRanking', Buffer.from(GetRoomRankingRequest.encode(GetRoomRankingRequest.fromPartial({ roomId: '42' })).finish()));
     expect(err).toBeNull();
     expect(GetRoomRankingResponse.decode(res as Buffer).totalEntries).toBe('42');
+  });
+});
+
+/**
+ * Found by `npm run fuzz` (concurrent UpsertGiftGroup calls moving the default flag): a
+ * transaction InnoDB chose as a deadlock victim was INTERNAL. Nothing was written, so it is
+ * UNAVAILABLE / DEPENDENCY_UNAVAILABLE like a lock wait timeout: retry.
+ */
+describe('a deadlock victim', () => {
+  it('is UNAVAILABLE with DEPENDENCY_UNAVAILABLE, not INTERNAL', () => {
+    const log = createLogger({ service: 'deadlock-test', replica: 'r1', level: 'silent' });
+    const err = Object.assign(new Error('Deadlock found when trying to get lock; try restarting transaction'), { code: 'ER_LOCK_DEADLOCK', errno: 1213 });
+    const status = toStatus(err, log, '/livemesh.gift.v1.GiftService/UpsertGiftGroup');
+    expect(status.code).toBe(Code.UNAVAILABLE);
+    expect(errorInfoOf(status.metadata)?.reason).toBe('DEPENDENCY_UNAVAILABLE');
   });
 });
