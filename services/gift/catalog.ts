@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { fetchCurrent } from '../kit/lru-fetch.js';
 import { invalidField, Violations } from '../kit/domain-error.js';
 import { isPositiveInt64, requireRole, type Caller } from '../kit/identity.js';
 import { giftNotFound, groupNotFound, roomNotFound, versionConflict } from './errors.js';
@@ -29,24 +30,6 @@ export interface RoomGifts {
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-/** Why lru-cache aborts a fetch whose entry changed under it (delete, set, eviction). */
-const SUPERSEDED = new Set(['deleted', 'replaced', 'evicted']);
-
-/**
- * `cache.fetch`, read again when the entry was dropped while the fetch ran: lru-cache rejects the
- * waiting callers with the abort reason, and a catalog change arriving mid-read (forget) turned
- * GetGift, GetGiftGroup and ListRoomGifts into INTERNAL (found by the fuzzer). The second read
- * sees the change, which is what the caller wants anyway.
- */
-export async function fetchCurrent<V extends {}>(cache: LRUCache<string, V>, key: string, attempts = 5): Promise<V | undefined> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await cache.fetch(key);
-    } catch (err) {
-      if (attempt >= attempts || !(err instanceof Error && SUPERSEDED.has(err.message))) throw err;
-    }
-  }
-}
 
 /**
  * The gift catalog. Entering a room loads its gift list, so at a big event this is read as often

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { describe, expect, it } from 'vitest';
-import { fetchCurrent } from '../services/gift/catalog.js';
+import { fetchCurrent } from '../services/kit/lru-fetch.js';
 
 /**
  * Found by `npm run fuzz` (GetGiftGroup beside UpsertGiftGroup): a catalog change that dropped an
@@ -31,6 +31,23 @@ describe('catalog reads racing a catalog change', () => {
     cache.delete('group:2');
     release?.();
     await expect(plain).rejects.toThrow('deleted');
+  });
+
+  it("a fetch whose entry is replaced mid-read (a versioned cache's offer) is read again too", async () => {
+    let release: (() => void) | undefined;
+    let calls = 0;
+    const cache = new LRUCache<string, { v: number }>({
+      max: 10,
+      fetchMethod: async () => {
+        if (++calls === 1) await new Promise<void>((resolve) => (release = resolve));
+        return { v: calls };
+      },
+    });
+    const reading = fetchCurrent(cache, 'room:1');
+    await new Promise((r) => setImmediate(r));
+    cache.set('room:1', { v: 99 });
+    release?.();
+    expect(await reading).toEqual({ v: 99 });
   });
 
   it('other failures still reach the caller', async () => {
