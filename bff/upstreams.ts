@@ -70,6 +70,8 @@ function breakerOpen(name: string): GrpcFailure {
   err.code = Code.UNAVAILABLE;
   err.details = err.message;
   err.metadata = new Metadata();
+  // Named like any other upstream failure, so the error middleware maps it (503) instead of a bare 500.
+  err.upstream = name;
   return err;
 }
 

@@ -17,8 +17,14 @@ export const int64Id = z.union([z.string(), z.number().int().positive().max(Numb
   return s;
 });
 
-/** A non-negative int64 amount in minor units, as a decimal string. */
-export const minorAmount = z.string().regex(/^(0|[1-9][0-9]{0,18})$/, { error: 'must be a non-negative integer in minor units, as a string' });
+const INT64_MAX = 9223372036854775807n;
+
+/** A non-negative int64 amount in minor units, as a decimal string (19 digits can pass int64, hence the range check). */
+export const minorAmount = z
+  .string()
+  .regex(/^(0|[1-9][0-9]{0,18})$/, { error: 'must be a non-negative integer in minor units, as a string' })
+  // zod runs every check even after the regex failed, so the BigInt only sees digits.
+  .refine((v) => !/^[0-9]+$/.test(v) || BigInt(v) <= INT64_MAX, { error: 'must be at most 9223372036854775807' });
 
 /** Where an input came from, used as the prefix of field names only for headers. */
 export type InputPlace = 'body' | 'query' | 'path' | 'header';

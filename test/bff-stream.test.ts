@@ -2,6 +2,7 @@
  * The room stream with real WebSocket clients, real NATS and a real Room (for the room check).
  * Events are published on the room's subject exactly as Chat publishes them.
  */
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLOSE_SLOW_CONSUMER } from '../bff/stream/gateway.js';
 import { isolate } from '../scripts/isolation.js';
@@ -43,6 +44,31 @@ async function newRoom(): Promise<string> {
   return (await roomApi(room.client).createRoom({ title: `stream ${++seq}`, requestId: `ws-room-${seq}` }, as('5100', 'streamer'))).room!.roomId;
 }
 
+/** An upgrade request with exactly these headers, which a WebSocket client would never send. */
+function rawUpgrade(base: string, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; contentType: string; body: string }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: url.hostname,
+      port: url.port,
+      method,
+      path,
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    });
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      reject(new Error(`${method} ${path} was accepted`));
+    });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 const closeAll = (clients: StreamClient[]) => Promise.all(clients.map((c) => (c.ws.close(), c.closed)));
 
 describe('room stream', () => {
@@ -53,6 +79,26 @@ describe('room stream', () => {
     expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?format=xml`)).toMatchObject({ status: 400, body: { error: { field: 'format' } } });
     expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?access_token=nope`)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED' } } });
     expect(await refusal(fast.base, '/v1/elsewhere')).toMatchObject({ status: 404 });
+  });
+
+  // Found by `npm run fuzz`: a bad escape in the room id was a 500, and ws's own handshake refusals were HTML.
+  it.each([
+    ['a malformed escape in the room id', 'GET', '/v1/rooms/%/stream', {}, 400],
+    ['another method than GET', 'POST', '/v1/rooms/1/stream', {}, 405],
+    ['a bad Sec-WebSocket-Key', 'GET', '/v1/rooms/{room}/stream', { 'sec-websocket-key': 'short' }, 400],
+    ['an unknown Sec-WebSocket-Version', 'GET', '/v1/rooms/{room}/stream', { 'sec-websocket-version': '99' }, 400],
+  ])('refuses %s with the JSON error shape', async (_label, method, path, headers, status) => {
+    const roomId = await newRoom();
+    const res = await rawUpgrade(fast.base, method, path.replace('{room}', roomId), headers);
+    expect(res.status).toBe(status);
+    expect(res.contentType).toMatch(/^application\/json/);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { code: expect.any(String), message: expect.any(String) } });
+  });
+
+  it('answers a HEAD upgrade 405 without a body (a body after HEAD breaks the client parser)', async () => {
+    const res = await rawUpgrade(fast.base, 'HEAD', `/v1/rooms/${await newRoom()}/stream`, {});
+    expect(res.status).toBe(405);
+    expect(res.body).toBe('');
   });
 
   it('counts a connection against the per-address limit: 429 with Retry-After beyond it', async () => {

@@ -112,6 +112,11 @@ export class StreamGateway {
 
   /** Takes over upgrades on `server` for the stream path; other upgrade requests get a 404. */
   attach(server: Server): void {
+    // ws answers a malformed handshake (wrong method, bad Sec-WebSocket-Key…) with an HTML body
+    // unless someone listens here; every livemesh error is the JSON shape.
+    this.wss.on('wsClientError', (err: Error, socket: Duplex) => {
+      refuse(socket, new HttpError(400, { error: { code: 'INVALID_ARGUMENT', message: err.message } }));
+    });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.upgrade(req, socket, head).catch((err: unknown) => {
         this.deps.log?.warn({ err }, 'stream upgrade failed');
@@ -122,11 +127,13 @@ export class StreamGateway {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
+    // Refused before ws sees it: a HEAD answer must not carry the error body ws (or refuse) would write.
+    if (req.method !== 'GET') return refuse(socket, new HttpError(405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'a room stream is opened with GET' } }), req.method === 'HEAD');
     const url = new URL(req.url ?? '/', 'http://bff');
     const match = PATH.exec(url.pathname);
     if (!match) return refuse(socket, new HttpError(404, { error: { code: 'NOT_FOUND', message: `no WebSocket route ${url.pathname}` } }));
     if (this.closing) return refuse(socket, new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'this replica is shutting down; reconnect' } }, 1));
-    const roomId = decodeURIComponent(match[1] ?? '');
+    const roomId = decodedOrEmpty(match[1] ?? '');
     if (!isPositiveInt64(roomId)) return refuse(socket, HttpError.badRequest('id', 'must be a positive 64-bit integer (as a string)'));
     const format = url.searchParams.get('format') ?? 'json';
     if (format !== 'json' && format !== 'protobuf') return refuse(socket, HttpError.badRequest('format', 'must be json or protobuf'));
@@ -318,11 +325,20 @@ export class StreamGateway {
   }
 }
 
+/** A percent-decoded path segment; a malformed escape (`%`, `%ZZ`) is empty, so it is refused as a bad id rather than thrown. */
+function decodedOrEmpty(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return '';
+  }
+}
+
 /** Answers a refused upgrade with the same JSON error body as every other route, then closes. */
-function refuse(socket: Duplex, err: HttpError): void {
+function refuse(socket: Duplex, err: HttpError, headOnly = false): void {
   const body = JSON.stringify(err.body);
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' }[err.status] ?? 'Error';
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 429: 'Too Many Requests', 503: 'Service Unavailable' }[err.status] ?? 'Error';
   const headers = [`HTTP/1.1 ${err.status} ${reason}`, 'Content-Type: application/json; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
   if (err.retryAfterS !== undefined) headers.push(`Retry-After: ${err.retryAfterS}`);
-  socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
+  socket.end(`${headers.join('\r\n')}\r\n\r\n${headOnly ? '' : body}`);
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { fetchCurrent } from '../kit/lru-fetch.js';
 import { invalidField, Violations } from '../kit/domain-error.js';
 import { isPositiveInt64, requireRole, type Caller } from '../kit/identity.js';
 import { giftNotFound, groupNotFound, roomNotFound, versionConflict } from './errors.js';
@@ -29,6 +30,7 @@ export interface RoomGifts {
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+
 /**
  * The gift catalog. Entering a room loads its gift list, so at a big event this is read as often
  * as rooms are entered: each replica keeps gifts, groups and lists in memory for a few seconds
@@ -54,12 +56,12 @@ export class Catalog implements CatalogView {
   }
 
   async gift(giftId: string): Promise<GiftRecord | undefined> {
-    const g = await this.gifts.fetch(giftId);
+    const g = await fetchCurrent(this.gifts, giftId);
     return g === 'absent' ? undefined : g;
   }
 
   async group(groupId: string): Promise<GroupRecord | undefined> {
-    const g = await this.groups.fetch(groupId);
+    const g = await fetchCurrent(this.groups, groupId);
     return g === 'absent' ? undefined : g;
   }
 
@@ -84,7 +86,7 @@ export class Catalog implements CatalogView {
     if (!room) throw roomNotFound(roomId);
     const group = await this.group(room.giftGroupId);
     if (!group) return { roomId, giftGroupId: room.giftGroupId, gifts: [], etag: '', notModified: false };
-    const list = await this.lists.fetch(group.giftGroupId);
+    const list = await fetchCurrent(this.lists, group.giftGroupId);
     if (!list) throw new Error(`gift list for group ${group.giftGroupId} could not be loaded`);
     const notModified = ifNoneMatch !== '' && ifNoneMatch === list.etag;
     return { roomId, giftGroupId: group.giftGroupId, gifts: notModified ? [] : list.gifts, etag: list.etag, notModified };

@@ -40,6 +40,8 @@ const DEPENDENCY_ERROR_CODES = new Set([
   'ER_CON_COUNT_ERROR',
   'ER_SERVER_SHUTDOWN',
   'ER_LOCK_WAIT_TIMEOUT',
+  // InnoDB picked this transaction as a deadlock victim: nothing was written, a retry succeeds.
+  'ER_LOCK_DEADLOCK',
   'CONNECTION_CLOSED',
 ]);
 

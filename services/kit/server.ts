@@ -7,6 +7,7 @@ import { CpuStealer } from './noisy-neighbour.js';
 import { createLogger, type Logger } from './logger.js';
 import { KitMetrics, serveMetrics } from './metrics.js';
 import { addReflection, DescriptorIndex } from './reflection.js';
+import { guardRequestDecoding, rejectUndecodableInterceptor } from './request-decoding.js';
 import type { z } from 'zod';
 
 export type KitConfigValues = z.infer<z.ZodObject<typeof kitConfigShape>>;
@@ -58,14 +59,16 @@ export class ServiceHost {
       this.stealer = new CpuStealer(config.FAULT_CPU_FACTOR).start();
       log.warn({ cpuFactor: config.FAULT_CPU_FACTOR }, 'fault injection is ON: every unit of work costs this many times the CPU');
     }
+    const undecodable = rejectUndecodableInterceptor(log);
     this.server = new Server({
       // Order matters: observe wraps faults, so injected failures are counted and carry load too.
-      interceptors: fault ? [observeInterceptor(this.load, this.metrics), fault] : [observeInterceptor(this.load, this.metrics)],
+      interceptors: fault ? [observeInterceptor(this.load, this.metrics), fault, undecodable] : [observeInterceptor(this.load, this.metrics), undecodable],
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_permit_without_calls': 1,
       ...(config.GRPC_MAX_CONNECTION_AGE_MS > 0 ? { 'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS } : {}),
       ...(config.GRPC_MAX_CONNECTION_AGE_GRACE_MS > 0 ? { 'grpc.max_connection_age_grace_ms': config.GRPC_MAX_CONNECTION_AGE_GRACE_MS } : {}),
     });
+    guardRequestDecoding(this.server);
     this.health.addToServer(this.server);
     addReflection(this.server, descriptors, () => [...this.services, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']);
   }

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import { fetchCurrent } from './lru-fetch.js';
 
 const ABSENT = Symbol('absent');
 
@@ -19,7 +20,7 @@ export class VersionedCache<T extends { version: string }> {
   }
 
   async get(key: string): Promise<T | undefined> {
-    const entry = await this.cache.fetch(key);
+    const entry = await fetchCurrent(this.cache, key);
     return entry === ABSENT ? undefined : entry;
   }
 

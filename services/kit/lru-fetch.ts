@@ -1,0 +1,23 @@
+/**
+ * lru-cache's fetch, made safe against the entry changing under it.
+ */
+import type { LRUCache } from 'lru-cache';
+
+/** Why lru-cache aborts a fetch whose entry changed under it (delete, set, eviction). */
+const SUPERSEDED = new Set(['deleted', 'replaced', 'evicted']);
+
+/**
+ * `cache.fetch`, read again when the entry was dropped while the fetch ran: lru-cache rejects the
+ * waiting callers with the abort reason, and a change arriving mid-read (Gift's catalog forget, a
+ * versioned cache's offer) turned reads such as GetGiftGroup or Chat's SendMessage into INTERNAL
+ * (found by the fuzzer). The second read sees the change, which is what the caller wants anyway.
+ */
+export async function fetchCurrent<V extends {}>(cache: LRUCache<string, V>, key: string, attempts = 5): Promise<V | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await cache.fetch(key);
+    } catch (err) {
+      if (attempt >= attempts || !(err instanceof Error && SUPERSEDED.has(err.message))) throw err;
+    }
+  }
+}
