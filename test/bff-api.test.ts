@@ -168,12 +168,17 @@ describe('GET /v1/rooms/:id (room entry)', () => {
     const onlineCounts = () => grpcCount(room, 'GetOnlineCount');
     const roomCalls = () => bff.bff.ctx.upstreams.room.calls.get('getRoom') ?? 0;
     const [onlineBefore, roomBefore, loadsBefore] = [await onlineCounts(), roomCalls(), bff.bff.ctx.cache.loads];
+    const started = performance.now();
     const responses = await Promise.all(Array.from({ length: 500 }, () => fetch(`${bff.base}/v1/rooms/${created.room.id}`).then(async (r) => ({ status: r.status, body: await r.text() }))));
+    // One build per cache TTL the burst lasted: on a loaded 2-core machine 500 requests can
+    // outlast the TTL (2 s), and the refresh after it is the cache working, not a missed flight.
+    const builds = 1 + Math.floor((performance.now() - started) / bff.bff.ctx.settings.CACHE_TTL_MS);
     expect(new Set(responses.map((r) => r.status))).toEqual(new Set([200]));
-    expect(new Set(responses.map((r) => r.body)).size).toBe(1);
-    expect(bff.bff.ctx.cache.loads - loadsBefore).toBe(1);
-    expect(roomCalls() - roomBefore).toBe(1);
-    expect((await onlineCounts()) - onlineBefore).toBe(1);
+    if (builds === 1) expect(new Set(responses.map((r) => r.body)).size).toBe(1);
+    for (const made of [bff.bff.ctx.cache.loads - loadsBefore, roomCalls() - roomBefore, (await onlineCounts()) - onlineBefore]) {
+      expect(made).toBeGreaterThanOrEqual(1);
+      expect(made).toBeLessThanOrEqual(builds);
+    }
   });
 });
 

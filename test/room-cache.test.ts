@@ -40,8 +40,13 @@ const streamer = as('7001', 'streamer');
 describe('single flight', () => {
   it('1,000 concurrent GetRoom calls for a room outside the local cache cost one Redis read per replica', async () => {
     const { room } = await roomApi(a.client).createRoom({ title: 'the hot one', requestId: 'sf' }, streamer);
-    // Let the change event's copy expire from both local caches (TTL 1 s).
-    await new Promise((r) => setTimeout(r, 1200));
+    // Two replicas started after the write: nothing has put the room in their memory. Their cache
+    // TTL is the longest allowed, and the budget below allows one more load per TTL the burst
+    // outlasts: on a loaded 2-core machine 1,000 calls can take longer than one TTL, and a load
+    // after expiry is correct behaviour, not a failed single flight.
+    const ttlMs = 5000;
+    const fresh = [await startRoom(iso, { ROOM_CACHE_TTL_MS: String(ttlMs) }), await startRoom(iso, { ROOM_CACHE_TTL_MS: String(ttlMs) })];
+    servers.push(...fresh);
     const key = `${iso.redisPrefix}r:${room?.roomId}`;
     const monitor = await new Redis(iso.urls.redisUrl).monitor();
     const reads: string[][] = [];
@@ -49,20 +54,29 @@ describe('single flight', () => {
       // Reads of the room's hash; a late region-refresher write (EVALSHA) is not a read.
       if (args.includes(key) && args[0]?.toLowerCase() !== 'evalsha') reads.push(args);
     });
+    const allowed: number[] = [];
     try {
-      const calls = [a, b].flatMap((s) => Array.from({ length: 1000 }, () => roomApi(s.client).getRoom({ roomId: room?.roomId }, as('1', 'viewer'))));
-      const results = await Promise.all(calls);
-      expect(results.every((r) => r.room?.title === 'the hot one')).toBe(true);
+      await Promise.all(
+        fresh.map(async (s, i) => {
+          const started = performance.now();
+          const results = await Promise.all(Array.from({ length: 1000 }, () => roomApi(s.client).getRoom({ roomId: room?.roomId }, as('1', 'viewer'))));
+          allowed[i] = 1 + Math.floor((performance.now() - started) / ttlMs);
+          expect(results.every((r) => r.room?.title === 'the hot one')).toBe(true);
+        }),
+      );
       await new Promise((r) => setTimeout(r, 200));
     } finally {
       monitor.disconnect();
     }
-    expect(reads.map((r) => r[0]?.toLowerCase())).toEqual(['hgetall', 'hgetall']);
-    // The replica's own account, as /metrics shows it: 1,000 reads, one of them went to Redis.
-    const metric = await a.host.metrics.registry.getSingleMetricAsString('room_local_cache_reads_total');
+    expect(reads.every((r) => r[0]?.toLowerCase() === 'hgetall')).toBe(true);
+    expect(reads.length).toBeGreaterThanOrEqual(2);
+    expect(reads.length).toBeLessThanOrEqual(allowed.reduce((n, x) => n + x, 0));
+    // The replica's own account, as /metrics shows it: 1,000 reads, one of them (per TTL) went to Redis.
+    const metric = await fresh[0]!.host.metrics.registry.getSingleMetricAsString('room_local_cache_reads_total');
     const count = (outcome: string) => Number(new RegExp(`outcome="${outcome}"[^}]*\\} (\\d+)`).exec(metric)?.[1]);
     expect(count('hit') + count('miss')).toBeGreaterThanOrEqual(1000);
-    expect(count('load')).toBe(1);
+    expect(count('load')).toBeGreaterThanOrEqual(1);
+    expect(count('load')).toBeLessThanOrEqual(allowed[0]!);
   });
 });
 
