@@ -7,6 +7,7 @@
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import compression from 'compression';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
@@ -14,7 +15,7 @@ import type { Logger } from '../services/kit/logger.js';
 import { authenticate } from './auth.js';
 import type { BffContext } from './context.js';
 import { demoRoutes } from './demo.js';
-import { errorHandler, notFound } from './errors.js';
+import { errorBody, errorHandler, HttpError, notFound, writeRawError } from './errors.js';
 import { encodeJson, type EncodedBody } from './microcache.js';
 import { openApiDocument } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
@@ -128,10 +129,41 @@ function closeWhileDraining(readiness: Readiness): RequestHandler {
   };
 }
 
+/** How long a refused connection may keep sending (its body, usually) before it is cut. */
+const LINGER_MS = 2_000;
+
+/**
+ * Requests Node's HTTP parser refuses (an unknown method, a malformed header line, headers past
+ * the size limit) get the JSON error shape, and the connection lingers: Node's default writes a
+ * bare 400 and destroys the socket at once, and closing a socket with unread bytes resets it, so
+ * a client still sending its body saw "connection reset" instead of the answer (found by the
+ * fuzzer). The parser keeps consuming, and reporting, what arrives after the error; only the
+ * first report is answered.
+ */
+function answerClientError(answered: WeakSet<Duplex>) {
+  return (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    if (answered.has(socket)) return;
+    answered.add(socket);
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const refusal =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? new HttpError(431, errorBody('REQUEST_HEADER_FIELDS_TOO_LARGE', 'the request headers are larger than the server accepts'))
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new HttpError(408, errorBody('REQUEST_TIMEOUT', 'the request was not received in time'))
+          : new HttpError(400, errorBody('INVALID_ARGUMENT', `not a valid HTTP/1.1 request (${err.code ?? 'parse error'})`));
+    writeRawError(socket, refusal);
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
+}
+
 /** Listens on host:port (0 picks a free port) and resolves once bound, or rejects with the bind error (EADDRINUSE…). */
 export function listen(handler: RequestListener, host: string, port: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer(handler).listen(port, host);
+    server.on('clientError', answerClientError(new WeakSet()));
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
     server.once('listening', () => {

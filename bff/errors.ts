@@ -5,6 +5,8 @@
  * to it without parsing text.
  */
 import { status as Code, Metadata } from '@grpc/grpc-js';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { statusDetailsOf } from '../services/kit/grpc-errors.js';
 import type { Logger } from '../services/kit/logger.js';
@@ -24,7 +26,7 @@ export interface ErrorBody {
   };
 }
 
-function errorBody(code: string, message: string): ErrorBody {
+export function errorBody(code: string, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
@@ -143,6 +145,18 @@ export function sendError(res: Response, err: HttpError): void {
   if (err.retryAfterS !== undefined) res.setHeader('Retry-After', String(err.retryAfterS));
   if (err.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="livemesh"');
   res.status(err.status).json(err.body);
+}
+
+/**
+ * Writes an HttpError straight to a socket, for the answers given outside Express: refused
+ * WebSocket upgrades and requests Node's HTTP parser rejected. Same JSON shape; the connection
+ * closes after it.
+ */
+export function writeRawError(socket: Duplex, err: HttpError, headOnly = false): void {
+  const body = JSON.stringify(err.body);
+  const headers = [`HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}`, 'Content-Type: application/json; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
+  if (err.retryAfterS !== undefined) headers.push(`Retry-After: ${err.retryAfterS}`);
+  socket.end(`${headers.join('\r\n')}\r\n\r\n${headOnly ? '' : body}`);
 }
 
 export const notFound: RequestHandler = (req, res) => {

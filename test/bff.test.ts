@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { boundPort, createApp, drainHttpServer, listen, Readiness } from '../bff/app.js';
 
@@ -48,6 +49,25 @@ describe('bff app', () => {
       expectJson(res);
       expect(await res.json()).toEqual({ error: { code: 'INVALID_ARGUMENT', message: 'malformed JSON body' } });
     }
+  });
+
+  it("answers a request Node's parser refuses (unknown method, with a body still coming) with a JSON 400, not a reset connection", async () => {
+    const { server } = await serve();
+    const body = 'x'.repeat(512 * 1024);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(boundPort(server), '127.0.0.1');
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+      socket.on('error', (err) => reject(new Error(`${err.message} after receiving ${JSON.stringify(received)}`)));
+      socket.on('close', () => resolve(received));
+      // The body is written after the server has answered the request line: a client that does not wait for the answer.
+      socket.write(`FUZZ /v1/rooms HTTP/1.1\r\nHost: bff\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+      setTimeout(() => socket.end(body), 100);
+    });
+    const [head = '', json = ''] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(head).toMatch(/content-type: application\/json/i);
+    expect(JSON.parse(json)).toEqual({ error: { code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^not a valid HTTP\/1\.1 request \(HPE_INVALID_METHOD\)$/) } });
   });
 
   it('answers an oversized JSON body with a JSON 413', async () => {

@@ -24,7 +24,7 @@ import { subject, type NatsConnection } from '../../services/kit/nats.js';
 import type { Logger } from '../../services/kit/logger.js';
 import { isPositiveInt64, type Caller } from '../../services/kit/identity.js';
 import type { TokenVerifier } from '../auth.js';
-import { HttpError, isGrpcFailure, fromGrpc, type ErrorBody } from '../errors.js';
+import { HttpError, isGrpcFailure, fromGrpc, writeRawError, type ErrorBody } from '../errors.js';
 import type { MicroCache } from '../microcache.js';
 import { clientIp, type RateLimits } from '../rate-limits.js';
 import type { Switches } from '../switches.js';
@@ -115,12 +115,12 @@ export class StreamGateway {
     // ws answers a malformed handshake (wrong method, bad Sec-WebSocket-Key…) with an HTML body
     // unless someone listens here; every livemesh error is the JSON shape.
     this.wss.on('wsClientError', (err: Error, socket: Duplex) => {
-      refuse(socket, new HttpError(400, { error: { code: 'INVALID_ARGUMENT', message: err.message } }));
+      writeRawError(socket, new HttpError(400, { error: { code: 'INVALID_ARGUMENT', message: err.message } }));
     });
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.upgrade(req, socket, head).catch((err: unknown) => {
         this.deps.log?.warn({ err }, 'stream upgrade failed');
-        refuse(socket, new HttpError(500, { error: { code: 'INTERNAL', message: 'internal error' } }));
+        writeRawError(socket, new HttpError(500, { error: { code: 'INTERNAL', message: 'internal error' } }));
       });
     });
   }
@@ -128,17 +128,17 @@ export class StreamGateway {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     // Refused before ws sees it: a HEAD answer must not carry the error body ws (or refuse) would write.
-    if (req.method !== 'GET') return refuse(socket, new HttpError(405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'a room stream is opened with GET' } }), req.method === 'HEAD');
+    if (req.method !== 'GET') return writeRawError(socket, new HttpError(405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'a room stream is opened with GET' } }), req.method === 'HEAD');
     const url = new URL(req.url ?? '/', 'http://bff');
     const match = PATH.exec(url.pathname);
-    if (!match) return refuse(socket, new HttpError(404, { error: { code: 'NOT_FOUND', message: `no WebSocket route ${url.pathname}` } }));
-    if (this.closing) return refuse(socket, new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'this replica is shutting down; reconnect' } }, 1));
+    if (!match) return writeRawError(socket, new HttpError(404, { error: { code: 'NOT_FOUND', message: `no WebSocket route ${url.pathname}` } }));
+    if (this.closing) return writeRawError(socket, new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'this replica is shutting down; reconnect' } }, 1));
     const roomId = decodedOrEmpty(match[1] ?? '');
-    if (!isPositiveInt64(roomId)) return refuse(socket, HttpError.badRequest('id', 'must be a positive 64-bit integer (as a string)'));
+    if (!isPositiveInt64(roomId)) return writeRawError(socket, HttpError.badRequest('id', 'must be a positive 64-bit integer (as a string)'));
     const format = url.searchParams.get('format') ?? 'json';
-    if (format !== 'json' && format !== 'protobuf') return refuse(socket, HttpError.badRequest('format', 'must be json or protobuf'));
+    if (format !== 'json' && format !== 'protobuf') return writeRawError(socket, HttpError.badRequest('format', 'must be json or protobuf'));
     const after = url.searchParams.get('after');
-    if (after !== null && after !== '0' && !isPositiveInt64(after)) return refuse(socket, HttpError.badRequest('after', 'must be a sequence number'));
+    if (after !== null && after !== '0' && !isPositiveInt64(after)) return writeRawError(socket, HttpError.badRequest('after', 'must be a sequence number'));
     const resume = after !== null || url.searchParams.get('resume') === '1';
     let caller: Caller | undefined;
     // Browsers cannot set headers on a WebSocket; the token may come in the query instead.
@@ -149,7 +149,7 @@ export class StreamGateway {
       await this.deps.limits?.check(clientIp(req, this.deps.trustProxyHops ?? 0), caller?.userId);
       await this.roomExists(roomId);
     } catch (err) {
-      return refuse(socket, err instanceof HttpError ? err : isGrpcFailure(err) ? fromGrpc(err, err.upstream ?? 'room') : new HttpError(500, { error: { code: 'INTERNAL', message: 'internal error' } }));
+      return writeRawError(socket, err instanceof HttpError ? err : isGrpcFailure(err) ? fromGrpc(err, err.upstream ?? 'room') : new HttpError(500, { error: { code: 'INTERNAL', message: 'internal error' } }));
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, roomId, format, caller, resume ? (after ?? '0') : undefined));
   }
@@ -332,13 +332,4 @@ function decodedOrEmpty(segment: string): string {
   } catch {
     return '';
   }
-}
-
-/** Answers a refused upgrade with the same JSON error body as every other route, then closes. */
-function refuse(socket: Duplex, err: HttpError, headOnly = false): void {
-  const body = JSON.stringify(err.body);
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 429: 'Too Many Requests', 503: 'Service Unavailable' }[err.status] ?? 'Error';
-  const headers = [`HTTP/1.1 ${err.status} ${reason}`, 'Content-Type: application/json; charset=utf-8', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
-  if (err.retryAfterS !== undefined) headers.push(`Retry-After: ${err.retryAfterS}`);
-  socket.end(`${headers.join('\r\n')}\r\n\r\n${headOnly ? '' : body}`);
 }
