@@ -244,4 +244,16 @@ describe('Ledger API: validation, idempotency, funds, credits, statistics', () =
     expect(report.assets.map((a) => a.holds)).toEqual([true, true, true]);
     expect(Number(report.transfersChecked)).toBeGreaterThan(500);
   });
+
+  it('concurrent checks share one scan of the shards; a later check scans again', async () => {
+    const check = () => call(client().checkInvariants, client(), { assets: [] }, ADMIN());
+    const burst = await Promise.all(Array.from({ length: 20 }, check));
+    expect(burst.every((r) => r.ok)).toBe(true);
+    // One shared report: the same instant for every caller of the burst.
+    expect(burst[0]?.checkTime).toBeDefined();
+    expect(new Set(burst.map((r) => JSON.stringify(r.checkTime))).size).toBe(1);
+    await new Promise((r) => setTimeout(r, 5));
+    const later = await check();
+    expect(JSON.stringify(later.checkTime)).not.toBe(JSON.stringify(burst[0]?.checkTime));
+  });
 });

@@ -82,8 +82,19 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  * Every client mistake becomes INVALID_ARGUMENT naming the field before anything is written;
  * everything that moves value is idempotent on a key the caller chose.
  */
+/** The assets a request names (validated), in order and without repeats; none means every asset. */
+function requestedAssets(assets: number[]): readonly Asset[] {
+  return assets.length === 0 ? ASSETS : [...new Set(assets as Asset[])].sort((a, b) => a - b);
+}
+
 export class Ledger {
   private readonly clock: () => Date;
+  /**
+   * CheckInvariants scans every shard; callers asking while a scan runs share it (its report is
+   * a consistent snapshot from moments before they asked). Under a flood of calls, a scan each
+   * slowed the replica until the calls ran past their deadlines (found by the fuzzer).
+   */
+  private readonly checks = new Map<string, Promise<InvariantReport>>();
 
   constructor(private readonly deps: LedgerDeps) {
     this.clock = deps.clock ?? (() => new Date());
@@ -155,7 +166,7 @@ export class Ledger {
     const v = new Violations();
     assets.forEach((a, i) => v.check(isAsset(a), `assets[${i}]`, 'must be ASSET_COIN, ASSET_INCOME or ASSET_EXP'));
     v.throwIfAny();
-    const wanted = assets.length === 0 ? ASSETS : [...new Set(assets as Asset[])].sort((a, b) => a - b);
+    const wanted = requestedAssets(assets);
     const all = await this.deps.reads.balances(owner, [...new Set([...wanted, Asset.EXP])]);
     const exp = all.find((b) => b.asset === Asset.EXP)?.amount ?? 0n;
     return { owner, balances: all.filter((b) => wanted.includes(b.asset)), level: levelOf(exp) };
@@ -241,7 +252,13 @@ export class Ledger {
     const v = new Violations();
     assets.forEach((a, i) => v.check(isAsset(a), `assets[${i}]`, 'must be ASSET_COIN, ASSET_INCOME or ASSET_EXP'));
     v.throwIfAny();
-    return checkInvariants(this.deps.router, assets.length === 0 ? ASSETS : [...new Set(assets as Asset[])]);
+    const wanted = requestedAssets(assets);
+    const key = wanted.join(',');
+    const running = this.checks.get(key);
+    if (running) return running;
+    const check = checkInvariants(this.deps.router, wanted).finally(() => this.checks.delete(key));
+    this.checks.set(key, check);
+    return check;
   }
 
   shardMap(callerOrNone: Caller | undefined): ShardMapData {
