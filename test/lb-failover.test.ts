@@ -95,27 +95,62 @@ describe('a keyed write whose replica dies mid-call', () => {
 
   it('is resent by the channel to the surviving replica: every CreateRoom succeeds, each request_id makes one room', async () => {
     const [slowPort, fastPort] = (await freePorts(2)) as [number, number];
-    // The slow replica holds every CreateRoom for 2 s, so calls are still in flight when it dies.
-    writers.push(await startReplica('room-slow', slowPort, { ...iso.env, FAULT_LATENCY_MS: '2000', FAULT_METHODS: 'CreateRoom' }));
+    // The slow replica holds every CreateRoom far longer than this test runs (the handler never
+    // starts), so it can answer none of them: a CreateRoom that succeeds after being picked for it
+    // can only have been resent elsewhere, and none of them is still finishing there when it dies.
+    writers.push(await startReplica('room-slow', slowPort, { ...iso.env, FAULT_LATENCY_MS: '300000', FAULT_METHODS: 'CreateRoom' }));
     writers.push(await startReplica('room-fast', fastPort, iso.env));
     const name = 'room-keyed-writes';
     const slow = `127.0.0.1:${slowPort}`;
-    const client = createLbClient(RoomServiceClient, `${slow},127.0.0.1:${fastPort}`, { name, deadlineMs: 15_000 });
+    const fast = `127.0.0.1:${fastPort}`;
+    const client = createLbClient(RoomServiceClient, `${slow},${fast}`, { name, deadlineMs: 30_000 });
+    const view = (address: string) => lbSnapshot().balancers.find((b) => b.name === name)?.endpoints.find((e) => e.address === address);
     const streamer = as('7100', 'streamer');
     const create = (i: number) => call(client.createRoom, client, { streamerId: '0', title: `keyed ${i}`, category: '', coverKey: '', notice: '', requestId: `keyed-${i}` }, streamer);
+    const sent: Array<Promise<{ roomId: string } | Error>> = [];
     try {
-      const sent = Array.from({ length: 24 }, (_, i) => create(i).then((r) => r.room, (err: unknown) => err as Error));
-      const slowPicks = () => lbSnapshot().balancers.find((b) => b.name === name)?.endpoints.find((e) => e.address === slow)?.picks ?? 0;
-      await expect.poll(slowPicks, { timeout: 10_000 }).toBeGreaterThan(0);
+      // Both connections READY before the first call: calls made while only one of them is would
+      // all go to that one, and whether the slow replica ever holds a call would be a race.
+      client.getChannel().getConnectivityState(true);
+      await expect.poll(() => [view(slow)?.state, view(fast)?.state], { timeout: 15_000 }).toEqual(['READY', 'READY']);
+
+      // Keep sending (the picker prefers the fast replica once the slow one holds a call, and
+      // forces a pick of an endpoint it has not used for a while) until the slow replica holds
+      // several calls at once; then kill it mid-call.
+      const held = 8;
+      const until = performance.now() + 20_000;
+      while ((view(slow)?.inflight ?? 0) < held) {
+        if (performance.now() > until) throw new Error(`the slow replica never held ${held} CreateRooms (${sent.length} sent, ${JSON.stringify(view(slow))})`);
+        const i = sent.length;
+        sent.push(create(i).then((r) => r.room as { roomId: string }, (err: unknown) => err as Error));
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      const inflightAtKill = view(slow)!.inflight;
+      const fastPicksAtKill = view(fast)!.picks;
       await crashReplica(writers[0]!);
+      console.log(`lb keyed writes: killed the slow replica holding ${inflightAtKill} of ${sent.length} CreateRooms sent`);
+
       const rooms = await Promise.all(sent);
       expect(rooms.filter((r) => r instanceof Error)).toEqual([]);
-      expect(new Set(rooms.map((r) => (r as { roomId: string }).roomId)).size).toBe(24);
+      const ids = rooms.map((r) => (r as { roomId: string }).roomId);
+      expect(new Set(ids).size).toBe(sent.length);
+      // Resent by the channel: every call the dead replica held made another attempt, on the survivor.
+      expect(view(fast)!.picks - fastPicksAtKill).toBeGreaterThanOrEqual(inflightAtKill);
+      // One room per request_id, counted in the store rather than trusted from the answers.
+      const titles: string[] = [];
+      let pageToken = '';
+      do {
+        const page = await call(client.listRoomsByStreamer, client, { streamerId: '7100', page: { pageSize: 100, pageToken } }, streamer);
+        titles.push(...page.rooms.map((r) => r.title));
+        pageToken = page.page?.nextPageToken ?? '';
+      } while (pageToken);
+      expect(titles.sort()).toEqual(sent.map((_, i) => `keyed ${i}`).sort());
       // Sent again, each key answers with the room its first attempt made, not a second room.
-      const again = await Promise.all(Array.from({ length: 24 }, (_, i) => create(i)));
-      expect(again.map((r) => r.room?.roomId)).toEqual(rooms.map((r) => (r as { roomId: string }).roomId));
+      const again = await Promise.all(sent.map((_, i) => create(i)));
+      expect(again.map((r) => r.room?.roomId)).toEqual(ids);
     } finally {
+      await Promise.allSettled(sent);
       client.close();
     }
-  }, 60_000);
+  }, 90_000);
 });
