@@ -112,3 +112,14 @@ export class Violations {
     if (this.list.length > 0) throw invalidArgument(this.list);
   }
 }
+
+/**
+ * The same error with its field paths put under `prefix` (`transfers[3].`), for an item of a
+ * batch RPC: the client learns which item and which of its fields to fix.
+ */
+export function underField(err: unknown, prefix: string): unknown {
+  if (!(err instanceof DomainError) || err.violations.length === 0) return err;
+  const violations = err.violations.map((v) => ({ field: `${prefix}${v.field}`, description: v.description }));
+  const metadata = err.metadata.field === undefined ? err.metadata : { ...err.metadata, field: `${prefix}${err.metadata.field}` };
+  return new DomainError(err.kind, err.reason, `${prefix}${err.message}`, { domain: err.domain, metadata, violations, cause: err });
+}

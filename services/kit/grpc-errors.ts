@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Metadata, status as Code, type StatusObject } from '@grpc/grpc-js';
+import { Metadata, status as Code, type ServiceError, type StatusObject } from '@grpc/grpc-js';
 import { Status } from '../../gen/ts/google/rpc/status.js';
 import { BadRequest, ErrorInfo } from '../../gen/ts/google/rpc/error_details.js';
 import { COMMON_DOMAIN, DomainError, type ErrorKind } from './domain-error.js';
@@ -102,6 +102,30 @@ export function toStatus(err: unknown, log: Logger, method: string): StatusObjec
   }
   log.error({ err, method, correlationId }, 'unexpected error');
   return statusFor(Code.INTERNAL, 'INTERNAL', `internal error (correlation id ${correlationId})`, COMMON_DOMAIN, { correlation_id: correlationId });
+}
+
+/**
+ * The normalizer for one item of a batch RPC (CreateTransfers, AckOrderEffects): the
+ * google.rpc.Status the item's own unary call would have failed with, code, message and details
+ * alike, to be put in that item's result.
+ */
+export function toStatusMessage(err: unknown, log: Logger, method: string): Status {
+  const s = toStatus(err, log, method);
+  const raw = s.metadata?.get(STATUS_DETAILS_KEY)[0];
+  if (raw) return Status.decode(typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw);
+  return { code: s.code, message: s.details, details: [] };
+}
+
+/**
+ * The other direction: a batch item's google.rpc.Status as the ServiceError its own unary call
+ * would have raised, so callers handle an item exactly as a single call (errorInfoOf(err.metadata),
+ * err.code) and one error path serves both.
+ */
+export function serviceErrorOf(status: Status): ServiceError {
+  const metadata = new Metadata();
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode(status).finish()));
+  const err = new Error(`${status.code} ${Code[status.code] ?? 'UNKNOWN'}: ${status.message}`);
+  return Object.assign(err, { code: status.code, details: status.message, metadata });
 }
 
 /** The rich error details a status carries, decoded. */

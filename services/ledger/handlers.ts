@@ -1,7 +1,9 @@
-import type { LedgerServiceServer } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import type { LedgerServiceServer, TransferRequest, TransferResponse } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import { toStatusMessage } from '../kit/grpc-errors.js';
 import { unary } from '../kit/handler.js';
 import type { Logger } from '../kit/logger.js';
-import type { Ledger } from './ledger.js';
+import type { Ledger, TransferInput } from './ledger.js';
+import type { TransferOutcome } from './store/transfer-engine.js';
 import { toDuration, toProtoBalance, toProtoLevel, toProtoMigration, toProtoShardMap, toProtoTransfer } from './mapping.js';
 
 /** The gRPC face of the Ledger: wire messages in, use cases, wire messages out. */
@@ -11,16 +13,10 @@ export function ledgerHandlers(ledger: Ledger, log: Logger): LedgerServiceServer
       const out = await ledger.topUp(ctx.caller, { owner: req.ownerId, amount: req.amountMinor, paymentReference: req.paymentReference, provider: req.provider });
       return { transfer: toProtoTransfer(out.transfer), balance: out.payeeBalance ? toProtoBalance(out.payeeBalance) : undefined, replayed: out.replayed };
     }),
-    transfer: unary(log, async (req, ctx) => {
-      const out = await ledger.transfer(ctx.caller, {
-        transferId: req.transferId,
-        kind: req.kind,
-        payer: req.payer ? { owner: req.payer.ownerId, asset: req.payer.asset } : undefined,
-        payee: req.payee ? { owner: req.payee.ownerId, asset: req.payee.asset } : undefined,
-        amount: req.amountMinor,
-        reference: req.reference,
-      });
-      return { transfer: toProtoTransfer(out.transfer), payerBalance: out.payerBalance ? toProtoBalance(out.payerBalance) : undefined, replayed: out.replayed };
+    transfer: unary(log, async (req, ctx) => transferResponse(await ledger.transfer(ctx.caller, transferInput(req)))),
+    createTransfers: unary(log, async (req, ctx) => {
+      const outcomes = await ledger.transfers(ctx.caller, req.transfers.map(transferInput));
+      return { results: outcomes.map((o) => (o.ok ? { transfer: transferResponse(o.value) } : { error: toStatusMessage(o.error, log, ctx.method) })) };
     }),
     getBalances: unary(log, async (req, ctx) => {
       const out = await ledger.balances(ctx.caller, req.ownerId, req.assets);
@@ -93,3 +89,18 @@ export function ledgerHandlers(ledger: Ledger, log: Logger): LedgerServiceServer
     getMigration: unary(log, async (req, ctx) => ({ migration: toProtoMigration(await ledger.migration(ctx.caller, req.migrationId)) })),
   };
 }
+
+const transferInput = (req: TransferRequest): TransferInput => ({
+  transferId: req.transferId,
+  kind: req.kind,
+  payer: req.payer ? { owner: req.payer.ownerId, asset: req.payer.asset } : undefined,
+  payee: req.payee ? { owner: req.payee.ownerId, asset: req.payee.asset } : undefined,
+  amount: req.amountMinor,
+  reference: req.reference,
+});
+
+const transferResponse = (out: TransferOutcome): TransferResponse => ({
+  transfer: toProtoTransfer(out.transfer),
+  payerBalance: out.payerBalance ? toProtoBalance(out.payerBalance) : undefined,
+  replayed: out.replayed,
+});

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { DomainError, idempotencyKeyReused, invalidField, Violations } from '../kit/domain-error.js';
+import { DomainError, idempotencyKeyReused, invalidField, underField, Violations } from '../kit/domain-error.js';
+import { failed, ok, type Outcome } from '../kit/group-commit.js';
 import { isPositiveInt64, requireCaller, requireRole, type Caller } from '../kit/identity.js';
 import { isBucket } from './buckets.js';
 import { daysBetween, dayDiff, dayOf, isDay } from './days.js';
@@ -27,7 +28,7 @@ import type { BucketRouter } from './store/router.js';
 import type { ShardMapData } from './store/shard-map.js';
 import type { Shard } from './store/db.js';
 import { claimPaymentReference, voidTransfer } from './store/single-writes.js';
-import type { TransferEngine, TransferOutcome } from './store/transfer-engine.js';
+import type { TransferCommand, TransferEngine, TransferOutcome } from './store/transfer-engine.js';
 
 /** An account as it arrives from the wire: ids as decimal strings, the asset as its enum number. */
 export interface AccountInput {
@@ -130,6 +131,42 @@ export class Ledger {
   }
 
   async transfer(callerOrNone: Caller | undefined, input: TransferInput): Promise<TransferOutcome> {
+    const out = await this.deps.engine.submit(this.transferCommand(callerOrNone, input));
+    return this.withCreditSide(out);
+  }
+
+  /**
+   * CreateTransfers: every transfer validated and authorized alone, then all handed to the
+   * engine at once so they share its group commits. One outcome per input, in order; a refusal
+   * names its fields under `transfers[<index>].`.
+   */
+  async transfers(callerOrNone: Caller | undefined, inputs: TransferInput[]): Promise<Array<Outcome<TransferOutcome>>> {
+    requireCaller(callerOrNone);
+    if (inputs.length === 0) throw invalidField('transfers', `must hold 1 to ${LIMITS.batchTransfers} transfers`);
+    if (inputs.length > LIMITS.batchTransfers) throw invalidField('transfers', `must hold at most ${LIMITS.batchTransfers} transfers (got ${inputs.length}); split the batch`);
+    const commands = inputs.map((input, i): Outcome<TransferCommand> => {
+      try {
+        return ok(this.transferCommand(callerOrNone, input));
+      } catch (err) {
+        return failed(underField(err, `transfers[${i}].`));
+      }
+    });
+    const submitted = this.deps.engine.submitMany(commands.flatMap((c) => (c.ok ? [c.value] : [])));
+    let next = 0;
+    return Promise.all(
+      commands.map(async (c): Promise<Outcome<TransferOutcome>> => {
+        if (!c.ok) return c;
+        try {
+          return ok(await this.withCreditSide(await submitted[next++]!));
+        } catch (err) {
+          return failed(err);
+        }
+      }),
+    );
+  }
+
+  /** Validation and authorization of one Transfer request: the engine's command, or the client's mistake. */
+  private transferCommand(callerOrNone: Caller | undefined, input: TransferInput): TransferCommand {
     const caller = requireCaller(callerOrNone);
     const v = new Violations();
     checkId(v, 'transfer_id', input.transferId);
@@ -147,7 +184,7 @@ export class Ledger {
     checkKindAccounts(kind, payer, payee, input.reference);
     if (kind !== Kind.GIFT && caller.role !== 'admin') throw notAccountOwner(`only admins may create ${kindName(kind)} transfers`);
     if (caller.role !== 'admin' && payer.owner !== caller.userId) throw notAccountOwner(`caller ${caller.userId} may not debit the account of owner ${payer.owner}`);
-    const out = await this.deps.engine.submit({
+    return {
       transferId: input.transferId,
       kind,
       payer,
@@ -156,8 +193,11 @@ export class Ledger {
       reference: input.reference,
       createdBy: caller.userId,
       requestHash: requestHash(kind, payer, payee, amount, input.reference),
-    });
-    // A replay of a gift settled since: show its credit side as well.
+    };
+  }
+
+  /** A replay of a gift settled since: show its credit side as well. */
+  private async withCreditSide(out: TransferOutcome): Promise<TransferOutcome> {
     return out.replayed ? { ...out, transfer: (await this.deps.reads.complete([out.transfer]))[0] ?? out.transfer } : out;
   }
 

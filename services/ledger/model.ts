@@ -28,6 +28,8 @@ export const LIMITS = {
   referenceLength: 128,
   providerLength: 32,
   reasonLength: 128,
+  /** Transfers one CreateTransfers call may carry. */
+  batchTransfers: 500,
 } as const;
 
 /** Transfer and payment-reference ids: what fits in a URL, a log line and a NATS subject token. */

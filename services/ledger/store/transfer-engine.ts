@@ -113,8 +113,29 @@ export class TransferEngine {
   }
 
   submit(cmd: TransferCommand): Promise<TransferOutcome> {
+    return this.submitMany([cmd])[0]!;
+  }
+
+  /**
+   * Several transfers at once: all are queued before any batch starts, so they share group
+   * commits instead of the first one or two running alone while the rest wait.
+   */
+  submitMany(cmds: TransferCommand[]): Array<Promise<TransferOutcome>> {
+    const shards = new Map<number, Shard>();
+    const out = cmds.map(
+      (cmd) =>
+        new Promise<TransferOutcome>((resolve, reject) => {
+          const shard = this.enqueue({ cmd: this.plan(cmd), resolve, reject, startedAt: Date.now(), mapVersion: 0, solo: false });
+          if (shard) shards.set(shard.id, shard);
+        }),
+    );
+    for (const shard of shards.values()) this.pump(shard);
+    return out;
+  }
+
+  private plan(cmd: TransferCommand): Planned {
     const homeOwner = homeOwnerOf(cmd.payer, cmd.payee);
-    const planned: Planned = {
+    return {
       ...cmd,
       mode: modeOf(cmd.payer, cmd.payee),
       homeOwner,
@@ -122,7 +143,6 @@ export class TransferEngine {
       payerBucket: bucketOf(cmd.payer.owner),
       payeeBucket: bucketOf(cmd.payee.owner),
     };
-    return new Promise((resolve, reject) => this.route({ cmd: planned, resolve, reject, startedAt: Date.now(), mapVersion: 0, solo: false }));
   }
 
   /** Requests waiting or running, for metrics and tests. */
@@ -133,16 +153,22 @@ export class TransferEngine {
   }
 
   private route(item: Item): void {
+    const shard = this.enqueue(item);
+    if (shard) this.pump(shard);
+  }
+
+  /** Queues an item on its shard's lane without starting a batch; the shard, or undefined if the item was rejected. */
+  private enqueue(item: Item): Shard | undefined {
     let shard: Shard;
     try {
       shard = this.router.shardFor(item.cmd.homeBucket);
     } catch (err) {
       item.reject(err);
-      return;
+      return undefined;
     }
     item.mapVersion = this.router.view.current.version;
     this.lane(shard.id).queue.push(item);
-    this.pump(shard);
+    return shard;
   }
 
   private lane(id: number) {
