@@ -1,5 +1,6 @@
 import type { GiftServiceServer } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { invalidField } from '../kit/domain-error.js';
+import { toStatusMessage } from '../kit/grpc-errors.js';
 import { unary } from '../kit/handler.js';
 import type { Logger } from '../kit/logger.js';
 import type { Catalog } from './catalog.js';
@@ -93,5 +94,12 @@ export function giftHandlers({ catalog, sender, orders }: GiftUseCases, log: Log
     }),
     retryOrder: unary(log, async (req, ctx) => ({ order: toProtoOrder(await orders.retry(ctx.caller, req.orderId)) })),
     ackOrderEffect: unary(log, async (req, ctx) => ({ state: toProtoState(await orders.ackEffect(ctx.caller, req.orderId, fromProtoEffect(req.effect))) })),
+    ackOrderEffects: unary(log, async (req, ctx) => {
+      const outcomes = await orders.ackEffects(
+        ctx.caller,
+        req.acks.map((a) => ({ orderId: a.orderId, effect: fromProtoEffect(a.effect) })),
+      );
+      return { results: outcomes.map((o) => (o.ok ? { state: toProtoState(o.value) } : { error: toStatusMessage(o.error, log, ctx.method) })) };
+    }),
   };
 }

@@ -1,10 +1,18 @@
 import { status as Code, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { Asset } from '../../gen/ts/livemesh/common/v1/common.js';
-import { TransferKind, type LedgerServiceClient, type TransferRequest, type TransferResponse, type VoidTransferResponse } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import {
+  TransferKind,
+  type CreateTransfersResponse,
+  type LedgerServiceClient,
+  type TransferRequest,
+  type TransferResponse,
+  type VoidTransferResponse,
+} from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { DomainError } from '../kit/domain-error.js';
-import { errorInfoOf } from '../kit/grpc-errors.js';
+import { failed, ok, type Outcome } from '../kit/group-commit.js';
+import { errorInfoOf, serviceErrorOf } from '../kit/grpc-errors.js';
 import type { OrderRecord } from './model.js';
-import type { Payments, TransferOutcome } from './ports.js';
+import type { ExpGrant, Payments, TransferOutcome } from './ports.js';
 
 /** Answers that leave the outcome of a Transfer unknown: the recovery worker settles those orders. */
 const UNKNOWN_OUTCOME = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.CANCELLED, Code.UNKNOWN, Code.INTERNAL, Code.RESOURCE_EXHAUSTED]);
@@ -12,7 +20,29 @@ const UNKNOWN_OUTCOME = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.
 const giftTransferId = (orderId: string) => `gift:${orderId}`;
 const expTransferId = (orderId: string) => `exp:${orderId}`;
 
-/** Payments through the Ledger service. Transfer ids are derived from the order, so every call is safe to repeat. */
+const giftTransfer = (order: OrderRecord): TransferRequest => ({
+  transferId: giftTransferId(order.orderId),
+  kind: TransferKind.TRANSFER_KIND_GIFT,
+  payer: { ownerId: order.senderId, asset: Asset.ASSET_COIN },
+  payee: { ownerId: order.streamerId, asset: Asset.ASSET_INCOME },
+  amountMinor: order.amountMinor,
+  reference: `gift order ${order.orderId}`,
+});
+
+const expTransfer = (grant: ExpGrant): TransferRequest => ({
+  transferId: expTransferId(grant.orderId),
+  kind: TransferKind.TRANSFER_KIND_EXP_GRANT,
+  payer: { ownerId: '0', asset: Asset.ASSET_EXP },
+  payee: { ownerId: grant.senderId, asset: Asset.ASSET_EXP },
+  amountMinor: grant.expMinor,
+  reference: `gift order ${grant.orderId}`,
+});
+
+/**
+ * Payments through the Ledger service. Transfer ids are derived from the order, so every call is
+ * safe to repeat. Batches go through CreateTransfers, one call for many orders; each transfer's
+ * result is read exactly as a Transfer call's answer would be.
+ */
 export class LedgerPayments implements Payments {
   constructor(
     private readonly ledger: LedgerServiceClient,
@@ -21,22 +51,20 @@ export class LedgerPayments implements Payments {
   ) {}
 
   async payGift(order: OrderRecord): Promise<TransferOutcome> {
-    try {
-      const res = await this.transfer({
-        transferId: giftTransferId(order.orderId),
-        kind: TransferKind.TRANSFER_KIND_GIFT,
-        payer: { ownerId: order.senderId, asset: Asset.ASSET_COIN },
-        payee: { ownerId: order.streamerId, asset: Asset.ASSET_INCOME },
-        amountMinor: order.amountMinor,
-        reference: `gift order ${order.orderId}`,
-      });
-      return { kind: 'paid', balanceAfter: res.payerBalance?.amountMinor ?? null };
-    } catch (err) {
-      const reason = errorInfoOf((err as ServiceError).metadata)?.reason;
-      if (reason === 'INSUFFICIENT_FUNDS') return { kind: 'insufficient_funds' };
-      if (reason === 'TRANSFER_VOIDED') return { kind: 'voided' };
-      throw this.unknownOrRethrow(err);
-    }
+    const [only] = await this.payGifts([order]);
+    if (!only!.ok) throw only!.error;
+    return only!.value;
+  }
+
+  async payGifts(orders: OrderRecord[]): Promise<Array<Outcome<TransferOutcome>>> {
+    const results = await this.createTransfers(orders.map(giftTransfer));
+    return results.map((r) => {
+      if (r.ok) return ok({ kind: 'paid', balanceAfter: r.value.payerBalance?.amountMinor ?? null });
+      const reason = errorInfoOf((r.error as ServiceError).metadata)?.reason;
+      if (reason === 'INSUFFICIENT_FUNDS') return ok({ kind: 'insufficient_funds' });
+      if (reason === 'TRANSFER_VOIDED') return ok({ kind: 'voided' });
+      return failed(unknownOrRethrow(r.error));
+    });
   }
 
   async settle(order: OrderRecord): Promise<'paid' | 'voided'> {
@@ -45,39 +73,49 @@ export class LedgerPayments implements Payments {
         { transferId: giftTransferId(order.orderId), homeOwnerId: order.senderId, reason: `gift order ${order.orderId} recovery` },
         this.identity,
         { deadline: Date.now() + this.deadlineMs },
-        (err, r) => (err ? reject(this.unknownOrRethrow(err)) : resolve(r)),
+        (err, r) => (err ? reject(unknownOrRethrow(err)) : resolve(r)),
       ),
     );
     return res.transfer ? 'paid' : 'voided';
   }
 
-  async grantExp(grant: { orderId: string; senderId: string; expMinor: string }): Promise<void> {
+  async grantExp(grant: ExpGrant): Promise<void> {
+    const [only] = await this.grantExps([grant]);
+    if (!only!.ok) throw only!.error;
+  }
+
+  async grantExps(grants: ExpGrant[]): Promise<Array<Outcome<void>>> {
+    const results = await this.createTransfers(grants.map(expTransfer));
+    return results.map((r) => (r.ok ? ok(undefined) : failed(unknownOrRethrow(r.error))));
+  }
+
+  /**
+   * One CreateTransfers call; each result as the ServiceError or response its own Transfer call
+   * would have given. A failure of the whole call (the Ledger down, a deadline) fails every item
+   * the way it would have failed each single call.
+   */
+  private async createTransfers(transfers: TransferRequest[]): Promise<Array<Outcome<TransferResponse>>> {
+    let res: CreateTransfersResponse;
     try {
-      await this.transfer({
-        transferId: expTransferId(grant.orderId),
-        kind: TransferKind.TRANSFER_KIND_EXP_GRANT,
-        payer: { ownerId: '0', asset: Asset.ASSET_EXP },
-        payee: { ownerId: grant.senderId, asset: Asset.ASSET_EXP },
-        amountMinor: grant.expMinor,
-        reference: `gift order ${grant.orderId}`,
-      });
+      res = await new Promise<CreateTransfersResponse>((resolve, reject) =>
+        this.ledger.createTransfers({ transfers }, this.identity, { deadline: Date.now() + this.deadlineMs }, (err, r) => (err ? reject(err) : resolve(r))),
+      );
     } catch (err) {
-      throw this.unknownOrRethrow(err);
+      return transfers.map(() => failed(err));
     }
-  }
-
-  private transfer(req: TransferRequest): Promise<TransferResponse> {
-    return new Promise((resolve, reject) =>
-      this.ledger.transfer(req, this.identity, { deadline: Date.now() + this.deadlineMs }, (err, res) => (err ? reject(err) : resolve(res))),
-    );
-  }
-
-  /** UNAVAILABLE-like answers become the domain's "unknown outcome"; definite refusals pass through as they are. */
-  private unknownOrRethrow(err: unknown): unknown {
-    const code = (err as ServiceError).code;
-    if (typeof code === 'number' && UNKNOWN_OUTCOME.has(code)) {
-      return new DomainError('unavailable', 'DEPENDENCY_UNAVAILABLE', `ledger: ${(err as ServiceError).details || 'unavailable'}`);
+    if (res.results.length !== transfers.length) {
+      const err = new DomainError('unavailable', 'DEPENDENCY_UNAVAILABLE', `ledger: CreateTransfers answered ${res.results.length} results for ${transfers.length} transfers`);
+      return transfers.map(() => failed(err));
     }
-    return err;
+    return res.results.map((r) => (r.transfer ? ok(r.transfer) : failed(serviceErrorOf(r.error ?? { code: Code.UNKNOWN, message: 'no result', details: [] }))));
   }
+}
+
+/** UNAVAILABLE-like answers become the domain's "unknown outcome"; definite refusals pass through as they are. */
+function unknownOrRethrow(err: unknown): unknown {
+  const code = (err as ServiceError).code;
+  if (typeof code === 'number' && UNKNOWN_OUTCOME.has(code)) {
+    return new DomainError('unavailable', 'DEPENDENCY_UNAVAILABLE', `ledger: ${(err as ServiceError).details || 'unavailable'}`);
+  }
+  return err;
 }

@@ -1,4 +1,5 @@
 import { DomainError, invalidField } from '../kit/domain-error.js';
+import { failed, ok, type Outcome } from '../kit/group-commit.js';
 import { isPositiveInt64, requireCaller, requireRole, type Caller } from '../kit/identity.js';
 import { orderNotFound } from './errors.js';
 import { LIMITS, type ComboRecord, type Effect, type OrderRecord, type OrderState } from './model.js';
@@ -7,6 +8,10 @@ import type { Recovery } from './recovery.js';
 
 /** Orders not DONE this long after creation are shown to a person (ListStuckOrders). */
 export const STUCK_AFTER_MS = 10 * 60 * 1000;
+/** The shortest age ListStuckOrders accepts: anything younger is a saga still running. */
+const MIN_STUCK_AGE_MS = 60 * 1000;
+/** Acks one AckOrderEffects call may carry. */
+export const MAX_ACKS = 1000;
 
 export interface Page<T> {
   items: T[];
@@ -94,7 +99,7 @@ export class Orders {
   async stuck(caller: Caller | undefined, olderThanMs: number | undefined, pageSizeReq: number | undefined, pageToken: string): Promise<Page<OrderRecord> & { total: number }> {
     requireRole(caller, ['admin']);
     const age = olderThanMs ?? STUCK_AFTER_MS;
-    if (age < 0) throw invalidField('older_than', 'must not be negative');
+    if (age < MIN_STUCK_AGE_MS) throw invalidField('older_than', 'must be at least 1 minute (unset means 10 minutes): younger orders are still in flight, not stuck');
     const limit = pageSize(pageSizeReq);
     const { orders, total } = await this.store.stuck(new Date(this.clock().getTime() - age), cursor(pageToken), limit + 1);
     return { items: orders.slice(0, limit), next: orders.length > limit ? token(orders[limit - 1]?.orderId) : '', total };
@@ -117,11 +122,32 @@ export class Orders {
 
   /** Chat and Ranking report their effect done; the order is DONE once every required effect is. */
   async ackEffect(caller: Caller | undefined, orderId: string, effect: Effect | undefined): Promise<OrderState> {
+    const [only] = await this.ackEffects(caller, [{ orderId, effect }], '');
+    if (!only!.ok) throw only!.error;
+    return only!.value;
+  }
+
+  /**
+   * AckOrderEffects: each ack checked alone (its fields named under `acks[<index>].` when
+   * `fieldPrefix` says so), then every valid one recorded in one transaction.
+   */
+  async ackEffects(caller: Caller | undefined, acks: Array<{ orderId: string; effect: Effect | undefined }>, fieldPrefix = 'acks'): Promise<Array<Outcome<OrderState>>> {
     requireRole(caller, ['admin']);
-    if (!isPositiveInt64(orderId)) throw invalidField('order_id', 'must be a positive 64-bit integer');
-    if (!effect || effect === 'exp' || effect === 'combo') throw invalidField('effect', 'must be ORDER_EFFECT_BARRAGE or ORDER_EFFECT_RANKING (Gift applies EXP and COMBO itself)');
-    const state = await this.store.effectDone(orderId, effect, this.clock());
-    if (!state) throw orderNotFound(orderId);
-    return state;
+    if (fieldPrefix && acks.length === 0) throw invalidField(fieldPrefix, `must hold 1 to ${MAX_ACKS} acks`);
+    if (acks.length > MAX_ACKS) throw invalidField(fieldPrefix || 'acks', `must hold at most ${MAX_ACKS} acks (got ${acks.length}); split the batch`);
+    const checked = acks.map((a, i): Outcome<{ orderId: string; effect: Effect }> => {
+      const at = fieldPrefix ? `${fieldPrefix}[${i}].` : '';
+      if (!isPositiveInt64(a.orderId)) return failed(invalidField(`${at}order_id`, 'must be a positive 64-bit integer'));
+      if (!a.effect || a.effect === 'exp' || a.effect === 'combo') return failed(invalidField(`${at}effect`, 'must be ORDER_EFFECT_BARRAGE or ORDER_EFFECT_RANKING (Gift applies EXP and COMBO itself)'));
+      return ok({ orderId: a.orderId, effect: a.effect });
+    });
+    const valid = checked.flatMap((c) => (c.ok ? [c.value] : []));
+    const states = await this.store.effectsDone(valid, this.clock());
+    let next = 0;
+    return checked.map((c) => {
+      if (!c.ok) return c;
+      const state = states[next++];
+      return state ? ok(state) : failed(orderNotFound(c.value.orderId));
+    });
   }
 }

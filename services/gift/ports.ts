@@ -1,3 +1,4 @@
+import type { Outcome } from '../kit/group-commit.js';
 import type { ComboRecord, Effect, GiftRecord, GroupRecord, OrderRecord, OrderState, RoomFacts, SendRequest } from './model.js';
 
 /** The Room service, through a cache that change events keep fresh. */
@@ -18,10 +19,20 @@ export type TransferOutcome = { kind: 'paid'; balanceAfter: string | null } | { 
 export interface Payments {
   /** COIN from the sender to the streamer's INCOME, transfer id `gift:<order>`. Throws when the outcome is unknown. */
   payGift(order: OrderRecord): Promise<TransferOutcome>;
+  /** `payGift` for a batch of orders in one Ledger call; one outcome (or the error payGift would throw) per order, in order. */
+  payGifts(orders: OrderRecord[]): Promise<Array<Outcome<TransferOutcome>>>;
   /** Settles an order whose payment outcome is unknown: the transfer if it exists, else the id is voided forever. */
   settle(order: OrderRecord): Promise<'paid' | 'voided'>;
   /** EXP to the sender, transfer id `exp:<order>`; a repeat is a no-op. */
-  grantExp(grant: { orderId: string; senderId: string; expMinor: string }): Promise<void>;
+  grantExp(grant: ExpGrant): Promise<void>;
+  /** `grantExp` for a batch in one Ledger call; one outcome per grant, in order. */
+  grantExps(grants: ExpGrant[]): Promise<Array<Outcome<void>>>;
+}
+
+export interface ExpGrant {
+  orderId: string;
+  senderId: string;
+  expMinor: string;
 }
 
 export interface NewOrder extends SendRequest {
@@ -43,20 +54,35 @@ export interface OrderQuery {
   limit: number;
 }
 
+/** What creating an order found: the order, the hash its key was first used with, and whether this call made it. */
+export interface CreateResult {
+  order: OrderRecord;
+  requestHash: string;
+  created: boolean;
+}
+
 /** MySQL: orders, their effects, combos and the outbox. */
 export interface OrderStore {
   /** Inserts a CREATED order, or returns the order that already has this (sender, key) and its request hash. */
-  create(order: NewOrder, now: Date): Promise<{ order: OrderRecord; requestHash: string; created: boolean }>;
+  create(order: NewOrder, now: Date): Promise<CreateResult>;
+  /** `create` for a batch, one durable statement for all; one result per order, in order. */
+  createMany(orders: NewOrder[], now: Date): Promise<CreateResult[]>;
+  /** The order a sender made with this key, if any. */
+  findByKey(senderId: string, idempotencyKey: string): Promise<{ order: OrderRecord; requestHash: string } | undefined>;
   get(orderId: string): Promise<OrderRecord | undefined>;
   /**
    * CREATED → PAID in one transaction: the combo extended or opened, effect rows written, the
    * GiftPaidEvent put in the outbox. No-op (returns the order as it is) unless still CREATED.
    */
-  markPaid(orderId: string, balanceAfter: string | null, now: Date): Promise<OrderRecord>;
+  markPaid(order: OrderRecord, balanceAfter: string | null, now: Date): Promise<OrderRecord>;
+  /** `markPaid` for a batch in one transaction; one record per item, in order. */
+  markPaidMany(items: Array<{ order: OrderRecord; balanceAfter: string | null }>, now: Date): Promise<OrderRecord[]>;
   /** CREATED → FAILED; no-op otherwise. */
   markFailed(orderId: string, reason: string, now: Date): Promise<OrderRecord>;
   /** Records an effect as applied; the order becomes DONE when every required effect is. */
   effectDone(orderId: string, effect: Effect, now: Date): Promise<OrderState | undefined>;
+  /** `effectDone` for a batch in one transaction; each order's state after it (undefined: no such order), in order. */
+  effectsDone(acks: Array<{ orderId: string; effect: Effect }>, now: Date): Promise<Array<OrderState | undefined>>;
   effectFailed(orderId: string, effect: Effect, error: string): Promise<void>;
   /** CREATED orders older than `before`, oldest first: the recovery worker's input. */
   createdBefore(before: Date, limit: number): Promise<OrderRecord[]>;

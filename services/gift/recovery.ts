@@ -42,7 +42,7 @@ export class Recovery {
   async settleOne(order: OrderRecord): Promise<void> {
     const outcome = await this.payments.settle(order);
     if (outcome === 'paid') {
-      await this.orders.markPaid(order.orderId, null, this.clock());
+      await this.orders.markPaid(order, null, this.clock());
       this.onPaid();
     } else {
       await this.orders.markFailed(order.orderId, 'ORDER_FAILED', this.clock());

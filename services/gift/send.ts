@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { DomainError, idempotencyKeyReused, Violations } from '../kit/domain-error.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
 import { giftDisabled, giftNotFound, giftNotInRoom, insufficientFunds, orderFailed, paymentPending, priceChanged, roomNotFound, roomNotLive, selfGift } from './errors.js';
-import { LIMITS, type OrderRecord, type SendRequest } from './model.js';
-import type { CatalogView, CrashPoint, OrderStore, Payments, RoomDirectory } from './ports.js';
+import { failed, GroupCommit, ok, type Outcome } from '../kit/group-commit.js';
+import { LIMITS, type OrderRecord, type RoomFacts, type SendRequest } from './model.js';
+import type { CatalogView, CrashPoint, NewOrder, OrderStore, Payments, RoomDirectory } from './ports.js';
 
 export interface SendResult {
   order: OrderRecord;
@@ -11,17 +12,39 @@ export interface SendResult {
 }
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
+/** The idempotency key's documented charset (SendGiftRequest.idempotency_key). */
+const KEY_PATTERN = /^[A-Za-z0-9._:-]+$/;
+
+/** One send on its way into a batch: validated and priced, waiting for its order row. */
+interface Pending {
+  order: NewOrder;
+  req: SendRequest;
+}
+
+export interface SendBatching {
+  /** Most sends one batch takes. */
+  maxBatch: number;
+  /** Batches in flight at once; sends arriving while all are busy wait for the next. */
+  concurrency: number;
+}
 
 /**
  * SendGift, a forward-only saga: validate, record the order (CREATED), move the money through the
  * Ledger with a transfer id derived from the order, then PAID with the combo and the outbox event
  * in one transaction. Once paid, nothing is refunded; effects are pushed through by consumers.
  *
+ * Sends are group-committed: those arriving while earlier batches are in flight go together, so
+ * a batch costs one INSERT for all its orders, one CreateTransfers call for all its payments and
+ * one transaction for all its PAID transitions, while each send keeps its own outcome. An idle
+ * service sends a lone request at once; batches only form under load.
+ *
  * Every step can die: a CREATED order whose payment outcome is unknown is settled by the recovery
  * worker (the transfer exists → PAID, otherwise the id is voided → FAILED), and a retry with the
  * same idempotency key returns the order wherever it is.
  */
 export class GiftSender {
+  private readonly batches: GroupCommit<Pending, SendResult>;
+
   constructor(
     private readonly rooms: RoomDirectory,
     private readonly catalog: CatalogView,
@@ -29,25 +52,35 @@ export class GiftSender {
     private readonly payments: Payments,
     private readonly crash: CrashPoint,
     private readonly onPaid: () => void,
+    batching: SendBatching = { maxBatch: 200, concurrency: 4 },
     private readonly clock: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.batches = new GroupCommit((items) => this.sendBatch(items), batching);
+  }
 
   async send(callerOrNone: Caller | undefined, input: Omit<SendRequest, 'senderId'>): Promise<SendResult> {
     const caller = requireCaller(callerOrNone);
     const req: SendRequest = { ...input, senderId: caller.userId, senderName: input.senderName.trim() };
     validate(req);
-    const hash = requestHash(req);
-
-    const { room, unitPrice } = await this.checkSendable(req);
+    let sendable: { room: RoomFacts; unitPrice: string };
+    try {
+      sendable = await this.checkSendable(req);
+    } catch (err) {
+      // A retry finds its order first, whatever has changed since (the room stopped, the price
+      // moved, the gift was disabled): it was valid when first sent, and it must not look failed.
+      // Looked up only on this refusal path, so a first send pays nothing for it.
+      if (!(err instanceof DomainError)) throw err;
+      const prior = await this.orders.findByKey(req.senderId, req.idempotencyKey);
+      if (!prior) throw err;
+      if (!sameRequest(prior.requestHash, req)) throw idempotencyKeyReused(req.idempotencyKey, 'idempotency_key');
+      return this.replay(prior.order);
+    }
+    const { room, unitPrice } = sendable;
     const amount = (BigInt(unitPrice) * BigInt(req.count)).toString();
-    const { order, requestHash: storedHash, created } = await this.orders.create(
-      { ...req, requestHash: hash, streamerId: room.streamerId, unitPriceMinor: unitPrice, amountMinor: amount, liveStartedAt: room.liveStartedAt },
-      this.clock(),
-    );
-    if (storedHash !== hash) throw idempotencyKeyReused(req.idempotencyKey, 'idempotency_key');
-    if (!created) return this.replay(order);
-    this.crash('after_created');
-    return { order: await this.pay(order), replayed: false };
+    return this.batches.submit({
+      req,
+      order: { ...req, requestHash: requestHash(req), streamerId: room.streamerId, unitPriceMinor: unitPrice, amountMinor: amount, liveStartedAt: room.liveStartedAt },
+    });
   }
 
   /** Room live, gift in the room's group and active, price as the client expected; throws otherwise. */
@@ -66,34 +99,70 @@ export class GiftSender {
     return { room, unitPrice: gift.priceMinor };
   }
 
-  private async pay(order: OrderRecord): Promise<OrderRecord> {
-    let outcome;
+  /** One batch of the saga: every order CREATED (durably) before any money moves, then paid together. */
+  private async sendBatch(items: Pending[]): Promise<Array<Outcome<SendResult>>> {
+    const created = await this.orders.createMany(
+      items.map((i) => i.order),
+      this.clock(),
+    );
+    const out = new Array<Outcome<SendResult>>(items.length);
+    const fresh: number[] = [];
+    created.forEach((c, i) => {
+      const item = items[i]!;
+      if (!sameRequest(c.requestHash, item.req)) out[i] = failed(idempotencyKeyReused(item.req.idempotencyKey, 'idempotency_key'));
+      else if (!c.created) out[i] = attempt(() => this.replay(c.order));
+      else fresh.push(i);
+    });
+    if (fresh.length === 0) return out;
+    this.crash('after_created');
     try {
-      outcome = await this.payments.payGift(order);
+      await this.pay(
+        fresh.map((i) => created[i]!.order),
+        (k, outcome) => (out[fresh[k]!] = outcome),
+      );
     } catch (err) {
-      // The Ledger may or may not have moved the money; the recovery worker will find out. A
-      // definite refusal (any other error) leaves the order CREATED too, and recovery fails it.
-      if (err instanceof DomainError && err.kind === 'unavailable') throw paymentPending(order.orderId);
-      throw err;
+      // MySQL failed after the Ledger answered: the orders stay CREATED and recovery settles them.
+      for (const i of fresh) out[i] ??= failed(err);
     }
+    return out;
+  }
+
+  private async pay(orders: OrderRecord[], settle: (k: number, outcome: Outcome<SendResult>) => void): Promise<void> {
+    const outcomes = await this.payments.payGifts(orders);
     this.crash('after_transfer');
     const now = this.clock();
-    switch (outcome.kind) {
-      case 'insufficient_funds':
-        await this.orders.markFailed(order.orderId, 'INSUFFICIENT_FUNDS', now);
-        throw insufficientFunds(order.orderId);
-      case 'voided': {
-        // Recovery settled this order as unpaid while our Transfer was on its way.
-        const failed = await this.orders.markFailed(order.orderId, 'ORDER_FAILED', now);
-        throw orderFailed(failed.orderId, 'its payment was voided by recovery');
-      }
-      case 'paid': {
-        const paid = await this.orders.markPaid(order.orderId, outcome.balanceAfter, now);
-        this.onPaid();
-        this.crash('after_paid');
-        return paid;
-      }
-    }
+    const paid: Array<{ k: number; order: OrderRecord; balanceAfter: string | null }> = [];
+    await Promise.all(
+      outcomes.map(async (outcome, k) => {
+        const order = orders[k]!;
+        if (!outcome.ok) {
+          // The Ledger may or may not have moved the money; the recovery worker will find out. A
+          // definite refusal (any other error) leaves the order CREATED too, and recovery fails it.
+          const err = outcome.error;
+          settle(k, failed(err instanceof DomainError && err.kind === 'unavailable' ? paymentPending(order.orderId) : err));
+          return;
+        }
+        switch (outcome.value.kind) {
+          case 'insufficient_funds':
+            await this.orders.markFailed(order.orderId, 'INSUFFICIENT_FUNDS', now);
+            settle(k, failed(insufficientFunds(order.orderId)));
+            return;
+          case 'voided': {
+            // Recovery settled this order as unpaid while our Transfer was on its way.
+            const failedOrder = await this.orders.markFailed(order.orderId, 'ORDER_FAILED', now);
+            settle(k, failed(orderFailed(failedOrder.orderId, 'its payment was voided by recovery')));
+            return;
+          }
+          case 'paid':
+            paid.push({ k, order, balanceAfter: outcome.value.balanceAfter });
+        }
+      }),
+    );
+    if (paid.length === 0) return;
+    const records = await this.orders.markPaidMany(paid, now);
+    this.onPaid();
+    this.crash('after_paid');
+    paid.forEach((p, j) => settle(p.k, ok({ order: records[j]!, replayed: false })));
   }
 
   /** A retry: the order as it is now; a failed one fails the same way again. */
@@ -106,11 +175,19 @@ export class GiftSender {
   }
 }
 
+function attempt<T>(fn: () => T): Outcome<T> {
+  try {
+    return ok(fn());
+  } catch (err) {
+    return failed(err);
+  }
+}
+
 function validate(req: SendRequest): void {
   const v = new Violations();
-  v.check(req.idempotencyKey.length > 0, 'idempotency_key', `is required: a client-chosen key (1 to ${LIMITS.idempotencyKey} characters) so a retry cannot pay twice`);
+  v.check(req.idempotencyKey.length > 0, 'idempotency_key', `is required: a client-chosen key (1 to ${LIMITS.idempotencyKey} characters of A-Z a-z 0-9 . _ : -) so a retry cannot pay twice`);
   v.check(req.idempotencyKey.length <= LIMITS.idempotencyKey, 'idempotency_key', `must be at most ${LIMITS.idempotencyKey} characters`);
-  v.check(!CONTROL.test(req.idempotencyKey), 'idempotency_key', 'must not contain control characters');
+  v.check(req.idempotencyKey === '' || KEY_PATTERN.test(req.idempotencyKey), 'idempotency_key', 'may contain only letters A-Z a-z, digits and . _ : -');
   v.check(isPositiveInt64(req.roomId), 'room_id', 'must be a positive 64-bit integer');
   v.check(isPositiveInt64(req.giftId), 'gift_id', 'must be a positive 64-bit integer');
   v.check(Number.isInteger(req.count) && req.count >= 1 && req.count <= LIMITS.maxCount, 'count', `must be between 1 and ${LIMITS.maxCount}`);
@@ -120,8 +197,19 @@ function validate(req: SendRequest): void {
   v.throwIfAny();
 }
 
+const sha256 = (fields: unknown[]) => createHash('sha256').update(JSON.stringify(fields)).digest('hex');
+
+/**
+ * What makes a retry the same request, as the contract says: sender, room, gift and count. The
+ * display name and the expected price are not compared, so a phone that retries after the user
+ * renamed themselves, or after it refreshed the price list, gets its order instead of an error
+ * (the first attempt already checked the price; the retry can never pay a second time).
+ */
 function requestHash(req: SendRequest): string {
-  return createHash('sha256')
-    .update(JSON.stringify([req.senderId, req.roomId, req.giftId, req.count, req.senderName, req.expectedUnitPriceMinor]))
-    .digest('hex');
+  return sha256([req.senderId, req.roomId, req.giftId, req.count]);
+}
+
+/** Orders created before the hash above also covered the name and the expected price; a retry identical to them still matches. */
+function sameRequest(stored: string, req: SendRequest): boolean {
+  return stored === requestHash(req) || stored === sha256([req.senderId, req.roomId, req.giftId, req.count, req.senderName, req.expectedUnitPriceMinor]);
 }

@@ -1,8 +1,10 @@
-import { status as Code } from '@grpc/grpc-js';
+import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
-import { GiftPaidEvent, GiftServiceClient, orderEffectToJSON, type OrderEffect } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { GiftPaidEvent, GiftServiceClient, orderEffectToJSON, type AckOrderEffectsResponse, type OrderEffect } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { callerMetadata, deadlineIn, SERVICE_CALLER, serviceClient } from './clients.js';
+import { failed, GroupCommit, ok, type Outcome } from './group-commit.js';
+import { serviceErrorOf } from './grpc-errors.js';
 import type { Logger } from './logger.js';
 import { subject, type NatsConnection } from './nats.js';
 
@@ -143,11 +145,19 @@ export async function consumeGiftPaid(nc: NatsConnection, prefix: string, opts: 
 /** Reports one applied effect of a paid order to the Gift service (AckOrderEffect). */
 export type EffectReporter = (orderId: string) => Promise<void>;
 
+/** Acks one reporter sends in one AckOrderEffects call at most; Gift takes up to 1,000. */
+const ACK_BATCH = 200;
+
 /**
- * The AckOrderEffect call for one effect (BARRAGE for Chat, RANKING for Ranking), made as the
+ * The AckOrderEffect report for one effect (BARRAGE for Chat, RANKING for Ranking), made as the
  * internal admin. With no Gift address configured the report is skipped with a debug line: the
  * effect is still applied, and Gift's saga, once it runs, re-publishes orders whose effects it
  * has not heard about, which the consumers answer again idempotently.
+ *
+ * Reports made while one call is out leave together in the next AckOrderEffects call (group
+ * commit: one RPC and one Gift transaction for a burst of paid orders instead of one each). A
+ * Gift that predates the batch RPC (UNIMPLEMENTED, during a rolling deploy) gets one
+ * AckOrderEffect per order instead.
  *
  * A report Gift refuses for good (an order it does not know, a request it calls invalid) is
  * logged as an error and counts as made: redelivering the event could never change the answer.
@@ -161,18 +171,39 @@ export function effectReporter(giftAddress: string, effect: OrderEffect, log: Lo
     };
   }
   const client = serviceClient(GiftServiceClient, giftAddress);
+  const settled = (orderId: string, err: ServiceError | null): Outcome<void> => {
+    if (!err) return ok(undefined);
+    if (err.code === Code.NOT_FOUND || err.code === Code.INVALID_ARGUMENT) {
+      log.error({ orderId, effect: orderEffectToJSON(effect), code: err.code, details: err.details }, 'Gift refused AckOrderEffect for good; not retried');
+      return ok(undefined);
+    }
+    return failed(err);
+  };
+  const one = (orderId: string) =>
+    new Promise<Outcome<void>>((resolve) => client.ackOrderEffect({ orderId, effect }, callerMetadata(SERVICE_CALLER), deadlineIn(timeoutMs), (err) => resolve(settled(orderId, err))));
+  let batched = true;
+  const batches = new GroupCommit<string, void>(
+    async (orderIds) => {
+      if (!batched) return Promise.all(orderIds.map(one));
+      const res = await new Promise<AckOrderEffectsResponse | ServiceError>((resolve) =>
+        client.ackOrderEffects({ acks: orderIds.map((orderId) => ({ orderId, effect })) }, callerMetadata(SERVICE_CALLER), deadlineIn(timeoutMs), (err, r) => resolve(err ?? r)),
+      );
+      if (res instanceof Error) {
+        if (res.code !== Code.UNIMPLEMENTED) return orderIds.map(() => failed(res));
+        batched = false;
+        log.warn({ effect: orderEffectToJSON(effect) }, 'Gift has no AckOrderEffects yet; acknowledging effects one call per order');
+        return Promise.all(orderIds.map(one));
+      }
+      return orderIds.map((orderId, i) => {
+        const r = res.results[i];
+        if (r?.state !== undefined) return ok(undefined);
+        return settled(orderId, r?.error ? serviceErrorOf(r.error) : Object.assign(new Error('AckOrderEffects answered no result for this ack'), { code: Code.INTERNAL, details: '', metadata: new Metadata() }));
+      });
+    },
+    { maxBatch: ACK_BATCH, concurrency: 2 },
+  );
   return {
-    report: (orderId) =>
-      new Promise<void>((resolve, reject) =>
-        client.ackOrderEffect({ orderId, effect }, callerMetadata(SERVICE_CALLER), deadlineIn(timeoutMs), (err) => {
-          if (!err) return resolve();
-          if (err.code === Code.NOT_FOUND || err.code === Code.INVALID_ARGUMENT) {
-            log.error({ orderId, effect: orderEffectToJSON(effect), code: err.code, details: err.details }, 'Gift refused AckOrderEffect for good; not retried');
-            return resolve();
-          }
-          reject(err);
-        }),
-      ),
+    report: (orderId) => batches.submit(orderId),
     close: () => client.close(),
   };
 }

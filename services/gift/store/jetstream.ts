@@ -3,7 +3,8 @@ import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import type { Logger } from '../../kit/logger.js';
 import type { NatsConnection } from '../../kit/nats.js';
 import { consumeGiftPaid, giftPaidSubject } from '../../kit/streams.js';
-import type { CrashPoint, OrderStore, Payments } from '../ports.js';
+import { GroupCommit, type GroupCommitOptions } from '../../kit/group-commit.js';
+import type { CrashPoint, ExpGrant, OrderStore, Payments } from '../ports.js';
 
 interface OutboxRow extends RowDataPacket {
   outbox_id: string;
@@ -76,10 +77,10 @@ export class OutboxRelay {
   private async pass(): Promise<number> {
     const conn: PoolConnection = await this.pool.getConnection();
     try {
-      // READ COMMITTED: the claim locks only the rows it read. Under REPEATABLE READ it also locked
-      // the gap after the last row, where every new outbox row goes, so each paid order waited for
-      // the relay's publish in flight: bench:gift measured it as a ceiling of about 150 sends/s.
-      await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+      // The pool's sessions are READ COMMITTED: the claim locks only the rows it read. Under
+      // REPEATABLE READ it also locked the gap after the last row, where every new outbox row
+      // goes, so each paid order waited for the relay's publish in flight: bench:gift measured it
+      // as a ceiling of about 150 sends/s.
       await conn.beginTransaction();
       const [rows] = await conn.query<OutboxRow[]>('SELECT outbox_id, subject_room_id, msg_id, payload FROM outbox ORDER BY outbox_id LIMIT ? FOR UPDATE SKIP LOCKED', [this.batch]);
       if (rows.length === 0) {
@@ -104,7 +105,8 @@ export class OutboxRelay {
  * Gift's own effect consumer: EXP for the sender through the Ledger (transfer id `exp:<order>`,
  * so a redelivery cannot grant twice), then the effect marked done. Durable, shared by all Gift
  * replicas, on the kit's paid-gift consumer: a failure is redelivered with backoff until it
- * succeeds.
+ * succeeds. Events handled at the same time are group-committed: one CreateTransfers call grants
+ * a batch's EXP and one transaction marks it done, while each event keeps its own outcome.
  */
 export function runExpConsumer(
   nc: NatsConnection,
@@ -114,7 +116,15 @@ export function runExpConsumer(
   crash: CrashPoint,
   log: Logger,
   ackWaitMs = 10_000,
+  batching: GroupCommitOptions = { maxBatch: 256, concurrency: 2 },
 ): Promise<{ stop(): Promise<void> }> {
+  const grants = new GroupCommit<ExpGrant, void>(async (batch) => {
+    const granted = await payments.grantExps(batch);
+    crash('after_exp_grant');
+    const done = batch.filter((_, i) => granted[i]!.ok);
+    if (done.length > 0) await orders.effectsDone(done.map((g) => ({ orderId: g.orderId, effect: 'exp' as const })), new Date());
+    return granted;
+  }, batching);
   return consumeGiftPaid(nc, prefix, {
     durable: 'gift-exp',
     ackWaitMs,
@@ -122,9 +132,7 @@ export function runExpConsumer(
     log,
     handle: async (event) => {
       try {
-        await payments.grantExp({ orderId: event.orderId, senderId: event.senderId, expMinor: event.expMinor });
-        crash('after_exp_grant');
-        await orders.effectDone(event.orderId, 'exp', new Date());
+        await grants.submit({ orderId: event.orderId, senderId: event.senderId, expMinor: event.expMinor });
         return { ack: true };
       } catch (err) {
         await orders.effectFailed(event.orderId, 'exp', (err as Error).message).catch(() => undefined);
