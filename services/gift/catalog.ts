@@ -112,7 +112,8 @@ export class Catalog implements CatalogView {
     const v = new Violations();
     v.check(g.giftGroupId === '0' || isPositiveInt64(g.giftGroupId), 'gift_group.gift_group_id', 'must be 0 (create) or an existing group id');
     v.check(g.name.trim().length > 0 && [...g.name].length <= LIMITS.groupName && !CONTROL.test(g.name), 'gift_group.name', `must be 1 to ${LIMITS.groupName} characters`);
-    v.check(g.giftIds.length <= LIMITS.groupSize, 'gift_group.gift_ids', `must list at most ${LIMITS.groupSize} gifts`);
+    // An empty group would leave every room assigned to it with nothing to send, with no error anywhere.
+    v.check(g.giftIds.length >= 1 && g.giftIds.length <= LIMITS.groupSize, 'gift_group.gift_ids', `must list 1 to ${LIMITS.groupSize} gifts`);
     v.check(new Set(g.giftIds).size === g.giftIds.length, 'gift_group.gift_ids', 'must not repeat a gift');
     g.giftIds.forEach((id, i) => v.check(isPositiveInt64(id), `gift_group.gift_ids[${i}]`, 'must be a positive 64-bit integer'));
     v.throwIfAny();

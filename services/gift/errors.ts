@@ -26,11 +26,12 @@ export const roomNotLive = (roomId: string) => giftError('failed_precondition', 
 export const giftDisabled = (giftId: string) => giftError('failed_precondition', R.GIFT_ERROR_REASON_GIFT_DISABLED, `gift ${giftId} is disabled`, { gift_id: giftId });
 export const insufficientFunds = (orderId: string) =>
   giftError('failed_precondition', R.GIFT_ERROR_REASON_INSUFFICIENT_FUNDS, `not enough COIN for order ${orderId}; nothing was debited`, { order_id: orderId });
+/** The current price goes under `price_minor`, the key the contract names, so a client can re-show the gift without another read. */
 export const priceChanged = (giftId: string, expected: string, actual: string) =>
   giftError('failed_precondition', R.GIFT_ERROR_REASON_PRICE_CHANGED, `gift ${giftId} now costs ${actual}, not ${expected}`, {
     gift_id: giftId,
     expected_unit_price_minor: expected,
-    unit_price_minor: actual,
+    price_minor: actual,
   });
 export const selfGift = (roomId: string) => giftError('failed_precondition', R.GIFT_ERROR_REASON_SELF_GIFT, `streamers cannot send gifts in their own room ${roomId}`, { room_id: roomId });
 export const orderNotFound = (orderId: string) => giftError('not_found', R.GIFT_ERROR_REASON_ORDER_NOT_FOUND, `order ${orderId} not found`, { order_id: orderId });

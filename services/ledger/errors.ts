@@ -1,11 +1,11 @@
 import { LedgerErrorReason as R, ledgerErrorReasonToJSON } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { DomainError, reasonName, type ErrorKind } from '../kit/domain-error.js';
+import { DomainError, reasonName, type ErrorKind, type FieldViolation } from '../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Ledger-specific reason. */
 export const LEDGER_DOMAIN = 'livemesh.ledger';
 
-function ledgerError(kind: ErrorKind, reason: R, message: string, metadata: Record<string, string> = {}): DomainError {
-  return new DomainError(kind, reasonName(ledgerErrorReasonToJSON, reason), message, { domain: LEDGER_DOMAIN, metadata });
+function ledgerError(kind: ErrorKind, reason: R, message: string, metadata: Record<string, string> = {}, violations: FieldViolation[] = []): DomainError {
+  return new DomainError(kind, reasonName(ledgerErrorReasonToJSON, reason), message, { domain: LEDGER_DOMAIN, metadata, violations });
 }
 
 export const insufficientFunds = (owner: string, balance: bigint, amount: bigint) =>
@@ -23,9 +23,13 @@ export const transferVoided = (transferId: string) =>
     transfer_id: transferId,
   });
 
-/** A kind that does not allow these accounts: a client mistake, so INVALID_ARGUMENT naming the field. */
+/**
+ * A kind that does not allow these accounts: a client mistake, so INVALID_ARGUMENT naming the
+ * field, with the BadRequest every other INVALID_ARGUMENT carries (generic clients read the field
+ * from there) and its own reason for clients that tell this case apart.
+ */
 export const accountsNotAllowed = (field: string, message: string) =>
-  ledgerError('invalid_argument', R.LEDGER_ERROR_REASON_ACCOUNTS_NOT_ALLOWED, `${field}: ${message}`, { field });
+  ledgerError('invalid_argument', R.LEDGER_ERROR_REASON_ACCOUNTS_NOT_ALLOWED, `${field}: ${message}`, { field }, [{ field, description: message }]);
 
 export const notAccountOwner = (message: string) => ledgerError('permission_denied', R.LEDGER_ERROR_REASON_NOT_ACCOUNT_OWNER, message);
 

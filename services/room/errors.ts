@@ -34,3 +34,14 @@ export const writeNotVisible = (roomId: string, version: string) =>
   new DomainError('unavailable', 'DEPENDENCY_UNAVAILABLE', `room ${roomId} version ${version} was saved but could not be published to Redis or NATS; retry`, {
     metadata: { room_id: roomId, version },
   });
+
+export const giftGroupNotFound = (giftGroupId: string) =>
+  roomError('not_found', RoomErrorReason.ROOM_ERROR_REASON_GIFT_GROUP_NOT_FOUND, `gift group ${giftGroupId} does not exist in the Gift service`, {
+    gift_group_id: giftGroupId,
+  });
+
+/** Gift could not say whether a group exists; nothing was written, so a retry is safe. */
+export const giftServiceUnavailable = (giftGroupId: string, why: string) =>
+  new DomainError('unavailable', 'DEPENDENCY_UNAVAILABLE', `the Gift service could not confirm that gift group ${giftGroupId} exists (${why}); nothing was changed, retry`, {
+    metadata: { gift_group_id: giftGroupId },
+  });

@@ -110,6 +110,16 @@ export interface RoomCache {
   checksum(): Promise<RoomChecksum>;
 }
 
+/**
+ * The Gift service's gift groups, as far as Room needs them. Gift owns the groups and Room only
+ * stores which one a room shows, so Room asks before storing an id no one could resolve: a room
+ * pointing at a missing group would show no gifts and refuse every send.
+ */
+export interface GiftGroups {
+  /** Whether the group exists; rejects (UNAVAILABLE) when the Gift service cannot answer. */
+  exists(giftGroupId: string): Promise<boolean>;
+}
+
 /** Where change events go (NATS), so other replicas and regions can refresh. */
 export interface RoomEvents {
   changed(room: RoomRecord): Promise<void>;

@@ -16,6 +16,7 @@ import { LocalRoomCache } from './local-cache.js';
 import { HotRooms, Presence } from './presence.js';
 import { RoomReader } from './reads.js';
 import { backfill, compare } from './sync.js';
+import { GrpcGiftGroups } from './store/grpc-gift.js';
 import { MysqlRoomStore } from './store/mysql-rooms.js';
 import { ensureRoomStream, NatsRoomEvents, runRegionRefresher, watchRoomChanges } from './store/nats-events.js';
 import { RedisPresence, RedisRoomCache } from './store/redis-rooms.js';
@@ -37,6 +38,11 @@ export const roomConfigShape = {
   ONLINE_SESSION_TTL_MS: int(60_000, 86_400_000, 1_800_000),
   /** Compare Redis with MySQL at start-up and backfill when Redis is incomplete. */
   ROOM_STARTUP_CHECK: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
+  /**
+   * The Gift service, asked by AssignGiftGroup whether the group exists. Empty: the check is
+   * skipped (logged at start-up), so Room alone still runs; the mesh, Compose and Kubernetes set it.
+   */
+  GIFT_ADDR: z.string().regex(/^\S*$/, { error: 'must be a gRPC target without spaces (host:port, a comma-separated list, or a DNS name)' }).default(''),
 };
 
 export type RoomConfig = ServiceConfig<typeof roomConfigShape>;
@@ -66,7 +72,10 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
   exportCacheMetrics(host, local);
   const presenceStore = new RedisPresence(redis);
   const hot = new HotRooms(presenceStore, reader, (err) => log.warn({ err }, 'hot list refresh failed; serving the previous list'));
-  const writer = new RoomWriter(store, cache, new NatsRoomEvents(nats, config.NATS_PREFIX, config.REGION), (err, roomId) =>
+  const giftGroups = config.GIFT_ADDR ? new GrpcGiftGroups(config.GIFT_ADDR) : undefined;
+  if (giftGroups) host.onClose('gift client', async () => giftGroups.close());
+  else log.info('GIFT_ADDR unset: AssignGiftGroup stores gift group ids without checking that they exist');
+  const writer = new RoomWriter(store, cache, new NatsRoomEvents(nats, config.NATS_PREFIX, config.REGION), giftGroups, (err, roomId) =>
     log.warn({ err, roomId }, 'room write saved in MySQL but not yet published everywhere'),
   );
 

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { idempotencyKeyReused, invalidField, Violations } from '../kit/domain-error.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
-import { notOwnStreamerId, notRoomOwner, roomNotFound, versionConflict, writeNotAllowed, writeNotVisible } from './errors.js';
+import { giftGroupNotFound, notOwnStreamerId, notRoomOwner, roomNotFound, versionConflict, writeNotAllowed, writeNotVisible } from './errors.js';
 import {
   checkRoomId,
   checkText,
   CONTROL_CHARS,
   LIMITS,
+  type GiftGroups,
   type GuardedWrite,
   type NewRoom,
   type RoomCache,
@@ -44,6 +45,8 @@ export class RoomWriter {
     private readonly store: RoomStore,
     private readonly cache: RoomCache,
     private readonly events: RoomEvents,
+    /** Undefined when no Gift address is configured: AssignGiftGroup then stores any id unchecked. */
+    private readonly giftGroups: GiftGroups | undefined,
     private readonly onPublishError: (err: unknown, roomId: string) => void,
     private readonly clock: () => Date = () => new Date(),
   ) {}
@@ -101,12 +104,17 @@ export class RoomWriter {
     return this.apply(who, roomId, { kind: 'offline' });
   }
 
-  /** Admin only: which gift catalog a room shows is an operations decision, not the streamer's. */
+  /**
+   * Admin only: which gift catalog a room shows is an operations decision, not the streamer's. The
+   * group is checked with Gift first, since a room pointing at a missing group shows no gifts and
+   * refuses every send with nothing to tell the admin why.
+   */
   async assignGiftGroup(callerOrNone: Caller | undefined, roomId: string, giftGroupId: string): Promise<RoomRecord> {
     const caller = requireCaller(callerOrNone);
     if (caller.role !== 'admin') throw writeNotAllowed(caller.role, 'only admins assign gift groups');
     checkRoomId(roomId);
     if (giftGroupId !== '0' && !isPositiveInt64(giftGroupId)) throw invalidField('gift_group_id', 'must be 0 (the default group) or a positive 64-bit integer');
+    if (giftGroupId !== '0' && this.giftGroups && !(await this.giftGroups.exists(giftGroupId))) throw giftGroupNotFound(giftGroupId);
     return this.apply(caller, roomId, { kind: 'gift_group', giftGroupId });
   }
 
