@@ -99,8 +99,37 @@ export class GiftSender {
     return { room, unitPrice: gift.priceMinor };
   }
 
-  /** One batch of the saga: every order CREATED (durably) before any money moves, then paid together. */
+  /**
+   * One batch of the saga. The same (sender, key) can arrive more than once in a batch (a phone
+   * retrying while its first attempt is still queued): only the first goes to the store, which
+   * would otherwise see one row and report it created to each copy and pay it as many times over;
+   * every later copy gets the first's outcome as a retry would (replayed, or the same refusal).
+   */
   private async sendBatch(items: Pending[]): Promise<Array<Outcome<SendResult>>> {
+    const firstOf = new Map<string, number>();
+    const unique: Pending[] = [];
+    const slot = items.map((item) => {
+      const key = `${item.req.senderId}/${item.req.idempotencyKey}`;
+      let at = firstOf.get(key);
+      if (at === undefined) {
+        at = unique.push(item) - 1;
+        firstOf.set(key, at);
+      }
+      return at;
+    });
+    if (unique.length === items.length) return this.sendUnique(items);
+    const outcomes = await this.sendUnique(unique);
+    return items.map((item, i) => {
+      const at = slot[i]!;
+      const first = outcomes[at]!;
+      if (unique[at] === item) return first;
+      if (requestHash(unique[at]!.req) !== requestHash(item.req)) return failed(idempotencyKeyReused(item.req.idempotencyKey, 'idempotency_key'));
+      return first.ok ? ok({ order: first.value.order, replayed: true }) : first;
+    });
+  }
+
+  /** Orders with distinct keys: every order CREATED (durably) before any money moves, then paid together. */
+  private async sendUnique(items: Pending[]): Promise<Array<Outcome<SendResult>>> {
     const created = await this.orders.createMany(
       items.map((i) => i.order),
       this.clock(),
