@@ -167,8 +167,8 @@ export interface Child {
  * terminal's SIGINT and our SIGTERM would skip its drain. `killOnExit` makes sure no child
  * outlives its parent anyway.
  */
-export function spawnChild(spec: ProcessSpec, baseEnv: NodeJS.ProcessEnv, onLine: LineSink | undefined): Child {
-  const proc = spawn(process.execPath, [spec.script], {
+export function spawnChild(spec: ProcessSpec, baseEnv: NodeJS.ProcessEnv, onLine: LineSink | undefined, nodeArgs: readonly string[] = []): Child {
+  const proc = spawn(process.execPath, [...nodeArgs, spec.script], {
     env: { ...baseEnv, ...spec.env },
     stdio: ['ignore', onLine ? 'pipe' : 'ignore', onLine ? 'pipe' : 'ignore'],
     detached: true,
@@ -294,6 +294,8 @@ export interface MeshOptions {
   bff?: boolean;
   /** bind and probe host; default 127.0.0.1 */
   host?: string;
+  /** node flags for every process, before the script (a benchmark's --cpu-prof) */
+  nodeArgs?: readonly string[];
   onLine?: (proc: MeshProcess, line: string, stream: 'stdout' | 'stderr') => void;
   startTimeoutMs?: number;
   /** a process that ignores SIGTERM this long is killed; default 15 000 */
@@ -405,7 +407,7 @@ class ProcessMesh implements Mesh {
     if (this.stopped) throw new Error(`the mesh is stopping; not starting ${entry.name}`);
     if (entry.alive) throw new Error(`${entry.name} is already running (pid ${entry.pid})`);
     const onLine = this.opts.onLine;
-    const child = spawnChild(entry.spec, this.baseEnv, onLine ? (_spec, line, stream) => onLine(entry, line, stream) : undefined);
+    const child = spawnChild(entry.spec, this.baseEnv, onLine ? (_spec, line, stream) => onLine(entry, line, stream) : undefined, this.opts.nodeArgs);
     entry.child = child;
     entry.stopping = false;
     void child.done.then(() => {

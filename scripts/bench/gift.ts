@@ -1,17 +1,21 @@
 /**
- * `npm run bench:gift`: SendGift end to end — Gift → Ledger, durable in MariaDB, events through
- * JetStream — with Room, Ledger and Gift each in their own process.
+ * `npm run bench:gift`: SendGift end to end on the mesh as `npm start` runs it — Room, Gift,
+ * Ledger, Chat and Ranking each their own process, all four effects required (EXP and COMBO in
+ * Gift, BARRAGE in Chat, RANKING in Ranking), events through JetStream.
  *
  *   baselines: a bare grpc-js echo server, and the same MariaDB's raw single-row INSERT rate
  *              (autocommit) at the same concurrency;
  *   A. many viewers sending to many rooms (closed loop, --concurrency calls in flight);
  *   B. every viewer sending to one hot room;
  *   C. open loop at half of A's rate: latency when not saturated, and for a sample of orders the
- *      time from the send until the order is DONE (its EXP granted and its combo recorded);
- *   plus the bytes of a 30-gift list before and after compression (what Redis keeps).
+ *      time from the send until the order is DONE (all four effects applied);
+ *   D. A again on a mesh of two replicas of every service, the client balancing over both Gift
+ *      replicas with lb/ (as the BFF and internal teams do);
+ *   plus what one send costs, per send and amortized over A's window: MySQL statements and
+ *   transactions (MariaDB's own counters), service-to-service gRPC calls (the services' served
+ *   calls less the load generator's), and the CPU of every process involved.
  *
- * Chat and Ranking are not started: the orders here are DONE once Gift's own effects are
- * (GIFT_REQUIRED_EFFECTS=exp,combo). Flags: --seconds N (default 8), --concurrency N (default 64), --warmup N.
+ * Flags: --seconds N (default 8), --concurrency N (default 64), --warmup N.
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -33,12 +37,34 @@ import {
 import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient, type CreateRoomRequest, type CreateRoomResponse } from '../../gen/ts/livemesh/room/v1/room.js';
 import { encodeGiftList } from '../../services/gift/store/redis-catalog.js';
+import { serviceClient } from '../../services/kit/clients.js';
 import { mysqlOptions, quoteIdent } from '../../services/kit/mysql.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
-import { isolate } from '../isolation.js';
+import { isolate, type Isolation } from '../isolation.js';
+import { startMesh, type Mesh } from '../mesh.js';
+import { costsBetween, DatabaseCounters, localDatabasePid, localPid, snapshot, type Costs, type CostWatch } from './costs.js';
 import { EchoClient } from './echo.js';
-import { formatK, Interrupted, interruptible, machineLine, measure, parseArgs, percentile, runBench, say, setBenchTag, startServer, stopServer, type Row, type Server } from './harness.js';
+import {
+  drive,
+  formatK,
+  Interrupted,
+  interruptible,
+  machineLine,
+  measure,
+  parseArgs,
+  percentile,
+  runBench,
+  say,
+  serverNodeArgs,
+  setBenchTag,
+  startServer,
+  stopServer,
+  type BenchOptions,
+  type Fire,
+  type Row,
+  type Server,
+} from './harness.js';
 
 setBenchTag('gift');
 
@@ -89,6 +115,244 @@ async function rawInsertRate(url: string, database: string, concurrency: number,
   }
 }
 
+/** The bench's mesh: every service, `replicas` each, no BFF, in the run's isolation; default pools and batching. */
+function startBenchMesh(iso: Isolation, replicas: number): Promise<Mesh> {
+  return startMesh({
+    env: { ...iso.env, LOG_LEVEL: 'warn' },
+    replicas,
+    bff: false,
+    nodeArgs: serverNodeArgs(),
+    onLine: (p, line, stream) => stream === 'stderr' && say(`${p.name} | ${line}`),
+  });
+}
+
+/** Every mesh process and the local servers it uses, for CPU; every gRPC process's metrics page, for served calls. */
+function costWatch(mesh: Mesh): CostWatch {
+  const processes = new Map<string, number>();
+  const metrics = new Map<string, string>();
+  for (const p of mesh.processes) {
+    const label = p.service;
+    if (p.pid !== undefined) processes.set(`${label}#${p.name}`, p.pid);
+    if (p.metricsPort !== undefined) metrics.set(p.name, `http://127.0.0.1:${p.metricsPort}/metrics`);
+  }
+  const infra: Array<[string, number | undefined]> = [
+    ['MariaDB', localDatabasePid()],
+    ['NATS', localPid(['nats-server'])],
+    ['Redis', localPid(['redis-server'])],
+  ];
+  for (const [label, pid] of infra) if (pid !== undefined) processes.set(label, pid);
+  return { processes, metrics };
+}
+
+interface World {
+  giftIds: string[];
+  roomIds: string[];
+  list: ListRoomGiftsResponse;
+  closers: Array<{ close(): void }>;
+}
+
+/** 30 gifts in the default group, ROOMS live rooms, VIEWERS viewers with COIN. */
+async function seed(mesh: Mesh, giftC: GiftServiceClient): Promise<World> {
+  const roomC = serviceClient(RoomServiceClient, mesh.addresses('room').join(','));
+  const ledgerC = serviceClient(LedgerServiceClient, mesh.addresses('ledger').join(','));
+  const giftIds: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const res = await rpc<UpsertGiftRequest, UpsertGiftResponse>(giftC.upsertGift, giftC, { gift: { giftId: '0', name: `gift ${i}`, priceMinor: '10', iconKey: `icons/2026/gift-${i}@3x.png`, effectKey: `fx-${i % 5}`, status: 1, version: '0', updateTime: undefined }, expectedVersion: '0' }, ADMIN);
+    giftIds.push(res.gift!.giftId);
+  }
+  await rpc(giftC.upsertGiftGroup, giftC, { giftGroup: { giftGroupId: '0', name: 'standard', giftIds, isDefault: true, version: '0', updateTime: undefined }, expectedVersion: '0' }, ADMIN);
+  const roomIds: string[] = [];
+  for (let i = 0; i < ROOMS; i++) {
+    const streamer = md(String(STREAMER_BASE + i), 'streamer');
+    const r = await rpc<CreateRoomRequest, CreateRoomResponse>(roomC.createRoom, roomC, { streamerId: '0', title: `room ${i}`, category: 'music', coverKey: '', notice: '', requestId: `b${i}` }, streamer);
+    await rpc(roomC.startLive, roomC, { roomId: r.room!.roomId }, streamer);
+    roomIds.push(r.room!.roomId);
+  }
+  for (let i = 0; i < VIEWERS; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, VIEWERS - i) }, (_, j) =>
+        rpc(ledgerC.topUp, ledgerC, { ownerId: String(VIEWER_BASE + i + j), amountMinor: '100000000', paymentReference: `bench-${i + j}`, provider: 'bench' }, ADMIN),
+      ),
+    );
+    if (i % 500 === 0) say(`seeding: ${i + 50}/${VIEWERS} viewers topped up`);
+  }
+  // A freshly started replica learns of rooms and gifts through events; wait until a send to the
+  // last room is accepted, so the measurement does not start on a half-warm cache.
+  const list = await rpc<ListRoomGiftsRequest, ListRoomGiftsResponse>(giftC.listRoomGifts, giftC, { roomId: roomIds[ROOMS - 1]!, ifNoneMatch: '' }, VIEWER_MD[0]!);
+  return { giftIds, roomIds, list, closers: [roomC, ledgerC] };
+}
+
+let seq = 0;
+let sent = 0;
+
+const sender = (giftC: GiftServiceClient, world: World, pickRoom: () => string): Fire => (done) => {
+  const v = seq++ % VIEWERS;
+  const req: SendGiftRequest = { idempotencyKey: `b-${seq}`, roomId: pickRoom(), giftId: world.giftIds[seq % world.giftIds.length]!, count: 1, expectedUnitPriceMinor: '0', senderName: `viewer ${v}` };
+  giftC.sendGift(req, VIEWER_MD[v]!, (err) => {
+    if (!err) sent++;
+    done(err);
+  });
+};
+
+interface Measured {
+  row: Row;
+  costs: Costs;
+}
+
+/** A closed-loop window (after its own warm-up) with the system's costs measured around it. */
+async function measureWithCosts(step: string, label: string, giftPid: number, fire: Fire, opts: BenchOptions, signal: AbortSignal, db: DatabaseCounters, watch: CostWatch): Promise<Measured> {
+  if (opts.warmup > 0) {
+    say(`${step} ${label}: warming up ${opts.warmup}s`);
+    await drive(fire, { concurrency: opts.concurrency, ms: opts.warmup * 1000, serverPid: giftPid, signal });
+  }
+  const before = await snapshot(db, watch);
+  sent = 0;
+  const row = await measure(step, label, { pid: giftPid } as Server, fire, { ...opts, warmup: 0 }, signal);
+  const units = sent;
+  const after = await snapshot(db, watch);
+  return { row, costs: costsBetween(before, after, Math.max(1, units), new Map([['SendGift', units + row.errors]])) };
+}
+
+/** C: sends at a fixed rate; latencies, and every tenth order's id for the time-to-DONE sample. */
+async function openLoop(giftC: GiftServiceClient, world: World, rate: number, seconds: number, signal: AbortSignal): Promise<{ latencies: Float64Array; errors: number; sampled: string[] }> {
+  const latencies: number[] = [];
+  const sampled: string[] = [];
+  let errors = 0;
+  await new Promise<void>((resolve) => {
+    const start = performance.now();
+    let fired = 0;
+    let inflight = 0;
+    let finished = false;
+    const timer = setInterval(() => {
+      const due = Math.floor(((performance.now() - start) / 1000) * rate);
+      if (performance.now() - start >= seconds * 1000 || signal.aborted) {
+        clearInterval(timer);
+        finished = true;
+        if (inflight === 0) resolve();
+        return;
+      }
+      for (; fired < due; fired++) {
+        const t0 = performance.now();
+        const v = seq++ % VIEWERS;
+        const sample = fired % 10 === 0;
+        inflight++;
+        giftC.sendGift(
+          { idempotencyKey: `c-${seq}`, roomId: world.roomIds[seq % ROOMS]!, giftId: world.giftIds[0]!, count: 1, expectedUnitPriceMinor: '0', senderName: '' },
+          VIEWER_MD[v]!,
+          (err: ServiceError | null, res: SendGiftResponse) => {
+            inflight--;
+            latencies.push(performance.now() - t0);
+            if (err) errors++;
+            else if (sample && res.order) sampled.push(res.order.orderId);
+            if (finished && inflight === 0) resolve();
+          },
+        );
+      }
+    }, 2);
+  });
+  if (signal.aborted) throw new Interrupted();
+  return { latencies: Float64Array.from(latencies).sort(), errors, sampled };
+}
+
+/** Server-side create → DONE time of each sampled order (polled; orders not DONE within a minute are left out and counted). */
+async function timesToDone(giftC: GiftServiceClient, orderIds: string[]): Promise<Float64Array> {
+  const doneMs: number[] = [];
+  const deadline = Date.now() + 60_000;
+  for (const orderId of orderIds) {
+    for (;;) {
+      const o = (await rpc<GetOrderRequest, GetOrderResponse>(giftC.getOrder, giftC, { orderId }, ADMIN)).order;
+      if (o?.state === OrderState.ORDER_STATE_DONE && o.endTime && o.createTime) {
+        doneMs.push(o.endTime.getTime() - o.createTime.getTime());
+        break;
+      }
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return Float64Array.from(doneMs).sort();
+}
+
+const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
+const n1 = (x: number) => x.toFixed(x < 10 ? 2 : 1);
+const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
+
+function costLines(label: string, m: Measured): string[] {
+  const c = m.costs;
+  const cpu = [...c.cpuUs].filter(([, us]) => us >= 0.5);
+  const total = cpu.reduce((s, [, us]) => s + us, 0);
+  const byService = new Map<string, number>();
+  for (const [name, us] of cpu) {
+    const service = name.split('#')[0]!;
+    byService.set(service, (byService.get(service) ?? 0) + us);
+  }
+  return [
+    `| ${label} | ${n1(c.statements)} | ${c.transactions === undefined ? 'n/a' : n1(c.transactions)} | ${n1(c.explicitCommits)} | ${n1(c.serviceCalls)} | ` +
+      `${[...byService].map(([s, us]) => `${s} ${n0(us)}`).join(', ')} | ${n0(total)} |`,
+  ];
+}
+
+function report(r: {
+  machine: string;
+  opts: BenchOptions;
+  echo: Row;
+  rawRate: number;
+  a: Measured;
+  b: Measured;
+  d: Measured;
+  rate: number;
+  c: { latencies: Float64Array; errors: number; sampled: string[] };
+  doneMs: Float64Array;
+  list: ListRoomGiftsResponse;
+}): string {
+  const { echo, a, b, d, c } = r;
+  const x = (row: Row) => `${(row.callsPerSec / echo.callsPerSec).toFixed(3)}×`;
+  const fmt = (row: Row) => `| ${row.label} | ${n0(row.callsPerSec)} | ${x(row)} | ${row.p50.toFixed(2)} | ${row.p99.toFixed(2)} | ${row.errors}${row.errors ? ` (${row.errorKinds})` : ''} |`;
+  const raw = encodeGiftList(r.list.gifts.map((g) => ({ ...g, status: 'active' as const, updatedAt: g.updateTime ?? new Date() })));
+  const zipped = gzipSync(raw);
+  const cP99 = percentile(c.latencies, 0.99);
+  const doneP99 = percentile(r.doneMs, 0.99);
+  const methods = [...a.costs.serviceCallsByMethod].sort((p, q) => q[1] - p[1]).map(([m, n]) => `${m} ${n.toFixed(3)}`).join(', ');
+  return [
+    '',
+    r.machine,
+    `${r.opts.concurrency} calls in flight, ${r.opts.warmup}s warm-up, ${r.opts.seconds}s measured; A–C: Room, Gift, Ledger (2 shards), Chat and Ranking one process each; ` +
+      'D: two of each; every order needs all four effects (EXP, BARRAGE, RANKING, COMBO) to be DONE.',
+    '',
+    '| run | calls/s | × echo | p50 ms | p99 ms | errors |',
+    '|---|---:|---:|---:|---:|---:|',
+    fmt(echo),
+    `| raw MariaDB single-row INSERT (autocommit, ${r.opts.concurrency} connections) | ${n0(r.rawRate)} | | | | |`,
+    fmt(a.row),
+    fmt(b.row),
+    `| C. SendGift open loop at ${r.rate}/s | ${n0(c.latencies.length / r.opts.seconds)} | | ${percentile(c.latencies, 0.5).toFixed(2)} | ${cP99.toFixed(2)} | ${c.errors} |`,
+    fmt(d.row),
+    '',
+    'What one send costs (amortized over the measured window; MySQL counters are MariaDB\'s own and global, so exact only on an otherwise idle server):',
+    '',
+    '| run | MySQL statements | transactions (InnoDB rw commits) | of which BEGIN…COMMIT | service-to-service gRPC calls | CPU µs by process | CPU µs total |',
+    '|---|---:|---:|---:|---:|---|---:|',
+    ...costLines('A', a),
+    ...costLines('B', b),
+    ...costLines('D (2 replicas)', d),
+    '',
+    `Statements in A by kind, per send: ${Object.entries(a.costs.byKind).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`,
+    `Service-to-service calls in A by method, per send: ${methods || 'none'}`,
+    `Send → DONE (server times, ${r.doneMs.length}/${c.sampled.length} sampled orders from C): p50 ${percentile(r.doneMs, 0.5).toFixed(0)} ms, p99 ${doneP99.toFixed(0)} ms`,
+    `Gift list of ${r.list.gifts.length} gifts in Redis: ${raw.length} bytes of protobuf, ${zipped.length} bytes gzip (${((zipped.length / raw.length) * 100).toFixed(0)}%)`,
+    '',
+    'Targets (issue 14):',
+    `- A ≥ 0.25× echo: ${x(a.row)} (${n0(a.row.callsPerSec)} vs ${n0(0.25 * echo.callsPerSec)}/s) — ${verdict(a.row.callsPerSec >= 0.25 * echo.callsPerSec)}`,
+    `- B ≥ A: ${(b.row.callsPerSec / a.row.callsPerSec).toFixed(2)}× — ${verdict(b.row.callsPerSec >= a.row.callsPerSec)}`,
+    `- C p99 ≤ 25 ms at half of A: ${cP99.toFixed(1)} ms — ${verdict(cP99 <= 25)}`,
+    `- send → DONE p99 ≤ 1 s with all four effects: ${doneP99.toFixed(0)} ms over ${r.doneMs.length}/${c.sampled.length} orders — ${verdict(doneP99 <= 1000 && r.doneMs.length === c.sampled.length)}`,
+    `- ≤ 4 MySQL statements per send: ${n1(a.costs.statements)} — ${verdict(a.costs.statements <= 4)}`,
+    `- ≤ 1.1 service-to-service calls per send: ${n1(a.costs.serviceCalls)} — ${verdict(a.costs.serviceCalls <= 1.1)}`,
+    `- D (two replicas) ≥ A: ${(d.row.callsPerSec / a.row.callsPerSec).toFixed(2)}× A, ${x(d.row)} echo`,
+    `Total sends: ${formatK(seq)}.`,
+    '',
+  ].join('\n');
+}
+
 async function main(): Promise<number> {
   const opts = parseArgs(process.argv.slice(2), { seconds: 8, concurrency: 64, warmup: 1 });
   const abort = interruptible();
@@ -96,160 +360,84 @@ async function main(): Promise<number> {
   say(machine);
   const urls = infraUrlsFromEnv();
   const infra = await ensureInfra(urls, { dataDir: join(repoRoot(), '.data'), log: (l) => say(l) });
-  const iso = isolate('benchgift', 'livemesh_bench');
-  const servers: Server[] = [];
+  const isolations: Isolation[] = [];
+  const meshes: Mesh[] = [];
   const closers: Array<{ close(): void }> = [];
   const rows: Row[] = [];
+  const db = await DatabaseCounters.open(urls.mysqlUrl);
   try {
-    say('[1/7] bare grpc-js echo');
+    say('[1/8] bare grpc-js echo');
     const bare = await startServer('bare', fromRoot('dist', 'scripts', 'bench', 'bare-server.js'), {}, true, abort.signal);
     const echo = new EchoClient(bare.address, credentials.createInsecure()) as unknown as EchoStub;
     const payload = Buffer.alloc(60, 7);
-    rows.push(await measure('[1/7]', 'bare grpc-js echo', bare, (done) => void echo.echo(payload, VIEWER_MD[0]!, (err) => done(err)), opts, abort.signal));
+    const echoRow = await measure('[1/8]', 'bare grpc-js echo', bare, (done) => void echo.echo(payload, VIEWER_MD[0]!, (err) => done(err)), opts, abort.signal);
     echo.close();
     await stopServer(bare);
 
-    say(`[2/7] raw MariaDB single-row INSERT, autocommit, ${opts.concurrency} connections, ${opts.seconds}s`);
-    const rawRate = await rawInsertRate(urls.mysqlUrl, `${iso.database}_raw`, opts.concurrency, opts.seconds * 1000);
-    say(`[2/7] raw inserts: ${Math.round(rawRate)}/s`);
+    say(`[2/8] raw MariaDB single-row INSERT, autocommit, ${opts.concurrency} connections, ${opts.seconds}s`);
+    const iso1 = isolate('benchgift', 'livemesh_bench');
+    isolations.push(iso1);
+    const rawRate = await rawInsertRate(urls.mysqlUrl, `${iso1.database}_raw`, opts.concurrency, opts.seconds * 1000);
+    say(`[2/8] raw inserts: ${Math.round(rawRate)}/s`);
 
-    say('[3/7] starting Room, Ledger and Gift');
-    const common = { ...iso.env, METRICS_PORT: '-1', LOG_LEVEL: 'warn' };
-    const room = await startServer('room', fromRoot('dist', 'services', 'room', 'main.js'), common, false, abort.signal);
-    servers.push(room);
-    const ledger = await startServer('ledger', fromRoot('dist', 'services', 'ledger', 'main.js'), { ...common, MYSQL_DATABASE: `${iso.database}_ledger` }, false, abort.signal);
-    servers.push(ledger);
-    const gift = await startServer(
-      'gift',
-      fromRoot('dist', 'services', 'gift', 'main.js'),
-      { ...common, MYSQL_DATABASE: `${iso.database}_gift`, ROOM_ADDR: room.address, LEDGER_ADDR: ledger.address, GIFT_REQUIRED_EFFECTS: 'exp,combo', MYSQL_POOL_SIZE: '20' },
-      false,
+    say('[3/8] starting the mesh: Room, Gift, Ledger, Chat and Ranking, one process each');
+    const mesh1 = await startBenchMesh(iso1, 1);
+    meshes.push(mesh1);
+    const watch = costWatch(mesh1);
+    const giftC = new GiftServiceClient(mesh1.addresses('gift')[0]!, credentials.createInsecure());
+    closers.push(giftC);
+    say(`[4/8] catalog (30 gifts), ${ROOMS} live rooms, ${VIEWERS} viewers with COIN`);
+    const world = await seed(mesh1, giftC);
+    closers.push(...world.closers);
+
+    const fireA = sender(giftC, world, () => world.roomIds[seq % ROOMS]!);
+    const a = await measureWithCosts('[5/8]', `A. SendGift, ${VIEWERS} viewers → ${ROOMS} rooms`, mesh1.get('gift-1').pid!, fireA, opts, abort.signal, db, watch);
+    const fireB = sender(giftC, world, () => world.roomIds[0]!);
+    const b = await measureWithCosts('[6/8]', `B. SendGift, ${VIEWERS} viewers → 1 hot room`, mesh1.get('gift-1').pid!, fireB, opts, abort.signal, db, watch);
+    rows.push(echoRow, a.row, b.row);
+
+    const rate = Math.max(10, Math.round(a.row.callsPerSec / 2));
+    say(`[7/8] C. open loop at ${rate}/s (half of A) for ${opts.seconds}s`);
+    const c = await openLoop(giftC, world, rate, opts.seconds, abort.signal);
+    say(`C: ${c.latencies.length} sends, p50 ${percentile(c.latencies, 0.5).toFixed(2)} ms, p99 ${percentile(c.latencies, 0.99).toFixed(2)} ms, errors ${c.errors}; waiting for ${c.sampled.length} sampled orders to be DONE`);
+    const doneMs = await timesToDone(giftC, c.sampled);
+    giftC.close();
+    await mesh1.stop();
+
+    say('[8/8] D. the mesh with two replicas of every service; the client balances over both Gift replicas (lb/ P2C)');
+    const iso2 = isolate('benchgift2', 'livemesh_bench');
+    isolations.push(iso2);
+    const mesh2 = await startBenchMesh(iso2, 2);
+    meshes.push(mesh2);
+    const giftLb = serviceClient(GiftServiceClient, mesh2.addresses('gift').join(','));
+    closers.push(giftLb);
+    const world2 = await seed(mesh2, giftLb);
+    closers.push(...world2.closers);
+    const d = await measureWithCosts(
+      '[8/8]',
+      `D. SendGift on 2 replicas of everything, ${VIEWERS} viewers → ${ROOMS} rooms`,
+      mesh2.get('gift-1').pid!,
+      sender(giftLb, world2, () => world2.roomIds[seq % ROOMS]!),
+      opts,
       abort.signal,
+      db,
+      costWatch(mesh2),
     );
-    servers.push(gift);
-    const roomC = new RoomServiceClient(room.address, credentials.createInsecure());
-    const ledgerC = new LedgerServiceClient(ledger.address, credentials.createInsecure());
-    const giftC = new GiftServiceClient(gift.address, credentials.createInsecure());
-    closers.push(roomC, ledgerC, giftC);
+    rows.push(d.row);
+    await mesh2.stop();
 
-    say(`[4/7] catalog (30 gifts), ${ROOMS} live rooms, ${VIEWERS} viewers with COIN`);
-    const giftIds: string[] = [];
-    for (let i = 0; i < 30; i++) {
-      const res = await rpc<UpsertGiftRequest, UpsertGiftResponse>(giftC.upsertGift, giftC, { gift: { giftId: '0', name: `gift ${i}`, priceMinor: '10', iconKey: `icons/2026/gift-${i}@3x.png`, effectKey: `fx-${i % 5}`, status: 1, version: '0', updateTime: undefined }, expectedVersion: '0' }, ADMIN);
-      giftIds.push(res.gift!.giftId);
-    }
-    await rpc(giftC.upsertGiftGroup, giftC, { giftGroup: { giftGroupId: '0', name: 'standard', giftIds, isDefault: true, version: '0', updateTime: undefined }, expectedVersion: '0' }, ADMIN);
-    const roomIds: string[] = [];
-    for (let i = 0; i < ROOMS; i++) {
-      const streamer = md(String(STREAMER_BASE + i), 'streamer');
-      const r = await rpc<CreateRoomRequest, CreateRoomResponse>(roomC.createRoom, roomC, { streamerId: '0', title: `room ${i}`, category: 'music', coverKey: '', notice: '', requestId: `b${i}` }, streamer);
-      await rpc(roomC.startLive, roomC, { roomId: r.room!.roomId }, streamer);
-      roomIds.push(r.room!.roomId);
-    }
-    for (let i = 0; i < VIEWERS; i += 50) {
-      await Promise.all(
-        Array.from({ length: Math.min(50, VIEWERS - i) }, (_, j) =>
-          rpc(ledgerC.topUp, ledgerC, { ownerId: String(VIEWER_BASE + i + j), amountMinor: '100000000', paymentReference: `bench-${i + j}`, provider: 'bench' }, ADMIN),
-        ),
-      );
-    }
-    const list = await rpc<ListRoomGiftsRequest, ListRoomGiftsResponse>(giftC.listRoomGifts, giftC, { roomId: roomIds[0]!, ifNoneMatch: '' }, VIEWER_MD[0]!);
-    const raw = encodeGiftList(list.gifts.map((g) => ({ ...g, status: 'active' as const, updatedAt: g.updateTime ?? new Date() })));
-    const zipped = gzipSync(raw);
-
-    let seq = 0;
-    const sendTo = (pickRoom: () => string) => (done: (err: ServiceError | null) => void) => {
-      const v = seq++ % VIEWERS;
-      const req: SendGiftRequest = { idempotencyKey: `b-${seq}`, roomId: pickRoom(), giftId: giftIds[seq % giftIds.length]!, count: 1, expectedUnitPriceMinor: '0', senderName: `viewer ${v}` };
-      giftC.sendGift(req, VIEWER_MD[v]!, (err) => done(err));
-    };
-    rows.push(await measure('[5/7]', `A. SendGift, ${VIEWERS} viewers → ${ROOMS} rooms`, gift, sendTo(() => roomIds[seq % ROOMS]!), opts, abort.signal));
-    rows.push(await measure('[6/7]', `B. SendGift, ${VIEWERS} viewers → 1 hot room`, gift, sendTo(() => roomIds[0]!), opts, abort.signal));
-
-    const rate = Math.max(10, Math.round((rows[2]?.callsPerSec ?? 100) / 2));
-    say(`[7/7] C. open loop at ${rate}/s (half of A) for ${opts.seconds}s`);
-    const latencies: number[] = [];
-    const sampled: string[] = [];
-    let errors = 0;
-    await new Promise<void>((resolve) => {
-      const start = performance.now();
-      let sent = 0;
-      let inflight = 0;
-      let finished = false;
-      const timer = setInterval(() => {
-        const due = Math.floor(((performance.now() - start) / 1000) * rate);
-        if (performance.now() - start >= opts.seconds * 1000 || abort.signal.aborted) {
-          clearInterval(timer);
-          finished = true;
-          if (inflight === 0) resolve();
-          return;
-        }
-        for (; sent < due; sent++) {
-          const t0 = performance.now();
-          const v = seq++ % VIEWERS;
-          inflight++;
-          giftC.sendGift(
-            { idempotencyKey: `c-${seq}`, roomId: roomIds[seq % ROOMS]!, giftId: giftIds[0]!, count: 1, expectedUnitPriceMinor: '0', senderName: '' },
-            VIEWER_MD[v]!,
-            (err: ServiceError | null, res: SendGiftResponse) => {
-              inflight--;
-              latencies.push(performance.now() - t0);
-              if (err) errors++;
-              else if (sent % 10 === 0 && res.order) sampled.push(res.order.orderId);
-              if (finished && inflight === 0) resolve();
-            },
-          );
-        }
-      }, 2);
-    });
-    if (abort.signal.aborted) throw new Interrupted();
-    const sortedC = Float64Array.from(latencies).sort();
-    say(`C: ${latencies.length} sends, p50 ${percentile(sortedC, 0.5).toFixed(2)} ms, p99 ${percentile(sortedC, 0.99).toFixed(2)} ms, errors ${errors}; waiting for ${sampled.length} sampled orders to be DONE`);
-    const doneMs: number[] = [];
-    const deadline = Date.now() + 60_000;
-    for (const orderId of sampled) {
-      for (;;) {
-        const o = (await rpc<GetOrderRequest, GetOrderResponse>(giftC.getOrder, giftC, { orderId }, ADMIN)).order;
-        if (o?.state === OrderState.ORDER_STATE_DONE && o.endTime && o.createTime) {
-          doneMs.push(o.endTime.getTime() - o.createTime.getTime());
-          break;
-        }
-        if (Date.now() > deadline) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    const sortedDone = Float64Array.from(doneMs).sort();
-
-    const [echoRow, a, b] = rows;
-    const fmt = (r: Row | undefined) =>
-      r ? `| ${r.label} | ${Math.round(r.callsPerSec).toLocaleString('en-US')} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors}${r.errors ? ` (${r.errorKinds})` : ''} |` : '';
     process.stdout.write(
-      [
-        '',
-        machine,
-        `${opts.concurrency} calls in flight, ${opts.warmup}s warm-up, ${opts.seconds}s measured; Room, Ledger (2 shards) and Gift each one process; GIFT_REQUIRED_EFFECTS=exp,combo.`,
-        '',
-        '| run | calls/s | p50 ms | p99 ms | errors |',
-        '|---|---:|---:|---:|---:|',
-        fmt(echoRow),
-        `| raw MariaDB single-row INSERT (autocommit, ${opts.concurrency} connections) | ${Math.round(rawRate).toLocaleString('en-US')} | | | |`,
-        fmt(a),
-        fmt(b),
-        `| C. SendGift open loop at ${rate}/s | ${Math.round(latencies.length / opts.seconds).toLocaleString('en-US')} | ${percentile(sortedC, 0.5).toFixed(2)} | ${percentile(sortedC, 0.99).toFixed(2)} | ${errors} |`,
-        '',
-        `A / raw inserts: ${a ? (a.callsPerSec / rawRate).toFixed(2) : 'n/a'}×; B / A: ${a && b ? (b.callsPerSec / a.callsPerSec).toFixed(2) : 'n/a'}×`,
-        `Send → DONE (server times, ${doneMs.length}/${sampled.length} sampled orders from C): p50 ${percentile(sortedDone, 0.5).toFixed(0)} ms, p99 ${percentile(sortedDone, 0.99).toFixed(0)} ms`,
-        `Gift list of ${list.gifts.length} gifts in Redis: ${raw.length} bytes of protobuf, ${zipped.length} bytes gzip (${((zipped.length / raw.length) * 100).toFixed(0)}%)`,
-        `Targets: A ≥ 2,000 sends/s; C p99 ≤ 25 ms; send → DONE p99 ≤ 1,000 ms. Total sends: ${formatK(seq)}.`,
-        '',
-      ].join('\n'),
+      report({ machine, opts, echo: echoRow, rawRate, a, b, d, rate, c, doneMs, list: world.list }),
     );
     return 0;
   } finally {
     for (const c of closers) c.close();
-    await Promise.all(servers.map(stopServer));
-    const keys = await iso.cleanup();
-    say(`cleanup: dropped ${iso.database}* databases, ${keys} Redis keys and the bench's streams`);
+    await Promise.all(meshes.map((m) => m.stop()));
+    await db.close();
+    for (const iso of isolations) {
+      const keys = await iso.cleanup();
+      say(`cleanup: dropped ${iso.database}* databases, ${keys} Redis keys and the bench's streams`);
+    }
     await infra.stop();
   }
 }

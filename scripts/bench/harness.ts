@@ -81,12 +81,19 @@ export interface Server {
 export const live = new Set<ChildProcess>();
 
 /**
+ * Extra node flags for every server a bench starts, from BENCH_NODE_ARGS (space-separated), so a
+ * bench can profile its servers: `BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"`
+ * (node refuses --cpu-prof in NODE_OPTIONS). Profiles are written when a server drains and exits.
+ */
+export const serverNodeArgs = () => (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+/**
  * Spawns a server process on `port` and keeps its last output lines. Detached (its own process
  * group), so a Ctrl-C reaches only this process, which then stops the child with SIGTERM and lets
  * it drain, rather than the child draining on its own mid-run.
  */
 function spawnServer(label: string, script: string, args: string[], env: Record<string, string>, ipc: boolean, port: number): Server {
-  const child = spawn(process.execPath, [script, ...args], {
+  const child = spawn(process.execPath, [...serverNodeArgs(), script, ...args], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     detached: true,

@@ -6,7 +6,8 @@
  *      commit per row, which is what a one-transaction-per-transfer ledger would pay at best);
  *   2. engine, many payers -> many payees, in this process (TransferEngine.submit);
  *   3. engine, many payers -> one hot payee, in this process;
- *   4. and 5. the same two workloads through gRPC against the real Ledger process
+ *   4. a bare grpc-js echo at the same concurrency, the baseline for what gRPC costs alone;
+ *   5. and 6. the same two workloads through gRPC against the real Ledger process
  *      (dist/services/ledger/main.js), from a grpc-js client in this process.
  *
  * Every Ledger run uses two shard databases and N connections in total (N/2 per shard, shared by
@@ -24,7 +25,6 @@
  * (transfers in flight, 256), --accounts N (payers and payees each, 2000), --skip-grpc.
  * LEDGER_* environment variables (LEDGER_BATCHES_PER_SHARD, LEDGER_BATCH_MAX, …) reach the Ledger.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
@@ -41,6 +41,8 @@ import { ledgerConfigShape, wireLedger, type LedgerConfig, type LedgerParts } fr
 import type { TransferCommand } from '../../services/ledger/store/transfer-engine.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate, type Isolation } from '../isolation.js';
+import { localDatabasePid } from './costs.js';
+import { EchoClient } from './echo.js';
 import { drive, Interrupted, interruptible, machineLine, percentile, processCpuSeconds, runBench, say, setBenchTag, startServer, stopServer, type Fire } from './harness.js';
 
 setBenchTag('ledger');
@@ -89,19 +91,7 @@ interface Result {
   notes: string[];
 }
 
-/** The local mysqld/mariadbd, if there is one: its CPU time shows what each workload costs the database. */
-const DB_PID = (() => {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
-      if (comm === 'mariadbd' || comm === 'mysqld') return Number(entry);
-    } catch {
-      // a process that just ended
-    }
-  }
-  return undefined;
-})();
+const DB_PID = localDatabasePid();
 
 const dbCpu = () => (DB_PID === undefined ? undefined : processCpuSeconds(DB_PID));
 
@@ -168,7 +158,7 @@ async function rawInserts(iso: Isolation, opts: Options, signal: AbortSignal): P
   try {
     // The Ledger's path through the driver (query, client-side placeholders), one row per autocommit.
     const insert = () => pool.query('INSERT INTO raw_insert (owner_id, amount, created_at) VALUES (?, ?, ?)', [BigInt(1_000_000 + (i++ % 100_000)), 1n, new Date()]);
-    return await run('[1/5]', 'raw single-row INSERT (autocommit)', opts, insert, signal, process.pid, opts.connections);
+    return await run('[1/6]', 'raw single-row INSERT (autocommit)', opts, insert, signal, process.pid, opts.connections);
   } finally {
     await pool.end();
   }
@@ -214,10 +204,10 @@ async function inProcess(iso: Isolation, opts: Options, w: Workload, signal: Abo
     });
     const before = () => ({ ...parts.applier.stats });
     let since = before();
-    const spread = await run('[2/5]', 'engine in-process, many payers -> many payees', opts, () => parts.engine.submit(gift(w.payers[n % w.payers.length]!, w.payees[(n * 7919) % w.payees.length]!)), signal);
+    const spread = await run('[2/6]', 'engine in-process, many payers -> many payees', opts, () => parts.engine.submit(gift(w.payers[n % w.payers.length]!, w.payees[(n * 7919) % w.payees.length]!)), signal);
     spread.notes.push(await drained(parts, since));
     since = before();
-    const hot = await run('[3/5]', 'engine in-process, many payers -> one hot payee', opts, () => parts.engine.submit(gift(w.payers[n % w.payers.length]!, w.hot)), signal);
+    const hot = await run('[3/6]', 'engine in-process, many payers -> one hot payee', opts, () => parts.engine.submit(gift(w.payers[n % w.payers.length]!, w.hot)), signal);
     hot.notes.push(await drained(parts, since));
     return [spread, hot];
   } finally {
@@ -238,6 +228,20 @@ async function drained(parts: LedgerParts, since: { credits: number; balanceUpda
   );
 }
 
+/** The transport alone: a bare grpc-js byte echo sent a Transfer-sized payload at the same concurrency. */
+async function echoBaseline(opts: Options, signal: AbortSignal): Promise<Result> {
+  const bare = await startServer('bare', fromRoot('dist', 'scripts', 'bench', 'bare-server.js'), {}, true, signal);
+  const echo = new EchoClient(bare.address, credentials.createInsecure()) as unknown as { echo(req: Buffer, m: Metadata, cb: (err: ServiceError | null) => void): void; close(): void };
+  const payload = Buffer.alloc(90, 7);
+  const md = identity('10000000', 'viewer');
+  try {
+    return await run('[4/6]', 'bare grpc-js echo (baseline for gRPC)', opts, () => new Promise<void>((resolve, reject) => echo.echo(payload, md, (err) => (err ? reject(err) : resolve()))), signal, bare.pid);
+  } finally {
+    echo.close();
+    await stopServer(bare);
+  }
+}
+
 async function overGrpc(iso: Isolation, opts: Options, w: Workload, signal: AbortSignal): Promise<{ results: Result[]; invariants: string }> {
   const server = await startServer('ledger', fromRoot('dist', 'services', 'ledger', 'main.js'), ledgerEnv(iso, opts), false, signal);
   const client = new LedgerServiceClient(server.address, credentials.createInsecure());
@@ -252,8 +256,8 @@ async function overGrpc(iso: Isolation, opts: Options, w: Workload, signal: Abor
         ),
       );
     const results = [
-      await run('[4/5]', 'gRPC, many payers -> many payees', opts, () => transfer(w.payers[n % w.payers.length]!, w.payees[(n * 7919) % w.payees.length]!), signal, server.pid),
-      await run('[5/5]', 'gRPC, many payers -> one hot payee', opts, () => transfer(w.payers[n % w.payers.length]!, w.hot), signal, server.pid),
+      await run('[5/6]', 'gRPC, many payers -> many payees', opts, () => transfer(w.payers[n % w.payers.length]!, w.payees[(n * 7919) % w.payees.length]!), signal, server.pid),
+      await run('[6/6]', 'gRPC, many payers -> one hot payee', opts, () => transfer(w.payers[n % w.payers.length]!, w.hot), signal, server.pid),
     ];
     return { results, invariants: await invariants(client) };
   } finally {
@@ -302,6 +306,9 @@ function report(rows: Result[], opts: Options): string {
   out.push('');
   if (raw && spread) out.push(`- target (a): engine in-process >= 1.0× raw INSERT: ${(spread.perSec / raw.perSec).toFixed(2)}×`);
   if (spread && hot) out.push(`- target (b): hot payee >= 0.8× (a): ${(hot.perSec / spread.perSec).toFixed(2)}×`);
+  const echo = rows.find((r) => r.label.startsWith('bare grpc-js echo'));
+  const viaGrpc = rows.find((r) => r.label === 'gRPC, many payers -> many payees');
+  if (echo && viaGrpc) out.push(`- target (c): Transfer through gRPC >= 0.5× the bare echo: ${(viaGrpc.perSec / echo.perSec).toFixed(2)}× (${Math.round(viaGrpc.perSec)} vs ${Math.round(echo.perSec)}/s)`);
   for (const r of rows) {
     const notes = [...(r.clientCpuUs === undefined ? [] : [`gRPC client (this process) ${Math.round(r.clientCpuUs)} µs CPU per transfer`]), ...r.notes];
     if (notes.length > 0) out.push(`- ${r.label}: ${notes.join('; ')}`);
@@ -322,6 +329,7 @@ async function main(): Promise<number> {
     rows.push(await rawInserts(iso, opts, abort.signal));
     rows.push(...(await inProcess(iso, opts, w, abort.signal)));
     if (opts.grpc) {
+      rows.push(await echoBaseline(opts, abort.signal));
       const g = await overGrpc(iso, opts, w, abort.signal);
       rows.push(...g.results);
       invariantLine = `- invariants after all runs (CheckInvariants once no credit was in flight): ${g.invariants}`;
