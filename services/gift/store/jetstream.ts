@@ -1,5 +1,6 @@
 import { jetstream } from '@nats-io/jetstream';
-import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
+import { rowsOf, Statements, withConnection } from '../../kit/mysql.js';
 import type { Logger } from '../../kit/logger.js';
 import type { NatsConnection } from '../../kit/nats.js';
 import { consumeGiftPaid, giftPaidSubject } from '../../kit/streams.js';
@@ -74,30 +75,32 @@ export class OutboxRelay {
     }
   }
 
+  /**
+   * One pass in two round trips: the transaction opened and the rows claimed in one, the
+   * publishes, then the delete and the commit in one (the pool runs several statements a trip).
+   */
   private async pass(): Promise<number> {
-    const conn: PoolConnection = await this.pool.getConnection();
-    try {
+    return withConnection(this.pool, async (conn) => {
       // The pool's sessions are READ COMMITTED: the claim locks only the rows it read. Under
       // REPEATABLE READ it also locked the gap after the last row, where every new outbox row
       // goes, so each paid order waited for the relay's publish in flight: bench:gift measured it
       // as a ceiling of about 150 sends/s.
-      await conn.beginTransaction();
-      const [rows] = await conn.query<OutboxRow[]>('SELECT outbox_id, subject_room_id, msg_id, payload FROM outbox ORDER BY outbox_id LIMIT ? FOR UPDATE SKIP LOCKED', [this.batch]);
+      const claim = new Statements();
+      claim.add('START TRANSACTION');
+      const iRows = claim.add('SELECT outbox_id, subject_room_id, msg_id, payload FROM outbox ORDER BY outbox_id LIMIT ? FOR UPDATE SKIP LOCKED', [this.batch]);
+      const rows = rowsOf<OutboxRow>((await claim.run(conn))[iRows]);
       if (rows.length === 0) {
-        await conn.commit();
+        await conn.query('COMMIT');
         return 0;
       }
       await Promise.all(rows.map((r) => this.js.publish(giftPaidSubject(this.prefix, String(r.subject_room_id)), r.payload, { msgID: r.msg_id })));
       this.crash('after_publish');
-      await conn.query('DELETE FROM outbox WHERE outbox_id IN (?)', [rows.map((r) => r.outbox_id)]);
-      await conn.commit();
+      const finish = new Statements();
+      finish.add('DELETE FROM outbox WHERE outbox_id IN (?)', [rows.map((r) => r.outbox_id)]);
+      finish.add('COMMIT');
+      await finish.run(conn);
       return rows.length;
-    } catch (err) {
-      await conn.rollback().catch(() => undefined);
-      throw err;
-    } finally {
-      conn.release();
-    }
+    });
   }
 }
 
