@@ -55,3 +55,42 @@ export async function balance(api: ReturnType<typeof ledgerApi>, ownerId: string
   const res = await api.getBalances({ ownerId, assets: [asset] }, as('1', 'admin'));
   return res.balances[0]?.amountMinor ?? '0';
 }
+
+/** Polls `probe` until `ok` holds, at most `timeoutMs`; fails naming what it waited for and the last value seen. */
+export async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      last = await probe();
+      if (ok(last)) return last;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const seen = last === undefined ? `last error ${String((lastError as Error | undefined)?.message ?? lastError)}` : `last value ${JSON.stringify(last)}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${seen}`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Every order ListOrders returns for the query (as admin), all pages, in order_id order. */
+export async function allOrders(api: ReturnType<typeof giftApi>, query: Partial<Pick<giftPb.ListOrdersRequest, 'roomId' | 'streamerId' | 'senderId' | 'states'>>): Promise<giftPb.Order[]> {
+  const out: giftPb.Order[] = [];
+  let pageToken = '';
+  do {
+    const res = await api.listOrders({ ...query, page: { pageSize: 1000, pageToken } }, as('1', 'admin'));
+    out.push(...res.orders);
+    pageToken = res.page?.nextPageToken ?? '';
+  } while (pageToken);
+  return out;
+}
+
+/** An account's balance and its credits still in flight between Ledger shards, as BigInt. */
+export async function ledgerBalance(api: ReturnType<typeof ledgerApi>, ownerId: string, asset: Asset): Promise<{ amount: bigint; pending: bigint }> {
+  const res = await api.getBalances({ ownerId, assets: [asset] }, as('1', 'admin'));
+  const b = res.balances[0];
+  return { amount: BigInt(b?.amountMinor ?? '0'), pending: BigInt(b?.pendingCreditMinor ?? '0') };
+}
