@@ -19,9 +19,10 @@ interface Waiting<In, Out> {
 
 /**
  * Group commit for any step that costs a round trip (a transaction, an RPC): an item submitted
- * while fewer than `concurrency` batches run starts a batch at once, so an idle system adds no
- * latency and sets no timer; items arriving while every batch is busy queue and leave together
- * in the next one. Batches grow with the load by themselves, which is how a database amortizes
+ * while fewer than `concurrency` batches run starts a batch at the end of the current turn of
+ * the event loop (setImmediate, so every item the same network read delivered leaves together,
+ * and an idle system adds no timer's latency); items arriving while every batch is busy queue and
+ * leave together in the next one. Batches grow with the load by themselves, which is how a database amortizes
  * one fsync over many commits and how the Ledger's engine amortizes one transaction over many
  * transfers.
  *
@@ -30,6 +31,7 @@ interface Waiting<In, Out> {
 export class GroupCommit<In, Out> {
   private readonly queue: Array<Waiting<In, Out>> = [];
   private running = 0;
+  private scheduled = false;
 
   constructor(
     private readonly run: (items: In[]) => Promise<Array<Outcome<Out>>>,
@@ -39,7 +41,7 @@ export class GroupCommit<In, Out> {
   submit(item: In): Promise<Out> {
     return new Promise<Out>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      this.pump();
+      this.schedule();
     });
   }
 
@@ -48,13 +50,22 @@ export class GroupCommit<In, Out> {
     return this.queue.length;
   }
 
+  private schedule(): void {
+    if (this.scheduled || this.running >= this.opts.concurrency) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
   private pump(): void {
     while (this.running < this.opts.concurrency && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.opts.maxBatch);
       this.running++;
       void this.execute(batch).finally(() => {
         this.running--;
-        this.pump();
+        this.schedule();
       });
     }
   }
