@@ -102,7 +102,7 @@ export function compareAccounts(a: { bucket: number; ownerId: bigint; asset: num
  * credit applier adds them up per account, so a hot payee's balance row is in no debit's way.
  */
 export class TransferEngine {
-  private readonly lanes = new Map<number, { queue: Item[]; running: number }>();
+  private readonly lanes = new Map<number, { queue: Item[]; running: number; scheduled: boolean }>();
   private readonly clock: () => Date;
 
   constructor(
@@ -129,7 +129,7 @@ export class TransferEngine {
           if (shard) shards.set(shard.id, shard);
         }),
     );
-    for (const shard of shards.values()) this.pump(shard);
+    for (const shard of shards.values()) this.schedule(shard);
     return out;
   }
 
@@ -154,7 +154,7 @@ export class TransferEngine {
 
   private route(item: Item): void {
     const shard = this.enqueue(item);
-    if (shard) this.pump(shard);
+    if (shard) this.schedule(shard);
   }
 
   /** Queues an item on its shard's lane without starting a batch; the shard, or undefined if the item was rejected. */
@@ -173,8 +173,23 @@ export class TransferEngine {
 
   private lane(id: number) {
     let lane = this.lanes.get(id);
-    if (!lane) this.lanes.set(id, (lane = { queue: [], running: 0 }));
+    if (!lane) this.lanes.set(id, (lane = { queue: [], running: 0, scheduled: false }));
     return lane;
+  }
+
+  /**
+   * Starts the shard's next batches at the end of this turn of the event loop rather than at
+   * once, so every request one network read delivered (many Transfer calls, or one
+   * CreateTransfers) joins the same group commit instead of the first running alone.
+   */
+  private schedule(shard: Shard): void {
+    const lane = this.lane(shard.id);
+    if (lane.scheduled || lane.running >= this.opts.batchesPerShard) return;
+    lane.scheduled = true;
+    setImmediate(() => {
+      lane.scheduled = false;
+      this.pump(shard);
+    });
   }
 
   private pump(shard: Shard): void {
@@ -184,7 +199,7 @@ export class TransferEngine {
       lane.running++;
       void this.runBatch(shard, batch).finally(() => {
         lane.running--;
-        this.pump(shard);
+        this.schedule(shard);
       });
     }
   }
