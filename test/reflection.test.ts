@@ -1,5 +1,5 @@
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Server, ServerCredentials, status as Code, type ServiceError } from '@grpc/grpc-js';
@@ -11,6 +11,7 @@ import { statusDetailsOf } from '../services/kit/grpc-errors.js';
 import { formatError, GrpcReflect, GrpcReflectError, type ReflectionVersion } from '../scripts/grpc-reflect.js';
 import { isolate } from '../scripts/isolation.js';
 import { as, startRoom } from './support/room.js';
+import { pythonGrpcGate } from './support/tools.js';
 
 const ROOM = 'livemesh.room.v1.RoomService';
 const ROOM_RPCS = [
@@ -35,14 +36,8 @@ const descriptorSet = fromBinary(FileDescriptorSetSchema, readFileSync(descripto
 const bufFile = (name: string): FileDescriptorProto | undefined => descriptorSet.file.find((f) => f.name === name);
 const livemeshServices = descriptorSet.file.filter((f) => f.package.startsWith('livemesh.')).flatMap((f) => f.service.map((s) => `${f.package}.${s.name}`));
 
-const PYTHON = '/usr/bin/python3';
-const pythonReady = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import grpc, grpc_tools, google.protobuf'], { stdio: 'ignore' }).status === 0 && existsSync('/usr/share/grpc-proto/grpc/reflection');
-if (!pythonReady) {
-  console.warn(
-    'reflection.test: skipping the Python interop check: /usr/bin/python3 cannot import grpc / grpc_tools. ' +
-      'Install Debian\'s packages: apt-get install python3-grpcio python3-grpc-tools grpc-proto',
-  );
-}
+/** Debian's Python with Google's C-core grpcio: the interop client's interpreter (see test/support/tools.ts). */
+const python = pythonGrpcGate(import.meta.filename, 'the Python grpcio interop checks');
 
 function run(cmd: string, args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -258,7 +253,8 @@ describe('server reflection', () => {
     expect(usage.stderr).toContain('usage: node dist/scripts/grpc-reflect.js <address>');
   });
 
-  it.skipIf(!pythonReady)('a Python grpcio client does the same through reflection alone', async () => {
+  it.skipIf(python.skip)('a Python grpcio client does the same through reflection alone', async () => {
+    const PYTHON = python.need();
     const requestId = randomUUID();
     const streamer = [['lm-user-id', '7'], ['lm-role', 'streamer']];
     const viewer = [['lm-user-id', '8'], ['lm-role', 'viewer']];
@@ -346,8 +342,8 @@ describe('server reflection', () => {
       }
     });
 
-    it.skipIf(!pythonReady).each(['no-dependencies', 'no-closure'] as const)('%s: the Python client exits non-zero', async (mode) => {
-      const res = await run(PYTHON, [fromRoot('test', 'interop', 'reflection_client.py'), addressOf(mode)], '[]');
+    it.skipIf(python.skip).each(['no-dependencies', 'no-closure'] as const)('%s: the Python client exits non-zero', async (mode) => {
+      const res = await run(python.need(), [fromRoot('test', 'interop', 'reflection_client.py'), addressOf(mode)], '[]');
       expect(res.code).not.toBe(0);
       expect(res.stderr).toContain('reflection failed');
       expect(res.stderr).toContain(ROOM);

@@ -105,16 +105,10 @@ export function interpolate(value: string, env: Record<string, string> = {}): st
   });
 }
 
-/** kubectl's path, or undefined (the render checks are then skipped with a message). */
-export function kubectlPath(): string | undefined {
-  const res = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
-  return res.status === 0 ? 'kubectl' : undefined;
-}
-
-/** `kubectl kustomize <dir>`, parsed. Offline: kustomize renders without a cluster. */
-export function kustomize(dir: string): K8sObject[] {
-  const res = spawnSync('kubectl', ['kustomize', fromRoot(dir)], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
-  if (res.status !== 0) throw new Error(`kubectl kustomize ${dir} failed: ${res.stderr}`);
+/** `kubectl kustomize <dir>`, parsed. Offline: kustomize renders without a cluster. kubectl: see kubectlGate in tools.ts. */
+export function kustomize(dir: string, kubectl = 'kubectl'): K8sObject[] {
+  const res = spawnSync(kubectl, ['kustomize', fromRoot(dir)], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  if (res.status !== 0) throw new Error(`${kubectl} kustomize ${dir} failed: ${res.error?.message ?? res.stderr}`);
   return parseYamlDocuments(res.stdout, `kustomize ${dir}`).map((o) => ({ ...(o as Omit<K8sObject, 'source'>), source: `kustomize ${dir}` }));
 }
 
