@@ -1,17 +1,17 @@
-import { credentials, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
-import { ConsumptionSide, GiftErrorReason, GiftServiceClient, OrderEffect, OrderState, type Order, type SendGiftResponse } from '../gen/ts/livemesh/gift/v1/gift.js';
+import { ConsumptionSide, GiftErrorReason, OrderEffect, OrderState, type Order, type SendGiftResponse } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { TransferKind } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { errorInfoOf } from '../services/kit/grpc-errors.js';
 import { mysqlOptions } from '../services/kit/mysql.js';
 import { giftPaidStreamName } from '../services/kit/streams.js';
 import type { Server } from '../scripts/bench/harness.js';
 import { isolate } from '../scripts/isolation.js';
-import { allOrders, giftApi, giftEnv, ledgerBalance, spawnLedger, spawnService, stopServer, topUp, until } from './support/gift.js';
+import { allOrders, giftApi, giftEnv, ledgerBalance, spawnLedger, stopServer, topUp, until, withGiftProcess } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 /**
@@ -58,16 +58,7 @@ const mixRooms: string[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function withGift<T>(extra: Record<string, string>, fn: (api: ReturnType<typeof giftApi>, server: Server) => Promise<T>): Promise<T> {
-  const server = await spawnService('gift', { ...env, ...extra });
-  const client = new GiftServiceClient(server.address, credentials.createInsecure());
-  try {
-    return await fn(giftApi(client), server);
-  } finally {
-    client.close();
-    await stopServer(server);
-  }
-}
+const withGift = <T>(extra: Record<string, string>, fn: (api: ReturnType<typeof giftApi>, server: Server) => Promise<T>): Promise<T> => withGiftProcess({ ...env, ...extra }, fn);
 
 const request = (s: Send) => ({ roomId: s.roomId, giftId: gifts[s.gift].giftId, count: s.count, idempotencyKey: s.key, senderName: `viewer ${s.viewer}` });
 

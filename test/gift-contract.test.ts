@@ -12,7 +12,7 @@ import { TransferKind } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { isolate } from '../scripts/isolation.js';
 import { freePorts } from '../scripts/net.js';
 import { badRequestOf, errorInfoOf, serviceErrorOf } from '../services/kit/grpc-errors.js';
-import { balance, giftApi, giftEnv, spawnLedger, startGift, stopServer, topUp, type GiftServer } from './support/gift.js';
+import { balance, giftApi, giftEnv, spawnLedger, startGift, stopServer, topUp, until, type GiftServer } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('gift-contract');
@@ -34,15 +34,6 @@ const newViewer = () => String(++viewerSeq);
 const gapi = () => giftApi(gift.client);
 const rooms = () => roomApi(room.client);
 
-async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The gRPC failure a call ends with: code, ErrorInfo (reason, domain, metadata) and BadRequest fields. */
 async function refused(p: Promise<unknown>): Promise<{ code: string; info: { reason: string; domain: string; metadata: Record<string, string> } | undefined; fields: string[] }> {

@@ -1,11 +1,10 @@
-import { credentials } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
-import { GiftServiceClient, OrderState, type Order } from '../gen/ts/livemesh/gift/v1/gift.js';
+import { OrderState, type Order } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { TransferKind } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { isolate } from '../scripts/isolation.js';
 import type { Server } from '../scripts/bench/harness.js';
-import { balance, giftApi, giftEnv, spawnLedger, spawnService, stopServer, topUp } from './support/gift.js';
+import { balance, giftApi, giftEnv, spawnLedger, stopServer, topUp, until, withGiftProcess } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 /**
@@ -25,26 +24,8 @@ let roomId = '';
 let giftId = '';
 let env: Record<string, string>;
 
-async function withGift<T>(extra: Record<string, string>, fn: (api: ReturnType<typeof giftApi>, server: Server) => Promise<T>): Promise<T> {
-  const server = await spawnService('gift', { ...env, ...extra });
-  const client = new GiftServiceClient(server.address, credentials.createInsecure());
-  try {
-    return await fn(giftApi(client), server);
-  } finally {
-    client.close();
-    await stopServer(server);
-  }
-}
+const withGift = <T>(extra: Record<string, string>, fn: (api: ReturnType<typeof giftApi>, server: Server) => Promise<T>): Promise<T> => withGiftProcess({ ...env, ...extra }, fn);
 
-async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined && ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 beforeAll(async () => {
   room = await startRoom(iso);

@@ -39,6 +39,21 @@ export async function spawnService(name: 'gift' | 'ledger', env: Record<string, 
 
 export { stopServer };
 
+/**
+ * A Gift process (dist/) for the length of `fn`, with a client to it; stopped afterwards whatever
+ * `fn` did (a process that killed itself at a fault point is simply gone).
+ */
+export async function withGiftProcess<T>(env: Record<string, string>, fn: (api: ReturnType<typeof giftApi>, server: Server) => Promise<T>): Promise<T> {
+  const server = await spawnService('gift', env);
+  const client = new GiftServiceClient(server.address, credentials.createInsecure());
+  try {
+    return await fn(giftApi(client), server);
+  } finally {
+    client.close();
+    await stopServer(server);
+  }
+}
+
 /** The Ledger as its own process, on the isolation's database name plus `_ledger` (its shards add `_shardN`). */
 export async function spawnLedger(iso: Isolation): Promise<{ server: Server; client: LedgerServiceClient; api: ReturnType<typeof ledgerApi> }> {
   const server = await spawnService('ledger', { ...iso.env, MYSQL_DATABASE: `${iso.database}_ledger` });
