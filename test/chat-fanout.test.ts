@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentials } from '@grpc/grpc-js';
 import { ChatServiceClient, EventPriority, RoomEvent, RoomNoticeKind } from '../gen/ts/livemesh/chat/v1/chat.js';
 import { isolate } from '../scripts/isolation.js';
-import { chatApi, eventually, follow, giftConsumerIdle, giftPublisher, startChat, type ChatServer } from './support/chat.js';
+import { chatApi, eventually, follow, giftConsumerIdle, giftPublisher, startChat, untilLive, type ChatServer } from './support/chat.js';
 import { startGift } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
@@ -39,13 +39,13 @@ async function newRoom(streamer = '9101'): Promise<string> {
   const { room: r } = await roomApi(room.client).createRoom({ title: `fan room ${++n}`, requestId: `fan-${n}-${Math.random()}` }, as(streamer, 'streamer'));
   return r?.roomId ?? '';
 }
-const settle = () => new Promise((r) => setTimeout(r, 300));
 
 describe('likes', () => {
   it('likes sent through 3 replicas sum exactly, and arrive as bursts, not one event per like', async () => {
     const roomId = await newRoom();
     const sub = follow(replicas[0]!.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_LOW });
-    await settle();
+    // Every burst must reach the stream, so it has to be live before the first like.
+    await untilLive(gifts, roomId, sub);
     let expected = 0;
     const sends: Array<Promise<unknown>> = [];
     for (let i = 0; i < 300; i++) {
@@ -132,7 +132,8 @@ describe('Subscribe', () => {
     const sub = follow(replicas[2]!.client, { roomId, replayRecent: 2 });
     const high = follow(replicas[2]!.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_HIGH });
     await eventually(() => expect(sub.got).toHaveLength(2));
-    await settle();
+    // Both live before 'four' is sent: the filtered stream then really had the chance to get it.
+    await untilLive(gifts, roomId, sub, high);
     await chatApi(replicas[1]!.client).sendMessage({ roomId, text: 'four', clientMessageId: 'rp-four' }, as('3199', 'viewer'));
     await eventually(() => expect(sub.got).toHaveLength(3));
     expect(sub.got.map((r) => [r.event?.chat?.text, r.replayed])).toEqual([['two', true], ['three', true], ['four', false]]);
@@ -153,7 +154,7 @@ describe('gift barrages and notices', () => {
   it('a paid gift becomes one HIGH barrage under 300 bytes, however often the event is redelivered', async () => {
     const roomId = await newRoom('9102');
     const sub = follow(replicas[0]!.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_HIGH });
-    await settle();
+    await untilLive(gifts, roomId, sub);
     const gift = {
       orderId: '4611686018427387904',
       roomId,
@@ -175,15 +176,17 @@ describe('gift barrages and notices', () => {
       expect(b.map((e) => e.gift?.orderId)).toContain('77');
       return b;
     });
-    await settle();
+    // Every delivery reported to Gift and acknowledged: none is left pending or redelivered forever.
+    // Chat publishes a barrage before it acknowledges the event, so once the consumer is idle every
+    // barrage there will be is on its way: only then is "one per order" checked.
+    await eventually(() => giftConsumerIdle(iso, 'chat-barrage'));
+    await new Promise((r) => setTimeout(r, 300));
     expect(sub.events().filter((e) => e.gift).map((e) => e.gift?.orderId).sort()).toEqual(['4611686018427387904', '77']);
     const big = barrages.find((e) => e.gift?.orderId === gift.orderId) as RoomEvent;
     expect(big.priority).toBe(EventPriority.EVENT_PRIORITY_HIGH);
     expect(big.gift).toMatchObject({ senderId: gift.senderId, senderName: gift.senderName, count: 99, comboCount: gift.comboCount, amountMinor: gift.amountMinor });
     expect(RoomEvent.encode(big).finish().length).toBeLessThan(300);
     sub.stream.cancel();
-    // Every delivery reported to Gift and acknowledged: none is left pending or redelivered forever.
-    await eventually(() => giftConsumerIdle(iso, 'chat-barrage'));
     const refusals = replicas.flatMap((r) => r.logs.lines.filter((l) => l.msg === 'Gift refused AckOrderEffect for good; not retried'));
     expect(refusals.map((l) => l.orderId)).toEqual(expect.arrayContaining(['4611686018427387904', '77']));
   });
@@ -191,7 +194,7 @@ describe('gift barrages and notices', () => {
   it('a gift paid long ago (a consumer catching up) is acknowledged without a barrage', async () => {
     const roomId = await newRoom('9103');
     const sub = follow(replicas[1]!.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_HIGH });
-    await settle();
+    await untilLive(gifts, roomId, sub);
     await gifts.publish({ orderId: '88', roomId, streamerId: '9103', senderId: '5', amountMinor: '10', paidTime: new Date(Date.now() - 3600_000) });
     await gifts.publish({ orderId: '89', roomId, streamerId: '9103', senderId: '5', amountMinor: '10', paidTime: new Date() });
     await eventually(() => expect(sub.events().map((e) => e.gift?.orderId)).toEqual(['89']));
@@ -201,7 +204,7 @@ describe('gift barrages and notices', () => {
   it('going live and offline is announced once, whichever replicas hear it', async () => {
     const roomId = await newRoom('9104');
     const subs = replicas.map((r) => follow(r.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_CRITICAL }));
-    await settle();
+    await untilLive(gifts, roomId, ...subs);
     await roomApi(room.client).startLive({ roomId }, as('9104', 'streamer'));
     await roomApi(room.client).updateRoom({ roomId, room: { title: 'renamed' }, updateMask: ['title'] }, as('9104', 'streamer'));
     await roomApi(room.client).stopLive({ roomId }, as('9104', 'streamer'));
@@ -215,13 +218,15 @@ describe('gift barrages and notices', () => {
     const roomId = await newRoom('9105');
     await roomApi(room.client).startLive({ roomId }, as('9105', 'streamer'));
     const sub = follow(replicas[2]!.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_LOW });
-    await settle();
+    await untilLive(gifts, roomId, sub);
     const counts = () => sub.events().filter((e) => e.notice?.kind === RoomNoticeKind.ROOM_NOTICE_KIND_ONLINE_COUNT).map((e) => e.notice?.onlineCount);
     for (const session of ['a', 'b', 'c']) await roomApi(room.client).enterRoom({ roomId, sessionId: session }, as('3300', 'viewer'));
     await eventually(() => expect(counts().at(-1)).toBe('3'));
     await roomApi(room.client).enterRoom({ roomId, sessionId: 'd' }, as('3301', 'viewer'));
     await eventually(() => expect(counts().at(-1)).toBe('4'));
-    // Each count once, though three replicas run the announcer; no notice per enter.
+    // Each count once, though three replicas run the announcer; no notice per enter. Checked after
+    // two more announcer intervals, so a second replica's copy would have had its chance to arrive.
+    await new Promise((r) => setTimeout(r, 2 * 500 + 100));
     expect(counts().filter((c) => c === '4')).toHaveLength(1);
     const onlineNotices = sub.events().filter((e) => e.notice?.kind === RoomNoticeKind.ROOM_NOTICE_KIND_ONLINE_COUNT);
     expect(new Set(onlineNotices.map((e) => e.priority))).toEqual(new Set([EventPriority.EVENT_PRIORITY_LOW]));

@@ -4,7 +4,7 @@ import { EventPriority, RoomNoticeKind, SendMessageOutcome } from '../gen/ts/liv
 import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
 import { TransferKind } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { isolate } from '../scripts/isolation.js';
-import { chatApi, eventually, follow, refusal, startChat, type ChatServer } from './support/chat.js';
+import { chatApi, eventually, follow, natsProbe, refusal, startChat, untilLive, type ChatServer } from './support/chat.js';
 import { ledgerApi } from './support/gift.js';
 import { startLedger, type LedgerServer } from './support/ledger.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
@@ -13,6 +13,8 @@ const iso = isolate('chatmsg');
 let room: RoomServer;
 let chat: ChatServer;
 let ledger: LedgerServer;
+/** A NATS connection of the test's own, for untilLive's probes. */
+let nats: Awaited<ReturnType<typeof natsProbe>>;
 /** EXP granted through the real Ledger: 401 EXP is level 3, 12,101 is level 12 (services/ledger/levels.ts). */
 const EXP = new Map<string, string>([['501', '401'], ['502', '12101']]);
 const MERGE_WINDOW_MS = 4000;
@@ -33,9 +35,11 @@ beforeAll(async () => {
     CHAT_RATE_BURST: '3',
     CHAT_RATE_PER_MIN: '6',
   });
+  nats = await natsProbe(iso);
 });
 
 afterAll(async () => {
+  await nats?.close();
   await chat?.close();
   await room?.close();
   await ledger?.close();
@@ -54,7 +58,7 @@ describe('flood merge', () => {
   it('a burst of 200 identical messages becomes one merged event with count 200', async () => {
     const roomId = await newRoom();
     const sub = follow(chat.client, { roomId });
-    await new Promise((r) => setTimeout(r, 200)); // the stream's NATS subscription is in place
+    await untilLive(nats, roomId, sub); // the stream's NATS subscription is in place
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => send(roomId, String(10_000 + i), '666')));
     const outcomes = results.map((r) => r.outcome);
     expect(outcomes.filter((o) => o === SendMessageOutcome.SEND_MESSAGE_OUTCOME_PUBLISHED)).toHaveLength(1);
@@ -167,7 +171,7 @@ describe('refusals carry their reasons', () => {
   it('SetRoomPolicy is for the owner or an admin, honours expected_version, and announces the change', async () => {
     const roomId = await newRoom('9007');
     const sub = follow(chat.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_CRITICAL });
-    await new Promise((r) => setTimeout(r, 200));
+    await untilLive(nats, roomId, sub);
     expect(await refusal(api().setRoomPolicy({ roomId, policy: { minLevel: 1 }, updateMask: ['min_level'] }, as('501', 'viewer')))).toMatchObject({ code: 'PERMISSION_DENIED', reason: 'NOT_ROOM_OWNER' });
     await api().setRoomPolicy({ roomId, policy: { minLevel: 5 }, updateMask: ['min_level'], expectedVersion: '0' }, as('9007', 'streamer'));
     expect(await refusal(api().setRoomPolicy({ roomId, policy: { minLevel: 6 }, updateMask: ['min_level'], expectedVersion: '7' }, as('9007', 'streamer')))).toMatchObject({

@@ -6,7 +6,7 @@ import { isolate } from '../scripts/isolation.js';
 import { balance, giftApi, giftEnv, spawnLedger, startGift, stopServer, topUp, type GiftServer } from './support/gift.js';
 import { EventPriority } from '../gen/ts/livemesh/chat/v1/chat.js';
 import { RankingPeriod } from '../gen/ts/livemesh/ranking/v1/ranking.js';
-import { follow, rankingApi, startChat, startRanking, type ChatServer, type RankingServer } from './support/chat.js';
+import { follow, natsProbe, rankingApi, startChat, startRanking, untilLive, type ChatServer, type RankingServer } from './support/chat.js';
 import { as, failure, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('gift');
@@ -82,6 +82,14 @@ describe('SendGift', () => {
     const viewer = newViewer();
     await topUp(ledger.api, viewer, '1000');
     const barrages = follow(chat.client, { roomId: liveRoom, minPriority: EventPriority.EVENT_PRIORITY_LOW });
+    // The barrage must find the stream live: Chat subscribes the room on NATS only after the call
+    // starts, and a barrage published before that is not for this stream.
+    const probe = await natsProbe(iso);
+    try {
+      await untilLive(probe, liveRoom, barrages);
+    } finally {
+      await probe.close();
+    }
     const income0 = BigInt(await balance(ledger.api, STREAMER, Asset.ASSET_INCOME));
     const res = await send(viewer, { count: 3 });
     expect(res.order).toMatchObject({ senderId: viewer, streamerId: STREAMER, count: 3, amountMinor: '300', transferId: `gift:${res.order?.orderId}` });

@@ -107,6 +107,9 @@ describe('Room reads', () => {
       const res = await api().batchGetRooms({ roomIds: ids, readMask: ['title', 'status'] }, viewer());
       expect(res.rooms.map((r) => r.title)).toEqual(rooms.map((r) => r.title));
       expect(res.rooms[0]).toMatchObject({ roomId: '0', streamerId: '0', notice: '', createTime: undefined });
+      // MONITOR's copy of the reads travels on its own connection: wait for it, then a little
+      // longer for any read beyond the three expected.
+      await expect.poll(() => commands.length, { timeout: 10_000, interval: 20 }).toBeGreaterThanOrEqual(3);
       await new Promise((r) => setTimeout(r, 100));
     } finally {
       monitor.disconnect();
@@ -170,8 +173,11 @@ describe('Entering and leaving', () => {
     for (let i = 0; i < 9; i++) await api().enterRoom({ roomId: offline.roomId, sessionId: `s${i}` }, viewer(String(300 + i)));
 
     let hot: Array<{ id: string; online: string }> = [];
-    // Until a refresh after the last enter: one computed between StartLive and the enters would show 0 viewers.
-    for (let i = 0; i < 40 && !hot.some((h) => h.id === quiet.roomId && h.online === '1'); i++) {
+    // Until a refresh after the last enter: one computed between StartLive and the enters would show
+    // 0 viewers. The refresh runs every 500 ms on a timer, which a loaded machine delays, so the
+    // wait is bounded by time (generously), not by a count of 100 ms polls.
+    const until = performance.now() + 20_000;
+    while (!hot.some((h) => h.id === quiet.roomId && h.online === '1') && performance.now() < until) {
       await new Promise((r) => setTimeout(r, 100));
       const res = await api().listHotRooms({ limit: 100 }, viewer());
       hot = res.rooms.map((h) => ({ id: h.room?.roomId ?? '', online: h.onlineCount }));

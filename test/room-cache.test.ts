@@ -50,9 +50,14 @@ describe('single flight', () => {
     const key = `${iso.redisPrefix}r:${room?.roomId}`;
     const monitor = await new Redis(iso.urls.redisUrl).monitor();
     const reads: string[][] = [];
-    monitor.on('monitor', (_t: string, args: string[]) => {
+    /** When each read reached Redis (its own clock, ms), by client connection: one per replica. */
+    const readTimes = new Map<string, number[]>();
+    monitor.on('monitor', (time: string, args: string[], source: string) => {
       // Reads of the room's hash; a late region-refresher write (EVALSHA) is not a read.
-      if (args.includes(key) && args[0]?.toLowerCase() !== 'evalsha') reads.push(args);
+      if (args.includes(key) && args[0]?.toLowerCase() !== 'evalsha') {
+        reads.push(args);
+        readTimes.set(source, [...(readTimes.get(source) ?? []), Number(time) * 1000]);
+      }
     });
     const allowed: number[] = [];
     try {
@@ -71,6 +76,14 @@ describe('single flight', () => {
     expect(reads.every((r) => r[0]?.toLowerCase() === 'hgetall')).toBe(true);
     expect(reads.length).toBeGreaterThanOrEqual(2);
     expect(reads.length).toBeLessThanOrEqual(allowed.reduce((n, x) => n + x, 0));
+    // Single flight whatever the burst's length: each replica (one Redis connection each) read the
+    // room, and never twice within a TTL, so no read ran beside another or before the copy the
+    // last one cached had expired. On Redis's clock: a second read can only follow the expiry of
+    // the first one's copy, stored after the first read reached Redis.
+    expect(readTimes.size).toBe(2);
+    for (const times of readTimes.values()) {
+      for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(ttlMs - 50);
+    }
     // The replica's own account, as /metrics shows it: 1,000 reads, one of them (per TTL) went to Redis.
     const metric = await fresh[0]!.host.metrics.registry.getSingleMetricAsString('room_local_cache_reads_total');
     const count = (outcome: string) => Number(new RegExp(`outcome="${outcome}"[^}]*\\} (\\d+)`).exec(metric)?.[1]);

@@ -46,15 +46,53 @@ export async function refusal(p: Promise<unknown>): Promise<Awaited<ReturnType<t
   return { ...f, metadata: meta };
 }
 
-/** Follows a Subscribe stream, collecting what it yields and how it ended. */
+/** The text of the notices untilLive() publishes; follow() keeps them apart from what the test watches. */
+const PROBE_TEXT = 'probe: is this stream live yet?';
+const isProbe = (r: chatPb.SubscribeResponse) => r.event?.notice?.kind === chatPb.RoomNoticeKind.ROOM_NOTICE_KIND_ANNOUNCEMENT && r.event.notice.text === PROBE_TEXT;
+
+/**
+ * Follows a Subscribe stream, collecting what it yields and how it ended. Probe notices from
+ * untilLive() are counted in `probes`, not in `got`, so they never show in a test's assertions.
+ */
 export function follow(client: ChatServiceClient, req: Partial<chatPb.SubscribeRequest>) {
   const stream = client.subscribe(chatPb.SubscribeRequest.fromPartial(req));
   const got: chatPb.SubscribeResponse[] = [];
+  const probes = { seen: 0 };
   const state: { ended?: { code: string; reason: string | undefined } } = {};
-  stream.on('data', (r: chatPb.SubscribeResponse) => got.push(r));
+  stream.on('data', (r: chatPb.SubscribeResponse) => (isProbe(r) ? probes.seen++ : got.push(r)));
   stream.on('error', (err: ServiceError) => (state.ended = { code: Code[err.code] ?? String(err.code), reason: errorInfoOf(err.metadata)?.reason }));
   stream.on('end', () => (state.ended ??= { code: 'OK', reason: undefined }));
-  return { stream, got, state, events: () => got.map((r) => r.event as chatPb.RoomEvent) };
+  return { stream, got, probes, state, events: () => got.map((r) => r.event as chatPb.RoomEvent) };
+}
+export type Followed = ReturnType<typeof follow>;
+
+/**
+ * Resolves once every stream in `subs` receives live events from the room. A Subscribe stream
+ * gets live events only once its replica's NATS subscription for the room is in place, and
+ * nothing tells the client when that is: an event published earlier is lost to it, and a fixed
+ * sleep is a race a loaded machine loses. So this publishes a CRITICAL probe notice on the room's
+ * subject, as Chat publishes events, until each stream has received one (follow() keeps probes
+ * out of `got`).
+ */
+export async function untilLive(nats: { raw(subjectName: string, data: Uint8Array): void; flush(): Promise<unknown> }, roomId: string, ...subs: Followed[]): Promise<void> {
+  const probe = chatPb.RoomEvent.encode({
+    seq: '0',
+    priority: chatPb.EventPriority.EVENT_PRIORITY_CRITICAL,
+    eventTime: new Date(),
+    roomId,
+    notice: { kind: chatPb.RoomNoticeKind.ROOM_NOTICE_KIND_ANNOUNCEMENT, onlineCount: '0', text: PROBE_TEXT, policy: undefined },
+  }).finish();
+  await eventually(
+    async () => {
+      for (const s of subs) if (s.state.ended) throw new Error(`the stream ended before it was live: ${JSON.stringify(s.state.ended)}`);
+      if (subs.every((s) => s.probes.seen > 0)) return;
+      nats.raw(`chat.room.${roomId}`, probe);
+      await nats.flush();
+      throw new Error(`no probe received yet on ${subs.filter((s) => s.probes.seen === 0).length} of ${subs.length} streams`);
+    },
+    20_000,
+    50,
+  );
 }
 
 /** Polls until `check` stops throwing; never asserts on speed, only on the eventual state. */
@@ -79,6 +117,18 @@ export async function giftConsumerIdle(iso: Isolation, durable: string): Promise
   } finally {
     await nc.close();
   }
+}
+
+/** A plain NATS connection under the isolation's prefix, for untilLive's probes where no giftPublisher is at hand. */
+export async function natsProbe(iso: Isolation) {
+  const nc = await connect({ servers: iso.urls.natsUrl });
+  return {
+    raw(subjectName: string, data: Uint8Array) {
+      nc.publish(iso.natsPrefix ? `${iso.natsPrefix}.${subjectName}` : subjectName, data);
+    },
+    flush: () => nc.flush(),
+    close: () => nc.close(),
+  };
 }
 
 /** Publishes paid-gift events to JetStream the way Gift's outbox relay will (subject, msgID). */
