@@ -189,6 +189,48 @@ describe('Ledger API: validation, idempotency, funds, credits, statistics', () =
     expect(other.code).toBe(Code.PERMISSION_DENIED);
   });
 
+  it('CreateTransfers mints a batch together: repeated accounts add up in request order, and a grant that would overflow fails alone', async () => {
+    const [a, b] = ownersOn(parts(), 1, 2, 7500);
+    const grant = (id: string, owner: string, amount: number) => ({
+      transferId: id,
+      kind: TransferKind.TRANSFER_KIND_EXP_GRANT,
+      payer: { ownerId: '0', asset: Asset.ASSET_EXP },
+      payee: { ownerId: owner, asset: Asset.ASSET_EXP },
+      amountMinor: String(amount),
+      reference: '',
+    });
+    const batch = Array.from({ length: 20 }, (_, i) => grant(`mint-${i}`, i % 5 === 4 ? b! : a!, i + 1));
+    const first = await call(client().createTransfers, client(), { transfers: batch }, ADMIN());
+    expect(first.results.map((r) => r.error?.message ?? '')).toEqual(batch.map(() => ''));
+    // Every grant to one account sees the ones before it: its credit's balance-after is the running sum.
+    const totals = new Map<string, bigint>();
+    for (const owner of [a!, b!]) {
+      const mine = batch.map((t, i) => ({ t, r: first.results[i]! })).filter(({ t }) => t.payee.ownerId === owner);
+      let sum = 0n;
+      const expected = mine.map(({ t }) => String((sum += BigInt(t.amountMinor))));
+      expect(mine.map(({ r }) => r.transfer?.transfer?.entries[1]?.balanceAfterMinor), `balance after each grant to ${owner}`).toEqual(expected);
+      expect((await balanceOf(client(), owner, Asset.ASSET_EXP)).amount).toBe(sum);
+      totals.set(owner, sum);
+    }
+
+    // Put b right under the ledger's maximum behind its back; the next grant to b cannot fit.
+    const MAX = 1_000_000_000_000_000_000n;
+    const shard = parts().router.shardFor(bucketOf(b!));
+    const conn = await mysql.createConnection(mysqlOptions(server.iso.urls.mysqlUrl, shard.database));
+    try {
+      await conn.query('UPDATE accounts SET balance = ? WHERE owner_id = ? AND asset = ?', [MAX - 5n, BigInt(b!), Asset.ASSET_EXP]);
+      const second = await call(client().createTransfers, client(), { transfers: [grant('over-a-1', a!, 1), grant('over-b', b!, 10), grant('over-a-2', a!, 2)] }, ADMIN());
+      expect(second.results[1]?.error).toMatchObject({ code: Code.FAILED_PRECONDITION, message: expect.stringMatching(/maximum/) });
+      expect([second.results[0], second.results[2]].map((r) => r?.transfer?.transfer?.transferId)).toEqual(['over-a-1', 'over-a-2']);
+      expect((await balanceOf(client(), a!, Asset.ASSET_EXP)).amount).toBe(totals.get(a!)! + 3n);
+      expect((await balanceOf(client(), b!, Asset.ASSET_EXP)).amount).toBe(MAX - 5n);
+    } finally {
+      // Back to what its transfers say, for the invariants checked at the end of this file.
+      await conn.query('UPDATE accounts SET balance = ? WHERE owner_id = ? AND asset = ?', [totals.get(b!) ?? 0n, BigInt(b!), Asset.ASSET_EXP]);
+      await conn.end();
+    }
+  });
+
   it('VoidTransfer makes an unused id unusable and hands back a used one', async () => {
     const [payer, payee] = ownersOn(parts(), 0, 2, 8000);
     await topUp(client(), payer!, 50);

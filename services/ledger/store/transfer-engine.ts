@@ -262,10 +262,12 @@ export class TransferEngine {
     const ordered = items.map((_, i) => i).sort((a, b) => compareAccounts(lockKeys[a]!, lockKeys[b]!));
 
     // Round trip 1: share-lock the home buckets' states and look up the ids; then every debit (or
-    // a mint's credit) in lock order, each one statement that checks and applies atomically; then
-    // the balances as left. The debits are sent optimistically, before the lookups are read: if
-    // any id turns out to be used already, or a bucket not writable here, the transaction is
-    // rolled back and the other requests go round again (rare: retries and migrations).
+    // a mint's credit) in lock order, each debit one statement that checks and applies atomically,
+    // each run of mints next to each other in that order one multi-row upsert (a mint checks
+    // nothing, and an account twice in the run is simply added to twice); then the balances as
+    // left. The debits are sent optimistically, before the lookups are read: if any id turns out
+    // to be used already, or a bucket not writable here, the transaction is rolled back and the
+    // other requests go round again (rare: retries and migrations).
     const st1 = new Statements();
     st1.add('START TRANSACTION');
     const iStates = lockBuckets(st1, items.map((i) => i.cmd.homeBucket));
@@ -274,27 +276,38 @@ export class TransferEngine {
       items.flatMap((i) => [i.cmd.homeBucket, BigInt(i.cmd.homeOwner), i.cmd.transferId]),
     );
     const opIndex = new Map<number, number>();
+    let mints: number[] = [];
+    const flushMints = () => {
+      if (mints.length === 0) return;
+      const at = st1.add(
+        'INSERT INTO accounts (bucket, owner_id, asset, balance, allow_negative, created_at, updated_at) VALUES ? ' +
+          'ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_at = VALUES(updated_at)',
+        [mints.map((i) => [lockKeys[i]!.bucket, lockKeys[i]!.ownerId, lockKeys[i]!.asset, items[i]!.cmd.amount, 0, now, now])],
+      );
+      for (const i of mints) opIndex.set(i, at);
+      mints = [];
+    };
     for (const i of ordered) {
       const c = items[i]!.cmd;
       const a = lockKeys[i]!;
+      if (c.mode === 'mint') {
+        mints.push(i);
+        continue;
+      }
+      flushMints();
       opIndex.set(
         i,
-        c.mode === 'mint'
-          ? st1.add(
-              'INSERT INTO accounts (bucket, owner_id, asset, balance, allow_negative, created_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?) ' +
-                'ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), updated_at = VALUES(updated_at)',
-              [a.bucket, a.ownerId, a.asset, c.amount, now, now],
-            )
-          : st1.add('UPDATE accounts SET balance = balance - ?, updated_at = ? WHERE bucket = ? AND owner_id = ? AND asset = ? AND (balance >= ? OR allow_negative = 1)', [
-              c.amount,
-              now,
-              a.bucket,
-              a.ownerId,
-              a.asset,
-              c.amount,
-            ]),
+        st1.add('UPDATE accounts SET balance = balance - ?, updated_at = ? WHERE bucket = ? AND owner_id = ? AND asset = ? AND (balance >= ? OR allow_negative = 1)', [
+          c.amount,
+          now,
+          a.bucket,
+          a.ownerId,
+          a.asset,
+          c.amount,
+        ]),
       );
     }
+    flushMints();
     const accountKeys = uniqueAccounts(lockKeys);
     const balMatch = keyMatch(ACCOUNTS, accountKeys.map((a) => [a.bucket, a.ownerId, a.asset]));
     const iBalances = st1.add(`SELECT bucket, owner_id, asset, balance FROM accounts WHERE ${balMatch.sql}`, balMatch.params);
