@@ -50,12 +50,6 @@ export class LedgerPayments implements Payments {
     private readonly deadlineMs = 5000,
   ) {}
 
-  async payGift(order: OrderRecord): Promise<TransferOutcome> {
-    const [only] = await this.payGifts([order]);
-    if (!only!.ok) throw only!.error;
-    return only!.value;
-  }
-
   async payGifts(orders: OrderRecord[]): Promise<Array<Outcome<TransferOutcome>>> {
     const results = await this.createTransfers(orders.map(giftTransfer));
     return results.map((r) => {
@@ -77,11 +71,6 @@ export class LedgerPayments implements Payments {
       ),
     );
     return res.transfer ? 'paid' : 'voided';
-  }
-
-  async grantExp(grant: ExpGrant): Promise<void> {
-    const [only] = await this.grantExps([grant]);
-    if (!only!.ok) throw only!.error;
   }
 
   async grantExps(grants: ExpGrant[]): Promise<Array<Outcome<void>>> {

@@ -17,15 +17,15 @@ export type TransferOutcome = { kind: 'paid'; balanceAfter: string | null } | { 
 
 /** The Ledger, for the money of a send and its EXP. */
 export interface Payments {
-  /** COIN from the sender to the streamer's INCOME, transfer id `gift:<order>`. Throws when the outcome is unknown. */
-  payGift(order: OrderRecord): Promise<TransferOutcome>;
-  /** `payGift` for a batch of orders in one Ledger call; one outcome (or the error payGift would throw) per order, in order. */
+  /**
+   * COIN from each sender to the streamer's INCOME, transfer id `gift:<order>`, for a batch of
+   * orders in one Ledger call; one outcome per order, in order, an error when that order's outcome
+   * is unknown.
+   */
   payGifts(orders: OrderRecord[]): Promise<Array<Outcome<TransferOutcome>>>;
   /** Settles an order whose payment outcome is unknown: the transfer if it exists, else the id is voided forever. */
   settle(order: OrderRecord): Promise<'paid' | 'voided'>;
-  /** EXP to the sender, transfer id `exp:<order>`; a repeat is a no-op. */
-  grantExp(grant: ExpGrant): Promise<void>;
-  /** `grantExp` for a batch in one Ledger call; one outcome per grant, in order. */
+  /** EXP to each sender, transfer id `exp:<order>` (a repeat is a no-op), in one Ledger call; one outcome per grant, in order. */
   grantExps(grants: ExpGrant[]): Promise<Array<Outcome<void>>>;
 }
 
@@ -63,9 +63,10 @@ export interface CreateResult {
 
 /** MySQL: orders, their effects, combos and the outbox. */
 export interface OrderStore {
-  /** Inserts a CREATED order, or returns the order that already has this (sender, key) and its request hash. */
-  create(order: NewOrder, now: Date): Promise<CreateResult>;
-  /** `create` for a batch, one durable statement for all; one result per order, in order. */
+  /**
+   * Inserts CREATED orders, one durable statement for the batch; for each (in order) the order,
+   * or the one that already had its (sender, key), with the request hash it was made with.
+   */
   createMany(orders: NewOrder[], now: Date): Promise<CreateResult[]>;
   /** The order a sender made with this key, if any. */
   findByKey(senderId: string, idempotencyKey: string): Promise<{ order: OrderRecord; requestHash: string } | undefined>;
@@ -79,9 +80,10 @@ export interface OrderStore {
   markPaidMany(items: Array<{ order: OrderRecord; balanceAfter: string | null }>, now: Date): Promise<OrderRecord[]>;
   /** CREATED → FAILED; no-op otherwise. */
   markFailed(orderId: string, reason: string, now: Date): Promise<OrderRecord>;
-  /** Records an effect as applied; the order becomes DONE when every required effect is. */
-  effectDone(orderId: string, effect: Effect, now: Date): Promise<OrderState | undefined>;
-  /** `effectDone` for a batch in one transaction; each order's state after it (undefined: no such order), in order. */
+  /**
+   * Records effects as applied, a batch in one transaction; an order becomes DONE when every
+   * required effect is. Each order's state after it (undefined: no such order), in order.
+   */
   effectsDone(acks: Array<{ orderId: string; effect: Effect }>, now: Date): Promise<Array<OrderState | undefined>>;
   effectFailed(orderId: string, effect: Effect, error: string): Promise<void>;
   /** CREATED orders older than `before`, oldest first: the recovery worker's input. */

@@ -190,10 +190,6 @@ export class MysqlOrderStore implements OrderStore {
     this.required = requiredEffects.map((e) => EFFECT_CODE[e]);
   }
 
-  async create(order: NewOrder, now: Date): Promise<CreateResult> {
-    return (await this.createMany([order], now))[0]!;
-  }
-
   /**
    * One multi-row INSERT for the whole batch, and the rows read back in the same round trip. A
    * key already taken keeps its row (ON DUPLICATE KEY UPDATE changes nothing), and the batch's
@@ -386,10 +382,6 @@ export class MysqlOrderStore implements OrderStore {
     const order = await this.get(orderId);
     if (!order) throw new Error(`order ${orderId} not found while marking it failed`);
     return order;
-  }
-
-  async effectDone(orderId: string, effect: Effect, now: Date): Promise<OrderState | undefined> {
-    return (await this.effectsDone([{ orderId, effect }], now))[0];
   }
 
   /**
