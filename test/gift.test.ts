@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
 import { ConsumptionSide, OrderState, type Gift } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { isolate } from '../scripts/isolation.js';
-import { balance, giftApi, giftEnv, spawnLedger, startGift, stopServer, topUp, type GiftServer } from './support/gift.js';
+import { balance, giftApi, giftEnv, spawnLedger, startGift, stopServer, topUp, until, type GiftServer } from './support/gift.js';
 import { EventPriority } from '../gen/ts/livemesh/chat/v1/chat.js';
 import { RankingPeriod } from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import { follow, natsProbe, rankingApi, startChat, startRanking, untilLive, type ChatServer, type RankingServer } from './support/chat.js';
@@ -27,15 +27,6 @@ let viewerSeq = 7100;
 const newViewer = () => String(++viewerSeq);
 const gapi = () => giftApi(gift.client);
 
-async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(async () => {
   room = await startRoom(iso);
