@@ -123,7 +123,7 @@ export class GiftSender {
       const at = slot[i]!;
       const first = outcomes[at]!;
       if (unique[at] === item) return first;
-      if (requestHash(unique[at]!.req) !== requestHash(item.req)) return failed(idempotencyKeyReused(item.req.idempotencyKey, 'idempotency_key'));
+      if (unique[at]!.order.requestHash !== item.order.requestHash) return failed(idempotencyKeyReused(item.req.idempotencyKey, 'idempotency_key'));
       return first.ok ? ok({ order: first.value.order, replayed: true }) : first;
     });
   }
