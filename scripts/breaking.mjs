@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // Checks proto/ for breaking changes against another git ref (default: main).
 //
-// buf's own `.git#branch=main` input cannot see gen/third_party (git-ignored, produced by
-// scripts/gen.mjs), so the other ref's protos are exported to a temp dir, given the same
-// third-party files, and compared as a second workspace against the working tree.
+// Needs nothing generated: the third-party protos are committed in proto/vendor, so this works
+// from a plain clone before `npm ci` has produced gen/. The other ref's proto/ and buf.yaml are
+// exported to a temp dir and compared as a second workspace against the working tree. A ref from
+// before the vendored folder (its buf.yaml names the git-ignored gen/third_party, which only
+// existed after `npm run gen`) is given this tree's buf.yaml and proto/vendor instead, so the
+// contracts can still be compared against it.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ref = process.argv[2] ?? process.env.BUF_AGAINST_REF ?? 'main';
 const buf = join(root, 'node_modules', '.bin', 'buf');
+const vendor = join(root, 'proto', 'vendor');
 
 function git(args, opts = {}) {
   return spawnSync('git', args, { cwd: root, encoding: 'utf8', ...opts });
@@ -26,8 +30,8 @@ if (git(['cat-file', '-e', `${ref}:proto`]).status !== 0) {
   console.log(`breaking: ${ref} has no proto/ yet; nothing to compare against`);
   process.exit(0);
 }
-if (!existsSync(join(root, 'gen', 'third_party'))) {
-  console.error('breaking: gen/third_party is missing; run `npm run gen` first');
+if (!existsSync(buf)) {
+  console.error('breaking: node_modules/.bin/buf is missing; run `npm ci` first');
   process.exit(1);
 }
 
@@ -37,7 +41,15 @@ try {
   if (archive.status !== 0) throw new Error(`git archive ${ref} failed: ${archive.stderr}`);
   const untar = spawnSync('tar', ['-x', '-C', tmp], { input: archive.stdout });
   if (untar.status !== 0) throw new Error(`tar failed: ${untar.stderr}`);
-  cpSync(join(root, 'gen', 'third_party'), join(tmp, 'gen', 'third_party'), { recursive: true });
+  // The older layout: a module at gen/third_party, filled by scripts/gen.mjs from node_modules.
+  // buf applies this tree's breaking.ignore (proto/vendor) to the other side by path, so the
+  // upstream files must sit at the same place there: that ref gets this tree's buf.yaml and
+  // vendored folder (its own buf.yaml differs only in where they were; the rules compared are
+  // always this tree's).
+  if (/^\s*-\s*path:\s*gen\/third_party\s*$/m.test(readFileSync(join(tmp, 'buf.yaml'), 'utf8'))) {
+    cpSync(join(root, 'buf.yaml'), join(tmp, 'buf.yaml'));
+    cpSync(vendor, join(tmp, 'proto', 'vendor'), { recursive: true });
+  }
   const res = spawnSync(buf, ['breaking', '--against', tmp], { cwd: root, stdio: 'inherit' });
   if (res.status === 0) console.log(`breaking: no breaking changes against ${ref}`);
   process.exitCode = res.status ?? 1;

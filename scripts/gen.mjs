@@ -3,28 +3,15 @@
 //
 // Runs from `postinstall`, `build` and `pretest`, so a fresh clone needs no manual step.
 // Third-party contracts we depend on (google.rpc status details, grpc health and reflection,
-// the ORCA load report) are taken from packages already in node_modules rather than vendored,
-// and copied into the git-ignored gen/third_party so buf can build them as a second module.
+// the ORCA load report) are vendored in proto/vendor, a second buf module (buf.yaml); refresh
+// them with scripts/vendor-protos.mjs. Nothing outside proto/, buf.yaml and buf.gen.yaml is read.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const nm = join(root, 'node_modules');
-const thirdParty = join(root, 'gen', 'third_party');
-
-/** [source in node_modules, destination inside gen/third_party] */
-const THIRD_PARTY = [
-  ['google-proto-files/google/rpc/status.proto', 'google/rpc/status.proto'],
-  ['google-proto-files/google/rpc/error_details.proto', 'google/rpc/error_details.proto'],
-  ['google-proto-files/google/rpc/code.proto', 'google/rpc/code.proto'],
-  ['grpc-health-check/proto/health/v1/health.proto', 'grpc/health/v1/health.proto'],
-  ['@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', 'grpc/reflection/v1/reflection.proto'],
-  ['@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto', 'grpc/reflection/v1alpha/reflection.proto'],
-  ['@grpc/grpc-js/proto/xds/xds/data/orca/v3/orca_load_report.proto', 'xds/data/orca/v3/orca_load_report.proto'],
-  ['@grpc/grpc-js/proto/protoc-gen-validate/validate/validate.proto', 'validate/validate.proto'],
-];
 
 function newestMtime(dir) {
   let newest = 0;
@@ -51,16 +38,8 @@ if (!process.argv.includes('--force') && existsSync(descriptor) && statSync(desc
   process.exit(0);
 }
 
-rmSync(thirdParty, { recursive: true, force: true });
-for (const [from, to] of THIRD_PARTY) {
-  const src = join(nm, from);
-  if (!existsSync(src)) {
-    console.error(`gen: missing ${src}; run \`npm ci\` first`);
-    process.exit(1);
-  }
-  mkdirSync(dirname(join(thirdParty, to)), { recursive: true });
-  cpSync(src, join(thirdParty, to));
-}
+// Earlier versions copied the third-party protos here; buf no longer reads this folder.
+rmSync(join(root, 'gen', 'third_party'), { recursive: true, force: true });
 
 const buf = join(nm, '.bin', 'buf');
 rmSync(join(root, 'gen', 'ts'), { recursive: true, force: true });

@@ -142,6 +142,28 @@ describe('Subscribe', () => {
     high.stream.cancel();
   });
 
+  it('a drained replica ends its streams with UNAVAILABLE / DRAINING, not OK, and the consumer resubscribes on another replica', async () => {
+    const roomId = await newRoom();
+    // A replica of its own, so the other tests keep their three.
+    const leaving = await startChat(iso, { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, SUBSCRIBE_BUFFER: '300' });
+    try {
+      const subs = [follow(leaving.client, { roomId }), follow(leaving.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_HIGH })];
+      await untilLive(gifts, roomId, ...subs);
+      await leaving.host.drain();
+      for (const sub of subs) await eventually(() => expect(sub.state.ended).toEqual({ code: 'UNAVAILABLE', reason: 'DRAINING' }));
+      expect(leaving.useCases.subscriptions.active).toBe(0);
+
+      // What a client does on DRAINING: subscribe again (here, to a replica still serving) and
+      // pick up what it missed with replay_recent.
+      await chatApi(replicas[0]!.client).sendMessage({ roomId, text: 'while you were away', clientMessageId: 'drain-gap' }, as('3301', 'viewer'));
+      const again = follow(replicas[1]!.client, { roomId, replayRecent: 5 });
+      await eventually(() => expect(again.got.map((r) => [r.event?.chat?.text, r.replayed])).toEqual([['while you were away', true]]));
+      again.stream.cancel();
+    } finally {
+      await leaving.close();
+    }
+  });
+
   it('an unknown room is NOT_FOUND and a bad replay count INVALID_ARGUMENT, on the stream', async () => {
     const missing = follow(replicas[0]!.client, { roomId: '99999999' });
     await eventually(() => expect(missing.state.ended).toEqual({ code: 'NOT_FOUND', reason: 'ROOM_NOT_FOUND' }));

@@ -168,6 +168,15 @@ describe('refusals carry their reasons', () => {
     expect(policy).toMatchObject({ chatClosed: true, slowMode: { seconds: '30' }, version: '2', updatedBy: '1' });
   });
 
+  it('SetRoomPolicy takes update_mask paths as JSON names them (lowerCamelCase) as well as in .proto form', async () => {
+    const roomId = await newRoom('9008');
+    const { policy } = await api().setRoomPolicy({ roomId, policy: { minLevel: 4, slowMode: { seconds: '10' }, chatClosed: true }, updateMask: ['minLevel', 'slowMode', 'chat_closed'] }, as('9008', 'streamer'));
+    expect(policy).toMatchObject({ minLevel: 4, slowMode: { seconds: '10' }, chatClosed: true, version: '1' });
+    const err = await refusal(api().setRoomPolicy({ roomId, policy: { minLevel: 5 }, updateMask: ['minlevel'] }, as('9008', 'streamer')));
+    expect(err).toMatchObject({ code: 'INVALID_ARGUMENT', reason: 'FIELD_INVALID' });
+    expect(err.message).toContain('min_level (JSON: minLevel)');
+  });
+
   it('SetRoomPolicy is for the owner or an admin, honours expected_version, and announces the change', async () => {
     const roomId = await newRoom('9007');
     const sub = follow(chat.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_CRITICAL });

@@ -28,6 +28,35 @@ describe('Room writes', () => {
     expect(read).toMatchObject({ title: 'New title', version: '2' });
   });
 
+  it('FieldMask paths are accepted as JSON names them (lowerCamelCase) as well as in .proto form, in update and read masks', async () => {
+    const room = await newRoom('2001', { notice: 'old notice', coverKey: 'covers/a.jpg' });
+    const { room: updated } = await api().updateRoom(
+      { roomId: room.roomId, room: { ...room, coverKey: 'covers/b.jpg', notice: 'ignored: not in the mask' }, updateMask: ['coverKey'] },
+      as('2001', 'streamer'),
+    );
+    expect(updated).toMatchObject({ coverKey: 'covers/b.jpg', notice: 'old notice', version: '2' });
+    // Both spellings of the same path in one mask name one field.
+    const { room: both } = await api().updateRoom({ roomId: room.roomId, room: { coverKey: 'covers/c.jpg' }, updateMask: ['cover_key', 'coverKey'] }, as('2001', 'streamer'));
+    expect(both).toMatchObject({ coverKey: 'covers/c.jpg', version: '3' });
+
+    const { room: read } = await api().getRoom({ roomId: room.roomId, readMask: ['coverKey', 'streamerId', 'create_time'] }, viewer());
+    expect(read).toMatchObject({ roomId: '0', title: '', coverKey: 'covers/c.jpg', streamerId: '2001', version: '0' });
+    expect(read?.createTime).toBeInstanceOf(Date);
+    const { rooms } = await api().batchGetRooms({ roomIds: [room.roomId], readMask: ['roomId', 'updateTime'] }, viewer());
+    expect(rooms[0]).toMatchObject({ roomId: room.roomId, coverKey: '', streamerId: '0' });
+    expect(rooms[0]?.updateTime).toBeInstanceOf(Date);
+
+    // An unknown path is still refused, and the message names the valid paths in both spellings.
+    const bad = await failure(api().getRoom({ roomId: room.roomId, readMask: ['coverkey'] }, viewer()));
+    expect(bad).toMatchObject({ code: 'INVALID_ARGUMENT', fields: ['read_mask'] });
+    expect(bad.message).toContain('cover_key (JSON: coverKey)');
+    const readOnly = await failure(api().updateRoom({ roomId: room.roomId, room: {}, updateMask: ['giftGroupId'] }, as('2001', 'streamer')));
+    expect(readOnly).toMatchObject({ code: 'INVALID_ARGUMENT', fields: ['update_mask'] });
+    expect(readOnly.message).toContain('"giftGroupId"');
+    // Names inherited from Object.prototype are not paths.
+    expect(await failure(api().getRoom({ roomId: room.roomId, readMask: ['constructor'] }, viewer()))).toMatchObject({ code: 'INVALID_ARGUMENT', fields: ['read_mask'] });
+  });
+
   it('expected_version is an optimistic lock: a stale version gets ABORTED with the current one', async () => {
     const room = await newRoom();
     await api().updateRoom({ roomId: room.roomId, room: { ...room, notice: 'first' }, updateMask: ['notice'], expectedVersion: '1' }, as('2001', 'streamer'));

@@ -1,4 +1,5 @@
 import { ChatErrorReason, chatErrorReasonToJSON } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { CommonErrorReason, commonErrorReasonToJSON } from '../../gen/ts/livemesh/common/v1/common.js';
 import { DomainError, reasonName, type ErrorKind } from '../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Chat-specific reason. */
@@ -60,3 +61,11 @@ export const rateLimited = (retryAfterMs: number) =>
 
 /** A dependency this request needs is not configured or not reachable. */
 export const dependencyUnavailable = (what: string) => new DomainError('unavailable', 'DEPENDENCY_UNAVAILABLE', what);
+
+/**
+ * This replica is shutting down (common domain "livemesh", reason DRAINING): how its Subscribe
+ * streams end, so a consumer reconnects (and reaches another replica) instead of taking an OK end
+ * of stream for "no more events".
+ */
+export const draining = () =>
+  new DomainError('unavailable', reasonName(commonErrorReasonToJSON, CommonErrorReason.COMMON_ERROR_REASON_DRAINING), 'this replica is shutting down; subscribe again to continue on another replica');

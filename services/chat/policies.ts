@@ -4,12 +4,13 @@ import { Violations } from '../kit/domain-error.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
 import { cannotMute, notRoomOwner, versionConflict } from './errors.js';
 import { roomEvent, type EventBus } from './events.js';
+import { describeMaskPaths, protoMaskPath } from '../kit/field-mask.js';
 import { toProtoPolicy } from './mapping.js';
 import { checkRoomId, CONTROL, defaultPolicy, isRoomManager, LIMITS, type Policy } from './model.js';
 import type { RoomDirectory } from './rooms.js';
 import type { RedisChatStore } from './store/redis-chat.js';
 
-/** update_mask paths SetRoomPolicy accepts. */
+/** update_mask paths SetRoomPolicy accepts (proto names; JSON's lowerCamelCase is accepted too, see field-mask.ts). */
 export const POLICY_PATHS = ['min_level', 'slow_mode', 'chat_closed'] as const;
 
 export interface PolicyChange {
@@ -74,9 +75,10 @@ export class Policies {
     const caller = requireCaller(callerOrNone);
     checkRoomId(change.roomId);
     const v = new Violations();
-    v.check(change.paths.length > 0, 'update_mask', `must name at least one of: ${POLICY_PATHS.join(', ')}`);
+    v.check(change.paths.length > 0, 'update_mask', `must name at least one of: ${describeMaskPaths(POLICY_PATHS)}`);
     const fields: Partial<Pick<Policy, 'minLevel' | 'slowModeMs' | 'chatClosed'>> = {};
-    for (const path of change.paths) {
+    for (const written of change.paths) {
+      const path = protoMaskPath(written);
       if (path === 'min_level') {
         v.check(Number.isInteger(change.minLevel) && change.minLevel >= 0 && change.minLevel <= LIMITS.minLevel, 'policy.min_level', `must be between 0 and ${LIMITS.minLevel}`);
         fields.minLevel = change.minLevel;
@@ -86,7 +88,7 @@ export class Policies {
       } else if (path === 'chat_closed') {
         fields.chatClosed = change.chatClosed;
       } else {
-        v.add('update_mask', `unknown path ${JSON.stringify(path)}; paths: ${POLICY_PATHS.join(', ')}`);
+        v.add('update_mask', `unknown path ${JSON.stringify(written)}; paths: ${describeMaskPaths(POLICY_PATHS)}`);
       }
     }
     v.check(change.expectedVersion === '0' || change.expectedVersion === '' || isPositiveInt64(change.expectedVersion), 'expected_version', 'must be 0 (no check) or a positive version');

@@ -1,7 +1,7 @@
 import { EventPriority, type RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import type { DomainError } from '../kit/domain-error.js';
 import { invalidField } from '../kit/domain-error.js';
-import { subscriberTooSlow, tooManySubscribers } from './errors.js';
+import { draining, subscriberTooSlow, tooManySubscribers } from './errors.js';
 import type { EventBus } from './events.js';
 import type { Messages } from './messages.js';
 import { checkRoomId, LIMITS } from './model.js';
@@ -82,6 +82,8 @@ class Subscriber {
 export class Subscriptions {
   private readonly feeds = new Map<string, { subs: Set<Subscriber>; stop(): void; ready: Promise<void> }>();
   private count = 0;
+  /** Set by closeAll: a Subscribe still opening then is ended the same way. */
+  private drained = false;
   /** Subscribers cut off for being too slow, since start (for metrics). */
   cut = 0;
 
@@ -102,6 +104,7 @@ export class Subscriptions {
     if (!(input.minPriority in EventPriority) || input.minPriority < 0) throw invalidField('min_priority', 'must be one of the EventPriority values');
     if (!Number.isInteger(input.replayRecent) || input.replayRecent < 0 || input.replayRecent > LIMITS.recent) throw invalidField('replay_recent', `must be between 0 and ${LIMITS.recent}`);
     const room = await this.rooms.get(input.roomId);
+    if (this.drained) throw draining();
     if (this.count >= this.opts.maxSubscribers) throw tooManySubscribers(this.opts.maxSubscribers);
 
     const sub = new Subscriber(sink, input.minPriority, this.opts.bufferEvents, (s) => {
@@ -125,11 +128,16 @@ export class Subscriptions {
     };
   }
 
-  /** Ends every stream (drain): clients reconnect to another replica. */
+  /**
+   * Ends every stream (drain) with UNAVAILABLE / DRAINING, never OK, so each client subscribes
+   * again and reaches another replica.
+   */
   closeAll(): void {
+    this.drained = true;
+    const err = draining();
     for (const [roomId, feed] of this.feeds) for (const s of [...feed.subs]) {
       this.remove(roomId, s);
-      s.close();
+      s.close(err);
     }
   }
 

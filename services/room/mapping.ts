@@ -1,5 +1,6 @@
 import { Room, RoomStatus } from '../../gen/ts/livemesh/room/v1/room.js';
 import { invalidField } from '../kit/domain-error.js';
+import { describeMaskPaths, maskPathTarget } from '../kit/field-mask.js';
 import type { PartialRoom, RoomRecord } from './rooms.js';
 
 /** A room's zero values, under whatever a partial (masked) read did not fetch. */
@@ -75,7 +76,7 @@ export function recordFields(keep: Array<keyof Room>): Array<keyof RoomRecord> {
   return keep.map((k) => RECORD_FIELD[k]);
 }
 
-/** Room field names as they appear in a FieldMask (proto names), mapped to the TypeScript property. */
+/** Room field names as they appear in a FieldMask (proto names; the JSON spelling is accepted too, see field-mask.ts), mapped to the TypeScript property. */
 export const ROOM_MASK_PATHS: Record<string, keyof Room> = {
   room_id: 'roomId',
   streamer_id: 'streamerId',
@@ -92,16 +93,19 @@ export const ROOM_MASK_PATHS: Record<string, keyof Room> = {
 };
 
 /**
- * Validates a read mask and returns the properties to keep, or undefined for "all fields".
+ * Validates a read mask and returns the properties to keep, or undefined for "all fields". Paths
+ * may be written as in the .proto or as JSON names them (see field-mask.ts).
  * An unknown path is a client bug worth reporting, not something to ignore.
  */
 export function parseReadMask(paths: string[] | undefined, field = 'read_mask'): Array<keyof Room> | undefined {
   if (!paths || paths.length === 0) return undefined;
-  return paths.map((p) => {
-    const prop = ROOM_MASK_PATHS[p];
-    if (!prop) throw invalidField(field, `unknown path ${JSON.stringify(p)}; valid paths: ${Object.keys(ROOM_MASK_PATHS).join(', ')}`);
-    return prop;
-  });
+  const keep = new Set<keyof Room>();
+  for (const p of paths) {
+    const prop = maskPathTarget(ROOM_MASK_PATHS, p);
+    if (!prop) throw invalidField(field, `unknown path ${JSON.stringify(p)}; valid paths: ${describeMaskPaths(Object.keys(ROOM_MASK_PATHS))}`);
+    keep.add(prop);
+  }
+  return [...keep];
 }
 
 /** Keeps only the masked properties; the rest take their proto default. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { idempotencyKeyReused, invalidField, Violations } from '../kit/domain-error.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
 import { giftGroupNotFound, notOwnStreamerId, notRoomOwner, roomNotFound, versionConflict, writeNotAllowed, writeNotVisible } from './errors.js';
+import { describeMaskPaths, maskPathTarget } from '../kit/field-mask.js';
 import {
   checkRoomId,
   checkText,
@@ -18,7 +19,7 @@ import {
   type RoomText,
 } from './rooms.js';
 
-/** Paths UpdateRoom accepts in its mask, mapped to the domain field. */
+/** Paths UpdateRoom accepts in its mask (proto names; JSON's lowerCamelCase is accepted too), mapped to the domain field. */
 export const UPDATABLE_PATHS: Record<string, keyof RoomText> = {
   title: 'title',
   category: 'category',
@@ -78,11 +79,11 @@ export class RoomWriter {
     const caller = writer(callerOrNone);
     checkRoomId(input.roomId);
     const v = new Violations();
-    v.check(input.paths.length > 0, 'update_mask', `must name at least one of: ${Object.keys(UPDATABLE_PATHS).join(', ')}`);
+    v.check(input.paths.length > 0, 'update_mask', `must name at least one of: ${describeMaskPaths(Object.keys(UPDATABLE_PATHS))}`);
     const fields: Partial<RoomText> = {};
     for (const path of input.paths) {
-      const key = UPDATABLE_PATHS[path];
-      if (!key) v.add('update_mask', `unknown or read-only path ${JSON.stringify(path)}; updatable paths: ${Object.keys(UPDATABLE_PATHS).join(', ')}`);
+      const key = maskPathTarget(UPDATABLE_PATHS, path);
+      if (!key) v.add('update_mask', `unknown or read-only path ${JSON.stringify(path)}; updatable paths: ${describeMaskPaths(Object.keys(UPDATABLE_PATHS))}`);
       else fields[key] = key === 'title' ? input.text.title.trim() : input.text[key];
     }
     checkText(v, fields, 'room.');
