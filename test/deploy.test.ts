@@ -8,9 +8,13 @@
  */
 process.env.GRPC_NODE_USE_ALTERNATIVE_RESOLVER = 'true';
 
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseBffConfig } from '../bff/config.js';
+import { bffConfigShape, parseBffConfig } from '../bff/config.js';
 import { ConfigError, kitConfigShape, parseConfig, type Shape } from '../services/kit/config.js';
 import { fromRoot } from '../services/kit/paths.js';
 import { freePorts } from '../scripts/net.js';
@@ -36,6 +40,117 @@ const SERVICES = [
   { name: 'ranking', port: 50055, shape: async () => (await import('../services/ranking/service.js')).rankingConfigShape as Shape },
 ] as const;
 const INFRA = ['mysql', 'redis', 'nats'];
+/** Every livemesh process: each has its own Deployment, signing key, certificate and NetworkPolicy. */
+const WORKLOADS = [...SERVICES.map((s) => s.name), 'bff'];
+/**
+ * Who calls whom over gRPC (issue 15). The NetworkPolicies admit exactly these callers, and the
+ * peers each process's config reads (its *_ADDR settings) must say the same: a new peer in code
+ * fails here until its callee's NetworkPolicy admits it.
+ */
+const CALLS: Record<string, string[]> = {
+  bff: ['room', 'gift', 'ledger', 'chat', 'ranking'],
+  gift: ['room', 'ledger'],
+  chat: ['room', 'ledger', 'gift'],
+  ranking: ['gift'],
+  room: ['gift'],
+  ledger: [],
+};
+const callersOf = (name: string) => Object.keys(CALLS).filter((caller) => CALLS[caller]!.includes(name)).sort();
+/** Where the image keeps the development keys (services/kit/config.ts DEV_AUTH_DIR inside /app). */
+const IMAGE_AUTH_DIR = '/app/.livemesh/auth';
+
+describe('the gRPC call graph', () => {
+  it('the call graph above is the one the processes\' configs read (each *_ADDR names a callee)', async () => {
+    for (const name of WORKLOADS) {
+      const shape = name === 'bff' ? bffConfigShape : await SERVICES.find((s) => s.name === name)!.shape();
+      const peers = Object.keys(shape).filter((k) => k.endsWith('_ADDR')).map((k) => k.slice(0, -'_ADDR'.length).toLowerCase());
+      expect(peers.filter((p) => WORKLOADS.includes(p)).sort(), `${name} calls`).toEqual([...CALLS[name]!].sort());
+    }
+  });
+});
+
+type Volume = { name: string; configMap?: { name: string; defaultMode?: number; optional?: boolean }; secret?: { secretName: string; defaultMode?: number; optional?: boolean } };
+type Mount = { name: string; mountPath: string; readOnly?: boolean };
+
+/** The volume mounted at exactly `dir` (the folder a setting names), with its mount. */
+function mountedAt(pod: any, dir: string | undefined): { mount: Mount; volume: Volume } | undefined {
+  const mount = (pod.spec.containers[0].volumeMounts as Mount[] | undefined)?.find((m) => m.mountPath.replace(/\/$/, '') === dir?.replace(/\/$/, ''));
+  const volume = mount && (pod.spec.volumes as Volume[]).find((v) => v.name === mount.name);
+  return mount && volume ? { mount, volume } : undefined;
+}
+
+/** A ConfigMap's or Secret's files as a volume shows them (Secret data decoded). */
+function volumeFiles(object: K8sObject | undefined): Record<string, string> {
+  if (!object) return {};
+  if (object.kind === 'ConfigMap') return { ...object.data };
+  return { ...object.stringData, ...Object.fromEntries(Object.entries(object.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])) };
+}
+
+/**
+ * Lays a pod's ConfigMap and Secret volumes out under `root` as kubelet would mount them (an optional
+ * one whose object is missing is an empty folder), and returns where a container path lands.
+ */
+function materializeMounts(pod: any, objects: K8sObject[], root: string): (path: string) => string {
+  for (const mount of (pod.spec.containers[0].volumeMounts ?? []) as Mount[]) {
+    const volume = (pod.spec.volumes as Volume[]).find((v) => v.name === mount.name)!;
+    const dir = join(root, mount.mountPath);
+    mkdirSync(dir, { recursive: true });
+    const object = volume.configMap
+      ? objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === volume.configMap!.name)
+      : volume.secret
+        ? objects.find((o) => o.kind === 'Secret' && o.metadata.name === volume.secret!.secretName)
+        : undefined;
+    for (const [file, content] of Object.entries(volumeFiles(object))) writeFileSync(join(dir, file), content);
+  }
+  return (path) => join(root, path);
+}
+
+/** cert-manager's objects, which kubernetes-models has no schema for: the fields livemesh relies on. */
+function certManagerError(object: K8sObject): string | undefined {
+  const where = `${object.source}: ${object.kind}/${object.metadata?.name}`;
+  const spec = object.spec ?? {};
+  const USAGES = ['signing', 'digital signature', 'content commitment', 'key encipherment', 'key agreement', 'data encipherment', 'cert sign', 'crl sign', 'encipher only', 'decipher only', 'any', 'server auth', 'client auth', 'code signing', 'email protection', 's/mime', 'ipsec end system', 'ipsec tunnel', 'ipsec user', 'timestamping', 'ocsp signing', 'microsoft sgc', 'netscape sgc'];
+  if (object.apiVersion !== 'cert-manager.io/v1') return `${where}: apiVersion ${object.apiVersion}, not cert-manager.io/v1`;
+  if (object.kind === 'Issuer' || object.kind === 'ClusterIssuer') {
+    const kinds = ['selfSigned', 'ca', 'acme', 'vault', 'venafi'].filter((k) => spec[k] !== undefined);
+    if (kinds.length !== 1) return `${where}: needs exactly one of selfSigned, ca, acme, vault, venafi`;
+    if (spec.ca && typeof spec.ca.secretName !== 'string') return `${where}: ca.secretName`;
+    return undefined;
+  }
+  if (object.kind === 'Certificate') {
+    if (typeof spec.secretName !== 'string' || !spec.secretName) return `${where}: secretName`;
+    if (typeof spec.issuerRef?.name !== 'string' || !['Issuer', 'ClusterIssuer', undefined].includes(spec.issuerRef.kind)) return `${where}: issuerRef`;
+    if (!spec.isCA && !(Array.isArray(spec.dnsNames) && spec.dnsNames.every((n: unknown) => typeof n === 'string'))) return `${where}: dnsNames`;
+    for (const usage of spec.usages ?? []) if (!USAGES.includes(usage)) return `${where}: unknown usage ${usage}`;
+    for (const key of ['duration', 'renewBefore']) if (spec[key] !== undefined && !/^(\d+h)?(\d+m)?(\d+s)?$/.test(spec[key])) return `${where}: ${key} ${spec[key]}`;
+    if (spec.privateKey && !['RSA', 'ECDSA', 'Ed25519', undefined].includes(spec.privateKey.algorithm)) return `${where}: privateKey.algorithm`;
+    return undefined;
+  }
+  return `${where}: unexpected cert-manager kind`;
+}
+
+/**
+ * Kubernetes' schemas for built-in kinds, certManagerError for cert-manager's. Secret data is checked
+ * as the API server decodes it: kustomize's secretGenerator wraps long base64 values over lines,
+ * which Go's base64 decoder skips and the schema's strict "byte" format would not.
+ */
+async function manifestError(object: K8sObject): Promise<string | undefined> {
+  if (object.apiVersion.startsWith('cert-manager.io/')) return certManagerError(object);
+  if (object.kind === 'Secret' && object.data) {
+    return k8sSchemaError({ ...object, data: Object.fromEntries(Object.entries(object.data).map(([k, v]) => [k, v.replace(/[\r\n]/g, '')])) });
+  }
+  return k8sSchemaError(object);
+}
+
+/** Runs deploy/healthcheck.mjs with `env` added; resolves to its exit code and stderr. */
+function runHealthcheck(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fromRoot('deploy/healthcheck.mjs'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => resolve({ code, stderr: stderr.trim() }));
+  });
+}
 
 /** A script a container runs (`dist/services/room/main.js`) must come out of `npm run build`: its source exists and dist has it. */
 function expectBuiltScript(script: string, where: string): void {
@@ -118,6 +233,7 @@ describe('deploy/docker-compose.yml', () => {
 
   it('plain `up` starts the infrastructure only; the mesh profile adds five services x 2 replicas and the BFF', () => {
     expect(Object.keys(services).filter((s) => !services[s].profiles).sort()).toEqual([...INFRA].sort());
+    expect(Object.keys(services).sort()).toEqual([...INFRA, ...WORKLOADS, 'auth-keys'].sort());
     expect(services.mysql.image).toMatch(/^mysql:8/);
     expect(services.nats.command).toContain('-js');
     for (const { name } of SERVICES) expect(services[name]?.deploy?.replicas, name).toBe(2);
@@ -148,31 +264,131 @@ describe('deploy/docker-compose.yml', () => {
   });
 });
 
-describe('deploy/k8s (kustomize base and dev overlay)', () => {
-  // Without kubectl: outside CI the base files are checked as they are, unrendered; under CI=true
-  // a test fails, naming what to install.
-  const kubectlTool = kubectlGate(import.meta.filename, 'the kustomize renders of deploy/k8s (base and overlays/dev)');
+describe('deploy/docker-compose.yml: keys', () => {
+  const [compose] = parseYamlDocuments(readFileSync(fromRoot('deploy/docker-compose.yml'), 'utf8'), 'docker-compose.yml') as any[];
+  const services = compose.services as Record<string, any>;
+  const volumeOf = (svc: any, target: string) =>
+    (svc.volumes as string[] | undefined)?.map((v) => v.split(':')).find(([, path]) => path === target);
+
+  it('a one-shot auth-keys service writes the key pairs into a named volume before any process starts, and the image lets its user write there', () => {
+    const init = services['auth-keys'];
+    expect(init.image, 'the application image').toBe(services.room.image);
+    expect(init.profiles).toEqual(['mesh']);
+    expect(init.command).toEqual(['dist/scripts/auth.js', 'keys']);
+    expectBuiltScript(init.command[0], 'compose auth-keys');
+    // A one-shot: restarting it after it succeeded would never let service_completed_successfully hold.
+    expect(init.restart ?? 'no').toBe('no');
+    const [volume, , mode] = volumeOf(init, IMAGE_AUTH_DIR) ?? [];
+    expect(volume, `auth-keys mounts a volume at ${IMAGE_AUTH_DIR}, where \`auth.js keys\` writes`).toBeDefined();
+    expect(Object.keys(compose.volumes ?? {}), 'a named volume (kept across restarts)').toContain(volume);
+    expect(mode, 'auth-keys writes').toBeUndefined();
+    // A new named volume takes the owner of the image's folder it is mounted on: the runtime user's.
+    const dockerfile = readFileSync(fromRoot('deploy/Dockerfile'), 'utf8');
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    expect(runtime, 'the runtime stage creates .livemesh/auth owned by 65532').toMatch(/COPY --from=\S+ --chown=65532:65532 \S+\/\.livemesh \.\/\.livemesh/);
+    expect(runtime, 'the runtime user is 65532').toMatch(/\nUSER 65532/);
+  });
+
+  it('every process waits for it, mounts the keys read-only, and reads all public keys and its own private key; `auth.js keys` writes exactly those files', async () => {
+    const { ensureDevKeys } = await import('../scripts/credentials.js');
+    const { MeshCredentials } = await import('../services/kit/credentials.js');
+    const dir = mkdtempSync(join(tmpdir(), 'lm-compose-keys-'));
+    try {
+      ensureDevKeys(dir);
+      const inVolume = (path: string) => {
+        expect(path.startsWith(`${IMAGE_AUTH_DIR}/`), `${path} is in the keys volume`).toBe(true);
+        return join(dir, path.slice(IMAGE_AUTH_DIR.length));
+      };
+      for (const name of WORKLOADS) {
+        const svc = services[name];
+        expect(svc.depends_on['auth-keys']?.condition, `${name} waits for auth-keys`).toBe('service_completed_successfully');
+        const [volume, , mode] = volumeOf(svc, IMAGE_AUTH_DIR) ?? [];
+        expect(volume, `${name} mounts the keys volume`).toBe(volumeOf(services['auth-keys'], IMAGE_AUTH_DIR)![0]);
+        expect(mode, `${name} mounts it read-only`).toBe('ro');
+        const env = Object.fromEntries(Object.entries(svc.environment as Record<string, string>).map(([k, v]) => [k, interpolate(String(v))]));
+        expect(env.AUTH_SIGNING_KEY, `${name} signs with its own key`).toBe(`${IMAGE_AUTH_DIR}/private/${name}.pem`);
+        expect(env.GRPC_TLS_DIR ?? '', `${name}: plaintext gRPC in compose`).toBe('');
+        const credentials = MeshCredentials.load(name, { AUTH_PUBLIC_KEYS_DIR: inVolume(env.AUTH_PUBLIC_KEYS_DIR!), AUTH_SIGNING_KEY: inVolume(env.AUTH_SIGNING_KEY!), GRPC_TLS_DIR: '' });
+        expect(credentials.minter.issuer).toBe(name);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('deploy/healthcheck.mjs (Compose health checks; Kubernetes exec probes under mutual TLS)', () => {
+  const cleanups: Array<() => Promise<unknown> | void> = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  it('checks grpc.health.v1 over mutual TLS with the pod\'s own certificate (GRPC_TLS_DIR), the port defaulting to $PORT', async () => {
+    const { ensureDevCerts } = await import('../scripts/credentials.js');
+    const { ServiceHost } = await import('../services/kit/server.js');
+    const { resolveKitDefaults } = await import('../services/kit/config.js');
+    const { pino } = await import('pino');
+    const dir = mkdtempSync(join(tmpdir(), 'lm-healthcheck-tls-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    ensureDevCerts(dir, { days: 1 });
+    const [port] = await freePorts(1);
+    const config = resolveKitDefaults(parseConfig(kitConfigShape, { HOST: '127.0.0.1', PORT: String(port), METRICS_PORT: '-1', DRAIN_GRACE_MS: '0', GRPC_TLS_DIR: join(dir, 'room') }));
+    const host = new ServiceHost('healthcheck-pod', config, pino({ level: 'silent' }));
+    await host.listen();
+    cleanups.push(() => host.drain());
+
+    // As the mtls component's exec probe runs it: `healthcheck.mjs grpc`, PORT and GRPC_TLS_DIR from the container.
+    expect(await runHealthcheck(['grpc'], { PORT: String(port), GRPC_TLS_DIR: join(dir, 'room') })).toEqual({ code: 0, stderr: '' });
+    expect((await runHealthcheck(['grpc', String(port)], { GRPC_TLS_DIR: join(dir, 'room') })).code).toBe(0);
+    // Without the certificate the server refuses the connection, so the check fails.
+    expect((await runHealthcheck(['grpc', String(port)], { GRPC_TLS_DIR: '' })).code).toBe(1);
+    // The server's certificate must carry the name the pod's own certificate names first (room, not bff).
+    const wrongName = await runHealthcheck(['grpc', String(port)], { GRPC_TLS_DIR: join(dir, 'bff') });
+    expect(wrongName.code).toBe(1);
+    expect(wrongName.stderr).toMatch(/bff/);
+    const missing = await runHealthcheck(['grpc', String(port)], { GRPC_TLS_DIR: join(dir, 'nonexistent') });
+    expect(missing).toEqual({ code: 1, stderr: expect.stringContaining('GRPC_TLS_DIR') });
+    expect((await runHealthcheck(['grpc'], { PORT: '' })).stderr).toMatch(/usage/);
+  });
+});
+
+describe('deploy/k8s (kustomize base, dev overlay, and dev with the mtls component)', () => {
+  // Without kubectl: outside CI the base and component files are checked as they are, unrendered;
+  // under CI=true a test fails, naming what to install.
+  const kubectlTool = kubectlGate(import.meta.filename, 'the kustomize renders of deploy/k8s (base, overlays/dev, overlays/dev-mtls)');
   const kubectl = kubectlTool.found;
   const files = yamlFilesUnder('deploy/k8s').filter((f) => !f.endsWith('kustomization.yaml'));
 
-  it('every manifest file validates against the Kubernetes schemas, and the validator does reject a broken object', async () => {
+  it('every manifest file validates against the Kubernetes schemas (cert-manager objects field by field), and the validators do reject broken objects', async () => {
     expect(files.length).toBeGreaterThan(5);
-    const errors = (await Promise.all(files.flatMap(readObjects).map(k8sSchemaError))).filter(Boolean);
+    const errors = (await Promise.all(files.flatMap(readObjects).map(manifestError))).filter(Boolean);
     expect(errors).toEqual([]);
     const deployment = readObjects('deploy/k8s/base/room.yaml').find((o) => o.kind === 'Deployment')!;
     const broken = structuredClone(deployment);
     broken.spec.template.spec.containers[0].readinessProbe.grpc.port = 'grpc';
     expect(await k8sSchemaError(broken)).toMatch(/port must be integer/);
+    const certificate = readObjects('deploy/k8s/components/mtls/certificates.yaml').find((o) => o.kind === 'Certificate' && !o.spec.isCA)!;
+    expect(certManagerError({ ...certificate, spec: { ...certificate.spec, usages: ['server auth', 'client-auth'] } })).toMatch(/unknown usage client-auth/);
   });
 
-  const renders: Array<{ name: string; objects: () => K8sObject[] }> = kubectl
+  type Render = { name: string; objects: () => K8sObject[]; dev: boolean; mtls: boolean; rendered: boolean };
+  const renders: Render[] = kubectl
     ? [
-        { name: 'base', objects: () => kustomize('deploy/k8s/base', kubectl) },
-        { name: 'dev', objects: () => kustomize('deploy/k8s/overlays/dev', kubectl) },
+        { name: 'base', objects: () => kustomize('deploy/k8s/base', kubectl), dev: false, mtls: false, rendered: true },
+        { name: 'dev', objects: () => kustomize('deploy/k8s/overlays/dev', kubectl), dev: true, mtls: false, rendered: true },
+        { name: 'dev-mtls', objects: () => kustomize('deploy/k8s/overlays/dev-mtls', kubectl), dev: true, mtls: true, rendered: true },
       ]
-    : [{ name: 'base files (kubectl not installed: kustomize renders not checked)', objects: () => yamlFilesUnder('deploy/k8s/base').filter((f) => !f.endsWith('kustomization.yaml')).flatMap(readObjects) }];
+    : [
+        {
+          name: 'base files (kubectl not installed: kustomize renders not checked)',
+          objects: () => yamlFilesUnder('deploy/k8s/base').filter((f) => !f.endsWith('kustomization.yaml')).flatMap(readObjects),
+          dev: false,
+          mtls: false,
+          rendered: false,
+        },
+      ];
   if (!kubectl && !kubectlTool.skip) {
-    it('renders deploy/k8s with kubectl kustomize (base and overlays/dev)', () => {
+    it('renders deploy/k8s with kubectl kustomize (base, overlays/dev, overlays/dev-mtls)', () => {
       kubectlTool.need();
     });
   }
@@ -188,19 +404,36 @@ describe('deploy/k8s (kustomize base and dev overlay)', () => {
       };
       const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
-      it('renders objects that validate against the Kubernetes schemas', async () => {
-        expect((await Promise.all(objects.map(k8sSchemaError))).filter(Boolean)).toEqual([]);
+      it('renders objects that validate against the Kubernetes schemas (cert-manager objects field by field)', async () => {
+        expect((await Promise.all(objects.map(manifestError))).filter(Boolean)).toEqual([]);
       });
 
-      it('each gRPC service: a Deployment with grpc.health.v1 probes and a headless Service that peers reach through dns:///', () => {
+      it(`each gRPC service: a Deployment with grpc.health.v1 probes (${render.mtls ? 'exec probes running deploy/healthcheck.mjs over mutual TLS' : 'kubelet\'s native gRPC probes'}) and a headless Service that peers reach through dns:///`, () => {
         const config = one('ConfigMap', 'livemesh-config').data!;
         const namespace = one('Namespace', 'livemesh').metadata.name;
+        const dockerfile = readFileSync(fromRoot('deploy/Dockerfile'), 'utf8');
         for (const { name, port } of SERVICES) {
           const deployment = one('Deployment', name);
           const pod = deployment.spec.template;
           const container = pod.spec.containers[0];
           expect(container.ports.map((p: { containerPort: number }) => p.containerPort)).toContain(port);
-          for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) expect(container[probe]?.grpc?.port, `${name} ${probe}`).toBe(port);
+          for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
+            if (!render.mtls) {
+              expect(container[probe]?.grpc?.port, `${name} ${probe}`).toBe(port);
+              continue;
+            }
+            // Kubelet's gRPC probe cannot present a client certificate: the script probes from inside the
+            // pod, on $PORT, with GRPC_TLS_DIR, and must be in the image where the command says.
+            expect(container[probe]?.grpc, `${name} ${probe}: no native gRPC probe under mTLS`).toBeUndefined();
+            const [node, script, ...args] = container[probe]?.exec?.command ?? [];
+            expect(node, `${name} ${probe}`).toBe('/nodejs/bin/node');
+            expect(script).toBe('/app/deploy/healthcheck.mjs');
+            expect(dockerfile).toMatch(/\nWORKDIR \/app\n[\s\S]*COPY deploy\/healthcheck\.mjs \.\/deploy\/healthcheck\.mjs/);
+            expect(args[0]).toBe('grpc');
+            if (args[1] === undefined) expect(containerEnv(container, objects).PORT, `${name}: the probe's port is $PORT`).toBe(String(port));
+            else expect(args[1]).toBe(String(port));
+            expect(container[probe].timeoutSeconds, `${name} ${probe}: node starts within the timeout`).toBeGreaterThanOrEqual(3);
+          }
           const service = one('Service', name);
           expect(service.spec.clusterIP, `${name} Service is headless`).toBe('None');
           expect(matches(service.spec.selector, pod.metadata.labels), `${name} Service selects its pods`).toBe(true);
@@ -246,7 +479,7 @@ describe('deploy/k8s (kustomize base and dev overlay)', () => {
           if (name === 'bff') {
             // Production mode: the base's placeholder keys must stop the BFF; the dev overlay's must not.
             const parse = () => parseBffConfig({ ...env, NODE_ENV: 'production' });
-            if (render.name === 'dev') expect(parse).not.toThrow();
+            if (render.dev) expect(parse).not.toThrow();
             else expect(parse).toThrow(ConfigError);
           } else {
             const shape = await SERVICES.find((s) => s.name === name)!.shape();
@@ -255,7 +488,152 @@ describe('deploy/k8s (kustomize base and dev overlay)', () => {
         }
       });
 
-      if (render.name === 'dev') {
+      it(`every process: AUTH_PUBLIC_KEYS_DIR on the public-key ConfigMap and AUTH_SIGNING_KEY in its own Secret, mounted read-only and readable by its user only; ${render.dev ? 'the development keys load and pair up' : 'the placeholders stop it at start'}`, async () => {
+        const { MeshCredentials } = await import('../services/kit/credentials.js');
+        const { AuthKeysMissing, ISSUERS } = await import('../services/kit/auth.js');
+        const root = mkdtempSync(join(tmpdir(), 'lm-k8s-mounts-'));
+        const loaded = new Map<string, ReturnType<typeof MeshCredentials.load>>();
+        const signingSecrets = new Set<string>();
+        try {
+          expect(ofKind('Deployment').map((d) => d.metadata.name).filter((n) => WORKLOADS.includes(n)).sort()).toEqual([...WORKLOADS].sort());
+          for (const name of WORKLOADS) {
+            const pod = one('Deployment', name).spec.template;
+            const container = pod.spec.containers[0];
+            const env = containerEnv(container, objects);
+            expect(env.AUTH_PUBLIC_KEYS_DIR, `${name} AUTH_PUBLIC_KEYS_DIR`).toMatch(/^\//);
+            expect(env.AUTH_SIGNING_KEY, `${name} AUTH_SIGNING_KEY`).toMatch(/^\/.+\.pem$/);
+
+            const publicKeys = mountedAt(pod, env.AUTH_PUBLIC_KEYS_DIR);
+            expect(publicKeys?.volume.configMap?.name, `${name}: AUTH_PUBLIC_KEYS_DIR is the mounted public-key ConfigMap`).toBe('livemesh-auth-public');
+            expect(publicKeys?.mount.readOnly, `${name}: public keys read-only`).toBe(true);
+            one('ConfigMap', 'livemesh-auth-public');
+
+            const signing = mountedAt(pod, env.AUTH_SIGNING_KEY!.slice(0, env.AUTH_SIGNING_KEY!.lastIndexOf('/')));
+            const secretName = signing?.volume.secret?.secretName;
+            expect(secretName, `${name}: AUTH_SIGNING_KEY is in a mounted Secret`).toBe(`livemesh-auth-${name}`);
+            expect(signing!.volume.secret!.optional, `${name}: its key Secret is required`).not.toBe(true);
+            expect(signing!.mount.readOnly, `${name}: signing key read-only`).toBe(true);
+            expect(signingSecrets.has(secretName!), `${secretName} is mounted by one process only`).toBe(false);
+            signingSecrets.add(secretName!);
+            const secret = one('Secret', secretName!);
+
+            // Kubelet writes Secret files as root with defaultMode (0644 when unset); with fsGroup their group
+            // is the pod's, so 0440 lets uid 65532 read them and nobody else.
+            const fsGroup = pod.spec.securityContext.fsGroup as number | undefined;
+            for (const [what, volume] of [['signing key', signing!.volume], ['TLS', mountedAt(pod, '/etc/livemesh/tls')?.volume]] as const) {
+              const mode = volume?.secret?.defaultMode;
+              expect(mode, `${name} ${what} Secret: defaultMode set`).toBeDefined();
+              expect(mode! & 0o007, `${name} ${what} Secret: not world-readable`).toBe(0);
+              expect((mode! & 0o040) !== 0 && fsGroup !== undefined, `${name} ${what} Secret: readable through fsGroup`).toBe(true);
+            }
+
+            // The TLS Secret: optional without the mtls component (GRPC_TLS_DIR unset), required with it.
+            const tls = mountedAt(pod, '/etc/livemesh/tls');
+            expect(tls?.volume.secret?.secretName, `${name}: TLS Secret mounted`).toBe(`livemesh-tls-${name}`);
+            expect(tls?.mount.readOnly).toBe(true);
+            if (render.mtls) {
+              expect(env.GRPC_TLS_DIR, `${name}: GRPC_TLS_DIR under mTLS`).toBe('/etc/livemesh/tls');
+              expect(tls?.volume.secret?.optional, `${name}: the certificate is required under mTLS`).not.toBe(true);
+            } else {
+              expect(env.GRPC_TLS_DIR ?? '', `${name}: GRPC_TLS_DIR unset without the mtls component`).toBe('');
+              expect(tls?.volume.secret?.optional, `${name}: the TLS Secret is optional without mTLS`).toBe(true);
+            }
+
+            // Load the keys from the files the pod would see, the way the process does at start.
+            const at = materializeMounts(pod, objects, join(root, name));
+            const load = () => MeshCredentials.load(name, { AUTH_PUBLIC_KEYS_DIR: at(env.AUTH_PUBLIC_KEYS_DIR!), AUTH_SIGNING_KEY: at(env.AUTH_SIGNING_KEY!), GRPC_TLS_DIR: '' });
+            if (render.dev) {
+              // Every issuer's public key; in the Secret only this process's private key (never the operator's).
+              expect(readdirSync(at(env.AUTH_PUBLIC_KEYS_DIR!)).sort()).toEqual(ISSUERS.map((i) => `${i}.pem`).sort());
+              expect(Object.keys(volumeFiles(secret))).toEqual([basename(env.AUTH_SIGNING_KEY!)]);
+              loaded.set(name, load());
+            } else {
+              expect(load, `${name}: the base's placeholder keys stop it at start`).toThrow(AuthKeysMissing);
+              expect(existsSync(at(env.AUTH_SIGNING_KEY!)), `${name}: no signing key in the placeholder Secret`).toBe(false);
+            }
+          }
+          if (render.dev) {
+            // Each process's private key pairs with its public key in the ConfigMap: every call of the graph
+            // carries a service token its callee accepts.
+            for (const [caller, callees] of Object.entries(CALLS)) {
+              for (const callee of callees) {
+                const token = loaded.get(caller)!.minter.service(callee);
+                expect(await loaded.get(callee)!.verifier.verify(token), `${caller} -> ${callee}`).toMatchObject({ kind: 'service', service: caller });
+              }
+            }
+          }
+        } finally {
+          rmSync(root, { recursive: true, force: true });
+        }
+      });
+
+      it('a NetworkPolicy per process admits exactly its callers (by app.kubernetes.io/name) on its serving port, and only a namespace selector on the metrics port', () => {
+        const policies = ofKind('NetworkPolicy');
+        for (const name of WORKLOADS) {
+          const pod = one('Deployment', name).spec.template;
+          const containerPorts = pod.spec.containers[0].ports as Array<{ name: string; containerPort: number }>;
+          const mine = policies.filter((p) => p.spec.podSelector?.matchLabels?.['app.kubernetes.io/name'] === name);
+          expect(mine.length, `${name}: one NetworkPolicy`).toBe(1);
+          const policy = mine[0]!;
+          expect(matches(policy.spec.podSelector.matchLabels, pod.metadata.labels), `${name}: the policy selects its pods`).toBe(true);
+          expect(policy.spec.podSelector.matchExpressions, `${name}: selects by labels only`).toBeUndefined();
+          expect(policy.spec.policyTypes ?? ['Ingress']).toContain('Ingress');
+          const rules = policy.spec.ingress as Array<{ from?: any[]; ports?: Array<{ port: string | number; protocol?: string }> }>;
+          expect(rules.length).toBeGreaterThan(0);
+          const portNames = (rule: (typeof rules)[number]) =>
+            rule.ports!.map((p) => (typeof p.port === 'number' ? containerPorts.find((c) => c.containerPort === p.port)?.name : p.port));
+          for (const rule of rules) {
+            // No rule admits every peer or every port.
+            expect(rule.from?.length, `${name}: every rule names its peers`).toBeGreaterThan(0);
+            expect(rule.ports?.length, `${name}: every rule names its ports`).toBeGreaterThan(0);
+            for (const port of portNames(rule)) expect(containerPorts.map((c) => c.name), `${name}: port ${port} is a container port`).toContain(port);
+            for (const peer of rule.from!) {
+              expect(peer.ipBlock, `${name}: no address blocks`).toBeUndefined();
+              expect(peer.podSelector?.matchExpressions ?? peer.namespaceSelector?.matchExpressions, `${name}: peers by labels only`).toBeUndefined();
+              if (peer.podSelector) expect(peer.namespaceSelector, `${name}: pod peers are pods of this namespace`).toBeUndefined();
+            }
+          }
+          const serving = name === 'bff' ? 'http' : 'grpc';
+          const peersOn = (port: string) => rules.filter((r) => portNames(r).includes(port)).flatMap((r) => r.from!);
+          const callers = peersOn(serving).filter((p) => p.podSelector).map((p) => p.podSelector.matchLabels['app.kubernetes.io/name']);
+          expect(callers.sort(), `${name}: callers on ${serving}`).toEqual(callersOf(name));
+          const namespaces = peersOn(serving).filter((p) => !p.podSelector);
+          if (name === 'bff') {
+            // Nothing in the mesh calls the BFF: the ingress controller, by its namespace's name label.
+            expect(namespaces, 'bff: from the ingress controller\'s namespace').toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': expect.any(String) } } }]);
+          } else {
+            expect(namespaces, `${name}: ${serving} from no other namespace`).toEqual([]);
+          }
+          const scrapers = peersOn('metrics');
+          expect(scrapers.length, `${name}: metrics reachable by Prometheus`).toBeGreaterThan(0);
+          for (const peer of scrapers) expect(peer, `${name}: metrics from the monitoring namespace only`).toEqual({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': expect.any(String) } } });
+          expect(rules.flatMap(portNames).every((p) => p === serving || p === 'metrics'), `${name}: no other port is open`).toBe(true);
+        }
+        expect(policies.map((p) => p.metadata.name).sort()).toEqual([...WORKLOADS].sort());
+      });
+
+      if (render.mtls) {
+        it('mutual TLS: cert-manager issues each process a certificate for its bare service name and cluster names, server and client auth, into the Secret its pods mount', () => {
+          const namespace = one('Namespace', 'livemesh').metadata.name;
+          const certificates = ofKind('Certificate');
+          for (const name of WORKLOADS) {
+            const pod = one('Deployment', name).spec.template;
+            const env = containerEnv(pod.spec.containers[0], objects);
+            const secretName = mountedAt(pod, env.GRPC_TLS_DIR)?.volume.secret?.secretName;
+            const certificate = certificates.find((c) => c.spec.secretName === secretName);
+            expect(certificate, `${name}: a Certificate writes ${secretName}`).toBeDefined();
+            const { dnsNames, usages, issuerRef } = certificate!.spec;
+            // Clients check the server against the bare service name (grpc.ssl_target_name_override).
+            expect(dnsNames, `${name} SANs`).toEqual(expect.arrayContaining([name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`]));
+            expect(usages, `${name} usages`).toEqual(expect.arrayContaining(['server auth', 'client auth']));
+            const issuer = one(issuerRef.kind ?? 'Issuer', issuerRef.name);
+            // A CA issuer's Secret carries ca.crt: the trust anchor the GRPC_TLS_DIR layout needs.
+            if (issuer.spec.ca) expect(certificates.find((c) => c.spec.secretName === issuer.spec.ca.secretName)?.spec.isCA, `${issuerRef.name}'s CA`).toBe(true);
+          }
+        });
+      }
+
+      if (render.dev) {
         it('runs MySQL 8, Redis and NATS with JetStream as StatefulSets behind the Services the URLs name', () => {
           const urls = containerEnv(one('Deployment', 'room').spec.template.spec.containers[0], objects);
           for (const infra of INFRA) {
@@ -267,13 +645,43 @@ describe('deploy/k8s (kustomize base and dev overlay)', () => {
           expect(one('StatefulSet', 'nats').spec.template.spec.containers[0].args).toContain('-js');
           expect(one('Deployment', 'room').spec.template.spec.containers[0].image).toBe('livemesh:dev');
         });
-      } else if (kubectl) {
+      } else if (render.rendered) {
         it('leaves the infrastructure to charts and operators', () => {
           expect(ofKind('StatefulSet')).toEqual([]);
         });
       }
     });
   }
+
+  describe('the mtls component (files, as they are)', () => {
+    const certificates = readObjects('deploy/k8s/components/mtls/certificates.yaml').filter((o) => o.kind === 'Certificate' && !o.spec.isCA);
+    const component = parseYamlDocuments(readFileSync(fromRoot('deploy/k8s/components/mtls/kustomization.yaml'), 'utf8'), 'mtls kustomization')[0] as any;
+
+    it('is a kustomize Component that sets GRPC_TLS_DIR and adds a Certificate per process whose SANs start with the bare service name', () => {
+      expect(component.kind).toBe('Component');
+      expect(component.resources).toContain('certificates.yaml');
+      expect(JSON.stringify(component.patches)).toContain('GRPC_TLS_DIR');
+      for (const name of WORKLOADS) {
+        const certificate = certificates.find((c) => c.spec.secretName === `livemesh-tls-${name}`);
+        expect(certificate, name).toBeDefined();
+        expect(certificate!.spec.dnsNames[0], `${name}: the name clients check comes first`).toBe(name);
+        expect(certificate!.spec.dnsNames).toEqual(expect.arrayContaining([`${name}.livemesh.svc.cluster.local`]));
+      }
+      expect(certificates.length).toBe(WORKLOADS.length);
+    });
+  });
+
+  describe('the development keys of overlays/dev (files, as they are)', () => {
+    it('the development keys committed for overlays/dev pair up, the operator\'s included (for AUTH_OPERATOR_KEY)', () => {
+      const dir = fromRoot('deploy/k8s/overlays/dev/auth');
+      const data = Buffer.from('livemesh');
+      for (const file of readdirSync(join(dir, 'private'))) {
+        const signature = sign(null, data, createPrivateKey(readFileSync(join(dir, 'private', file))));
+        expect(verify(null, data, createPublicKey(readFileSync(join(dir, 'public', file))), signature), relative(fromRoot(), join(dir, 'private', file))).toBe(true);
+      }
+      expect(readdirSync(join(dir, 'private')).sort()).toEqual([...WORKLOADS, 'operator'].map((n) => `${n}.pem`).sort());
+    });
+  });
 });
 
 describe('DNS discovery (a Kubernetes headless Service, reproduced with a test DNS server)', () => {
