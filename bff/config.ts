@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, EXIT_CONFIG, int, kitConfigShape, parseConfig, port } from '../services/kit/config.js';
+import { ConfigError, credentialsConfigShape, EXIT_CONFIG, int, kitConfigShape, parseConfig, port } from '../services/kit/config.js';
 
 /**
  * Development secrets, so `npm start` and the demo page work out of the box. main.ts logs a
@@ -21,6 +21,7 @@ const target = (fallbackPort: number) => z.string().min(1).default(`127.0.0.1:${
 const onOff = (fallback: 'on' | 'off') => z.enum(['on', 'off'], { error: 'must be on or off' }).default(fallback);
 
 export const bffConfigShape = {
+  ...credentialsConfigShape,
   HOST: kitConfigShape.HOST,
   PORT: port(8080),
   LOG_LEVEL: kitConfigShape.LOG_LEVEL,
@@ -84,8 +85,6 @@ export const bffConfigShape = {
   STREAM_PRESENCE_REFRESH_MS: int(10_000, 3_600_000, 600_000),
   /** Room stream: gifts held back by the cap beyond this many per room are dropped. */
   STREAM_MAX_PENDING_GIFTS: int(10, 1_000_000, 1000),
-  /** The user id the BFF acts as (role admin) for calls no user makes, such as a provider's top-up callback. */
-  SERVICE_USER_ID: z.string().regex(/^[1-9][0-9]{0,18}$/, { error: 'must be a positive 64-bit integer' }).default('1'),
   /** Serve the demo page at `/` and let it mint development tokens (never in production). */
   DEMO: onOff('on'),
 };

@@ -17,7 +17,7 @@ import type { Upstreams } from './upstreams.js';
 
 export type BffSettings = Pick<
   BffConfig,
-  'REQUEST_BUDGET_MS' | 'OPTIONAL_DEADLINE_MS' | 'CACHE_TTL_MS' | 'TOPUP_SECRET' | 'RATE_LIMIT_USER_PER_S' | 'RATE_LIMIT_IP_PER_S' | 'BODY_LIMIT_BYTES' | 'TRUST_PROXY_HOPS' | 'DEMO' | 'SERVICE_USER_ID'
+  'REQUEST_BUDGET_MS' | 'OPTIONAL_DEADLINE_MS' | 'CACHE_TTL_MS' | 'TOPUP_SECRET' | 'RATE_LIMIT_USER_PER_S' | 'RATE_LIMIT_IP_PER_S' | 'BODY_LIMIT_BYTES' | 'TRUST_PROXY_HOPS' | 'DEMO'
 >;
 
 export interface BffContext {

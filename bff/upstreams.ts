@@ -10,20 +10,14 @@ import { GiftServiceClient } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { LedgerServiceClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RankingServiceClient } from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
-import { createLbClient, type GeneratedClientClass } from '../lb/client.js';
-import { ROLE_KEY, USER_ID_KEY, USER_NAME_KEY, type Caller } from '../services/kit/identity.js';
+import type { GeneratedClientClass } from '../lb/client.js';
+import { AUTH_METADATA_KEY } from '../services/kit/auth.js';
+import { serviceClient } from '../services/kit/clients.js';
+import type { MeshCredentials } from '../services/kit/credentials.js';
+import type { Caller } from '../services/kit/identity.js';
 import type { BffConfig } from './config.js';
 import { isGrpcFailure, type GrpcFailure } from './errors.js';
 
-/**
- * The one place the BFF makes a gRPC client: lb/'s P2C balancing over every replica the target
- * names (a comma-separated list, or a DNS name whose A records are the replicas), retries of
- * reads on another replica, and keepalive so a dead peer is noticed between requests. Every call
- * still carries its own deadline from the request's budget.
- */
-export function grpcClient<C>(Client: GeneratedClientClass<C>, spec: string): C {
-  return createLbClient(Client, spec, { channelOptions: { 'grpc.keepalive_time_ms': 30_000 } });
-}
 
 type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
 /** The unary method names of a generated client (its last overload takes metadata, options and a callback). */
@@ -32,7 +26,7 @@ type RequestOf<C, M extends keyof C> = C[M] extends Unary<infer Q, infer _S> ? Q
 type ResponseOf<C, M extends keyof C> = C[M] extends Unary<infer _Q, infer S> ? S : never;
 
 export interface CallContext {
-  /** Who the call is for; anonymous reads send no identity. */
+  /** Who the call is for; calls for no user (anonymous reads, a provider's callback) carry the BFF's own service token. */
   caller?: Caller;
   /** Absolute deadline, ms since the epoch. */
   deadline: number;
@@ -81,13 +75,18 @@ export class Upstream<C extends object> {
   /** Upstream calls made, by method; read by /metrics and by the tests that count single flights. */
   readonly calls = new Map<string, number>();
 
+  readonly client: C;
+
   constructor(
     readonly name: string,
-    readonly client: C,
+    Client: GeneratedClientClass<C>,
+    target: string,
+    private readonly credentials: MeshCredentials,
     settings: BreakerSettings,
     /** Told the outcome of every call (gRPC code name, or BREAKER_OPEN), for metrics. */
     private readonly observe?: (method: string, code: string, seconds: number) => void,
   ) {
+    this.client = serviceClient(Client, target, credentials);
     this.breaker = new CircuitBreaker((run: () => Promise<unknown>) => run(), {
       name,
       // Deadlines are ours (per call, inside the request budget), not the breaker's.
@@ -115,7 +114,7 @@ export class Upstream<C extends object> {
 
   call<M extends UnaryMethod<C>>(method: M, req: RequestOf<C, M>, ctx: CallContext): Promise<ResponseOf<C, M>> {
     const fn = (this.client as Record<string, unknown>)[method] as Unary<RequestOf<C, M>, ResponseOf<C, M>>;
-    const md = identityMetadata(ctx.caller);
+    const md = this.identity(ctx.caller);
     const run = () =>
       new Promise<ResponseOf<C, M>>((resolve, reject) => {
         this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
@@ -141,23 +140,22 @@ export class Upstream<C extends object> {
     );
   }
 
+  /**
+   * A signed-in user's identity as a token the BFF signs for this service (and whoever it forwards
+   * to on the user's behalf); no user, no metadata: the client adds the BFF's own service token.
+   */
+  private identity(caller: Caller | undefined): Metadata {
+    const md = new Metadata();
+    if (caller) md.set(AUTH_METADATA_KEY, `Bearer ${this.credentials.userToken(caller, this.name)}`);
+    return md;
+  }
+
   close(): void {
     this.breaker.shutdown();
     (this.client as { close?: () => void }).close?.();
   }
 }
 
-/** grpc-js refuses non-ASCII in text metadata, so names outside printable ASCII travel only in request fields. */
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
-
-function identityMetadata(caller: Caller | undefined): Metadata {
-  const md = new Metadata();
-  if (!caller) return md;
-  md.set(USER_ID_KEY, caller.userId);
-  md.set(ROLE_KEY, caller.role);
-  if (caller.name && PRINTABLE_ASCII.test(caller.name)) md.set(USER_NAME_KEY, caller.name);
-  return md;
-}
 
 export interface Upstreams {
   room: Upstream<RoomServiceClient>;
@@ -168,6 +166,7 @@ export interface Upstreams {
 }
 
 export function createUpstreams(
+  credentials: MeshCredentials,
   config: Pick<BffConfig, 'ROOM_ADDR' | 'GIFT_ADDR' | 'LEDGER_ADDR' | 'CHAT_ADDR' | 'RANKING_ADDR' | 'BREAKER_ERROR_PERCENT' | 'BREAKER_MIN_CALLS' | 'BREAKER_WINDOW_MS' | 'BREAKER_OPEN_MS'>,
   observe?: (upstream: string, method: string, code: string, seconds: number) => void,
 ): Upstreams {
@@ -179,11 +178,11 @@ export function createUpstreams(
   };
   const observer = (name: string) => (observe ? (method: string, code: string, s: number) => observe(name, method, code, s) : undefined);
   return {
-    room: new Upstream('room', grpcClient(RoomServiceClient, config.ROOM_ADDR), settings, observer('room')),
-    gift: new Upstream('gift', grpcClient(GiftServiceClient, config.GIFT_ADDR), settings, observer('gift')),
-    ledger: new Upstream('ledger', grpcClient(LedgerServiceClient, config.LEDGER_ADDR), settings, observer('ledger')),
-    chat: new Upstream('chat', grpcClient(ChatServiceClient, config.CHAT_ADDR), settings, observer('chat')),
-    ranking: new Upstream('ranking', grpcClient(RankingServiceClient, config.RANKING_ADDR), settings, observer('ranking')),
+    room: new Upstream('room', RoomServiceClient, config.ROOM_ADDR, credentials, settings, observer('room')),
+    gift: new Upstream('gift', GiftServiceClient, config.GIFT_ADDR, credentials, settings, observer('gift')),
+    ledger: new Upstream('ledger', LedgerServiceClient, config.LEDGER_ADDR, credentials, settings, observer('ledger')),
+    chat: new Upstream('chat', ChatServiceClient, config.CHAT_ADDR, credentials, settings, observer('chat')),
+    ranking: new Upstream('ranking', RankingServiceClient, config.RANKING_ADDR, credentials, settings, observer('ranking')),
   };
 }
 

@@ -15,6 +15,7 @@ import type { BffContext } from './context.js';
 import { withFastPath } from './fast-path.js';
 import { BffMetrics } from './metrics.js';
 import { serveMetrics } from '../services/kit/metrics.js';
+import { MeshCredentials } from '../services/kit/credentials.js';
 import { MicroCache } from './microcache.js';
 import { RateLimits } from './rate-limits.js';
 import { StreamGateway } from './stream/gateway.js';
@@ -41,7 +42,8 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
   const nats = await connectNats(config.NATS_URL, `bff-${config.REPLICA}`, log);
   const switches = await Switches.open(nats, config.NATS_PREFIX, log);
   const metrics = new BffMetrics(config.REPLICA);
-  const upstreams = createUpstreams(config, (upstream, method, code, seconds) => metrics.observeUpstream(upstream, method, code, seconds));
+  const credentials = MeshCredentials.load('bff', config);
+  const upstreams = createUpstreams(credentials, config, (upstream, method, code, seconds) => metrics.observeUpstream(upstream, method, code, seconds));
   for (const u of Object.values(upstreams) as Array<Upstream<object>>) {
     u.onStateChange((state) => log.warn({ upstream: u.name, breaker: state }, `breaker ${u.name} ${state}`));
   }

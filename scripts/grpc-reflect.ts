@@ -12,10 +12,16 @@
  *   node dist/scripts/grpc-reflect.js <address> list [service]
  *   node dist/scripts/grpc-reflect.js <address> describe [symbol]
  *   node dist/scripts/grpc-reflect.js <address> call <method> ['<json>' | -] [-H 'key: value']...
+ *
+ * The services trust no identity but a signed token: pass one as
+ * `-H "authorization: Bearer $TOKEN"`, with TOKEN from `npm run -s auth -- token user 7 --role viewer`
+ * (or `token admin`). With GRPC_TLS_DIR set (the operator's certificate folder, e.g.
+ * .livemesh/tls/operator) the tool speaks mutual TLS; --server-name names the service the
+ * server's certificate must be for when the address is not one it lists (a pod IP).
  */
 import { realpathSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Client, credentials as grpcCredentials, Metadata, status as Code, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials as grpcCredentials, Metadata, status as Code, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import {
   createFileRegistry,
   fromBinary,
@@ -35,6 +41,7 @@ import {
 import { FileDescriptorProtoSchema, type DescriptorProto, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
 import { ServerReflectionRequest, ServerReflectionResponse } from '../gen/ts/grpc/reflection/v1/reflection.js';
 import { STATUS_DETAILS_KEY, statusDetailsOf } from '../services/kit/grpc-errors.js';
+import { operatorChannelCredentials } from './credentials.js';
 
 /** The two reflection protocol versions; their messages are byte-for-byte identical. */
 export type ReflectionVersion = 'v1' | 'v1alpha';
@@ -77,8 +84,10 @@ export interface GrpcReflectOptions {
   versions?: ReflectionVersion[];
   /** Deadline for each reflection exchange and each call, in milliseconds (default 10 s). */
   deadlineMs?: number;
-  /** Channel credentials; insecure (plaintext) by default, as every livemesh port is. */
+  /** Channel credentials; insecure (plaintext) by default, as a livemesh port is unless the mesh runs mutual TLS. */
   credentials?: ChannelCredentials;
+  /** Channel options (a TLS client sets `grpc.ssl_target_name_override` to the service's name). */
+  channelOptions?: ChannelOptions;
 }
 
 export interface CallOptions {
@@ -139,7 +148,7 @@ export class GrpcReflect {
     readonly address: string,
     options: GrpcReflectOptions = {},
   ) {
-    this.client = new Client(address, options.credentials ?? grpcCredentials.createInsecure());
+    this.client = new Client(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions ?? {});
     this.versions = options.versions ?? ['v1', 'v1alpha'];
     this.deadlineMs = options.deadlineMs ?? 10_000;
   }
@@ -461,7 +470,9 @@ function describeEnum(e: DescEnum): string {
 
 export const USAGE = `usage: node dist/scripts/grpc-reflect.js <address> <command> [options]
 
-A grpcurl-like client that learns every type through server reflection (plaintext only).
+A grpcurl-like client that learns every type through server reflection. Plaintext, or mutual
+TLS with the operator's certificate when GRPC_TLS_DIR is set (a folder with ca.crt, tls.crt,
+tls.key, e.g. .livemesh/tls/operator).
 
 commands:
   list [service]                 services the server serves, or the methods of one service
@@ -473,17 +484,24 @@ commands:
                                  ("title,createTime"); a Timestamp is RFC 3339
 
 options (call):
-  -H, --header 'key: value'      request metadata; repeatable. Keys ending in -bin take base64
+  -H, --header 'key: value'      request metadata; repeatable. Keys ending in -bin take base64.
+                                 The services trust only a signed token:
+                                 -H "authorization: Bearer $TOKEN"
   --emit-defaults                print fields that hold default values
   --camel                        print lowerCamelCase JSON names instead of .proto field names
   --timeout <ms>                 deadline (default 10000)
   -v, --verbose                  print response headers and trailers to stderr
 
+options (all, with GRPC_TLS_DIR):
+  --server-name <service>        the name the server's certificate must carry (room, gift, ...);
+                                 needed when the address is not localhost/127.0.0.1 (a pod IP)
+
 examples:
   node dist/scripts/grpc-reflect.js 127.0.0.1:50051 list
   node dist/scripts/grpc-reflect.js 127.0.0.1:50051 describe livemesh.room.v1.RoomService
   node dist/scripts/grpc-reflect.js 127.0.0.1:50051 call livemesh.room.v1.RoomService/GetRoom \\
-      '{"room_id": "42", "read_mask": "title,status"}' -H 'lm-user-id: 7' -H 'lm-role: viewer'
+      '{"room_id": "42", "read_mask": "title,status"}' -H "authorization: Bearer $TOKEN"
+  (TOKEN=$(npm run -s auth -- token user 7 --role viewer) first: a viewer's token, for an hour)
 
 On failure prints "ERROR: <CODE>: <details>" (with google.rpc.ErrorInfo reason/domain/metadata
 when the server sent them) and exits 1; a usage mistake exits 2.`;
@@ -499,11 +517,12 @@ interface CliArgs {
   camel: boolean;
   timeoutMs: number;
   verbose: boolean;
+  serverName: string | undefined;
 }
 
 function parseArgs(argv: string[]): CliArgs {
   const positional: string[] = [];
-  const out = { headers: [] as Array<[string, string]>, emitDefaults: false, camel: false, timeoutMs: 10_000, verbose: false };
+  const out = { headers: [] as Array<[string, string]>, emitDefaults: false, camel: false, timeoutMs: 10_000, verbose: false, serverName: undefined as string | undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     const value = () => {
@@ -522,7 +541,8 @@ function parseArgs(argv: string[]): CliArgs {
     else if (a === '--timeout') {
       out.timeoutMs = Number(value());
       if (!Number.isFinite(out.timeoutMs) || out.timeoutMs <= 0) throw new UsageError('--timeout wants a positive number of milliseconds');
-    } else if (a === '-h' || a === '--help') throw new UsageError('');
+    } else if (a === '--server-name') out.serverName = value();
+    else if (a === '-h' || a === '--help') throw new UsageError('');
     else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
     else positional.push(a);
   }
@@ -549,7 +569,22 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
     process.stderr.write(`${USAGE}\n`);
     return err.message ? 2 : 0;
   }
-  const client = new GrpcReflect(args.address, { deadlineMs: args.timeoutMs });
+  let client: GrpcReflect;
+  try {
+    const tls = Boolean(process.env.GRPC_TLS_DIR);
+    // A loopback IP is checked as `localhost` (which the development certificates also list): Node
+    // warns about TLS server names that are IP addresses.
+    const serverName = args.serverName ?? (/^(127\.0\.0\.1|\[::1\]):/.test(args.address) ? 'localhost' : undefined);
+    client = new GrpcReflect(args.address, {
+      deadlineMs: args.timeoutMs,
+      credentials: operatorChannelCredentials(),
+      ...(tls && serverName ? { channelOptions: { 'grpc.ssl_target_name_override': serverName } } : {}),
+    });
+  } catch (err) {
+    // A GRPC_TLS_DIR without the certificate files.
+    process.stderr.write(`grpc-reflect: GRPC_TLS_DIR ${process.env.GRPC_TLS_DIR ?? ''}: ${(err as Error).message}\n`);
+    return 2;
+  }
   try {
     switch (args.command) {
       case 'list': {

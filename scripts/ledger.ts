@@ -10,14 +10,23 @@
  *
  * Options: --address host:port (default LEDGER_ADDRESS or 127.0.0.1:50053), --request-id id
  * (migrate-bucket; default a fresh one, pass the same one to re-attach after a Ctrl-C).
- * Calls carry an admin identity: LM_ADMIN_ID (default 1) with role admin.
+ *
+ * Calls carry an operator's admin token (`authorization: Bearer …`), the only kind these RPCs
+ * accept: signed with AUTH_OPERATOR_KEY (default the development operator key that
+ * `npm run auth -- keys` makes), for user LM_ADMIN_ID (default 1), renewed before its hour is up
+ * so a long migrate-bucket keeps going. With GRPC_TLS_DIR set (a folder with ca.crt, tls.crt and
+ * tls.key: the operator's certificate, e.g. .livemesh/tls/operator from `npm run auth -- certs`),
+ * the CLI speaks mutual TLS and checks the server's certificate for the name `ledger`, whatever
+ * address it dials.
  */
 import { randomUUID } from 'node:crypto';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { Metadata, ServiceError } from '@grpc/grpc-js';
 import { SingleBar } from 'cli-progress';
 import { LedgerServiceClient, MigrationPhase, migrationPhaseToJSON, type Migration } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { assetToJSON } from '../gen/ts/livemesh/common/v1/common.js';
 import { errorInfoOf } from '../services/kit/grpc-errors.js';
+import { bearer, operatorChannelCredentials } from './credentials.js';
+import { operatorAdminToken } from './tokens.js';
 
 const USAGE = `usage: npm run ledger -- <command> [options]
   migrate-bucket <bucket> <shard> [--request-id id]
@@ -25,7 +34,9 @@ const USAGE = `usage: npm run ledger -- <command> [options]
   shard-map
   invariants
   reconcile <YYYY-MM-DD> [--dry-run]
-options: --address host:port (default $LEDGER_ADDRESS or 127.0.0.1:50053)`;
+options: --address host:port (default $LEDGER_ADDRESS or 127.0.0.1:50053)
+environment: LM_ADMIN_ID (default 1), AUTH_OPERATOR_KEY (default the development operator key),
+  GRPC_TLS_DIR (mutual TLS with the operator's certificate, e.g. .livemesh/tls/operator)`;
 
 function parse(argv: string[]): { args: string[]; address: string; requestId: string | undefined; dryRun: boolean } {
   const args: string[] = [];
@@ -48,12 +59,8 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-const admin = () => {
-  const md = new Metadata();
-  md.set('lm-user-id', process.env.LM_ADMIN_ID || '1');
-  md.set('lm-role', 'admin');
-  return md;
-};
+/** An operator's admin token for every call; the same one until two thirds of its hour have passed. */
+const admin = (): Metadata => bearer(operatorAdminToken(process.env.LM_ADMIN_ID || '1', 'operator'));
 
 function unary<Req, Res>(client: LedgerServiceClient, method: keyof LedgerServiceClient, req: Req): Promise<Res> {
   const fn = client[method] as unknown as (r: Req, md: Metadata, opts: object, cb: (err: ServiceError | null, res: Res) => void) => void;
@@ -98,7 +105,14 @@ async function migrateBucket(client: LedgerServiceClient, bucket: number, shard:
 async function main(): Promise<void> {
   const { args, address, requestId, dryRun } = parse(process.argv.slice(2));
   const [command, ...rest] = args;
-  const client = new LedgerServiceClient(address, credentials.createInsecure());
+  let client: LedgerServiceClient;
+  try {
+    // Under mutual TLS the server's certificate names the service, not the address dialled.
+    const tls = Boolean(process.env.GRPC_TLS_DIR);
+    client = new LedgerServiceClient(address, operatorChannelCredentials(), tls ? { 'grpc.ssl_target_name_override': 'ledger' } : {});
+  } catch (err) {
+    fail(`ledger: ${(err as Error).message}`);
+  }
   const int = (s: string | undefined, what: string) => (s !== undefined && /^[0-9]+$/.test(s) ? Number(s) : fail(`${what} must be a non-negative integer\n${USAGE}`, 2));
   try {
     switch (command) {

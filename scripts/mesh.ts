@@ -9,6 +9,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { credentials, Metadata } from '@grpc/grpc-js';
+import { DEV_TLS_DIR } from '../services/kit/config.js';
+import { ensureDevCerts, ensureDevKeys, operatorChannelCredentials } from './credentials.js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
 import { repoRoot } from '../services/kit/paths.js';
 import { freePorts } from './net.js';
@@ -40,6 +42,8 @@ export interface ProcessSpec {
   port: number;
   metricsPort: number | undefined;
   env: Record<string, string>;
+  /** The operator's certificate folder the readiness probe uses when the mesh runs mutual TLS. */
+  probeTlsDir?: string;
 }
 
 export interface PlanOptions {
@@ -51,6 +55,12 @@ export interface PlanOptions {
   bff?: boolean;
   /** what the plan reads: MYSQL_DATABASE, `*_ADDR` overrides and DRAIN_GRACE_MS */
   env: NodeJS.ProcessEnv;
+  /**
+   * Mutual TLS between every process: a folder of per-process certificate folders
+   * (`<dir>/<process>/{ca.crt,tls.crt,tls.key}`, as `npm run auth -- certs` makes); each process
+   * gets its own as GRPC_TLS_DIR, and readiness probes use `<dir>/operator`.
+   */
+  tlsDir?: string;
 }
 
 export interface MeshPlan {
@@ -119,6 +129,7 @@ export async function planMesh(root: string, opts: PlanOptions): Promise<MeshPla
     const own = Array.from({ length: replicas }, (_, r) => `127.0.0.1:${table.grpc(s, r).port}`).join(',');
     peerEnv[key] = opts.env[key] || own;
   });
+  const tls = (process: string): Record<string, string> => (opts.tlsDir ? { GRPC_TLS_DIR: join(opts.tlsDir, process) } : {});
   const specs: ProcessSpec[] = [];
   const skipped: string[] = [];
   SERVICES.forEach((service, s) => {
@@ -131,15 +142,15 @@ export async function planMesh(root: string, opts: PlanOptions): Promise<MeshPla
     for (let r = 0; r < replicas; r++) {
       const name = `${service.name}-${r + 1}`;
       const { port, metricsPort } = table.grpc(s, r);
-      const env = { ...peerEnv, ...ownDatabase(service.name, opts.env), PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace };
-      specs.push({ name, service: service.name, kind: 'grpc', script, port, metricsPort, env });
+      const env = { ...peerEnv, ...ownDatabase(service.name, opts.env), ...tls(service.name), PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace };
+      specs.push({ name, service: service.name, kind: 'grpc', script, port, metricsPort, env, ...(opts.tlsDir ? { probeTlsDir: join(opts.tlsDir, 'operator') } : {}) });
     }
   });
   if (opts.bff ?? true) {
     const script = join(root, 'dist', 'bff', 'main.js');
     if (existsSync(script)) {
       const { port, metricsPort } = table.bff;
-      const env = { ...peerEnv, PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: 'bff', DRAIN_GRACE_MS: drainGrace };
+      const env = { ...peerEnv, ...tls('bff'), PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: 'bff', DRAIN_GRACE_MS: drainGrace };
       specs.push({ name: 'bff', service: 'bff', kind: 'http', script, port, metricsPort, env });
     } else {
       skipped.push('bff');
@@ -261,9 +272,11 @@ export async function waitReady(child: Child, host: string, abandoned: () => boo
   const address = hostPort(host, child.spec.port);
   const client =
     child.spec.kind === 'grpc'
-      ? new HealthClient(address, credentials.createInsecure(), {
+      ? new HealthClient(address, child.spec.probeTlsDir ? operatorChannelCredentials(child.spec.probeTlsDir) : credentials.createInsecure(), {
           'grpc.initial_reconnect_backoff_ms': 100,
           'grpc.max_reconnect_backoff_ms': 500,
+          // Under TLS the certificate names the service, not the address dialled.
+          ...(child.spec.probeTlsDir ? { 'grpc.ssl_target_name_override': child.spec.service } : {}),
         })
       : undefined;
   try {
@@ -294,6 +307,8 @@ export interface MeshOptions {
   bff?: boolean;
   /** bind and probe host; default 127.0.0.1 */
   host?: string;
+  /** mutual TLS between every process, with the development certificates (made if missing) */
+  tls?: boolean;
   /** node flags for every process, before the script (a benchmark's --cpu-prof) */
   nodeArgs?: readonly string[];
   onLine?: (proc: MeshProcess, line: string, stream: 'stdout' | 'stderr') => void;
@@ -458,7 +473,9 @@ class ProcessMesh implements Mesh {
  */
 export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   const env = { ...process.env, ...opts.env };
-  const plan = await planMesh(repoRoot(), { ports: opts.ports ?? 'free', replicas: opts.replicas, services: opts.services, bff: opts.bff, env });
+  ensureDevKeys();
+  if (opts.tls) ensureDevCerts();
+  const plan = await planMesh(repoRoot(), { ports: opts.ports ?? 'free', replicas: opts.replicas, services: opts.services, bff: opts.bff, env, ...(opts.tls ? { tlsDir: DEV_TLS_DIR } : {}) });
   if (plan.skipped.length > 0) throw new Error(`not built: ${plan.skipped.join(', ')}; run \`npm run build\` first`);
   const mesh = new ProcessMesh(plan, { ...opts, host: opts.host ?? '127.0.0.1', startTimeoutMs: opts.startTimeoutMs ?? 60_000, stopTimeoutMs: opts.stopTimeoutMs ?? 15_000 });
   // The first failure stops the mesh, which also ends the others' waits.

@@ -7,13 +7,14 @@
  * start-up is reported and left dead, so a crash stays visible instead of being papered over.
  *
  * Environment: LM_PORT_OFFSET (added to every port, so a second mesh or a test can run beside a
- * developer's), LM_LOG=json (raw log lines), LM_START_TIMEOUT_MS; everything else (MYSQL_URL,
+ * developer's), LM_LOG=json (raw log lines), LM_START_TIMEOUT_MS, LM_TLS=on (mutual TLS); everything else (MYSQL_URL,
  * LOG_LEVEL, …) passes through to the children.
  */
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, EXIT_CONFIG, int, parseConfig } from '../services/kit/config.js';
+import { ConfigError, DEV_TLS_DIR, EXIT_CONFIG, int, parseConfig } from '../services/kit/config.js';
+import { ensureDevCerts, ensureDevKeys } from './credentials.js';
 import { repoRoot } from '../services/kit/paths.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle, type InfraUrls } from './infra.js';
 import { describeExit, HIGHEST_PORT, hostPort, killOnExit, planMesh, spawnChild, stopChildren, waitReady, type Child, type ProcessSpec } from './mesh.js';
@@ -26,6 +27,8 @@ const launcherConfigShape = {
   LM_LOG: z.enum(['pretty', 'json'], { error: 'must be pretty or json' }).default('pretty'),
   /** Start-up includes migrations and, on a first run, nothing else slow; a minute means something is stuck. */
   LM_START_TIMEOUT_MS: int(1_000, 600_000, 60_000),
+  /** Mutual TLS between every process, with development certificates (`npm run auth -- certs`, made if missing). */
+  LM_TLS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('off'),
 };
 type LauncherConfig = z.infer<z.ZodObject<typeof launcherConfigShape>>;
 
@@ -232,7 +235,10 @@ async function main(mesh: Mesh): Promise<void> {
   if (mesh.isStopping()) return;
   say(describeInfra(urls, infra));
 
-  const { specs, skipped } = await planMesh(root, { ports: { offset: config.LM_PORT_OFFSET }, env: process.env });
+  ensureDevKeys(undefined, say);
+  if (config.LM_TLS === 'on') ensureDevCerts(undefined, { log: say });
+  const { specs, skipped } = await planMesh(root, { ports: { offset: config.LM_PORT_OFFSET }, env: process.env, ...(config.LM_TLS === 'on' ? { tlsDir: DEV_TLS_DIR } : {}) });
+  if (config.LM_TLS === 'on') say(`mutual TLS on: certificates from ${DEV_TLS_DIR}`);
   if (skipped.length > 0) say(`not built yet: ${skipped.join(', ')}`);
   if (specs.length === 0) {
     say('nothing to start: run `npm run build` first');

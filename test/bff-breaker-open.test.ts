@@ -3,7 +3,8 @@ import express from 'express';
 import { describe, expect, it } from 'vitest';
 import { GetBalancesRequest, LedgerServiceClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { errorHandler } from '../bff/errors.js';
-import { grpcClient, Upstream } from '../bff/upstreams.js';
+import { Upstream } from '../bff/upstreams.js';
+import { devCredentials } from '../scripts/credentials.js';
 import { freePorts } from '../scripts/net.js';
 
 /**
@@ -14,7 +15,7 @@ import { freePorts } from '../scripts/net.js';
 describe('a route on an open breaker', () => {
   it('answers 503 naming the upstream, with Retry-After', async () => {
     const [port] = await freePorts(1);
-    const ledger = new Upstream('ledger', grpcClient(LedgerServiceClient, `127.0.0.1:${port}`), { errorPercent: 50, minCalls: 1, windowMs: 10_000, openMs: 60_000 });
+    const ledger = new Upstream('ledger', LedgerServiceClient, `127.0.0.1:${port}`, devCredentials('bff'), { errorPercent: 50, minCalls: 1, windowMs: 10_000, openMs: 60_000 });
     const call = () => ledger.call('getBalances', GetBalancesRequest.fromPartial({ ownerId: '1' }), { deadline: Date.now() + 500 });
     for (let i = 0; i < 5 && !ledger.open; i++) await call().catch(() => undefined);
     expect(ledger.open).toBe(true);

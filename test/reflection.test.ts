@@ -242,7 +242,7 @@ describe('server reflection', () => {
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout.split('\n')).toContain(ROOM);
 
-    const failed = await run(process.execPath, [cli, room.address, 'call', `${ROOM}/GetRoom`, '{"room_id":"0"}', '-H', 'lm-user-id: 8', '-H', 'lm-role: viewer']);
+    const failed = await run(process.execPath, [cli, room.address, 'call', `${ROOM}/GetRoom`, '{"room_id":"0"}', '-H', `authorization: ${String(as('8', 'viewer').get('authorization')[0])}`]);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/^ERROR: INVALID_ARGUMENT: .*room_id/);
     expect(failed.stderr).toContain('reason: FIELD_INVALID');
@@ -256,8 +256,8 @@ describe('server reflection', () => {
   it.skipIf(python.skip)('a Python grpcio client does the same through reflection alone', async () => {
     const PYTHON = python.need();
     const requestId = randomUUID();
-    const streamer = [['lm-user-id', '7'], ['lm-role', 'streamer']];
-    const viewer = [['lm-user-id', '8'], ['lm-role', 'viewer']];
+    const streamer = [['authorization', String(as('7', 'streamer').get('authorization')[0])]];
+    const viewer = [['authorization', String(as('8', 'viewer').get('authorization')[0])]];
     const first = [{ method: `${ROOM}/CreateRoom`, request: { title: 'from python', request_id: requestId }, metadata: streamer }];
     const step1 = await run(PYTHON, [fromRoot('test', 'interop', 'reflection_client.py'), room.address], JSON.stringify(first));
     expect(step1.code, step1.stderr).toBe(0);

@@ -55,11 +55,11 @@ export function walletRoutes(ctx: BffContext): Router {
   r.post('/v1/wallet/topups', async (req, res) => {
     verifySignature(req, ctx.settings.TOPUP_SECRET);
     const body = parseInput(topupBody, req.body, 'body');
-    const bff = { userId: ctx.settings.SERVICE_USER_ID, role: 'admin' as const, name: 'bff-payments' };
     const out = await ctx.upstreams.ledger.call(
       'topUp',
       TopUpRequest.fromPartial({ ownerId: body.userId, amountMinor: body.amountMinor, paymentReference: body.paymentReference, provider: body.provider }),
-      callFor(ctx, bff),
+      // No user: the call carries the BFF's own service token, the one caller TopUp accepts besides operators.
+      callFor(ctx, undefined),
     );
     res.status(out.replayed ? 200 : 201).json({ transferId: out.transfer?.transferId ?? null, balanceMinor: out.balance?.amountMinor ?? null, replayed: out.replayed });
   });

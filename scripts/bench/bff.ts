@@ -20,16 +20,18 @@
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { credentials, type Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
 import { WebSocket } from 'ws';
 import { ChatServiceClient, EventPriority, ListRecentMessagesResponse, RoomEvent, SendMessageRequest } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { LedgerServiceClient, TopUpRequest } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
+import type { Role } from '../../services/kit/identity.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate } from '../isolation.js';
+import { asUser } from '../tokens.js';
 import {
   formatK,
   Interrupted,
@@ -109,11 +111,9 @@ function httpFire(address: string, path: string, headers: Record<string, string>
   };
 }
 
+/** An operator's admin token: the catalog, and top-ups (which take no user's token). */
 function admin(): Metadata {
-  const md = new Metadata();
-  md.set('lm-user-id', '1');
-  md.set('lm-role', 'admin');
-  return md;
+  return asUser('1', 'admin');
 }
 
 function unary<Req, Res>(client: object, method: string, req: Req, md: Metadata): Promise<Res> {
@@ -388,11 +388,9 @@ interface Screen {
   messages: unknown[] | null;
 }
 
-function identity(userId: string, role: string): Metadata {
-  const md = new Metadata();
-  md.set('lm-user-id', userId);
-  md.set('lm-role', role);
-  return md;
+/** A user's token as the BFF mints it. */
+function identity(userId: string, role: Role): Metadata {
+  return asUser(userId, role);
 }
 
 /**

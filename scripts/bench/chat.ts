@@ -23,6 +23,7 @@ import { GiftPaidEvent } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { RankingPeriod, RankingServiceClient, type GetRoomRankingResponse } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { RoomServiceClient, type CreateRoomResponse } from '../../gen/ts/livemesh/room/v1/room.js';
 import { Redis } from 'ioredis';
+import type { Role } from '../../services/kit/identity.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { Boards } from '../../services/ranking/boards.js';
 import { Calendar } from '../../services/ranking/calendar.js';
@@ -30,6 +31,7 @@ import { chatRoomSubject } from '../../services/chat/store/nats-events.js';
 import { ensureGiftPaidStream, giftPaidSubject } from '../../services/kit/streams.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate } from '../isolation.js';
+import { sharedUserMetadata } from '../tokens.js';
 import { EchoClient } from './echo.js';
 import { formatK, Interrupted, interruptible, machineLine, measure, percentile, runBench, say, setBenchTag, sleep, startServer, stopServer, type Row, type Server } from './harness.js';
 
@@ -54,13 +56,10 @@ function parseFlags(argv: string[]) {
   return opts;
 }
 
-const identity = (userId: string, role: string) => {
-  const md = new Metadata();
-  md.set('lm-user-id', userId);
-  md.set('lm-role', role);
-  return md;
-};
-const viewers = Array.from({ length: USERS }, (_, i) => identity(String(100_000 + i), 'viewer'));
+/** A user's token as the BFF mints it, in metadata shared across calls (renewed before it expires). */
+const identity = (userId: string, role: Role) => sharedUserMetadata(userId, role);
+/** Viewer `i`'s metadata (USERS distinct viewers, each with their own token). */
+const viewer = (i: number) => identity(String(100_000 + (i % USERS)), 'viewer');
 
 /**
  * Calls `send(i)` `rate` times a second for `seconds` (open loop: a slow answer does not slow the
@@ -120,7 +119,7 @@ async function main(): Promise<number> {
     const bare = await startServer('bare grpc-js', fromRoot('dist', 'scripts', 'bench', 'bare-server.js'), {}, true, abort.signal);
     servers.push(bare);
     const echo = new EchoClient(bare.address, credentials.createInsecure()) as unknown as { echo(b: Buffer, md: Metadata, cb: (e: ServiceError | null) => void): void; close(): void };
-    rows.push(await measure('[1/5]', `bare grpc-js echo (${payload.length} B)`, bare, (done) => void echo.echo(payload, viewers[0] as Metadata, (err) => done(err)), opts, abort.signal));
+    rows.push(await measure('[1/5]', `bare grpc-js echo (${payload.length} B)`, bare, (done) => void echo.echo(payload, viewer(0), (err) => done(err)), opts, abort.signal));
     echo.close();
     await stopServer(bare);
     servers.splice(servers.indexOf(bare), 1);
@@ -141,7 +140,7 @@ async function main(): Promise<number> {
     let n = 0;
     const sendMessage = (text: string, cb: (err: ServiceError | null) => void) => {
       const i = n++;
-      chats.sendMessage({ roomId, text, clientMessageId: `b-${i}`, senderName: `viewer ${i % USERS}` }, viewers[i % USERS] as Metadata, (err) => cb(err));
+      chats.sendMessage({ roomId, text, clientMessageId: `b-${i}`, senderName: `viewer ${i % USERS}` }, viewer(i), (err) => cb(err));
     };
     rows.push(await measure('[2/5]', 'Chat SendMessage (published, not merged)', chat, (done) => sendMessage(`message ${n} from the benchmark`, done), opts, abort.signal));
 
@@ -198,7 +197,7 @@ async function main(): Promise<number> {
         const t0 = performance.now();
         sentAt.set(text, t0);
         return new Promise<void>((ok, fail) =>
-          chats.sendMessage({ roomId, text, clientMessageId: `p-${rate}-${i}`, senderName: 'viewer' }, viewers[i % USERS] as Metadata, (err) => {
+          chats.sendMessage({ roomId, text, clientMessageId: `p-${rate}-${i}`, senderName: 'viewer' }, viewer(i), (err) => {
             callMs.push(performance.now() - t0);
             if (err) fail(err);
             else ok();

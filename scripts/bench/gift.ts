@@ -20,7 +20,7 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { credentials, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import mysql from 'mysql2/promise';
 import {
   GiftServiceClient,
@@ -38,11 +38,15 @@ import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient, type CreateRoomRequest, type CreateRoomResponse } from '../../gen/ts/livemesh/room/v1/room.js';
 import { encodeGiftList } from '../../services/gift/store/redis-catalog.js';
 import { serviceClient } from '../../services/kit/clients.js';
+import { DEV_AUTH_DIR } from '../../services/kit/config.js';
+import { MeshCredentials } from '../../services/kit/credentials.js';
+import type { Role } from '../../services/kit/identity.js';
 import { mysqlOptions, quoteIdent } from '../../services/kit/mysql.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate, type Isolation } from '../isolation.js';
 import { startMesh, type Mesh } from '../mesh.js';
+import { sharedUserMetadata } from '../tokens.js';
 import { costsBetween, DatabaseCounters, localDatabasePid, localPid, snapshot, type Costs, type CostWatch } from './costs.js';
 import { EchoClient } from './echo.js';
 import {
@@ -73,14 +77,20 @@ const ROOMS = 50;
 const STREAMER_BASE = 800_000;
 const VIEWER_BASE = 900_000;
 
-const md = (userId: string, role: string) => {
-  const m = new Metadata();
-  m.set('lm-user-id', userId);
-  m.set('lm-role', role);
-  return m;
-};
-const ADMIN = md('1', 'admin');
-const VIEWER_MD = Array.from({ length: VIEWERS }, (_, i) => md(String(VIEWER_BASE + i), 'viewer'));
+/** A user's token as the BFF mints it (an operator's admin token for `admin`), in metadata shared across calls and renewed before it expires. */
+const md = (userId: string, role: Role) => sharedUserMetadata(userId, role);
+/** The catalog, top-ups (which take no user's token) and order reads. */
+const admin = () => md('1', 'admin');
+/** Viewer `v`'s metadata (VIEWERS distinct viewers, each with their own token). */
+const viewerMd = (v: number) => md(String(VIEWER_BASE + v), 'viewer');
+
+/**
+ * What the bench's lb/ clients (serviceClient) need: the mesh's public keys, and a process's own
+ * token for calls that carry none. The bench stands in for the BFF, so it holds the BFF's
+ * development key; its calls all carry a user's or an operator's token anyway.
+ */
+let benchCredentials: MeshCredentials | undefined;
+const credentialsOfBff = () => (benchCredentials ??= MeshCredentials.load('bff', { AUTH_PUBLIC_KEYS_DIR: join(DEV_AUTH_DIR, 'public'), AUTH_SIGNING_KEY: '', GRPC_TLS_DIR: '' }));
 
 function rpc<Req, Res>(fn: (req: Req, m: Metadata, cb: (err: ServiceError | null, res: Res) => void) => unknown, self: unknown, req: Req, m: Metadata): Promise<Res> {
   return new Promise((resolve, reject) => fn.call(self, req, m, (err: ServiceError | null, res: Res) => (err ? reject(err) : resolve(res))));
@@ -153,14 +163,14 @@ interface World {
 
 /** 30 gifts in the default group, ROOMS live rooms, VIEWERS viewers with COIN. */
 async function seed(mesh: Mesh, giftC: GiftServiceClient): Promise<World> {
-  const roomC = serviceClient(RoomServiceClient, mesh.addresses('room').join(','));
-  const ledgerC = serviceClient(LedgerServiceClient, mesh.addresses('ledger').join(','));
+  const roomC = serviceClient(RoomServiceClient, mesh.addresses('room').join(','), credentialsOfBff());
+  const ledgerC = serviceClient(LedgerServiceClient, mesh.addresses('ledger').join(','), credentialsOfBff());
   const giftIds: string[] = [];
   for (let i = 0; i < 30; i++) {
-    const res = await rpc<UpsertGiftRequest, UpsertGiftResponse>(giftC.upsertGift, giftC, { gift: { giftId: '0', name: `gift ${i}`, priceMinor: '10', iconKey: `icons/2026/gift-${i}@3x.png`, effectKey: `fx-${i % 5}`, status: 1, version: '0', updateTime: undefined }, expectedVersion: '0' }, ADMIN);
+    const res = await rpc<UpsertGiftRequest, UpsertGiftResponse>(giftC.upsertGift, giftC, { gift: { giftId: '0', name: `gift ${i}`, priceMinor: '10', iconKey: `icons/2026/gift-${i}@3x.png`, effectKey: `fx-${i % 5}`, status: 1, version: '0', updateTime: undefined }, expectedVersion: '0' }, admin());
     giftIds.push(res.gift!.giftId);
   }
-  await rpc(giftC.upsertGiftGroup, giftC, { giftGroup: { giftGroupId: '0', name: 'standard', giftIds, isDefault: true, version: '0', updateTime: undefined }, expectedVersion: '0' }, ADMIN);
+  await rpc(giftC.upsertGiftGroup, giftC, { giftGroup: { giftGroupId: '0', name: 'standard', giftIds, isDefault: true, version: '0', updateTime: undefined }, expectedVersion: '0' }, admin());
   const roomIds: string[] = [];
   for (let i = 0; i < ROOMS; i++) {
     const streamer = md(String(STREAMER_BASE + i), 'streamer');
@@ -171,14 +181,14 @@ async function seed(mesh: Mesh, giftC: GiftServiceClient): Promise<World> {
   for (let i = 0; i < VIEWERS; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, VIEWERS - i) }, (_, j) =>
-        rpc(ledgerC.topUp, ledgerC, { ownerId: String(VIEWER_BASE + i + j), amountMinor: '100000000', paymentReference: `bench-${i + j}`, provider: 'bench' }, ADMIN),
+        rpc(ledgerC.topUp, ledgerC, { ownerId: String(VIEWER_BASE + i + j), amountMinor: '100000000', paymentReference: `bench-${i + j}`, provider: 'bench' }, admin()),
       ),
     );
     if (i % 500 === 0) say(`seeding: ${i + 50}/${VIEWERS} viewers topped up`);
   }
   // A freshly started replica learns of rooms and gifts through events; wait until a send to the
   // last room is accepted, so the measurement does not start on a half-warm cache.
-  const list = await rpc<ListRoomGiftsRequest, ListRoomGiftsResponse>(giftC.listRoomGifts, giftC, { roomId: roomIds[ROOMS - 1]!, ifNoneMatch: '' }, VIEWER_MD[0]!);
+  const list = await rpc<ListRoomGiftsRequest, ListRoomGiftsResponse>(giftC.listRoomGifts, giftC, { roomId: roomIds[ROOMS - 1]!, ifNoneMatch: '' }, viewerMd(0));
   return { giftIds, roomIds, list, closers: [roomC, ledgerC] };
 }
 
@@ -188,7 +198,7 @@ let sent = 0;
 const sender = (giftC: GiftServiceClient, world: World, pickRoom: () => string): Fire => (done) => {
   const v = seq++ % VIEWERS;
   const req: SendGiftRequest = { idempotencyKey: `b-${seq}`, roomId: pickRoom(), giftId: world.giftIds[seq % world.giftIds.length]!, count: 1, expectedUnitPriceMinor: '0', senderName: `viewer ${v}` };
-  giftC.sendGift(req, VIEWER_MD[v]!, (err) => {
+  giftC.sendGift(req, viewerMd(v), (err) => {
     if (!err) sent++;
     done(err);
   });
@@ -238,7 +248,7 @@ async function openLoop(giftC: GiftServiceClient, world: World, rate: number, se
         inflight++;
         giftC.sendGift(
           { idempotencyKey: `c-${seq}`, roomId: world.roomIds[seq % ROOMS]!, giftId: world.giftIds[0]!, count: 1, expectedUnitPriceMinor: '0', senderName: '' },
-          VIEWER_MD[v]!,
+          viewerMd(v),
           (err: ServiceError | null, res: SendGiftResponse) => {
             inflight--;
             latencies.push(performance.now() - t0);
@@ -260,7 +270,7 @@ async function timesToDone(giftC: GiftServiceClient, orderIds: string[]): Promis
   const deadline = Date.now() + 60_000;
   for (const orderId of orderIds) {
     for (;;) {
-      const o = (await rpc<GetOrderRequest, GetOrderResponse>(giftC.getOrder, giftC, { orderId }, ADMIN)).order;
+      const o = (await rpc<GetOrderRequest, GetOrderResponse>(giftC.getOrder, giftC, { orderId }, admin())).order;
       if (o?.state === OrderState.ORDER_STATE_DONE && o.endTime && o.createTime) {
         doneMs.push(o.endTime.getTime() - o.createTime.getTime());
         break;
@@ -370,7 +380,7 @@ async function main(): Promise<number> {
     const bare = await startServer('bare', fromRoot('dist', 'scripts', 'bench', 'bare-server.js'), {}, true, abort.signal);
     const echo = new EchoClient(bare.address, credentials.createInsecure()) as unknown as EchoStub;
     const payload = Buffer.alloc(60, 7);
-    const echoRow = await measure('[1/8]', 'bare grpc-js echo', bare, (done) => void echo.echo(payload, VIEWER_MD[0]!, (err) => done(err)), opts, abort.signal);
+    const echoRow = await measure('[1/8]', 'bare grpc-js echo', bare, (done) => void echo.echo(payload, viewerMd(0), (err) => done(err)), opts, abort.signal);
     echo.close();
     await stopServer(bare);
 
@@ -409,7 +419,7 @@ async function main(): Promise<number> {
     isolations.push(iso2);
     const mesh2 = await startBenchMesh(iso2, 2);
     meshes.push(mesh2);
-    const giftLb = serviceClient(GiftServiceClient, mesh2.addresses('gift').join(','));
+    const giftLb = serviceClient(GiftServiceClient, mesh2.addresses('gift').join(','), credentialsOfBff());
     closers.push(giftLb);
     const world2 = await seed(mesh2, giftLb);
     closers.push(...world2.closers);

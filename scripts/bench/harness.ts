@@ -9,8 +9,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status as Code, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../../gen/ts/grpc/health/v1/health.js';
+import { ensureDevKeys } from '../credentials.js';
 import { freePorts } from '../net.js';
 
 let tag = 'bench:';
@@ -125,6 +126,8 @@ export async function startProcess(
   ready: (server: Server) => Promise<boolean>,
   signal: AbortSignal,
 ): Promise<Server> {
+  // Every livemesh process loads its keys at start (services verify tokens, and sign their own).
+  ensureDevKeys();
   // A fixed port lets a benchmark restart a killed server where its clients expect it.
   const port = opts.port ?? ((await freePorts(1)) as [number])[0];
   const server = spawnServer(opts.label, opts.script, opts.args ?? [], opts.env, opts.ipc ?? false, port);
@@ -145,12 +148,18 @@ export async function startProcess(
   }
 }
 
+/** How the readiness probe connects: plaintext by default; a server with GRPC_TLS_DIR set needs TLS credentials. */
+export interface ProbeChannel {
+  credentials: ChannelCredentials;
+  options?: ChannelOptions;
+}
+
 /** Starts a gRPC server process (on a free port unless `fixedPort` is given), ready when Health/Check("") answers SERVING. */
-export async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal, fixedPort?: number): Promise<Server> {
+export async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal, fixedPort?: number, probeChannel?: ProbeChannel): Promise<Server> {
   let probe: HealthClient | undefined;
   try {
     return await startProcess({ label, script, env, ipc, ...(fixedPort === undefined ? {} : { port: fixedPort }), what: 'report SERVING' }, (server) => {
-      probe ??= new HealthClient(server.address, credentials.createInsecure());
+      probe ??= new HealthClient(server.address, probeChannel?.credentials ?? credentials.createInsecure(), probeChannel?.options ?? {});
       const client = probe;
       return new Promise<boolean>((resolve) =>
         client.check({ service: '' }, new Metadata(), { deadline: Date.now() + 1000 }, (err, res) => resolve(!err && res.status === Serving.SERVING)),
@@ -304,6 +313,87 @@ export async function measure(
       `p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, errors ${errors}${errors ? ` (${row.errorKinds})` : ''}`,
   );
   return row;
+}
+
+
+/** One of the variants measureInterleaved alternates between. */
+export interface Variant {
+  label: string;
+  server: Server;
+  fire: Fire;
+}
+
+/**
+ * Measures several variants in alternating slices (a, b, c, a, b, c, …), `opts.seconds` in all
+ * for each, after each one's warm-up, and sums each variant's slices into one row. Small
+ * differences between variants (a few µs of server CPU per call) then survive a machine whose
+ * background load changes from one second to the next, which separate windows one after the other
+ * would each catch at a different moment. Also returns, per slice pair, each variant's server
+ * CPU per call minus the first variant's, to show the spread.
+ */
+export async function measureInterleaved(
+  step: string,
+  variants: Variant[],
+  opts: { seconds: number; concurrency: number; warmup: number },
+  signal: AbortSignal,
+  sliceSeconds = 0.5,
+): Promise<{ rows: Row[]; deltas: number[][] }> {
+  for (const v of variants) {
+    if (opts.warmup <= 0) break;
+    say(`${step} ${v.label}: warming up ${opts.warmup}s`);
+    await drive(v.fire, { concurrency: opts.concurrency, ms: opts.warmup * 1000, serverPid: v.server.pid, signal });
+    if (signal.aborted) throw new Interrupted();
+  }
+  const rounds = Math.max(1, Math.round(opts.seconds / sliceSeconds));
+  const sliceMs = (opts.seconds * 1000) / rounds;
+  const windows: Window[][] = variants.map(() => []);
+  const deltas: number[][] = variants.map(() => []);
+  say(`${step} ${rounds} rounds of ${variants.length} × ${Math.round(sliceMs)} ms, alternating ${variants.map((v) => v.label).join(' / ')}`);
+  for (let r = 0; r < rounds; r++) {
+    const perCall: number[] = [];
+    for (const [i, v] of variants.entries()) {
+      const w = await drive(v.fire, { concurrency: opts.concurrency, ms: sliceMs, serverPid: v.server.pid, signal });
+      if (signal.aborted) throw new Interrupted();
+      windows[i]!.push(w);
+      perCall.push((w.serverCpuS * 1e6) / Math.max(1, w.calls));
+    }
+    for (const [i, x] of perCall.entries()) deltas[i]!.push(x - perCall[0]!);
+    if ((r + 1) % Math.max(1, Math.round(rounds / 5)) === 0) say(`${step} round ${r + 1}/${rounds}`);
+  }
+  const rows = variants.map((v, i): Row => {
+    const ws = windows[i]!;
+    const calls = ws.reduce((s, w) => s + w.calls, 0);
+    const elapsedS = ws.reduce((s, w) => s + w.elapsedMs, 0) / 1000;
+    const serverCpuS = ws.reduce((s, w) => s + w.serverCpuS, 0);
+    const clientCpuS = ws.reduce((s, w) => s + w.clientCpuS, 0);
+    const errors = new Map<string, number>();
+    for (const w of ws) for (const [k, n] of w.errors) errors.set(k, (errors.get(k) ?? 0) + n);
+    const all = new Float64Array(calls);
+    let at = 0;
+    for (const w of ws) {
+      all.set(w.latenciesMs, at);
+      at += w.latenciesMs.length;
+    }
+    all.sort();
+    const errorCount = [...errors.values()].reduce((a, b) => a + b, 0);
+    const row: Row = {
+      label: v.label,
+      callsPerSec: calls / elapsedS,
+      p50: percentile(all, 0.5),
+      p99: percentile(all, 0.99),
+      serverCpuUsPerCall: (serverCpuS * 1e6) / calls,
+      clientCpuUsPerCall: (clientCpuS * 1e6) / calls,
+      serverCpuShare: serverCpuS / elapsedS,
+      errors: errorCount,
+      errorKinds: [...errors].map(([k, n]) => `${k} ${n}`).join(', '),
+    };
+    say(
+      `${step} ${v.label}: ${formatK(calls)} calls in ${elapsedS.toFixed(1)}s, ${Math.round(row.callsPerSec)}/s, ` +
+        `p50 ${row.p50.toFixed(2)} ms, p99 ${row.p99.toFixed(2)} ms, server ${Math.round(row.serverCpuUsPerCall)} µs/call, errors ${errorCount}${errorCount ? ` (${row.errorKinds})` : ''}`,
+    );
+    return row;
+  });
+  return { rows, deltas };
 }
 
 

@@ -34,6 +34,7 @@ import { P2cPicker, P2C_POLICY } from '../../lb/policy.js';
 import { LOAD_METADATA_KEY } from '../../services/kit/load.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
+import { bearer, devUserToken } from '../credentials.js';
 import { isolate } from '../isolation.js';
 import { freePorts } from '../net.js';
 import { formatK, Interrupted, interruptible, live, machineLine, percentile, processCpuSeconds, runBench, say, setBenchTag, sleep } from './harness.js';
@@ -575,9 +576,7 @@ function replicaEnv(isoEnv: Record<string, string>, index: number, opts: Options
 /** One room for GetRoom and `batch` rooms for BatchGetRooms, created through r1. */
 async function seedRooms(address: string, batch: number): Promise<Seed> {
   const client = new RoomServiceClient(address, credentials.createInsecure());
-  const md = new Metadata();
-  md.set('lm-user-id', '424242');
-  md.set('lm-role', 'streamer');
+  const md = bearer(devUserToken('424242', 'streamer'));
   try {
     const ids: string[] = [];
     for (let i = 0; i < batch; i++) {

@@ -33,6 +33,7 @@ import { pino } from 'pino';
 import { Asset } from '../../gen/ts/livemesh/common/v1/common.js';
 import { LedgerServiceClient, TransferKind } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../services/kit/config.js';
+import type { Role } from '../../services/kit/identity.js';
 import { createMysqlPool, mysqlOptions, quoteIdent } from '../../services/kit/mysql.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { ServiceHost, type KitConfigValues } from '../../services/kit/server.js';
@@ -41,6 +42,7 @@ import { ledgerConfigShape, wireLedger, type LedgerConfig, type LedgerParts } fr
 import type { TransferCommand } from '../../services/ledger/store/transfer-engine.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate, type Isolation } from '../isolation.js';
+import { sharedUserMetadata } from '../tokens.js';
 import { localDatabasePid } from './costs.js';
 import { EchoClient } from './echo.js';
 import { drive, Interrupted, interruptible, machineLine, percentile, processCpuSeconds, runBench, say, setBenchTag, startServer, stopServer, type Fire } from './harness.js';
@@ -266,11 +268,9 @@ async function overGrpc(iso: Isolation, opts: Options, w: Workload, signal: Abor
   }
 }
 
-function identity(userId: string, role: string): Metadata {
-  const m = new Metadata();
-  m.set('lm-user-id', userId);
-  m.set('lm-role', role);
-  return m;
+/** A user's token as the BFF mints it (an operator's for admins), in metadata shared across calls. */
+function identity(userId: string, role: Role): Metadata {
+  return sharedUserMetadata(userId, role);
 }
 
 /** CheckInvariants once the credits in flight have been applied. */

@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { credentials, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import {
   RoomServiceClient,
@@ -27,10 +27,12 @@ import {
   type UpdateRoomRequest,
   type UpdateRoomResponse,
 } from '../../gen/ts/livemesh/room/v1/room.js';
+import type { Role } from '../../services/kit/identity.js';
 import { fromRoot, repoRoot } from '../../services/kit/paths.js';
 import { roomKey } from '../../services/room/store/redis-rooms.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate, type Isolation } from '../isolation.js';
+import { sharedUserMetadata } from '../tokens.js';
 import { EchoClient } from './echo.js';
 import {
   formatK,
@@ -55,13 +57,9 @@ setBenchTag('room');
 const WEST_DB = 3;
 const WRITES = 200;
 
-const identity = (userId: string, role: string) => {
-  const md = new Metadata();
-  md.set('lm-user-id', userId);
-  md.set('lm-role', role);
-  return md;
-};
-const STREAMER = identity('424242', 'streamer');
+/** A user's token as the BFF mints it, in metadata shared across calls (renewed before it expires). */
+const identity = (userId: string, role: Role) => sharedUserMetadata(userId, role);
+const STREAMER = () => identity('424242', 'streamer');
 
 /** A room like the ones the bench creates, to size the echo baseline's payload. */
 const SAMPLE_ROOM: Room = {
@@ -83,12 +81,12 @@ interface EchoStub {
   echo(req: Buffer, md: Metadata, cb: (err: ServiceError | null, res: Buffer) => void): void;
   close(): void;
 }
-const VIEWER = identity('7', 'viewer');
+const VIEWER = () => identity('7', 'viewer');
 
 const done = <T>(resolve: (v: T) => void, reject: (e: Error) => void) => (err: Error | null, res: T) => (err ? reject(err) : resolve(res));
-const createRoom = (c: RoomServiceClient, req: CreateRoomRequest) => new Promise<CreateRoomResponse>((ok, fail) => c.createRoom(req, STREAMER, done(ok, fail)));
-const updateRoom = (c: RoomServiceClient, req: UpdateRoomRequest) => new Promise<UpdateRoomResponse>((ok, fail) => c.updateRoom(req, STREAMER, done(ok, fail)));
-const getRoom = (c: RoomServiceClient, req: GetRoomRequest) => new Promise<GetRoomResponse>((ok, fail) => c.getRoom(req, VIEWER, done(ok, fail)));
+const createRoom = (c: RoomServiceClient, req: CreateRoomRequest) => new Promise<CreateRoomResponse>((ok, fail) => c.createRoom(req, STREAMER(), done(ok, fail)));
+const updateRoom = (c: RoomServiceClient, req: UpdateRoomRequest) => new Promise<UpdateRoomResponse>((ok, fail) => c.updateRoom(req, STREAMER(), done(ok, fail)));
+const getRoom = (c: RoomServiceClient, req: GetRoomRequest) => new Promise<GetRoomResponse>((ok, fail) => c.getRoom(req, VIEWER(), done(ok, fail)));
 
 function westRedisUrl(iso: Isolation): string {
   const u = new URL(iso.urls.redisUrl);
@@ -211,7 +209,7 @@ async function main(): Promise<number> {
     const echo = new EchoClient(bare.address, credentials.createInsecure()) as unknown as EchoStub;
     clients.push(echo);
     const payload = Buffer.from(GetRoomResponse.encode({ room: SAMPLE_ROOM }).finish());
-    rows.push(await measure('[1/6]', `bare grpc-js echo (${payload.length} B)`, bare, (done) => void echo.echo(payload, VIEWER, (err) => done(err)), opts, abort.signal));
+    rows.push(await measure('[1/6]', `bare grpc-js echo (${payload.length} B)`, bare, (done) => void echo.echo(payload, VIEWER(), (err) => done(err)), opts, abort.signal));
     await stopServer(bare);
     servers.splice(servers.indexOf(bare), 1);
 
@@ -224,15 +222,15 @@ async function main(): Promise<number> {
     clients.push(eastClient);
     const [hot] = await createRooms(eastClient, 1, 'hot');
     const getReq = { roomId: hot?.roomId ?? '0', readMask: undefined };
-    rows.push(await measure('[2/6]', 'Room GetRoom (local-cache hit)', east, (done) => void eastClient.getRoom(getReq, VIEWER, (err) => done(err)), opts, abort.signal));
+    rows.push(await measure('[2/6]', 'Room GetRoom (local-cache hit)', east, (done) => void eastClient.getRoom(getReq, VIEWER(), (err) => done(err)), opts, abort.signal));
 
     say('[3/6] creating 100 rooms for BatchGetRooms');
     const hundred = (await createRooms(eastClient, 100, 'batch')).map((r) => r.roomId);
     const full = { roomIds: hundred, readMask: undefined };
-    rows.push(await measure('[3/6]', 'Room BatchGetRooms(100), all fields', east, (done) => void eastClient.batchGetRooms(full, VIEWER, (err) => done(err)), opts, abort.signal));
+    rows.push(await measure('[3/6]', 'Room BatchGetRooms(100), all fields', east, (done) => void eastClient.batchGetRooms(full, VIEWER(), (err) => done(err)), opts, abort.signal));
     const masked = { roomIds: hundred, readMask: ['title', 'status'] };
     rows.push(
-      await measure('[4/6]', 'Room BatchGetRooms(100), mask title,status (Redis)', east, (done) => void eastClient.batchGetRooms(masked, VIEWER, (err) => done(err)), opts, abort.signal),
+      await measure('[4/6]', 'Room BatchGetRooms(100), mask title,status (Redis)', east, (done) => void eastClient.batchGetRooms(masked, VIEWER(), (err) => done(err)), opts, abort.signal),
     );
 
     say(`[5/6] Room west (Redis database ${WEST_DB}) for write-to-visibility`);

@@ -22,6 +22,22 @@ export function rpcFailure(o: RpcOutcome): string | undefined {
   return undefined;
 }
 
+/**
+ * Answers a credential that must be refused may get: UNAUTHENTICATED, or what the transport or
+ * the host says before any check (a replica going away, a deadline, a cancel, load shed).
+ */
+export const REFUSAL_CODES: ReadonlySet<Code> = new Set([Code.UNAUTHENTICATED, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.CANCELLED, Code.RESOURCE_EXHAUSTED]);
+
+/**
+ * Why the answer to a call with a credential that must be refused (`why`: expired, forged, for
+ * another audience, …) is a failure: anything else means the credential got past the check, as a
+ * caller (PERMISSION_DENIED, a domain answer, OK) or as an anonymous call.
+ */
+export function refusalFailure(o: Pick<RpcOutcome, 'code' | 'details'>, why: string): string | undefined {
+  if (REFUSAL_CODES.has(o.code)) return undefined;
+  return `${codeName(o.code)} to a credential that must be refused (${why}): it got past the token check${o.details ? `; details: ${o.details}` : ''}`;
+}
+
 export interface HttpRules {
   /**
    * Count 503/504 (an upstream unavailable or too slow, said in the JSON error shape) as overload

@@ -1,18 +1,20 @@
 /**
  * One gRPC case: request bytes (valid-shaped, wild, mutated, truncated or plain random), the
- * caller identity in metadata (right, missing or garbage) and a deadline (sometimes tiny, or a
- * cancel mid-call).
+ * caller's token in `authorization` metadata (a real one, none, or one of the many wrong kinds in
+ * grpc-identity.ts) and a deadline (sometimes tiny, or a cancel mid-call).
  */
-import { ROLE_KEY, USER_ID_KEY, USER_NAME_KEY } from '../../services/kit/identity.js';
+import { badIdentity, goodIdentity } from './grpc-identity.js';
 import type { RpcCall, RpcTarget } from './grpc-target.js';
 import { encodeMessage, mutateBytes } from './messages.js';
 import type { Rng } from './rng.js';
-import { wildString, type Known } from './values.js';
+import type { Known } from './values.js';
 
 export type RpcCaseKind = 'sane' | 'wild' | 'mutated' | 'truncated' | 'bytes' | 'identity' | 'deadline';
 
 export interface RpcCase extends RpcCall {
   kind: RpcCaseKind;
+  /** Why the case's credential must be refused (UNAUTHENTICATED), when it must. */
+  mustRefuse?: string;
 }
 
 /** The deadline an ordinary case gets: long enough that only a stuck server misses it. */
@@ -25,7 +27,7 @@ export function rpcCase(target: RpcTarget, rng: Rng, known: Known): RpcCase {
     [14, 'mutated'],
     [6, 'truncated'],
     [8, 'bytes'],
-    [8, 'identity'],
+    [10, 'identity'],
     [6, 'deadline'],
   ]);
   const input = target.method.input;
@@ -38,8 +40,8 @@ export function rpcCase(target: RpcTarget, rng: Rng, known: Known): RpcCase {
   } else if (kind === 'bytes') bytes = rng.bytes(rng.weighted<number>([[8, rng.int(1, 64)], [2, rng.int(65, 4096)], [1, rng.int(4097, 200_000)]]));
   else bytes = encodeMessage(input, rng, known, 'sane');
 
-  const metadata = kind === 'identity' ? badIdentity(rng) : goodIdentity(rng, known);
-  const c: RpcCase = { kind, bytes, metadata, deadlineMs: NORMAL_DEADLINE_MS };
+  const identity = kind === 'identity' ? badIdentity(rng, known, target.serviceName) : goodIdentity(rng, known);
+  const c: RpcCase = { kind, bytes, metadata: identity.metadata, deadlineMs: NORMAL_DEADLINE_MS, ...(identity.refuse ? { mustRefuse: identity.refuse } : {}) };
   if (kind === 'deadline') {
     if (rng.chance(0.5)) c.deadlineMs = rng.int(1, 30);
     else c.cancelAfterMs = rng.int(0, 20);
@@ -47,37 +49,4 @@ export function rpcCase(target: RpcTarget, rng: Rng, known: Known): RpcCase {
   // Server streams (Subscribe) run until the deadline; a short one keeps the case short.
   if (target.method.methodKind === 'server_streaming') c.deadlineMs = Math.min(c.deadlineMs, rng.int(20, 400));
   return c;
-}
-
-/** A real caller most of the time: admins, streamers and viewers from the seeded data. */
-function goodIdentity(rng: Rng, known: Known): Array<[string, string]> {
-  const who = rng.weighted<'none' | 'viewer' | 'streamer' | 'admin'>([
-    [1, 'none'],
-    [4, 'viewer'],
-    [2, 'streamer'],
-    [3, 'admin'],
-  ]);
-  if (who === 'none') return [];
-  const id = rng.pick(who === 'viewer' ? known.viewers : who === 'streamer' ? known.streamers : known.admins);
-  const md: Array<[string, string]> = [
-    [USER_ID_KEY, id],
-    [ROLE_KEY, who],
-  ];
-  if (rng.chance(0.3)) md.push([USER_NAME_KEY, rng.pick(['fan', 'streamer one', 'x'.repeat(200), ''])]);
-  return md;
-}
-
-/** Identity metadata that is present but wrong in every way grpc-js lets a client send. */
-function badIdentity(rng: Rng): Array<[string, string | Buffer]> {
-  const id = rng.pick(['', '0', '-1', 'abc', '1.5', ' 1', '9223372036854775808', '99999999999999999999', '0x10', '1001,1002']);
-  const role = rng.pick(['', 'root', 'ADMIN', 'viewer ', 'admin,viewer', 'Streamer']);
-  return rng.weighted<Array<[string, string | Buffer]>>([
-    [3, [[USER_ID_KEY, id], [ROLE_KEY, 'viewer']]],
-    [2, [[USER_ID_KEY, '1001'], [ROLE_KEY, role]]],
-    [1, [[USER_ID_KEY, '1001']]],
-    [1, [[ROLE_KEY, 'admin']]],
-    [1, [[USER_ID_KEY, '1001'], [USER_ID_KEY, '1'], [ROLE_KEY, 'viewer'], [ROLE_KEY, 'admin']]],
-    [1, [[`${USER_ID_KEY}-bin`, Buffer.from([0xff, 0, 1])], [ROLE_KEY, 'admin']]],
-    [1, [[USER_ID_KEY, '1001'], [ROLE_KEY, 'viewer'], [USER_NAME_KEY, wildString(rng).replace(/[^\x20-\x7e]/g, '?').slice(0, 8000)]]],
-  ]);
 }

@@ -7,7 +7,9 @@
  */
 import { status as Code } from '@grpc/grpc-js';
 import { fromBinary, fromJson, toBinary, toJson, type FileRegistry, type JsonValue } from '@bufbuild/protobuf';
-import { ROLE_KEY, USER_ID_KEY, type Role } from '../../services/kit/identity.js';
+import { AUTH_METADATA_KEY } from '../../services/kit/auth.js';
+import type { Role } from '../../services/kit/identity.js';
+import { userToken } from '../tokens.js';
 import { codeName } from './classify.js';
 import { fieldNamesOf, rpcTargets, type RpcClients, type RpcTarget } from './grpc-target.js';
 import type { Known } from './values.js';
@@ -26,7 +28,8 @@ export async function seedData(registry: FileRegistry, clients: RpcClients, opts
     const target = targets.get(name) as RpcTarget;
     const bytes = toBinary(target.method.input, fromJson(target.method.input, json, { registry }));
     for (let attempt = 1; ; attempt++) {
-      const out = await clients.call(target, { bytes, metadata: [[USER_ID_KEY, as[0]], [ROLE_KEY, as[1]]], deadlineMs: 15_000 });
+      // A user's token as the BFF mints it; admins get an operator's token (TopUp takes no user's token).
+      const out = await clients.call(target, { bytes, metadata: [[AUTH_METADATA_KEY, `Bearer ${userToken(as[0], as[1])}`]], deadlineMs: 15_000 });
       if (out.code === Code.OK) return toJson(target.method.output, fromBinary(target.method.output, out.response ?? new Uint8Array()), { registry }) as Record<string, unknown>;
       // A replica still warming up its view of the others (Gift asking Room) may refuse for a moment.
       if ((out.code === Code.UNAVAILABLE || out.code === Code.FAILED_PRECONDITION) && attempt < 20) {

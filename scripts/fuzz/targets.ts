@@ -3,7 +3,7 @@
  */
 import type { Agent } from 'node:http';
 import type { FileRegistry } from '@bufbuild/protobuf';
-import { codeName, httpFailure, httpStatusLabel, rpcFailure, type HttpRules } from './classify.js';
+import { codeName, httpFailure, httpStatusLabel, refusalFailure, rpcFailure, type HttpRules } from './classify.js';
 import { describeRequest, type RpcClients, type RpcTarget } from './grpc-target.js';
 import { curlOf, httpCase, sendHttp, type HttpCase, type RouteTarget, type TokenPool } from './http-target.js';
 import { rpcCase, type RpcCase } from './rpc-cases.js';
@@ -17,7 +17,7 @@ export function rpcFuzzTarget(target: RpcTarget, clients: RpcClients, registry: 
     make: (rng) => rpcCase(target, rng, known),
     async send(c) {
       const out = await clients.call(target, c);
-      return { label: codeName(out.code), failure: rpcFailure(out), detail: out.details };
+      return { label: codeName(out.code), failure: rpcFailure(out) ?? (c.mustRefuse ? refusalFailure(out, c.mustRefuse) : undefined), detail: out.details };
     },
     reproduce(c) {
       const md = c.metadata.map(([k, v]) => `${k}: ${typeof v === 'string' ? v : `base64:${v.toString('base64')}`}`);
@@ -25,7 +25,7 @@ export function rpcFuzzTarget(target: RpcTarget, clients: RpcClients, registry: 
       const timing = c.cancelAfterMs !== undefined ? `cancelled after ${c.cancelAfterMs} ms` : `deadline ${c.deadlineMs} ms`;
       const b64 = Buffer.from(c.bytes).toString('base64');
       return [
-        `${target.path} (${c.kind}, ${timing})`,
+        `${target.path} (${c.kind}${c.mustRefuse ? `: must be refused, ${c.mustRefuse}` : ''}, ${timing})`,
         `  metadata: ${md.length > 0 ? md.join(' | ') : '(none)'}`,
         `  request bytes (${c.bytes.length}), base64: ${b64.length > 4000 ? `${b64.slice(0, 4000)}… (truncated)` : b64}`,
         ...(json !== undefined ? [`  as JSON: ${json.length > 2000 ? `${json.slice(0, 2000)}…` : json}`] : ['  (does not decode as the request type)']),

@@ -1,5 +1,6 @@
-import { Metadata, status as Code, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
-import { ROLE_KEY, USER_ID_KEY, USER_NAME_KEY, type Role } from '../../services/kit/identity.js';
+import { status as Code, type CallOptions, type ClientUnaryCall, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { Role } from '../../services/kit/identity.js';
+import { asUser } from '../tokens.js';
 
 /** A generated client's unary method, in the (request, metadata, options, callback) form. */
 export type UnaryMethod<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
@@ -30,13 +31,14 @@ export function unary<Req, Res>(self: unknown, fn: UnaryMethod<Req, Res>, req: R
   });
 }
 
-/** Metadata for a call made as `userId` in `role`, as the BFF forwards a verified token. */
+/**
+ * Metadata for a call made as `userId` in `role`: a token as the BFF mints it for a signed-in user
+ * (an operator's admin token for `admin`). Tokens are cached and minted again well before they
+ * expire, so a load of any length may call this per call; build it per call (or per retried
+ * send), not once for a whole run.
+ */
 export function as(userId: string, role: Role, name = ''): Metadata {
-  const md = new Metadata();
-  md.set(USER_ID_KEY, userId);
-  md.set(ROLE_KEY, role);
-  if (name) md.set(USER_NAME_KEY, name);
-  return md;
+  return asUser(userId, role, name);
 }
 
 /**

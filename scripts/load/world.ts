@@ -23,7 +23,8 @@ export interface WorldOptions {
   log?: (line: string) => void;
 }
 
-const ADMIN = as('1', 'admin');
+/** An operator's admin token, for the catalog and top-ups (TopUp takes operators' admin tokens, never users'). */
+const admin = () => as('1', 'admin');
 const GIFT_PRICES = [1n, 10n, 52n, 100n];
 
 /**
@@ -51,11 +52,11 @@ export async function createWorld(c: MeshClients, opts: WorldOptions): Promise<W
   const gifts: World['gifts'] = [];
   for (const [i, priceMinor] of GIFT_PRICES.entries()) {
     const req = UpsertGiftRequest.fromPartial({ gift: { giftId: '0', name: `load gift ${i + 1}`, priceMinor: String(priceMinor), status: 1 }, expectedVersion: '0' });
-    const res = await settle(`UpsertGift ${i + 1}`, () => unary(c.gift, c.gift.upsertGift, req, ADMIN, 5000));
+    const res = await settle(`UpsertGift ${i + 1}`, () => unary(c.gift, c.gift.upsertGift, req, admin(), 5000));
     gifts.push({ giftId: res.gift?.giftId ?? '', priceMinor });
   }
   const group = UpsertGiftGroupRequest.fromPartial({ giftGroup: { giftGroupId: '0', name: 'load', giftIds: gifts.map((g) => g.giftId), isDefault: true }, expectedVersion: '0' });
-  await settle('UpsertGiftGroup', () => unary(c.gift, c.gift.upsertGiftGroup, group, ADMIN, 5000));
+  await settle('UpsertGiftGroup', () => unary(c.gift, c.gift.upsertGiftGroup, group, admin(), 5000));
   log(`load: catalog of ${gifts.length} gifts`);
 
   const rooms: World['rooms'] = [];
@@ -76,7 +77,7 @@ export async function createWorld(c: MeshClients, opts: WorldOptions): Promise<W
     await Promise.all(
       viewers.slice(i, i + 20).map((ownerId) =>
         settle(`TopUp ${ownerId}`, () =>
-          unary(c.ledger, c.ledger.topUp, TopUpRequest.fromPartial({ ownerId, amountMinor: String(topUpMinor), paymentReference: `load-topup-${ownerId}`, provider: 'load' }), ADMIN, 5000),
+          unary(c.ledger, c.ledger.topUp, TopUpRequest.fromPartial({ ownerId, amountMinor: String(topUpMinor), paymentReference: `load-topup-${ownerId}`, provider: 'load' }), admin(), 5000),
         ),
       ),
     );

@@ -2,7 +2,6 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import { SendMessageOutcome, type ChatServiceServer, type SubscribeRequest, type SubscribeResponse } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { toStatus } from '../kit/grpc-errors.js';
 import { unary } from '../kit/handler.js';
-import { callerFrom } from '../kit/identity.js';
 import type { Logger } from '../kit/logger.js';
 import type { Likes } from './likes.js';
 import { durationMs, toProtoPolicy } from './mapping.js';
@@ -67,10 +66,6 @@ async function subscribe(subscriptions: Subscriptions, call: ServerWritableStrea
     call.emit('error', toStatus(err, log, method));
   };
   try {
-    callerFrom((key) => {
-      const v = call.metadata.get(key)[0];
-      return typeof v === 'string' ? v : undefined;
-    });
     const close = await subscriptions.open(call.request, {
       write: (event, replayed) => void call.write({ event, replayed }),
       pending: () => call.writableLength,

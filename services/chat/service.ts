@@ -78,9 +78,9 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
 
   const store = new RedisChatStore(redis);
   const bus = new NatsEventBus(nats, config.NATS_PREFIX, log);
-  const roomSource = new GrpcRoomSource(config.ROOM_ADDR);
+  const roomSource = new GrpcRoomSource(config.ROOM_ADDR, host.credentials);
   host.onClose('room client', async () => roomSource.close());
-  const levelSource = new GrpcLevelSource(config.LEDGER_ADDR);
+  const levelSource = new GrpcLevelSource(config.LEDGER_ADDR, host.credentials);
   host.onClose('ledger client', async () => levelSource.close());
 
   const rooms = new RoomDirectory(roomSource, { ttlMs: config.CHAT_ROOM_CACHE_MS, max: 100_000 });
@@ -104,6 +104,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
     durable: 'chat-barrage',
     effect: OrderEffect.ORDER_EFFECT_BARRAGE,
     giftAddress: config.GIFT_ADDR,
+    credentials: host.credentials,
     ackWaitMs: config.GIFT_CONSUMER_ACK_WAIT_MS,
     apply: (event) => barrages.handle(event),
     log,

@@ -1,4 +1,5 @@
 import type { GiftServiceServer } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import type { AccessTable } from '../kit/auth.js';
 import { invalidField } from '../kit/domain-error.js';
 import { toStatusMessage } from '../kit/grpc-errors.js';
 import { unary } from '../kit/handler.js';
@@ -16,6 +17,18 @@ export interface GiftUseCases {
 }
 
 const durationMs = (d: { seconds: string; nanos: number } | undefined) => (d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : undefined);
+
+/**
+ * Which services may call Gift as themselves: Chat and Ranking report the effects they applied
+ * (and nobody else may mark an order's effect done), Ranking's rebuild reads paid orders, Room
+ * checks a group exists before assigning it.
+ */
+export const GIFT_ACCESS: AccessTable = {
+  AckOrderEffect: { services: ['chat', 'ranking'], users: false },
+  AckOrderEffects: { services: ['chat', 'ranking'], users: false },
+  ListOrders: { services: ['ranking'] },
+  GetGiftGroup: { services: ['room'] },
+};
 
 /** The gRPC face of the Gift service: wire messages in, domain calls, wire messages out. */
 export function giftHandlers({ catalog, sender, orders }: GiftUseCases, log: Logger): GiftServiceServer {

@@ -1,4 +1,4 @@
-import { status as Code, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { Asset } from '../../gen/ts/livemesh/common/v1/common.js';
 import {
   TransferKind,
@@ -46,7 +46,6 @@ const expTransfer = (grant: ExpGrant): TransferRequest => ({
 export class LedgerPayments implements Payments {
   constructor(
     private readonly ledger: LedgerServiceClient,
-    private readonly identity: Metadata,
     private readonly deadlineMs = 5000,
   ) {}
 
@@ -65,7 +64,7 @@ export class LedgerPayments implements Payments {
     const res = await new Promise<VoidTransferResponse>((resolve, reject) =>
       this.ledger.voidTransfer(
         { transferId: giftTransferId(order.orderId), homeOwnerId: order.senderId, reason: `gift order ${order.orderId} recovery` },
-        this.identity,
+        new Metadata(),
         { deadline: Date.now() + this.deadlineMs },
         (err, r) => (err ? reject(unknownOrRethrow(err)) : resolve(r)),
       ),
@@ -87,7 +86,7 @@ export class LedgerPayments implements Payments {
     let res: CreateTransfersResponse;
     try {
       res = await new Promise<CreateTransfersResponse>((resolve, reject) =>
-        this.ledger.createTransfers({ transfers }, this.identity, { deadline: Date.now() + this.deadlineMs }, (err, r) => (err ? reject(err) : resolve(r))),
+        this.ledger.createTransfers({ transfers }, new Metadata(), { deadline: Date.now() + this.deadlineMs }, (err, r) => (err ? reject(err) : resolve(r))),
       );
     } catch (err) {
       return transfers.map(() => failed(err));

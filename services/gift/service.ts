@@ -11,8 +11,8 @@ import { connectRedis } from '../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../kit/server.js';
 import { ensureGiftPaidStream } from '../kit/streams.js';
 import { Catalog } from './catalog.js';
-import { giftClients, serviceIdentity } from './clients.js';
-import { giftHandlers, type GiftUseCases } from './handlers.js';
+import { giftClients } from './clients.js';
+import { GIFT_ACCESS, giftHandlers, type GiftUseCases } from './handlers.js';
 import { LedgerPayments } from './ledger-payments.js';
 import { EFFECTS, type Effect } from './model.js';
 import { Orders } from './orders.js';
@@ -38,8 +38,6 @@ export const giftConfigShape = {
   ROOM_ADDR: z.string().min(1).default('127.0.0.1:50051'),
   /** The Ledger service. */
   LEDGER_ADDR: z.string().min(1).default('127.0.0.1:50053'),
-  /** The user id Gift acts as (role admin) when it calls the Ledger. */
-  SERVICE_USER_ID: z.string().refine(isPositiveInt64, { error: 'must be a positive 64-bit integer' }).default('1'),
   /** How long rooms, gifts, groups and gift lists stay in a replica's memory. */
   GIFT_CACHE_TTL_MS: int(500, 60_000, 3000),
   /** A CREATED order this old is settled by the recovery worker. */
@@ -88,7 +86,7 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   };
   if (config.GIFT_FAULT_KILL_AT) log.warn({ step: config.GIFT_FAULT_KILL_AT }, 'fault injection: this process will SIGKILL itself at that step');
 
-  const clients = giftClients(config.ROOM_ADDR, config.LEDGER_ADDR);
+  const clients = giftClients(config.ROOM_ADDR, config.LEDGER_ADDR, host.credentials);
   host.onClose('grpc clients', async () => {
     clients.room.close();
     clients.ledger.close();
@@ -99,7 +97,7 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   host.onClose('change watch', () => watcher.stop());
 
   const orderStore = new MysqlOrderStore(ordersPool, config.GIFT_REQUIRED_EFFECTS as Effect[]);
-  const payments = new LedgerPayments(clients.ledger, serviceIdentity(config.SERVICE_USER_ID));
+  const payments = new LedgerPayments(clients.ledger);
   const relay = new OutboxRelay(ordersPool, nats, config.NATS_PREFIX, crash, log);
   const wake = () => relay.wake();
   const recovery = new Recovery(orderStore, payments, config.GIFT_RECOVERY_AFTER_MS, wake, log);
@@ -114,6 +112,6 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   host.onClose('exp consumer', () => exp.stop());
 
   const useCases = { catalog, sender, orders };
-  host.addService(GiftServiceService, giftHandlers(useCases, log) as unknown as UntypedServiceImplementation);
+  host.addService(GiftServiceService, giftHandlers(useCases, log) as unknown as UntypedServiceImplementation, GIFT_ACCESS);
   return { ...useCases, relay, recovery };
 }

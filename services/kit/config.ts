@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
+import { fromRoot } from './paths.js';
 
 /**
  * Environment configuration, validated once at start. A process that starts with a bad value
@@ -57,8 +59,27 @@ export const list = (fallback = '') =>
 const prefix = (fallback: string) =>
   z.string().default(fallback).refine((s) => /^[A-Za-z0-9_.:-]*$/.test(s), { error: 'may contain only letters, digits and _ . : -' });
 
+/** Development keys and certificates live here (git-ignored); `npm run auth` creates them. */
+export const DEV_AUTH_DIR = fromRoot('.livemesh', 'auth');
+export const DEV_TLS_DIR = fromRoot('.livemesh', 'tls');
+
+/** Credentials every process (services and the BFF) needs: see kit/credentials.ts. */
+export const credentialsConfigShape = {
+  /** Folder of every issuer's public key, `<issuer>.pem`. */
+  AUTH_PUBLIC_KEYS_DIR: z.string().min(1).default(join(DEV_AUTH_DIR, 'public')),
+  /** This process's Ed25519 private key; empty means `<dev auth dir>/private/<process>.pem`. */
+  AUTH_SIGNING_KEY: z.string().default(''),
+  /**
+   * Mutual TLS: a folder holding `ca.crt`, `tls.crt` and `tls.key` (the layout of a cert-manager
+   * Secret). Set, servers require a client certificate from that CA and clients present theirs;
+   * empty means plaintext gRPC.
+   */
+  GRPC_TLS_DIR: z.string().default(''),
+};
+
 /** Settings every service process shares; each service extends this with its own. */
 export const kitConfigShape = {
+  ...credentialsConfigShape,
   HOST: z.string().min(1).default('0.0.0.0'),
   /** 0 picks a free port (tests). */
   PORT: port(0),

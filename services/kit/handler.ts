@@ -1,6 +1,6 @@
-import type { handleUnaryCall, Metadata, ServerUnaryCall } from '@grpc/grpc-js';
+import type { handleUnaryCall, ServerUnaryCall } from '@grpc/grpc-js';
 import { toStatus } from './grpc-errors.js';
-import { callerFrom, type Caller } from './identity.js';
+import type { Caller } from './identity.js';
 import type { Logger } from './logger.js';
 
 /** What a handler knows about its call beyond the request message. */
@@ -14,9 +14,17 @@ export interface CallContext {
   signal: AbortSignal;
 }
 
-function firstString(md: Metadata, key: string): string | undefined {
-  const v = md.get(key)[0];
-  return typeof v === 'string' ? v : undefined;
+/** Where the host leaves the verified caller on a call object; a symbol, so no request data can set it. */
+const CALLER = Symbol('livemesh.caller');
+
+/** Records the caller the host verified for `call` (ServiceHost does this before any handler runs). */
+export function setCallerOf(call: object, caller: Caller | undefined): void {
+  if (caller) (call as { [CALLER]?: Caller })[CALLER] = caller;
+}
+
+/** The verified caller of a call, or undefined for an anonymous one. */
+export function callerOf(call: object): Caller | undefined {
+  return (call as { [CALLER]?: Caller })[CALLER];
 }
 
 /**
@@ -40,7 +48,7 @@ export function unary<Req, Res>(log: Logger, fn: (req: Req, ctx: CallContext) =>
     let run: Promise<Res>;
     try {
       const ctx: CallContext = {
-        caller: callerFrom((k) => firstString(call.metadata, k)),
+        caller: callerOf(call),
         method,
         log,
         get signal() {

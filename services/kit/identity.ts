@@ -1,10 +1,5 @@
 import { DomainError } from './domain-error.js';
 
-/** Metadata keys carrying the caller's identity between BFF and services, and service to service. */
-export const USER_ID_KEY = 'lm-user-id';
-export const ROLE_KEY = 'lm-role';
-export const USER_NAME_KEY = 'lm-user-name';
-
 export type Role = 'viewer' | 'streamer' | 'admin';
 const ROLES: readonly Role[] = ['viewer', 'streamer', 'admin'];
 
@@ -13,6 +8,12 @@ export interface Caller {
   userId: string;
   role: Role;
   name: string;
+  /** The verified token this identity came from, forwarded unchanged on calls made on the caller's behalf. */
+  token?: string;
+  /** Set when a service calls as itself (an RPC whose access rules name it): the service's name. */
+  service?: string;
+  /** Who signed the token: `bff` for app users, `operator` for admin tokens, or the calling service. */
+  issuer?: string;
 }
 
 const INT64_MAX = 9223372036854775807n;
@@ -23,31 +24,10 @@ export function isPositiveInt64(value: string): boolean {
   return BigInt(value) <= INT64_MAX;
 }
 
-/**
- * Reads the identity from request metadata. The services sit on an internal network behind the
- * BFF, which verifies the user's token and forwards these keys; internal teams and grpcurl users
- * set them by hand (`-H 'lm-user-id: 42' -H 'lm-role: streamer'`).
- *
- * No identity at all is `undefined` (reads allow that); a present but malformed one is an error,
- * because silently treating a typo as anonymous hides bugs.
- */
-export function callerFrom(get: (key: string) => string | undefined): Caller | undefined {
-  const userId = get(USER_ID_KEY);
-  const role = get(ROLE_KEY);
-  if (userId === undefined && role === undefined) return undefined;
-  if (userId === undefined || !isPositiveInt64(userId)) {
-    throw new DomainError('unauthenticated', 'UNAUTHENTICATED', `metadata ${USER_ID_KEY} must be a positive 64-bit integer`);
-  }
-  if (role === undefined || !ROLES.includes(role as Role)) {
-    throw new DomainError('unauthenticated', 'UNAUTHENTICATED', `metadata ${ROLE_KEY} must be one of ${ROLES.join(', ')}`);
-  }
-  return { userId, role: role as Role, name: get(USER_NAME_KEY) ?? '' };
-}
-
 /** The caller, or UNAUTHENTICATED when the RPC needs one and none was sent. */
 export function requireCaller(caller: Caller | undefined): Caller {
   if (!caller) {
-    throw new DomainError('unauthenticated', 'UNAUTHENTICATED', `this RPC needs a caller identity (metadata ${USER_ID_KEY} and ${ROLE_KEY})`);
+    throw new DomainError('unauthenticated', 'UNAUTHENTICATED', 'this RPC needs a caller identity: a signed token in `authorization: Bearer <token>` metadata (the BFF sends one for signed-in users; `npm run auth -- token admin` mints one for debugging). lm-user-id and lm-role metadata are not trusted');
   }
   return caller;
 }

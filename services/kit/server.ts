@@ -1,4 +1,8 @@
-import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation, type handleUnaryCall, type ServerUnaryCall, type sendUnaryData, type handleServerStreamingCall } from '@grpc/grpc-js';
+import { CallAuthenticator, type AccessTable } from './auth.js';
+import { MeshCredentials } from './credentials.js';
+import { toStatus } from './grpc-errors.js';
+import { setCallerOf } from './handler.js';
 import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, resolveKitDefaults, type Shape } from './config.js';
 import { HealthRegistry, Serving } from './health.js';
 import { faultInterceptor, observeInterceptor } from './interceptors.js';
@@ -31,6 +35,9 @@ export class ServiceHost {
   readonly health = new HealthRegistry();
   readonly load: LoadMonitor;
   readonly metrics: KitMetrics;
+  /** Keys and certificates: who this process is, and how it checks who calls it. */
+  readonly credentials: MeshCredentials;
+  private readonly auth: CallAuthenticator;
   port = 0;
   metricsPort = 0;
   private readonly services: string[] = [];
@@ -46,6 +53,8 @@ export class ServiceHost {
     readonly log: Logger,
     descriptors: DescriptorIndex = DescriptorIndex.fromFile(),
   ) {
+    this.credentials = MeshCredentials.load(name, config);
+    this.auth = new CallAuthenticator(this.credentials.verifier);
     this.load = new LoadMonitor(config.LOAD_WINDOW_MS).start();
     this.metrics = new KitMetrics({ service: name, replica: config.REPLICA }, this.load);
     const fault = faultInterceptor({
@@ -73,12 +82,56 @@ export class ServiceHost {
     addReflection(this.server, descriptors, () => [...this.services, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']);
   }
 
-  /** Registers a service implementation; it reports NOT_SERVING until listen() succeeds. */
-  addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
+  /**
+   * Registers a service implementation; it reports NOT_SERVING until listen() succeeds. Every
+   * call's token is verified before its handler runs, against `access` (which callers each RPC
+   * accepts); handlers read the result as `ctx.caller`.
+   */
+  addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation, access: AccessTable = {}): void {
     const name = serviceNameOf(definition);
-    this.server.addService(definition, implementation);
+    this.server.addService(definition, this.authenticated(definition, implementation, this.auth.withAccess(access)));
     this.services.push(name);
     this.health.set(name, Serving.NOT_SERVING);
+  }
+
+  private authenticated(definition: ServiceDefinition, implementation: UntypedServiceImplementation, auth: CallAuthenticator): UntypedServiceImplementation {
+    const wrapped: UntypedServiceImplementation = {};
+    for (const [key, handler] of Object.entries(implementation)) {
+      const method = definition[key];
+      if (!method || method.requestStream) {
+        wrapped[key] = handler;
+        continue;
+      }
+      const path = method.path;
+      const short = path.slice(path.lastIndexOf('/') + 1);
+      const verify = (call: { metadata: ServerUnaryCall<unknown, unknown>['metadata'] }, run: () => void, fail: (err: unknown) => void) => {
+        let caller;
+        try {
+          caller = auth.authenticate(call.metadata, short);
+        } catch (err) {
+          return fail(err);
+        }
+        if (caller instanceof Promise) {
+          caller.then((c) => {
+            setCallerOf(call, c);
+            run();
+          }, fail);
+        } else {
+          setCallerOf(call, caller);
+          run();
+        }
+      };
+      if (method.responseStream) {
+        const h = handler as handleServerStreamingCall<unknown, unknown>;
+        wrapped[key] = (call: ServerWritableStream<unknown, unknown>) =>
+          verify(call, () => h(call), (err) => call.emit('error', toStatus(err, this.log, path)));
+      } else {
+        const h = handler as handleUnaryCall<unknown, unknown>;
+        wrapped[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) =>
+          verify(call, () => h(call, callback), (err) => callback(toStatus(err, this.log, path)));
+      }
+    }
+    return wrapped;
   }
 
   /** Something to close after the server has stopped (pools, clients); closed in reverse order. */
@@ -97,7 +150,7 @@ export class ServiceHost {
 
   async listen(): Promise<number> {
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`${this.config.HOST}:${this.config.PORT}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync(`${this.config.HOST}:${this.config.PORT}`, this.credentials.serverCredentials(), (err, port) => (err ? reject(err) : resolve(port))),
     );
     if (this.config.METRICS_PORT >= 0) {
       const served = await serveMetrics(this.metrics, this.config.HOST, this.config.METRICS_PORT);
@@ -105,7 +158,7 @@ export class ServiceHost {
       this.metricsPort = served.port;
     }
     this.health.setAll(Serving.SERVING);
-    this.log.info({ port: this.port, metricsPort: this.metricsPort, services: this.services }, `${this.name} serving on ${this.config.HOST}:${this.port}`);
+    this.log.info({ port: this.port, metricsPort: this.metricsPort, services: this.services, tls: this.credentials.tls }, `${this.name} serving on ${this.config.HOST}:${this.port}`);
     return this.port;
   }
 

@@ -2,7 +2,8 @@ import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { GiftPaidEvent, GiftServiceClient, orderEffectToJSON, type AckOrderEffectsResponse, type OrderEffect } from '../../gen/ts/livemesh/gift/v1/gift.js';
-import { callerMetadata, deadlineIn, SERVICE_CALLER, serviceClient } from './clients.js';
+import { deadlineIn, serviceClient } from './clients.js';
+import type { MeshCredentials } from './credentials.js';
 import { failed, GroupCommit, ok, type Outcome } from './group-commit.js';
 import { serviceErrorOf } from './grpc-errors.js';
 import type { Logger } from './logger.js';
@@ -163,14 +164,14 @@ const ACK_BATCH = 200;
  * logged as an error and counts as made: redelivering the event could never change the answer.
  * Anything else (Gift down, a deadline) rejects, so the event is redelivered and reported again.
  */
-export function effectReporter(giftAddress: string, effect: OrderEffect, log: Logger, timeoutMs = 3000): { report: EffectReporter; close(): void } {
+export function effectReporter(giftAddress: string, credentials: MeshCredentials, effect: OrderEffect, log: Logger, timeoutMs = 3000): { report: EffectReporter; close(): void } {
   if (!giftAddress) {
     return {
       report: async (orderId) => void log.debug({ orderId, effect: orderEffectToJSON(effect) }, 'GIFT_ADDR unset: effect applied, AckOrderEffect skipped'),
       close: () => {},
     };
   }
-  const client = serviceClient(GiftServiceClient, giftAddress);
+  const client = serviceClient(GiftServiceClient, giftAddress, credentials);
   const settled = (orderId: string, err: ServiceError | null): Outcome<void> => {
     if (!err) return ok(undefined);
     if (err.code === Code.NOT_FOUND || err.code === Code.INVALID_ARGUMENT) {
@@ -180,13 +181,13 @@ export function effectReporter(giftAddress: string, effect: OrderEffect, log: Lo
     return failed(err);
   };
   const one = (orderId: string) =>
-    new Promise<Outcome<void>>((resolve) => client.ackOrderEffect({ orderId, effect }, callerMetadata(SERVICE_CALLER), deadlineIn(timeoutMs), (err) => resolve(settled(orderId, err))));
+    new Promise<Outcome<void>>((resolve) => client.ackOrderEffect({ orderId, effect }, new Metadata(), deadlineIn(timeoutMs), (err) => resolve(settled(orderId, err))));
   let batched = true;
   const batches = new GroupCommit<string, void>(
     async (orderIds) => {
       if (!batched) return Promise.all(orderIds.map(one));
       const res = await new Promise<AckOrderEffectsResponse | ServiceError>((resolve) =>
-        client.ackOrderEffects({ acks: orderIds.map((orderId) => ({ orderId, effect })) }, callerMetadata(SERVICE_CALLER), deadlineIn(timeoutMs), (err, r) => resolve(err ?? r)),
+        client.ackOrderEffects({ acks: orderIds.map((orderId) => ({ orderId, effect })) }, new Metadata(), deadlineIn(timeoutMs), (err, r) => resolve(err ?? r)),
       );
       if (res instanceof Error) {
         if (res.code !== Code.UNIMPLEMENTED) return orderIds.map(() => failed(res));
@@ -217,9 +218,9 @@ export function effectReporter(giftAddress: string, effect: OrderEffect, log: Lo
 export async function runGiftEffect(
   nc: NatsConnection,
   prefix: string,
-  opts: { durable: string; effect: OrderEffect; giftAddress: string; ackWaitMs: number; apply: (event: GiftPaidEvent) => Promise<Verdict>; log: Logger },
+  opts: { durable: string; effect: OrderEffect; giftAddress: string; credentials: MeshCredentials; ackWaitMs: number; apply: (event: GiftPaidEvent) => Promise<Verdict>; log: Logger },
 ): Promise<{ stop(): Promise<void> }> {
-  const acks = effectReporter(opts.giftAddress, opts.effect, opts.log);
+  const acks = effectReporter(opts.giftAddress, opts.credentials, opts.effect, opts.log);
   const name = orderEffectToJSON(opts.effect).replace('ORDER_EFFECT_', '');
   const consumer = await consumeGiftPaid(nc, prefix, {
     durable: opts.durable,

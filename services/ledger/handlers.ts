@@ -1,10 +1,28 @@
 import type { LedgerServiceServer, TransferRequest, TransferResponse } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import type { AccessTable } from '../kit/auth.js';
 import { toStatusMessage } from '../kit/grpc-errors.js';
 import { unary } from '../kit/handler.js';
 import type { Logger } from '../kit/logger.js';
 import type { Ledger, TransferInput } from './ledger.js';
 import type { TransferOutcome } from './store/transfer-engine.js';
 import { toDuration, toProtoBalance, toProtoLevel, toProtoMigration, toProtoShardMap, toProtoTransfer } from './mapping.js';
+
+/**
+ * Which callers each RPC accepts besides users (whose rights the Ledger's domain checks): money
+ * is made only by the BFF's payment callback, moved in batches only by Gift, and the operations
+ * RPCs answer operators' admin tokens, never an app user's.
+ */
+export const LEDGER_ACCESS: AccessTable = {
+  TopUp: { services: ['bff'], users: false },
+  Transfer: { services: ['gift'] },
+  CreateTransfers: { services: ['gift'], users: false },
+  VoidTransfer: { services: ['gift'], users: false },
+  Reconcile: { users: false },
+  CheckInvariants: { users: false },
+  GetShardMap: { users: false },
+  MigrateBucket: { users: false },
+  GetMigration: { users: false },
+};
 
 /** The gRPC face of the Ledger: wire messages in, use cases, wire messages out. */
 export function ledgerHandlers(ledger: Ledger, log: Logger): LedgerServiceServer {

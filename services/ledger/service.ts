@@ -12,7 +12,7 @@ import { fromRoot } from '../kit/paths.js';
 import type { ServiceConfig, ServiceHost } from '../kit/server.js';
 import { BUCKET_COUNT } from './buckets.js';
 import { checkTimeZone } from './days.js';
-import { ledgerHandlers } from './handlers.js';
+import { LEDGER_ACCESS, ledgerHandlers } from './handlers.js';
 import { Ledger } from './ledger.js';
 import { BucketDb } from './store/buckets-db.js';
 import { CreditApplier } from './store/credit-applier.js';
@@ -142,7 +142,7 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
   host.onClose('credit applier', () => applier.stop());
   migrator.startResuming();
   host.onClose('migrations', async () => migrator.stopResuming());
-  host.addService(LedgerServiceService, ledgerHandlers(ledger, log) as UntypedServiceImplementation);
+  host.addService(LedgerServiceService, ledgerHandlers(ledger, log) as UntypedServiceImplementation, LEDGER_ACCESS);
   log.info({ shards: names, mapVersion: map.version }, 'ledger shards ready');
   return { ledger, engine, applier, router, migrator, mapStore, reads, shards };
 }

@@ -47,7 +47,7 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
 
   const boards = new Boards(new Calendar(config.RANKING_TIME_ZONE));
   const store = new RedisBoards(redis);
-  const orders = config.GIFT_ADDR ? new GrpcOrderSource(config.GIFT_ADDR) : undefined;
+  const orders = config.GIFT_ADDR ? new GrpcOrderSource(config.GIFT_ADDR, host.credentials) : undefined;
   if (orders) host.onClose('gift orders client', async () => orders.close());
   const reader = new RankingReader(boards, store, { snapshotMs: config.RANKING_SNAPSHOT_MS, max: 10_000 });
   const rebuilder = new Rebuilder(boards, store, orders);
@@ -59,6 +59,7 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
     durable: 'ranking-boards',
     effect: OrderEffect.ORDER_EFFECT_RANKING,
     giftAddress: config.GIFT_ADDR,
+    credentials: host.credentials,
     ackWaitMs: config.GIFT_CONSUMER_ACK_WAIT_MS,
     apply: (event) => updates.handle(event),
     log,

@@ -72,7 +72,7 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
   exportCacheMetrics(host, local);
   const presenceStore = new RedisPresence(redis);
   const hot = new HotRooms(presenceStore, reader, (err) => log.warn({ err }, 'hot list refresh failed; serving the previous list'));
-  const giftGroups = config.GIFT_ADDR ? new GrpcGiftGroups(config.GIFT_ADDR) : undefined;
+  const giftGroups = config.GIFT_ADDR ? new GrpcGiftGroups(config.GIFT_ADDR, host.credentials) : undefined;
   if (giftGroups) host.onClose('gift client', async () => giftGroups.close());
   else log.info('GIFT_ADDR unset: AssignGiftGroup stores gift group ids without checking that they exist');
   const writer = new RoomWriter(store, cache, new NatsRoomEvents(nats, config.NATS_PREFIX, config.REGION), giftGroups, (err, roomId) =>

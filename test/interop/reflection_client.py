@@ -12,7 +12,7 @@ reflection client would), then describes every method. Finally it calls the meth
 stdin as a JSON list of
 
     {"method": "livemesh.room.v1.RoomService/CreateRoom", "request": {...proto3 JSON...},
-     "metadata": [["lm-user-id", "7"], ["lm-role", "streamer"]]}
+     "metadata": [["authorization", "Bearer <token>"]]}
 
 and prints ONE JSON document: {"reflection_version", "services", "described", "calls"}.
 A call that fails is reported in "calls" (with its code, details and, decoded through reflection

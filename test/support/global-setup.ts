@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureDevKeys } from '../../scripts/credentials.js';
 import { ensureInfra, infraUrlsFromEnv } from '../../scripts/infra.js';
 import { repoRoot } from '../../services/kit/paths.js';
 
@@ -12,6 +13,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   for (const built of ['gen/descriptor.binpb', 'dist/services/room/main.js']) {
     if (!existsSync(join(root, built))) throw new Error(`${built} is missing: run \`npm test\` (it builds first) or \`npm run build\``);
   }
+  ensureDevKeys(undefined, (line) => console.log(line));
   const infra = await ensureInfra(infraUrlsFromEnv(), { dataDir: join(root, '.data'), log: (line) => console.log(line) });
   return () => infra.stop();
 }

@@ -6,6 +6,7 @@ import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { badRequestOf, errorInfoOf } from '../../services/kit/grpc-errors.js';
 import { fromRoot } from '../../services/kit/paths.js';
 import { roomConfigShape, wireRoom } from '../../services/room/service.js';
+import { bearer, devUserToken } from '../../scripts/credentials.js';
 import { isolate, type Isolation } from '../../scripts/isolation.js';
 
 import { startInProcess } from './service.js';
@@ -15,12 +16,12 @@ export { LogCapture } from './log-capture.js';
 /** An in-process Room server on a free port, wired exactly as the real process wires it. */
 export const startRoom = (iso: Isolation, env: Record<string, string> = {}) => startInProcess('room', roomConfigShape, wireRoom, RoomServiceClient, iso, { METRICS_PORT: '0', ...env });
 
-/** Metadata carrying a caller identity, as the BFF would send it. */
-export function as(userId: string, role: 'viewer' | 'streamer' | 'admin'): Metadata {
-  const md = new Metadata();
-  md.set('lm-user-id', userId);
-  md.set('lm-role', role);
-  return md;
+/**
+ * Metadata carrying a caller's signed token: for viewers and streamers the token the BFF would
+ * mint, for admins an operator's (development keys, every service in the audience).
+ */
+export function as(userId: string, role: 'viewer' | 'streamer' | 'admin', name = ''): Metadata {
+  return bearer(devUserToken(userId, role, name));
 }
 
 /** Promisifies a grpc-js unary method, keeping the error object (code, details, metadata). */

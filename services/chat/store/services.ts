@@ -2,7 +2,8 @@ import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { Asset } from '../../../gen/ts/livemesh/common/v1/common.js';
 import { LedgerServiceClient } from '../../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomChangedEvent, RoomServiceClient, RoomStatus, type Room } from '../../../gen/ts/livemesh/room/v1/room.js';
-import { callerMetadata, deadlineIn, serviceClient } from '../../kit/clients.js';
+import { deadlineIn, serviceClient } from '../../kit/clients.js';
+import { onBehalfOf, type MeshCredentials } from '../../kit/credentials.js';
 import type { Caller } from '../../kit/identity.js';
 import type { Logger } from '../../kit/logger.js';
 import { subject, type NatsConnection } from '../../kit/nats.js';
@@ -20,8 +21,8 @@ const infoOf = (room: Room): RoomInfo => ({ roomId: room.roomId, streamerId: roo
 export class GrpcRoomSource implements RoomSource, OnlineSource {
   private readonly client: RoomServiceClient;
 
-  constructor(address: string) {
-    this.client = serviceClient(RoomServiceClient, address);
+  constructor(address: string, credentials: MeshCredentials) {
+    this.client = serviceClient(RoomServiceClient, address, credentials);
   }
 
   fetch(roomId: string): Promise<RoomInfo | undefined> {
@@ -54,15 +55,15 @@ export class GrpcRoomSource implements RoomSource, OnlineSource {
 export class GrpcLevelSource implements LevelSource {
   private readonly client: LedgerServiceClient | undefined;
 
-  constructor(address: string) {
-    this.client = address ? serviceClient(LedgerServiceClient, address) : undefined;
+  constructor(address: string, credentials: MeshCredentials) {
+    this.client = address ? serviceClient(LedgerServiceClient, address, credentials) : undefined;
   }
 
-  levelOf(caller: Pick<Caller, 'userId' | 'role'>): Promise<number> {
+  levelOf(caller: Pick<Caller, 'userId' | 'role' | 'token'>): Promise<number> {
     const client = this.client;
     if (!client) return Promise.reject(dependencyUnavailable('this room has a minimum level and LEDGER_ADDR is not configured, so levels cannot be checked'));
     return new Promise((resolve, reject) =>
-      client.getBalances({ ownerId: caller.userId, assets: [Asset.ASSET_EXP] }, callerMetadata(caller), deadlineIn(CALL_TIMEOUT_MS), (err, res) =>
+      client.getBalances({ ownerId: caller.userId, assets: [Asset.ASSET_EXP] }, onBehalfOf(caller), deadlineIn(CALL_TIMEOUT_MS), (err, res) =>
         err ? reject(err) : resolve(res.level?.level ?? 0),
       ),
     );

@@ -1,6 +1,7 @@
-import { status as Code, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { GiftServiceClient, OrderState, type ListOrdersResponse, type Order } from '../../../gen/ts/livemesh/gift/v1/gift.js';
-import { callerMetadata, deadlineIn, SERVICE_CALLER, serviceClient } from '../../kit/clients.js';
+import { deadlineIn, serviceClient } from '../../kit/clients.js';
+import type { MeshCredentials } from '../../kit/credentials.js';
 import type { PaidGift } from '../boards.js';
 import { rebuildSourceUnavailable } from '../errors.js';
 import type { OrderSource } from '../rebuild.js';
@@ -36,8 +37,8 @@ function refusedBy(err: ServiceError): Error {
 export class GrpcOrderSource implements OrderSource {
   private readonly client: GiftServiceClient;
 
-  constructor(address: string) {
-    this.client = serviceClient(GiftServiceClient, address);
+  constructor(address: string, credentials: MeshCredentials) {
+    this.client = serviceClient(GiftServiceClient, address, credentials);
   }
 
   async *paidOrders(filter: { roomId?: string; paidFrom: Date; paidTo?: Date }): AsyncIterable<PaidGift[]> {
@@ -54,7 +55,7 @@ export class GrpcOrderSource implements OrderSource {
             paidEndTime: filter.paidTo,
             page: { pageSize: PAGE_SIZE, pageToken },
           },
-          callerMetadata(SERVICE_CALLER),
+          new Metadata(),
           deadlineIn(10_000),
           (err, r) => (err ? reject(refusedBy(err)) : resolve(r)),
         ),

@@ -1,6 +1,7 @@
-import { status as Code, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { GiftServiceClient } from '../../../gen/ts/livemesh/gift/v1/gift.js';
-import { callerMetadata, deadlineIn, serviceClient, SERVICE_CALLER } from '../../kit/clients.js';
+import { deadlineIn, serviceClient } from '../../kit/clients.js';
+import type { MeshCredentials } from '../../kit/credentials.js';
 import { giftServiceUnavailable } from '../errors.js';
 import type { GiftGroups } from '../rooms.js';
 
@@ -14,13 +15,13 @@ const CALL_TIMEOUT_MS = 2000;
 export class GrpcGiftGroups implements GiftGroups {
   private readonly client: GiftServiceClient;
 
-  constructor(address: string) {
-    this.client = serviceClient(GiftServiceClient, address);
+  constructor(address: string, credentials: MeshCredentials) {
+    this.client = serviceClient(GiftServiceClient, address, credentials);
   }
 
   exists(giftGroupId: string): Promise<boolean> {
     return new Promise((resolve, reject) =>
-      this.client.getGiftGroup({ giftGroupId }, callerMetadata(SERVICE_CALLER), deadlineIn(CALL_TIMEOUT_MS), (err: ServiceError | null, res) => {
+      this.client.getGiftGroup({ giftGroupId }, new Metadata(), deadlineIn(CALL_TIMEOUT_MS), (err: ServiceError | null, res) => {
         if (err?.code === Code.NOT_FOUND) return resolve(false);
         // Gift's own failure is not Room's to pass on as is (an INVALID_ARGUMENT about Gift's request would name no field of this one).
         if (err) return reject(giftServiceUnavailable(giftGroupId, `${Code[err.code] ?? err.code}: ${err.details}`));
