@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream';
 import compression from 'compression';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import type { Logger } from '../services/kit/logger.js';
+import type { Logger } from '../kit/logger.js';
 import { authenticate } from './auth.js';
 import type { BffContext } from './context.js';
 import { demoRoutes } from './demo.js';

@@ -5,7 +5,7 @@
  */
 import type { RequestHandler, Response } from 'express';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
-import { isPositiveInt64, type Caller, type Role } from '../services/kit/identity.js';
+import { isPositiveInt64, type Caller, type Role } from '../kit/identity.js';
 import { HttpError } from './errors.js';
 
 const ROLES: readonly Role[] = ['viewer', 'streamer', 'admin'];

@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, credentialsConfigShape, EXIT_CONFIG, int, kitConfigShape, parseConfig, port } from '../services/kit/config.js';
+import { ConfigError, credentialsConfigShape, EXIT_CONFIG, int, kitConfigShape, parseConfig, port } from '../kit/config.js';
 
 /**
  * Development secrets, so `npm start` and the demo page work out of the box. main.ts logs a

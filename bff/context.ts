@@ -4,8 +4,8 @@
  */
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../services/kit/logger.js';
-import type { Caller } from '../services/kit/identity.js';
+import type { Logger } from '../kit/logger.js';
+import type { Caller } from '../kit/identity.js';
 import type { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
 import type { BffMetrics } from './metrics.js';

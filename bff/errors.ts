@@ -8,8 +8,8 @@ import { status as Code, Metadata } from '@grpc/grpc-js';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { statusDetailsOf } from '../services/kit/grpc-errors.js';
-import type { Logger } from '../services/kit/logger.js';
+import { statusDetailsOf } from '../kit/grpc-errors.js';
+import type { Logger } from '../kit/logger.js';
 
 export interface ErrorBody {
   error: {

@@ -4,7 +4,7 @@
  * Process concerns only (config, logger, signals, exit codes); the HTTP behaviour is in app.ts and
  * the wiring in wiring.ts.
  */
-import { createLogger } from '../services/kit/logger.js';
+import { createLogger } from '../kit/logger.js';
 import { boundPort, drainHttpServer, listen, Readiness } from './app.js';
 import { DEV_JWT_SECRET, DEV_TOPUP_SECRET, loadBffConfigOrExit } from './config.js';
 import { createBff, type Bff } from './wiring.js';

@@ -5,8 +5,8 @@
  * breaker of the upstream it needs is open (see upstreams.ts).
  */
 import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '../services/kit/nats.js';
-import type { Logger } from '../services/kit/logger.js';
+import type { NatsConnection } from '../kit/nats.js';
+import type { Logger } from '../kit/logger.js';
 
 /** Every switchable section, with what turning it off costs the user. */
 export const SWITCHES = {

@@ -11,10 +11,10 @@ import { LedgerServiceClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RankingServiceClient } from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
 import type { GeneratedClientClass } from '../lb/client.js';
-import { AUTH_METADATA_KEY } from '../services/kit/auth.js';
-import { serviceClient } from '../services/kit/clients.js';
-import type { MeshCredentials } from '../services/kit/credentials.js';
-import type { Caller } from '../services/kit/identity.js';
+import { AUTH_METADATA_KEY } from '../kit/auth.js';
+import { serviceClient } from '../kit/clients.js';
+import type { MeshCredentials } from '../kit/credentials.js';
+import type { Caller } from '../kit/identity.js';
 import type { BffConfig } from './config.js';
 import { isGrpcFailure, type GrpcFailure } from './errors.js';
 

@@ -4,7 +4,7 @@
  * expect). 64-bit ids and amounts stay strings end to end.
  */
 import { z } from 'zod';
-import { isPositiveInt64 } from '../services/kit/identity.js';
+import { isPositiveInt64 } from '../kit/identity.js';
 import { HttpError } from './errors.js';
 
 /** A positive int64 as a decimal string; JSON numbers are accepted only when they are safe integers. */

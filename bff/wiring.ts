@@ -4,18 +4,18 @@
  */
 import type { RequestListener } from 'node:http';
 import type { Redis } from 'ioredis';
-import type { NatsConnection } from '../services/kit/nats.js';
-import { connectNats } from '../services/kit/nats.js';
-import { connectRedis } from '../services/kit/redis.js';
-import type { Logger } from '../services/kit/logger.js';
+import type { NatsConnection } from '../kit/nats.js';
+import { connectNats } from '../kit/nats.js';
+import { connectRedis } from '../kit/redis.js';
+import type { Logger } from '../kit/logger.js';
 import { createApp, Readiness } from './app.js';
 import { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
 import type { BffContext } from './context.js';
 import { withFastPath } from './fast-path.js';
 import { BffMetrics } from './metrics.js';
-import { serveMetrics } from '../services/kit/metrics.js';
-import { MeshCredentials } from '../services/kit/credentials.js';
+import { serveMetrics } from '../kit/metrics.js';
+import { MeshCredentials } from '../kit/credentials.js';
 import { MicroCache } from './microcache.js';
 import { RateLimits } from './rate-limits.js';
 import { StreamGateway } from './stream/gateway.js';

@@ -10,7 +10,7 @@
  * trailers, from which the server's `lm-load` report is read.
  */
 import { connectivityState as ConnectivityState, experimental, status as Status, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
-import { LOAD_METADATA_KEY, parseLoad } from '../services/kit/load.js';
+import { LOAD_METADATA_KEY, parseLoad } from './load-report.js';
 import { DEFAULT_P2C_OPTIONS, type EndpointStats, type P2cOptions } from './endpoint-stats.js';
 import { P2cChooser, systemSources, type Sources } from './p2c.js';
 import { balancers, type BalancerView, type Observable } from './registry.js';

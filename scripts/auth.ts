@@ -12,7 +12,7 @@
  * key is AUTH_OPERATOR_KEY, or the development operator key.
  */
 import { ensureDevCerts, ensureDevKeys, GRPC_SERVICES, operatorServiceToken, operatorUserToken, parseTtl } from './credentials.js';
-import { isPositiveInt64, type Role } from '../services/kit/identity.js';
+import { isPositiveInt64, type Role } from '../kit/identity.js';
 
 const USAGE = `usage: npm run auth -- <command>
   keys

@@ -11,10 +11,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
-import { AUTH_METADATA_KEY, ISSUERS, loadSigningKey, MESH_SERVICES, OPERATOR, signJwt } from '../services/kit/auth.js';
-import { DEV_AUTH_DIR, DEV_TLS_DIR } from '../services/kit/config.js';
-import { MeshCredentials } from '../services/kit/credentials.js';
-import type { Role } from '../services/kit/identity.js';
+import { AUTH_METADATA_KEY, ISSUERS, loadSigningKey, MESH_SERVICES, OPERATOR, signJwt } from '../kit/auth.js';
+import { DEV_AUTH_DIR, DEV_TLS_DIR } from '../kit/config.js';
+import { MeshCredentials } from '../kit/credentials.js';
+import type { Role } from '../kit/identity.js';
 
 /** Every livemesh gRPC audience (the processes that serve gRPC). */
 export const GRPC_SERVICES = MESH_SERVICES.filter((s) => s !== 'bff');

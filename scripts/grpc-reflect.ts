@@ -40,7 +40,7 @@ import {
 } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, type DescriptorProto, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
 import { ServerReflectionRequest, ServerReflectionResponse } from '../gen/ts/grpc/reflection/v1/reflection.js';
-import { STATUS_DETAILS_KEY, statusDetailsOf } from '../services/kit/grpc-errors.js';
+import { STATUS_DETAILS_KEY, statusDetailsOf } from '../kit/grpc-errors.js';
 import { operatorChannelCredentials } from './credentials.js';
 
 /** The two reflection protocol versions; their messages are byte-for-byte identical. */

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { infraUrlsFromEnv } from './infra.js';
-import { mysqlOptions, quoteIdent } from '../services/kit/mysql.js';
+import { mysqlOptions, quoteIdent } from '../kit/mysql.js';
 
 /**
  * An isolated namespace on shared servers: its own database, Redis key prefix and NATS subject

@@ -24,7 +24,7 @@ import type { Metadata, ServiceError } from '@grpc/grpc-js';
 import { SingleBar } from 'cli-progress';
 import { LedgerServiceClient, MigrationPhase, migrationPhaseToJSON, type Migration } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { assetToJSON } from '../gen/ts/livemesh/common/v1/common.js';
-import { errorInfoOf } from '../services/kit/grpc-errors.js';
+import { errorInfoOf } from '../kit/grpc-errors.js';
 import { bearer, operatorChannelCredentials } from './credentials.js';
 import { operatorAdminToken } from './tokens.js';
 

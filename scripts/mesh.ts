@@ -9,10 +9,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { credentials, Metadata } from '@grpc/grpc-js';
-import { DEV_TLS_DIR } from '../services/kit/config.js';
+import { DEV_TLS_DIR } from '../kit/config.js';
 import { ensureDevCerts, ensureDevKeys, operatorChannelCredentials } from './credentials.js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
-import { repoRoot } from '../services/kit/paths.js';
+import { repoRoot } from '../kit/paths.js';
 import { freePorts } from './net.js';
 
 // ---------------------------------------------------------------------------------------------

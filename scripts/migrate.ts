@@ -1,8 +1,8 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { kitConfigShape, parseConfig, ConfigError, EXIT_CONFIG } from '../services/kit/config.js';
-import { migrate } from '../services/kit/migrate.js';
-import { databaseInUrl } from '../services/kit/mysql.js';
-import { fromRoot } from '../services/kit/paths.js';
+import { kitConfigShape, parseConfig, ConfigError, EXIT_CONFIG } from '../kit/config.js';
+import { migrate } from '../kit/migrate.js';
+import { databaseInUrl } from '../kit/mysql.js';
+import { fromRoot } from '../kit/paths.js';
 
 /**
  * `npm run migrate -- <service>`: applies a service's migrations by hand, for operators who want

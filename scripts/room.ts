@@ -12,8 +12,8 @@
  */
 import { SingleBar, Presets } from 'cli-progress';
 import { Redis } from 'ioredis';
-import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig } from '../services/kit/config.js';
-import { createMysqlPool } from '../services/kit/mysql.js';
+import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig } from '../kit/config.js';
+import { createMysqlPool } from '../kit/mysql.js';
 import { roomConfigShape, roomDatabase } from '../services/room/service.js';
 import { MysqlRoomStore } from '../services/room/store/mysql-rooms.js';
 import { RedisRoomCache } from '../services/room/store/redis-rooms.js';

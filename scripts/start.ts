@@ -13,9 +13,9 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, DEV_TLS_DIR, EXIT_CONFIG, int, parseConfig } from '../services/kit/config.js';
+import { ConfigError, DEV_TLS_DIR, EXIT_CONFIG, int, parseConfig } from '../kit/config.js';
 import { ensureDevCerts, ensureDevKeys } from './credentials.js';
-import { repoRoot } from '../services/kit/paths.js';
+import { repoRoot } from '../kit/paths.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle, type InfraUrls } from './infra.js';
 import { describeExit, HIGHEST_PORT, hostPort, killOnExit, planMesh, spawnChild, stopChildren, waitReady, type Child, type ProcessSpec } from './mesh.js';
 

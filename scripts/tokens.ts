@@ -6,7 +6,7 @@
  * the services' verifiers then answer from their cache, as they do for the BFF's own tokens.
  */
 import type { Metadata } from '@grpc/grpc-js';
-import type { Role } from '../services/kit/identity.js';
+import type { Role } from '../kit/identity.js';
 import { bearer, devServiceToken, devUserToken, operatorServiceToken, operatorUserToken } from './credentials.js';
 
 /** Lifetimes the helpers below mint with: the BFF's users' tokens last minutes, operators' an hour. */

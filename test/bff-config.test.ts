@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseBffConfig } from '../bff/config.js';
-import { ConfigError } from '../services/kit/config.js';
+import { ConfigError } from '../kit/config.js';
 
 describe('BFF config', () => {
   it('names each bad variable', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { quoteIdent } from '../services/kit/mysql.js';
+import { quoteIdent } from '../kit/mysql.js';
 import { runChaos, formatResult, type ChaosResult } from '../scripts/chaos/run.js';
 import type { Check } from '../scripts/chaos/invariants.js';
 

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, resolveKitDefaults } from '../services/kit/config.js';
+import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, resolveKitDefaults } from '../kit/config.js';
 import { isolate } from '../scripts/isolation.js';
 import { spawnRoom } from './support/room.js';
 

@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { FieldDescriptorProto_Type as T, FileDescriptorSet } from '../gen/ts/google/protobuf/descriptor.js';
 import { Room } from '../gen/ts/livemesh/room/v1/room.js';
-import { descriptorSetPath } from '../services/kit/reflection.js';
-import { fromRoot } from '../services/kit/paths.js';
+import { descriptorSetPath } from '../kit/reflection.js';
+import { fromRoot } from '../kit/paths.js';
 
 const buf = fromRoot('node_modules', '.bin', 'buf');
 const livemeshFiles = () => FileDescriptorSet.decode(readFileSync(descriptorSetPath())).file.filter((f) => f.package?.startsWith('livemesh.'));

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bffConfigShape, parseBffConfig } from '../bff/config.js';
-import { ConfigError, kitConfigShape, parseConfig, type Shape } from '../services/kit/config.js';
-import { fromRoot } from '../services/kit/paths.js';
+import { ConfigError, kitConfigShape, parseConfig, type Shape } from '../kit/config.js';
+import { fromRoot } from '../kit/paths.js';
 import { freePorts } from '../scripts/net.js';
 import {
   composeSchemaErrors,
@@ -56,7 +56,7 @@ const CALLS: Record<string, string[]> = {
   ledger: [],
 };
 const callersOf = (name: string) => Object.keys(CALLS).filter((caller) => CALLS[caller]!.includes(name)).sort();
-/** Where the image keeps the development keys (services/kit/config.ts DEV_AUTH_DIR inside /app). */
+/** Where the image keeps the development keys (kit/config.ts DEV_AUTH_DIR inside /app). */
 const IMAGE_AUTH_DIR = '/app/.livemesh/auth';
 
 describe('the gRPC call graph', () => {
@@ -291,7 +291,7 @@ describe('deploy/docker-compose.yml: keys', () => {
 
   it('every process waits for it, mounts the keys read-only, and reads all public keys and its own private key; `auth.js keys` writes exactly those files', async () => {
     const { ensureDevKeys } = await import('../scripts/credentials.js');
-    const { MeshCredentials } = await import('../services/kit/credentials.js');
+    const { MeshCredentials } = await import('../kit/credentials.js');
     const dir = mkdtempSync(join(tmpdir(), 'lm-compose-keys-'));
     try {
       ensureDevKeys(dir);
@@ -325,8 +325,8 @@ describe('deploy/healthcheck.mjs (Compose health checks; Kubernetes exec probes 
 
   it('checks grpc.health.v1 over mutual TLS with the pod\'s own certificate (GRPC_TLS_DIR), the port defaulting to $PORT', async () => {
     const { ensureDevCerts } = await import('../scripts/credentials.js');
-    const { ServiceHost } = await import('../services/kit/server.js');
-    const { resolveKitDefaults } = await import('../services/kit/config.js');
+    const { ServiceHost } = await import('../kit/server.js');
+    const { resolveKitDefaults } = await import('../kit/config.js');
     const { pino } = await import('pino');
     const dir = mkdtempSync(join(tmpdir(), 'lm-healthcheck-tls-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -489,8 +489,8 @@ describe('deploy/k8s (kustomize base, dev overlay, and dev with the mtls compone
       });
 
       it(`every process: AUTH_PUBLIC_KEYS_DIR on the public-key ConfigMap and AUTH_SIGNING_KEY in its own Secret, mounted read-only and readable by its user only; ${render.dev ? 'the development keys load and pair up' : 'the placeholders stop it at start'}`, async () => {
-        const { MeshCredentials } = await import('../services/kit/credentials.js');
-        const { AuthKeysMissing, ISSUERS } = await import('../services/kit/auth.js');
+        const { MeshCredentials } = await import('../kit/credentials.js');
+        const { AuthKeysMissing, ISSUERS } = await import('../kit/auth.js');
         const root = mkdtempSync(join(tmpdir(), 'lm-k8s-mounts-'));
         const loaded = new Map<string, ReturnType<typeof MeshCredentials.load>>();
         const signingSecrets = new Set<string>();

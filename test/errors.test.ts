@@ -2,8 +2,8 @@ import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import mysql from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import type { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
-import { badRequestOf, errorInfoOf } from '../services/kit/grpc-errors.js';
-import { mysqlOptions } from '../services/kit/mysql.js';
+import { badRequestOf, errorInfoOf } from '../kit/grpc-errors.js';
+import { mysqlOptions } from '../kit/mysql.js';
 import { as, call, useRoomServer } from './support/room.js';
 
 const server = useRoomServer('errors');

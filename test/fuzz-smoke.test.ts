@@ -8,9 +8,9 @@ import { runTargets } from '../scripts/fuzz/runner.js';
 import { runFuzzSession } from '../scripts/fuzz/session.js';
 import { rpcFuzzTarget } from '../scripts/fuzz/targets.js';
 import type { Known } from '../scripts/fuzz/values.js';
-import { unary } from '../services/kit/handler.js';
-import { createLogger } from '../services/kit/logger.js';
-import { loadConfigOrExit, ServiceHost } from '../services/kit/server.js';
+import { unary } from '../kit/handler.js';
+import { createLogger } from '../kit/logger.js';
+import { loadConfigOrExit, ServiceHost } from '../kit/server.js';
 
 /**
  * `npm run fuzz` in small: every RPC and every BFF route gets a few dozen random and malformed

@@ -11,7 +11,7 @@ import { GiftStatus, OrderState, type Gift } from '../gen/ts/livemesh/gift/v1/gi
 import { TransferKind } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { isolate } from '../scripts/isolation.js';
 import { freePorts } from '../scripts/net.js';
-import { badRequestOf, errorInfoOf, serviceErrorOf } from '../services/kit/grpc-errors.js';
+import { badRequestOf, errorInfoOf, serviceErrorOf } from '../kit/grpc-errors.js';
 import { balance, giftApi, giftEnv, spawnLedger, startGift, stopServer, topUp, until, type GiftServer } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CallAuthenticator, loadPublicKeys, TokenMinter, TokenVerifier } from '../services/kit/auth.js';
-import { DomainError } from '../services/kit/domain-error.js';
+import { CallAuthenticator, loadPublicKeys, TokenMinter, TokenVerifier } from '../kit/auth.js';
+import { DomainError } from '../kit/domain-error.js';
 
 const pair = () => generateKeyPairSync('ed25519');
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { failed, GroupCommit, ok, type Outcome } from '../services/kit/group-commit.js';
+import { failed, GroupCommit, ok, type Outcome } from '../kit/group-commit.js';
 
 /** A batch runner that records what it was given and finishes when the test says so. */
 function recorder<T>() {

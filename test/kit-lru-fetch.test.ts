@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { describe, expect, it } from 'vitest';
-import { fetchCurrent } from '../services/kit/lru-fetch.js';
+import { fetchCurrent } from '../kit/lru-fetch.js';
 
 /**
  * Found by `npm run fuzz` (GetGiftGroup beside UpsertGiftGroup): a catalog change that dropped an

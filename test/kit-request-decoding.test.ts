@@ -1,10 +1,10 @@
 import { Client, credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetRoomRankingRequest, GetRoomRankingResponse, RankingServiceService } from '../gen/ts/livemesh/ranking/v1/ranking.js';
-import { errorInfoOf, toStatus } from '../services/kit/grpc-errors.js';
-import { unary } from '../services/kit/handler.js';
-import { createLogger } from '../services/kit/logger.js';
-import { loadConfigOrExit, ServiceHost } from '../services/kit/server.js';
+import { errorInfoOf, toStatus } from '../kit/grpc-errors.js';
+import { unary } from '../kit/handler.js';
+import { createLogger } from '../kit/logger.js';
+import { loadConfigOrExit, ServiceHost } from '../kit/server.js';
 
 /**
  * Found by `npm run fuzz`: request bytes that do not decode as the method's message made grpc-js

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { OrcaLoadReport } from '../gen/ts/xds/data/orca/v3/orca_load_report.js';
-import { ORCA_TRAILER_KEY } from '../services/kit/load.js';
-import { CpuStealer } from '../services/kit/noisy-neighbour.js';
+import { ORCA_TRAILER_KEY } from '../kit/load.js';
+import { CpuStealer } from '../kit/noisy-neighbour.js';
 import { isolate } from '../scripts/isolation.js';
 import { startRoom } from './support/room.js';
 

@@ -4,7 +4,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
 import { LedgerServiceClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
-import { mysqlOptions } from '../services/kit/mysql.js';
+import { mysqlOptions } from '../kit/mysql.js';
 import { bucketOf, BUCKET_COUNT } from '../services/ledger/buckets.js';
 import { isolate } from '../scripts/isolation.js';
 import { freePorts } from '../scripts/net.js';

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
-import { migrate, readMigrations } from '../services/kit/migrate.js';
-import { mysqlOptions } from '../services/kit/mysql.js';
-import { fromRoot } from '../services/kit/paths.js';
+import { migrate, readMigrations } from '../kit/migrate.js';
+import { mysqlOptions } from '../kit/mysql.js';
+import { fromRoot } from '../kit/paths.js';
 import { isolate } from '../scripts/isolation.js';
 
 const iso = isolate('migrate');

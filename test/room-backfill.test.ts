@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Room } from '../gen/ts/livemesh/room/v1/room.js';
 import { isolate } from '../scripts/isolation.js';
-import { fromRoot } from '../services/kit/paths.js';
+import { fromRoot } from '../kit/paths.js';
 import { roomStreamName } from '../services/room/store/nats-events.js';
 import { as, failure, roomApi, startRoom, type RoomServer } from './support/room.js';
 

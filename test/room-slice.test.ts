@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { RoomChangedEvent, RoomStatus, type RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
-import { errorInfoOf } from '../services/kit/grpc-errors.js';
+import { errorInfoOf } from '../kit/grpc-errors.js';
 import { roomKey } from '../services/room/store/redis-rooms.js';
 import { as, call, useRoomServer } from './support/room.js';
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
-import { fromRoot } from '../services/kit/paths.js';
+import { fromRoot } from '../kit/paths.js';
 import { isolate } from '../scripts/isolation.js';
 import { answers } from '../scripts/net.js';
 

@@ -27,8 +27,8 @@ import { ChatServiceClient, EventPriority, ListRecentMessagesResponse, RoomEvent
 import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { LedgerServiceClient, TopUpRequest } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
-import type { Role } from '../../services/kit/identity.js';
-import { fromRoot, repoRoot } from '../../services/kit/paths.js';
+import type { Role } from '../../kit/identity.js';
+import { fromRoot, repoRoot } from '../../kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate } from '../isolation.js';
 import { asUser } from '../tokens.js';

@@ -10,7 +10,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
-import { mysqlOptions } from '../../services/kit/mysql.js';
+import { mysqlOptions } from '../../kit/mysql.js';
 import { processCpuSeconds } from './harness.js';
 
 /** The first local process whose command name is one of `names` (and whose command line mentions `arg`, when given). */

@@ -37,12 +37,12 @@ import {
 import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient, type CreateRoomRequest, type CreateRoomResponse } from '../../gen/ts/livemesh/room/v1/room.js';
 import { encodeGiftList } from '../../services/gift/store/redis-catalog.js';
-import { serviceClient } from '../../services/kit/clients.js';
-import { DEV_AUTH_DIR } from '../../services/kit/config.js';
-import { MeshCredentials } from '../../services/kit/credentials.js';
-import type { Role } from '../../services/kit/identity.js';
-import { mysqlOptions, quoteIdent } from '../../services/kit/mysql.js';
-import { fromRoot, repoRoot } from '../../services/kit/paths.js';
+import { serviceClient } from '../../kit/clients.js';
+import { DEV_AUTH_DIR } from '../../kit/config.js';
+import { MeshCredentials } from '../../kit/credentials.js';
+import type { Role } from '../../kit/identity.js';
+import { mysqlOptions, quoteIdent } from '../../kit/mysql.js';
+import { fromRoot, repoRoot } from '../../kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate, type Isolation } from '../isolation.js';
 import { startMesh, type Mesh } from '../mesh.js';

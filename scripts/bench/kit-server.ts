@@ -13,7 +13,7 @@
  * (default `bench-kit`; a mesh service's name such as `room` for its development certificate).
  */
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import { runService } from '../../services/kit/server.js';
+import { runService } from '../../kit/server.js';
 import { ECHO_SERVICE } from './echo.js';
 
 if (process.argv[2] !== undefined) process.env.PORT = process.argv[2];

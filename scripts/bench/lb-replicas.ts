@@ -3,7 +3,7 @@
  * port (so a killed one can come back where its clients expect it), ready once Health/Check("")
  * answers SERVING, stopped with SIGTERM (a drain) or SIGKILL (a crash).
  */
-import { fromRoot } from '../../services/kit/paths.js';
+import { fromRoot } from '../../kit/paths.js';
 import { live, startServer, stopServer, type Server } from './harness.js';
 
 export type Replica = Server & { port: number };

@@ -13,7 +13,7 @@
  */
 import { experimental, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
 import { OrcaLoadReport } from '../../gen/ts/xds/data/orca/v3/orca_load_report.js';
-import { ORCA_TRAILER_KEY } from '../../services/kit/load.js';
+import { ORCA_TRAILER_KEY } from '../../lb/load-report.js';
 
 export const WRR_SHIM_POLICY = 'bench_wrr_predecoded_orca';
 const PARSED_KEY = 'grpc_orca_load_report';

@@ -27,8 +27,8 @@ import {
   type UpdateRoomRequest,
   type UpdateRoomResponse,
 } from '../../gen/ts/livemesh/room/v1/room.js';
-import type { Role } from '../../services/kit/identity.js';
-import { fromRoot, repoRoot } from '../../services/kit/paths.js';
+import type { Role } from '../../kit/identity.js';
+import { fromRoot, repoRoot } from '../../kit/paths.js';
 import { roomKey } from '../../services/room/store/redis-rooms.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate, type Isolation } from '../isolation.js';

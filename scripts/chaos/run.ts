@@ -6,7 +6,7 @@
 import mysql, { type Connection } from 'mysql2/promise';
 import { GetRoomRankingRequest, RankingPeriod } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { CheckInvariantsRequest } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { mysqlOptions } from '../../services/kit/mysql.js';
+import { mysqlOptions } from '../../kit/mysql.js';
 import { isolate } from '../isolation.js';
 import { as, unary } from '../load/calls.js';
 import { formatKind, meshClients, startLoad, type CallRecord, type LoadRates, type LoadReport, type MeshClients } from '../load/index.js';

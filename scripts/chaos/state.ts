@@ -1,7 +1,7 @@
 import type { Connection } from 'mysql2/promise';
 import { Asset, ASSET_NAMES } from '../../services/ledger/model.js';
 import { SideDb } from '../../services/ledger/store/rows.js';
-import { quoteIdent } from '../../services/kit/mysql.js';
+import { quoteIdent } from '../../kit/mysql.js';
 
 /**
  * What the checker reads after a run, straight from the databases (not through the services, whose

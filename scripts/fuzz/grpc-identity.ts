@@ -21,9 +21,9 @@
 import { createHmac, createPrivateKey, sign as signBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AUTH_METADATA_KEY, loadSigningKey, MESH_SERVICES, OPERATOR, signJwt } from '../../services/kit/auth.js';
-import { DEV_AUTH_DIR } from '../../services/kit/config.js';
-import type { Role } from '../../services/kit/identity.js';
+import { AUTH_METADATA_KEY, loadSigningKey, MESH_SERVICES, OPERATOR, signJwt } from '../../kit/auth.js';
+import { DEV_AUTH_DIR } from '../../kit/config.js';
+import type { Role } from '../../kit/identity.js';
 import { GRPC_SERVICES } from '../credentials.js';
 import { otherTeamServiceToken, serviceToken, userToken } from '../tokens.js';
 import type { Rng } from './rng.js';

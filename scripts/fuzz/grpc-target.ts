@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { Client, credentials, Metadata, status as Code } from '@grpc/grpc-js';
 import { createFileRegistry, fromBinary, toJson, type DescMethod, type DescService, type FileRegistry } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
-import { descriptorSetPath } from '../../services/kit/reflection.js';
-import { errorInfoOf } from '../../services/kit/grpc-errors.js';
+import { descriptorSetPath } from '../../kit/reflection.js';
+import { errorInfoOf } from '../../kit/grpc-errors.js';
 
 /** The services whose every RPC the fuzzer calls. */
 export const FUZZED_PACKAGES = ['livemesh.room.v1', 'livemesh.gift.v1', 'livemesh.ledger.v1', 'livemesh.chat.v1', 'livemesh.ranking.v1'];

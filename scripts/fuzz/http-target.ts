@@ -12,7 +12,7 @@ import { DEV_JWT_SECRET, DEV_TOPUP_SECRET } from '../../bff/config.js';
 import { openApiDocument } from '../../bff/openapi.js';
 import { SWITCHES } from '../../bff/switches.js';
 import { signTopup } from '../../bff/routes/wallet.js';
-import type { Role } from '../../services/kit/identity.js';
+import type { Role } from '../../kit/identity.js';
 import type { Rng } from './rng.js';
 import { day, key, title, wildBigInt, wildDay, wildString, word, type Known } from './values.js';
 

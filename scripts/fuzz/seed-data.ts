@@ -7,8 +7,8 @@
  */
 import { status as Code } from '@grpc/grpc-js';
 import { fromBinary, fromJson, toBinary, toJson, type FileRegistry, type JsonValue } from '@bufbuild/protobuf';
-import { AUTH_METADATA_KEY } from '../../services/kit/auth.js';
-import type { Role } from '../../services/kit/identity.js';
+import { AUTH_METADATA_KEY } from '../../kit/auth.js';
+import type { Role } from '../../kit/identity.js';
 import { userToken } from '../tokens.js';
 import { codeName } from './classify.js';
 import { fieldNamesOf, rpcTargets, type RpcClients, type RpcTarget } from './grpc-target.js';

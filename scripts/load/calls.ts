@@ -1,5 +1,5 @@
 import { status as Code, type CallOptions, type ClientUnaryCall, type Metadata, type ServiceError } from '@grpc/grpc-js';
-import type { Role } from '../../services/kit/identity.js';
+import type { Role } from '../../kit/identity.js';
 import { asUser } from '../tokens.js';
 
 /** A generated client's unary method, in the (request, metadata, options, callback) form. */

@@ -1,6 +1,6 @@
 import type { GiftPaidEvent } from '../../gen/ts/livemesh/gift/v1/gift.js';
-import type { Logger } from '../kit/logger.js';
-import type { Verdict } from '../kit/streams.js';
+import type { Logger } from '../../kit/logger.js';
+import type { Verdict } from '../../kit/streams.js';
 import { roomEvent, type EventBus } from './events.js';
 import type { CachedLevels } from './levels.js';
 import type { RedisChatStore } from './store/redis-chat.js';

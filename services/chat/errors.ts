@@ -1,6 +1,6 @@
 import { ChatErrorReason, chatErrorReasonToJSON } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { CommonErrorReason, commonErrorReasonToJSON } from '../../gen/ts/livemesh/common/v1/common.js';
-import { DomainError, reasonName, type ErrorKind } from '../kit/domain-error.js';
+import { DomainError, reasonName, type ErrorKind } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Chat-specific reason. */
 export const CHAT_DOMAIN = 'livemesh.chat';

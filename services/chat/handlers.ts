@@ -1,8 +1,8 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { SendMessageOutcome, type ChatServiceServer, type SubscribeRequest, type SubscribeResponse } from '../../gen/ts/livemesh/chat/v1/chat.js';
-import { toStatus } from '../kit/grpc-errors.js';
-import { unary } from '../kit/handler.js';
-import type { Logger } from '../kit/logger.js';
+import { toStatus } from '../../kit/grpc-errors.js';
+import { unary } from '../../kit/handler.js';
+import type { Logger } from '../../kit/logger.js';
 import type { Likes } from './likes.js';
 import { durationMs, toProtoPolicy } from './mapping.js';
 import type { Messages, SendOutcome } from './messages.js';

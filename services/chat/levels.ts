@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { Caller } from '../kit/identity.js';
+import type { Caller } from '../../kit/identity.js';
 
 /** A viewer's level, derived by the Ledger from their EXP. */
 export interface LevelSource {

@@ -1,5 +1,5 @@
-import { invalidField } from '../kit/domain-error.js';
-import { requireCaller, type Caller } from '../kit/identity.js';
+import { invalidField } from '../../kit/domain-error.js';
+import { requireCaller, type Caller } from '../../kit/identity.js';
 import { roomEvent, type EventBus } from './events.js';
 import { checkRoomId, LIMITS } from './model.js';
 import type { RoomDirectory } from './rooms.js';

@@ -1,4 +1,4 @@
-import { runService } from '../kit/server.js';
+import { runService } from '../../kit/server.js';
 import { chatConfigShape, wireChat } from './service.js';
 
 /** The Chat service process: `node dist/services/chat/main.js`, configured from the environment. */

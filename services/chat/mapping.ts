@@ -1,6 +1,6 @@
 import type { Duration } from '../../gen/ts/google/protobuf/duration.js';
 import type { RoomPolicy } from '../../gen/ts/livemesh/chat/v1/chat.js';
-import { invalidField } from '../kit/domain-error.js';
+import { invalidField } from '../../kit/domain-error.js';
 import type { Policy } from './model.js';
 
 export function toProtoPolicy(p: Policy): RoomPolicy {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Role } from '../../gen/ts/livemesh/common/v1/common.js';
 import { RoomEvent, type ChatMessage } from '../../gen/ts/livemesh/chat/v1/chat.js';
-import { idempotencyKeyReused, invalidField, Violations } from '../kit/domain-error.js';
-import { isPositiveInt64, requireCaller, type Caller, type Role as CallerRole } from '../kit/identity.js';
+import { idempotencyKeyReused, invalidField, Violations } from '../../kit/domain-error.js';
+import { isPositiveInt64, requireCaller, type Caller, type Role as CallerRole } from '../../kit/identity.js';
 import { chatClosed, levelTooLow, muted, rateLimited, slowMode } from './errors.js';
 import { roomEvent, type EventBus, type MessageIds } from './events.js';
 import type { CachedLevels } from './levels.js';

@@ -1,5 +1,5 @@
-import { invalidField, Violations } from '../kit/domain-error.js';
-import { isPositiveInt64, type Caller } from '../kit/identity.js';
+import { invalidField, Violations } from '../../kit/domain-error.js';
+import { isPositiveInt64, type Caller } from '../../kit/identity.js';
 
 /** The facts about a room Chat needs: whether it exists, who owns it, whether it is live. */
 export interface RoomInfo {

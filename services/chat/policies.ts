@@ -1,10 +1,10 @@
 import { LRUCache } from 'lru-cache';
 import { RoomNoticeKind } from '../../gen/ts/livemesh/chat/v1/chat.js';
-import { Violations } from '../kit/domain-error.js';
-import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
+import { Violations } from '../../kit/domain-error.js';
+import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import { cannotMute, notRoomOwner, versionConflict } from './errors.js';
 import { roomEvent, type EventBus } from './events.js';
-import { describeMaskPaths, protoMaskPath } from '../kit/field-mask.js';
+import { describeMaskPaths, protoMaskPath } from '../../kit/field-mask.js';
 import { toProtoPolicy } from './mapping.js';
 import { checkRoomId, CONTROL, defaultPolicy, isRoomManager, LIMITS, type Policy } from './model.js';
 import type { RoomDirectory } from './rooms.js';

@@ -1,4 +1,4 @@
-import { VersionedCache } from '../kit/versioned-cache.js';
+import { VersionedCache } from '../../kit/versioned-cache.js';
 import { roomNotFound } from './errors.js';
 import { checkRoomId, type RoomInfo } from './model.js';
 

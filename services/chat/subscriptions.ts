@@ -1,6 +1,6 @@
 import { EventPriority, type RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
-import type { DomainError } from '../kit/domain-error.js';
-import { invalidField } from '../kit/domain-error.js';
+import type { DomainError } from '../../kit/domain-error.js';
+import { invalidField } from '../../kit/domain-error.js';
 import { draining, subscriberTooSlow, tooManySubscribers } from './errors.js';
 import type { EventBus } from './events.js';
 import type { Messages } from './messages.js';

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { fetchCurrent } from '../kit/lru-fetch.js';
-import { invalidField, Violations } from '../kit/domain-error.js';
-import { isPositiveInt64, requireRole, type Caller } from '../kit/identity.js';
+import { fetchCurrent } from '../../kit/lru-fetch.js';
+import { invalidField, Violations } from '../../kit/domain-error.js';
+import { isPositiveInt64, requireRole, type Caller } from '../../kit/identity.js';
 import { giftNotFound, groupNotFound, roomNotFound, versionConflict } from './errors.js';
 import { LIMITS, type GiftRecord, type GroupRecord } from './model.js';
 import type { CatalogView, RoomDirectory } from './ports.js';

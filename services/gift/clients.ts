@@ -1,7 +1,7 @@
 import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
-import { serviceClient } from '../kit/clients.js';
-import type { MeshCredentials } from '../kit/credentials.js';
+import { serviceClient } from '../../kit/clients.js';
+import type { MeshCredentials } from '../../kit/credentials.js';
 
 /**
  * The clients Gift calls, through the kit's one client function (lb/'s P2C balancing over every

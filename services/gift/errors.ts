@@ -1,5 +1,5 @@
 import { GiftErrorReason, giftErrorReasonToJSON } from '../../gen/ts/livemesh/gift/v1/gift.js';
-import { DomainError, reasonName, type ErrorKind } from '../kit/domain-error.js';
+import { DomainError, reasonName, type ErrorKind } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Gift-specific reason. */
 export const GIFT_DOMAIN = 'livemesh.gift';

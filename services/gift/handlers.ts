@@ -1,9 +1,9 @@
 import type { GiftServiceServer } from '../../gen/ts/livemesh/gift/v1/gift.js';
-import type { AccessTable } from '../kit/auth.js';
-import { invalidField } from '../kit/domain-error.js';
-import { toStatusMessage } from '../kit/grpc-errors.js';
-import { unary } from '../kit/handler.js';
-import type { Logger } from '../kit/logger.js';
+import type { AccessTable } from '../../kit/auth.js';
+import { invalidField } from '../../kit/domain-error.js';
+import { toStatusMessage } from '../../kit/grpc-errors.js';
+import { unary } from '../../kit/handler.js';
+import type { Logger } from '../../kit/logger.js';
 import type { Catalog } from './catalog.js';
 import { coin, fromProtoEffect, fromProtoGift, fromProtoState, sideOf, toProtoConsumption, toProtoGift, toProtoGroup, toProtoOrder, toProtoState } from './mapping.js';
 import type { OrderState } from './model.js';

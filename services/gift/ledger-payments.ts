@@ -8,9 +8,9 @@ import {
   type TransferResponse,
   type VoidTransferResponse,
 } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { DomainError } from '../kit/domain-error.js';
-import { failed, ok, type Outcome } from '../kit/group-commit.js';
-import { errorInfoOf, serviceErrorOf } from '../kit/grpc-errors.js';
+import { DomainError } from '../../kit/domain-error.js';
+import { failed, ok, type Outcome } from '../../kit/group-commit.js';
+import { errorInfoOf, serviceErrorOf } from '../../kit/grpc-errors.js';
 import type { OrderRecord } from './model.js';
 import type { ExpGrant, Payments, TransferOutcome } from './ports.js';
 

@@ -1,4 +1,4 @@
-import { runService } from '../kit/server.js';
+import { runService } from '../../kit/server.js';
 import { giftConfigShape, wireGift } from './service.js';
 
 /** The Gift service process: `node dist/services/gift/main.js`, configured from the environment. */

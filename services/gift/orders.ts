@@ -1,6 +1,6 @@
-import { DomainError, invalidField } from '../kit/domain-error.js';
-import { failed, ok, type Outcome } from '../kit/group-commit.js';
-import { isPositiveInt64, requireCaller, requireRole, type Caller } from '../kit/identity.js';
+import { DomainError, invalidField } from '../../kit/domain-error.js';
+import { failed, ok, type Outcome } from '../../kit/group-commit.js';
+import { isPositiveInt64, requireCaller, requireRole, type Caller } from '../../kit/identity.js';
 import { orderNotFound } from './errors.js';
 import { LIMITS, type ComboRecord, type Effect, type OrderRecord, type OrderState } from './model.js';
 import type { OrderStore } from './ports.js';

@@ -1,4 +1,4 @@
-import type { Outcome } from '../kit/group-commit.js';
+import type { Outcome } from '../../kit/group-commit.js';
 import type { ComboRecord, Effect, GiftRecord, GroupRecord, OrderRecord, OrderState, RoomFacts, SendRequest } from './model.js';
 
 /** The Room service, through a cache that change events keep fresh. */

@@ -1,4 +1,4 @@
-import type { Logger } from '../kit/logger.js';
+import type { Logger } from '../../kit/logger.js';
 import type { OrderRecord } from './model.js';
 import type { OrderStore, Payments } from './ports.js';
 

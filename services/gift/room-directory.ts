@@ -1,6 +1,6 @@
 import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { RoomStatus, type Room, type RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
-import { VersionedCache } from '../kit/versioned-cache.js';
+import { VersionedCache } from '../../kit/versioned-cache.js';
 import type { RoomFacts } from './model.js';
 import type { RoomDirectory } from './ports.js';
 

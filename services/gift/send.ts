@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { DomainError, idempotencyKeyReused, Violations } from '../kit/domain-error.js';
-import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
+import { DomainError, idempotencyKeyReused, Violations } from '../../kit/domain-error.js';
+import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import { giftDisabled, giftNotFound, giftNotInRoom, insufficientFunds, orderFailed, paymentPending, priceChanged, roomNotFound, roomNotLive, selfGift } from './errors.js';
-import { failed, GroupCommit, ok, type Outcome } from '../kit/group-commit.js';
+import { failed, GroupCommit, ok, type Outcome } from '../../kit/group-commit.js';
 import { LIMITS, type OrderRecord, type RoomFacts, type SendRequest } from './model.js';
 import type { CatalogView, CrashPoint, NewOrder, OrderStore, Payments, RoomDirectory } from './ports.js';
 

@@ -1,5 +1,5 @@
 import { LedgerErrorReason as R, ledgerErrorReasonToJSON } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { DomainError, reasonName, type ErrorKind, type FieldViolation } from '../kit/domain-error.js';
+import { DomainError, reasonName, type ErrorKind, type FieldViolation } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Ledger-specific reason. */
 export const LEDGER_DOMAIN = 'livemesh.ledger';

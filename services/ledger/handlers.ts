@@ -1,8 +1,8 @@
 import type { LedgerServiceServer, TransferRequest, TransferResponse } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import type { AccessTable } from '../kit/auth.js';
-import { toStatusMessage } from '../kit/grpc-errors.js';
-import { unary } from '../kit/handler.js';
-import type { Logger } from '../kit/logger.js';
+import type { AccessTable } from '../../kit/auth.js';
+import { toStatusMessage } from '../../kit/grpc-errors.js';
+import { unary } from '../../kit/handler.js';
+import type { Logger } from '../../kit/logger.js';
 import type { Ledger, TransferInput } from './ledger.js';
 import type { TransferOutcome } from './store/transfer-engine.js';
 import { toDuration, toProtoBalance, toProtoLevel, toProtoMigration, toProtoShardMap, toProtoTransfer } from './mapping.js';

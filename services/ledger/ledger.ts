@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { DomainError, idempotencyKeyReused, invalidField, underField, Violations } from '../kit/domain-error.js';
-import { failed, ok, type Outcome } from '../kit/group-commit.js';
-import { isPositiveInt64, requireCaller, requireRole, type Caller } from '../kit/identity.js';
+import { DomainError, idempotencyKeyReused, invalidField, underField, Violations } from '../../kit/domain-error.js';
+import { failed, ok, type Outcome } from '../../kit/group-commit.js';
+import { isPositiveInt64, requireCaller, requireRole, type Caller } from '../../kit/identity.js';
 import { isBucket } from './buckets.js';
 import { daysBetween, dayDiff, dayOf, isDay } from './days.js';
 import { accountsNotAllowed, notAccountOwner, transferNotFound, transferVoided } from './errors.js';

@@ -1,4 +1,4 @@
-import { runService } from '../kit/server.js';
+import { runService } from '../../kit/server.js';
 import { ledgerConfigShape, wireLedger } from './service.js';
 
 /** The Ledger process: `node dist/services/ledger/main.js`, configured from the environment. */

@@ -1,5 +1,5 @@
 import { RankingErrorReason, rankingErrorReasonToJSON } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
-import { DomainError, reasonName, type ErrorKind } from '../kit/domain-error.js';
+import { DomainError, reasonName, type ErrorKind } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Ranking-specific reason. */
 export const RANKING_DOMAIN = 'livemesh.ranking';

@@ -1,6 +1,6 @@
 import { RankingPeriod, type RankEntry, type RankingServiceServer } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
-import { unary } from '../kit/handler.js';
-import type { Logger } from '../kit/logger.js';
+import { unary } from '../../kit/handler.js';
+import type { Logger } from '../../kit/logger.js';
 import type { Period } from './boards.js';
 import type { RankedEntry, RankingReader } from './reads.js';
 import type { Rebuilder } from './rebuild.js';

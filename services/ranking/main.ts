@@ -1,4 +1,4 @@
-import { runService } from '../kit/server.js';
+import { runService } from '../../kit/server.js';
 import { rankingConfigShape, wireRanking } from './service.js';
 
 /** The Ranking service process: `node dist/services/ranking/main.js`, configured from the environment. */

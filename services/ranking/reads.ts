@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import { invalidField } from '../kit/domain-error.js';
-import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
+import { invalidField } from '../../kit/domain-error.js';
+import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import type { BoardRef, Boards, Period } from './boards.js';
 import { periodNotSupported } from './errors.js';
 import type { Entry, RedisBoards } from './store/redis-boards.js';

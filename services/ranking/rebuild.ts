@@ -1,5 +1,5 @@
-import { invalidField } from '../kit/domain-error.js';
-import { isPositiveInt64, requireRole, type Caller } from '../kit/identity.js';
+import { invalidField } from '../../kit/domain-error.js';
+import { isPositiveInt64, requireRole, type Caller } from '../../kit/identity.js';
 import { RETENTION, type BoardRef, type Boards, type PaidGift } from './boards.js';
 import { dayOutOfRange, rebuildInProgress, rebuildSourceUnavailable } from './errors.js';
 import { roomLockKey, weekLockKey, type BoardContent, type RedisBoards } from './store/redis-boards.js';

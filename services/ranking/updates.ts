@@ -1,6 +1,6 @@
 import type { GiftPaidEvent } from '../../gen/ts/livemesh/gift/v1/gift.js';
-import type { Logger } from '../kit/logger.js';
-import type { Verdict } from '../kit/streams.js';
+import type { Logger } from '../../kit/logger.js';
+import type { Verdict } from '../../kit/streams.js';
 import { RETENTION, type Boards, type PaidGift } from './boards.js';
 import type { RedisBoards } from './store/redis-boards.js';
 

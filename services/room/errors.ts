@@ -1,5 +1,5 @@
 import { RoomErrorReason, roomErrorReasonToJSON } from '../../gen/ts/livemesh/room/v1/room.js';
-import { DomainError, reasonName, type ErrorKind } from '../kit/domain-error.js';
+import { DomainError, reasonName, type ErrorKind } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Room-specific reason. */
 export const ROOM_DOMAIN = 'livemesh.room';

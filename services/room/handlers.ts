@@ -1,6 +1,6 @@
 import type { RoomServiceServer } from '../../gen/ts/livemesh/room/v1/room.js';
-import { unary } from '../kit/handler.js';
-import type { Logger } from '../kit/logger.js';
+import { unary } from '../../kit/handler.js';
+import type { Logger } from '../../kit/logger.js';
 import { applyMask, parseReadMask, recordFields, toProtoRoom } from './mapping.js';
 import type { HotRooms, Presence } from './presence.js';
 import type { RoomReader } from './reads.js';

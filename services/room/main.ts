@@ -1,4 +1,4 @@
-import { runService } from '../kit/server.js';
+import { runService } from '../../kit/server.js';
 import { roomConfigShape, wireRoom } from './service.js';
 
 /** The Room service process: `node dist/services/room/main.js`, configured from the environment. */

@@ -1,6 +1,6 @@
 import { Room, RoomStatus } from '../../gen/ts/livemesh/room/v1/room.js';
-import { invalidField } from '../kit/domain-error.js';
-import { describeMaskPaths, maskPathTarget } from '../kit/field-mask.js';
+import { invalidField } from '../../kit/domain-error.js';
+import { describeMaskPaths, maskPathTarget } from '../../kit/field-mask.js';
 import type { PartialRoom, RoomRecord } from './rooms.js';
 
 /** A room's zero values, under whatever a partial (masked) read did not fetch. */

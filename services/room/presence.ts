@@ -1,5 +1,5 @@
-import { invalidField, Violations } from '../kit/domain-error.js';
-import { requireCaller, type Caller } from '../kit/identity.js';
+import { invalidField, Violations } from '../../kit/domain-error.js';
+import { requireCaller, type Caller } from '../../kit/identity.js';
 import type { RoomReader } from './reads.js';
 import { CONTROL_CHARS, LIMITS, type RoomRecord } from './rooms.js';
 

@@ -1,5 +1,5 @@
-import { invalidField, Violations } from '../kit/domain-error.js';
-import { isPositiveInt64 } from '../kit/identity.js';
+import { invalidField, Violations } from '../../kit/domain-error.js';
+import { isPositiveInt64 } from '../../kit/identity.js';
 import { roomNotFound } from './errors.js';
 import type { LocalRoomCache } from './local-cache.js';
 import { checkRoomId, LIMITS, pageSize, type Cursor, type IdPage, type PartialRoom, type RoomCache, type RoomRecord } from './rooms.js';

@@ -1,5 +1,5 @@
-import { invalidField, Violations } from '../kit/domain-error.js';
-import { isPositiveInt64 } from '../kit/identity.js';
+import { invalidField, Violations } from '../../kit/domain-error.js';
+import { isPositiveInt64 } from '../../kit/identity.js';
 
 export type RoomStatus = 'offline' | 'live';
 

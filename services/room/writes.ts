@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { idempotencyKeyReused, invalidField, Violations } from '../kit/domain-error.js';
-import { isPositiveInt64, requireCaller, type Caller } from '../kit/identity.js';
+import { idempotencyKeyReused, invalidField, Violations } from '../../kit/domain-error.js';
+import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import { giftGroupNotFound, notOwnStreamerId, notRoomOwner, roomNotFound, versionConflict, writeNotAllowed, writeNotVisible } from './errors.js';
-import { describeMaskPaths, maskPathTarget } from '../kit/field-mask.js';
+import { describeMaskPaths, maskPathTarget } from '../../kit/field-mask.js';
 import {
   checkRoomId,
   checkText,

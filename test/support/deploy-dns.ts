@@ -12,8 +12,8 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import dnsPacket from 'dns-packet';
-import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../services/kit/config.js';
-import { ServiceHost } from '../../services/kit/server.js';
+import { kitConfigShape, parseConfig, resolveKitDefaults } from '../../kit/config.js';
+import { ServiceHost } from '../../kit/server.js';
 
 /** Whether grpc-js in this process asks the target's DNS server (read once, when grpc-js loads). */
 export function grpcUsesTargetDnsServer(): boolean {

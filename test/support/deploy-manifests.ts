@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { Ajv } from 'ajv';
 import { parseAllDocuments } from 'yaml';
-import { fromRoot } from '../../services/kit/paths.js';
+import { fromRoot } from '../../kit/paths.js';
 
 /** A parsed manifest object, with the file it came from for messages. */
 export interface K8sObject {

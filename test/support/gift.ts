@@ -4,7 +4,7 @@ import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { GiftServiceClient } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import * as ledgerPb from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { fromRoot } from '../../services/kit/paths.js';
+import { fromRoot } from '../../kit/paths.js';
 import { giftConfigShape, wireGift } from '../../services/gift/service.js';
 import { startServer, stopServer, type Server } from '../../scripts/bench/harness.js';
 import type { Isolation } from '../../scripts/isolation.js';

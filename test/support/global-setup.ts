@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDevKeys } from '../../scripts/credentials.js';
 import { ensureInfra, infraUrlsFromEnv } from '../../scripts/infra.js';
-import { repoRoot } from '../../services/kit/paths.js';
+import { repoRoot } from '../../kit/paths.js';
 
 /**
  * Runs once before all test files: makes sure MariaDB, Redis and NATS answer (starting private

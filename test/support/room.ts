@@ -3,8 +3,8 @@ import { Metadata, status as Code, type CallOptions, type ClientUnaryCall, type 
 import { afterAll, beforeAll } from 'vitest';
 import * as roomPb from '../../gen/ts/livemesh/room/v1/room.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
-import { badRequestOf, errorInfoOf } from '../../services/kit/grpc-errors.js';
-import { fromRoot } from '../../services/kit/paths.js';
+import { badRequestOf, errorInfoOf } from '../../kit/grpc-errors.js';
+import { fromRoot } from '../../kit/paths.js';
 import { roomConfigShape, wireRoom } from '../../services/room/service.js';
 import { bearer, devUserToken } from '../../scripts/credentials.js';
 import { isolate, type Isolation } from '../../scripts/isolation.js';

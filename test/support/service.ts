@@ -1,7 +1,7 @@
 import { credentials, type Client } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { kitConfigShape, parseConfig, resolveKitDefaults, type Shape } from '../../services/kit/config.js';
-import { ServiceHost, type KitConfigValues, type ServiceConfig } from '../../services/kit/server.js';
+import { kitConfigShape, parseConfig, resolveKitDefaults, type Shape } from '../../kit/config.js';
+import { ServiceHost, type KitConfigValues, type ServiceConfig } from '../../kit/server.js';
 import type { Isolation } from '../../scripts/isolation.js';
 import { LogCapture } from './log-capture.js';
 

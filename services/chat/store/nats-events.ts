@@ -1,6 +1,6 @@
 import { RoomEvent } from '../../../gen/ts/livemesh/chat/v1/chat.js';
-import type { Logger } from '../../kit/logger.js';
-import { subject, type NatsConnection } from '../../kit/nats.js';
+import type { Logger } from '../../../kit/logger.js';
+import { subject, type NatsConnection } from '../../../kit/nats.js';
 import type { EventBus } from '../events.js';
 
 /** `chat.room.<room_id>`: where a room's events go, in binary protobuf. */

@@ -1,5 +1,5 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { withTransaction } from '../../kit/mysql.js';
+import { withTransaction } from '../../../kit/mysql.js';
 import type { GiftRecord, GroupRecord } from '../model.js';
 
 interface GiftRow extends RowDataPacket {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { retrying, rowsOf, Statements, withConnection, withTransaction } from '../../kit/mysql.js';
+import { retrying, rowsOf, Statements, withConnection, withTransaction } from '../../../kit/mysql.js';
 import { GiftErrorReason, giftErrorReasonFromJSON, GiftPaidEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import { giftReason } from '../errors.js';
 import { EFFECTS, LIMITS, type ComboRecord, type Effect, type EffectRecord, type OrderRecord, type OrderState } from '../model.js';

@@ -1,7 +1,7 @@
 import { GiftCatalogChangedEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import { RoomChangedEvent, type Room } from '../../../gen/ts/livemesh/room/v1/room.js';
-import type { Logger } from '../../kit/logger.js';
-import { subject, type NatsConnection } from '../../kit/nats.js';
+import type { Logger } from '../../../kit/logger.js';
+import { subject, type NatsConnection } from '../../../kit/nats.js';
 import type { CatalogEvents } from '../catalog.js';
 
 export const catalogSubject = (prefix: string) => subject(prefix, 'gift.catalog.changed');

@@ -1,5 +1,5 @@
 import type { PoolConnection } from 'mysql2/promise';
-import type { Logger } from '../../kit/logger.js';
+import type { Logger } from '../../../kit/logger.js';
 import { BUCKET_COUNT } from '../buckets.js';
 import { Asset, Kind, type TransferRecord } from '../model.js';
 import { bucketStates, ChangeLog, isWritable, lockBuckets } from './buckets-db.js';

@@ -1,7 +1,7 @@
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
-import { createBatchingPool } from '../../kit/mysql.js';
+import { createBatchingPool } from '../../../kit/mysql.js';
 
-export { affected, isDuplicate, isRetryable, retrying, rowsOf, sleep, Statements, withConnection } from '../../kit/mysql.js';
+export { affected, isDuplicate, isRetryable, retrying, rowsOf, sleep, Statements, withConnection } from '../../../kit/mysql.js';
 
 /** One shard: a MySQL database and this replica's pool for it. */
 export interface Shard {

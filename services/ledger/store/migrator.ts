@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { PoolConnection } from 'mysql2/promise';
-import { idempotencyKeyReused } from '../../kit/domain-error.js';
-import type { Logger } from '../../kit/logger.js';
+import { idempotencyKeyReused } from '../../../kit/domain-error.js';
+import type { Logger } from '../../../kit/logger.js';
 import { bucketAlreadyOnShard, migrationInProgress, migrationNotFound, shardNotFound } from '../errors.js';
 import { BucketDb } from './buckets-db.js';
 import { affected, sleep, type Row, type Shard } from './db.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '../../kit/nats.js';
-import type { Logger } from '../../kit/logger.js';
+import type { NatsConnection } from '../../../kit/nats.js';
+import type { Logger } from '../../../kit/logger.js';
 import { BUCKET_COUNT } from '../buckets.js';
 
 /** What GetShardMap shows for a bucket. Routing only needs `shard`; the rest is for operators. */

@@ -1,6 +1,6 @@
 import type { PoolConnection } from 'mysql2/promise';
-import { idempotencyKeyReused } from '../../kit/domain-error.js';
-import type { Logger } from '../../kit/logger.js';
+import { idempotencyKeyReused } from '../../../kit/domain-error.js';
+import type { Logger } from '../../../kit/logger.js';
 import { bucketOf } from '../buckets.js';
 import { dayOf } from '../days.js';
 import { balanceOverflow, insufficientFunds, transferVoided } from '../errors.js';

@@ -1,7 +1,7 @@
 import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { GiftServiceClient, OrderState, type ListOrdersResponse, type Order } from '../../../gen/ts/livemesh/gift/v1/gift.js';
-import { deadlineIn, serviceClient } from '../../kit/clients.js';
-import type { MeshCredentials } from '../../kit/credentials.js';
+import { deadlineIn, serviceClient } from '../../../kit/clients.js';
+import type { MeshCredentials } from '../../../kit/credentials.js';
 import type { PaidGift } from '../boards.js';
 import { rebuildSourceUnavailable } from '../errors.js';
 import type { OrderSource } from '../rebuild.js';

@@ -1,7 +1,7 @@
 import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { GiftServiceClient } from '../../../gen/ts/livemesh/gift/v1/gift.js';
-import { deadlineIn, serviceClient } from '../../kit/clients.js';
-import type { MeshCredentials } from '../../kit/credentials.js';
+import { deadlineIn, serviceClient } from '../../../kit/clients.js';
+import type { MeshCredentials } from '../../../kit/credentials.js';
 import { giftServiceUnavailable } from '../errors.js';
 import type { GiftGroups } from '../rooms.js';
 

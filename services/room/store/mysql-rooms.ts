@@ -1,5 +1,5 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { withTransaction } from '../../kit/mysql.js';
+import { withTransaction } from '../../../kit/mysql.js';
 import type { GuardedWrite, NewRoom, RoomChange, RoomChecksum, RoomRecord, RoomStore, WriteGuard } from '../rooms.js';
 
 interface RoomRow extends RowDataPacket {

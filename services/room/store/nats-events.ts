@@ -1,9 +1,9 @@
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type ConsumerMessages } from '@nats-io/jetstream';
-import { ensureStream, streamName } from '../../kit/streams.js';
+import { ensureStream, streamName } from '../../../kit/streams.js';
 import { nanos } from '@nats-io/nats-core';
 import { RoomChangedEvent } from '../../../gen/ts/livemesh/room/v1/room.js';
-import type { Logger } from '../../kit/logger.js';
-import { subject, type NatsConnection } from '../../kit/nats.js';
+import type { Logger } from '../../../kit/logger.js';
+import { subject, type NatsConnection } from '../../../kit/nats.js';
 import { fromProtoRoom, toProtoRoom } from '../mapping.js';
 import type { RoomEvents, RoomRecord } from '../rooms.js';
 

@@ -1,7 +1,7 @@
 import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
-import { GiftPaidEvent, GiftServiceClient, orderEffectToJSON, type AckOrderEffectsResponse, type OrderEffect } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { GiftPaidEvent, GiftServiceClient, orderEffectToJSON, type AckOrderEffectsResponse, type OrderEffect } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { deadlineIn, serviceClient } from './clients.js';
 import type { MeshCredentials } from './credentials.js';
 import { failed, GroupCommit, ok, type Outcome } from './group-commit.js';

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import type { Server, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { status as Code } from '@grpc/grpc-js';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
-import { FileDescriptorProto, type DescriptorProto, type EnumDescriptorProto } from '../../gen/ts/google/protobuf/descriptor.js';
-import * as v1 from '../../gen/ts/grpc/reflection/v1/reflection.js';
-import * as v1alpha from '../../gen/ts/grpc/reflection/v1alpha/reflection.js';
+import { FileDescriptorProto, type DescriptorProto, type EnumDescriptorProto } from '../gen/ts/google/protobuf/descriptor.js';
+import * as v1 from '../gen/ts/grpc/reflection/v1/reflection.js';
+import * as v1alpha from '../gen/ts/grpc/reflection/v1alpha/reflection.js';
 import { fromRoot } from './paths.js';
 
 /** Where `npm run gen` writes the descriptor set that `buf build` produced. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata, status as Code, type ServiceError, type StatusObject } from '@grpc/grpc-js';
-import { Status } from '../../gen/ts/google/rpc/status.js';
-import { BadRequest, ErrorInfo } from '../../gen/ts/google/rpc/error_details.js';
+import { Status } from '../gen/ts/google/rpc/status.js';
+import { BadRequest, ErrorInfo } from '../gen/ts/google/rpc/error_details.js';
 import { COMMON_DOMAIN, DomainError, type ErrorKind } from './domain-error.js';
 import type { Logger } from './logger.js';
 

@@ -1,13 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { OrcaLoadReport } from '../../gen/ts/xds/data/orca/v3/orca_load_report.js';
+import { encodeOrca, formatLoad, type CallRates, type LoadSample } from '../lb/load-report.js';
 
-/** The plain ASCII response key lb/ reads: `cpu=0.123,elu=0.456`. */
-export const LOAD_METADATA_KEY = 'lm-load';
+export { formatLoad, LOAD_METADATA_KEY, ORCA_TRAILER_KEY, parseLoad, type CallRates, type LoadSample } from '../lb/load-report.js';
 
-/** The standard ORCA per-call trailer (xds.data.orca.v3.OrcaLoadReport), read by weighted_round_robin. */
-export const ORCA_TRAILER_KEY = 'endpoint-load-metrics-bin';
 
 /**
  * CPUs this process may actually use: the cgroup quota when one is set (containers), else the
@@ -37,12 +34,6 @@ export function effectiveCpus(readFile: (path: string) => string = (p) => readFi
   return cores;
 }
 
-export interface LoadSample {
-  /** Process CPU time over the last window, as a fraction of the CPUs the process may use. */
-  cpu: number;
-  /** Event-loop utilization over the last window: the fraction of time the loop was busy. */
-  elu: number;
-}
 
 /**
  * Samples CPU and event-loop utilization on a timer so a response only reads two numbers.
@@ -130,35 +121,9 @@ export class LoadMonitor {
   }
 }
 
-/** Request rates over the last load window, for the ORCA report. */
-export interface CallRates {
-  /** Calls finished per second. */
-  rps: number;
-  /** Of those, failures the server is to blame for (see SERVER_FAILURE_CODES in interceptors.ts). */
-  eps: number;
-}
 
-/** application_utilization is max(cpu, elu): a Node replica is saturated when either is. */
-function encodeOrca(s: LoadSample, r: CallRates): Buffer {
-  return Buffer.from(
-    OrcaLoadReport.encode(OrcaLoadReport.fromPartial({ cpuUtilization: s.cpu, applicationUtilization: Math.max(s.cpu, s.elu), rpsFractional: r.rps, eps: r.eps })).finish(),
-  );
-}
 
 function clamp01(x: number): number {
   return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;
 }
 
-export function formatLoad(s: LoadSample): string {
-  return `cpu=${s.cpu.toFixed(3)},elu=${s.elu.toFixed(3)}`;
-}
-
-/** Parses the LOAD_METADATA_KEY value; undefined when absent or malformed (old servers, proxies). */
-export function parseLoad(value: string | undefined): LoadSample | undefined {
-  if (!value) return undefined;
-  const m = /^cpu=([0-9.]+),elu=([0-9.]+)$/.exec(value);
-  if (!m) return undefined;
-  const cpu = Number(m[1]);
-  const elu = Number(m[2]);
-  return Number.isFinite(cpu) && Number.isFinite(elu) ? { cpu, elu } : undefined;
-}

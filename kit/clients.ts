@@ -1,4 +1,4 @@
-import { createLbClient, describeService, type GeneratedClientClass } from '../../lb/client.js';
+import { createLbClient, describeService, type GeneratedClientClass } from '../lb/client.js';
 import { audienceOf } from './auth.js';
 import type { MeshCredentials } from './credentials.js';
 

@@ -4,7 +4,7 @@ import {
   HealthService,
   type HealthCheckRequest,
   type HealthCheckResponse,
-} from '../../gen/ts/grpc/health/v1/health.js';
+} from '../gen/ts/grpc/health/v1/health.js';
 
 export { Serving };
 
