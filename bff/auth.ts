@@ -5,6 +5,7 @@
  */
 import type { RequestHandler, Response } from 'express';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { stripControlChars } from '../kit/contract-rules.js';
 import { isPositiveInt64, type Caller, type Role } from '../kit/identity.js';
 import { HttpError } from './errors.js';
 
@@ -46,11 +47,12 @@ export class TokenVerifier {
 
 /**
  * A display name cut to `max` characters (code points, so an emoji is never split) without
- * control characters: each service bounds the names it stores (Chat 20, Gift 32) and would
- * otherwise refuse a field the user never typed into this request.
+ * control characters: each service bounds the names it stores (CHAT_CONTRACT and GIFT_CONTRACT
+ * senderName in kit/contract-rules.ts) and would otherwise refuse a field the user never typed
+ * into this request.
  */
 export function shortName(name: string, max: number): string {
-  return [...name.replace(/[\u0000-\u001f\u007f]/g, '')].slice(0, max).join('');
+  return [...stripControlChars(name)].slice(0, max).join('');
 }
 
 function unauthenticated(message: string): HttpError {

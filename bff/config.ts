@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { ConfigError, credentialsConfigShape, EXIT_CONFIG, int, kitConfigShape, parseConfig, port } from '../kit/config.js';
+import { ConfigError, credentialsConfigShape, EXIT_CONFIG, int, kitConfigShape, onOff, parseConfig, port } from '../kit/config.js';
 
 /**
  * Development secrets, so `npm start` and the demo page work out of the box. main.ts logs a
@@ -18,7 +18,6 @@ export const DEV_TOPUP_SECRET = 'livemesh-dev-topup-secret-not-for-production';
 const secret = (fallback: string) => z.string().min(32, { error: 'must be at least 32 characters' }).default(fallback);
 /** A gRPC target: host:port, a comma-separated list of them, or a scheme-qualified grpc-js target. */
 const target = (fallbackPort: number) => z.string().min(1).default(`127.0.0.1:${fallbackPort}`);
-const onOff = (fallback: 'on' | 'off') => z.enum(['on', 'off'], { error: 'must be on or off' }).default(fallback);
 
 export const bffConfigShape = {
   ...credentialsConfigShape,
@@ -98,7 +97,7 @@ export function parseBffConfig(env: NodeJS.ProcessEnv = process.env): BffConfig 
     const problems: string[] = [];
     if (config.JWT_SECRET === DEV_JWT_SECRET) problems.push('JWT_SECRET must be set in production');
     if (config.TOPUP_SECRET === DEV_TOPUP_SECRET) problems.push('TOPUP_SECRET must be set in production');
-    if (config.DEMO === 'on' && env.DEMO !== 'on') config.DEMO = 'off';
+    if (config.DEMO === 'on' && !env.DEMO) config.DEMO = 'off';
     if (problems.length > 0) throw new ConfigError(problems);
   }
   const metricsPort = config.METRICS_PORT === -2 ? (config.PORT === 0 || config.PORT + 1000 > 65535 ? 0 : config.PORT + 1000) : config.METRICS_PORT;

@@ -4,11 +4,11 @@
  * `field`. Upstream gRPC failures keep their reason (`INSUFFICIENT_FUNDS`) so the app can react
  * to it without parsing text.
  */
-import { status as Code, Metadata } from '@grpc/grpc-js';
+import { status as Code } from '@grpc/grpc-js';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { statusDetailsOf } from '../kit/grpc-errors.js';
+import { GrpcCallError, statusDetailsOf, type GrpcFailure } from '../kit/grpc-errors.js';
 import type { Logger } from '../kit/logger.js';
 
 export interface ErrorBody {
@@ -84,18 +84,10 @@ const HTTP_BY_GRPC: Partial<Record<Code, number>> = {
   [Code.DEADLINE_EXCEEDED]: 504,
 };
 
-/** What a grpc-js client rejects with. */
-export interface GrpcFailure extends Error {
-  code: Code;
-  details: string;
-  metadata?: Metadata;
-  /** Set by Upstream.call: which service failed. */
-  upstream?: string;
-}
+export type { GrpcFailure } from '../kit/grpc-errors.js';
 
-export function isGrpcFailure(err: unknown): err is GrpcFailure {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'number';
-}
+/** The kit's one check (GrpcCallError.is), under the name the BFF's routes and gateway use. */
+export const isGrpcFailure = (err: unknown): err is GrpcFailure => GrpcCallError.is(err);
 
 /** Failures worth retrying elsewhere or later: the ones stale-if-error and the breakers act on. */
 export function isTransient(err: unknown): boolean {

@@ -18,8 +18,7 @@ import { bearerToken } from './auth.js';
 import { writeEncoded } from './respond.js';
 import { clientIp } from './rate-limits.js';
 import { noteRecentRoom } from './routes/recent.js';
-
-const SCREEN = /^\/v1\/rooms\/([1-9][0-9]{0,18})(\/gifts)?$/;
+import { matchRoomScreen } from './screens.js';
 
 /** The headers helmet sets on every response, computed once by running it against a recorder. */
 function staticHeadersOf(middleware: RequestHandler): OutgoingHttpHeaders {
@@ -37,10 +36,9 @@ export function withFastPath(app: RequestListener, ctx: BffContext, readiness: R
   const userLimit = ctx.settings.RATE_LIMIT_USER_PER_S > 0 ? new RateLimiterMemory({ keyPrefix: 'hit:user', points: ctx.settings.RATE_LIMIT_USER_PER_S, duration: 1 }) : undefined;
 
   return (req: IncomingMessage, res: ServerResponse) => {
-    const match = (req.method === 'GET' || req.method === 'HEAD') && !readiness.draining ? SCREEN.exec(req.url ?? '') : null;
-    const roomId = match?.[1];
-    const body = roomId ? ctx.cache.peekFresh(`${match[2] ? 'gifts' : 'room'}:${roomId}`) : undefined;
-    if (!roomId || !body) {
+    const match = (req.method === 'GET' || req.method === 'HEAD') && !readiness.draining ? matchRoomScreen(req.url ?? '') : undefined;
+    const body = match ? ctx.cache.peekFresh(match.screen.cacheKey(match.roomId)) : undefined;
+    if (!match || !body) {
       void app(req, res);
       return;
     }
@@ -64,7 +62,7 @@ export function withFastPath(app: RequestListener, ctx: BffContext, readiness: R
     }
     ctx.verifier.verify(token).then(async (caller) => {
       await Promise.all([ipLimit?.consume(ip), userLimit?.consume(caller.userId)]);
-      if (!match[2]) noteRecentRoom(ctx, caller.userId, roomId);
+      if (match.screen.notesVisit) noteRecentRoom(ctx, caller.userId, match.roomId);
       serve();
     }, fallBack).catch(fallBack);
   };

@@ -3,7 +3,7 @@
  * a deadline on every call, and a breaker that fails calls fast while the service is failing, so
  * a dead ranking service costs the room screen nothing instead of a timeout per request.
  */
-import { Metadata, status as Code, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as Code } from '@grpc/grpc-js';
 import CircuitBreaker from 'opossum';
 import { ChatServiceClient } from '../gen/ts/livemesh/chat/v1/chat.js';
 import { GiftServiceClient } from '../gen/ts/livemesh/gift/v1/gift.js';
@@ -11,19 +11,11 @@ import { LedgerServiceClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RankingServiceClient } from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
 import type { GeneratedClientClass } from '../lb/client.js';
-import { AUTH_METADATA_KEY } from '../kit/auth.js';
-import { serviceClient } from '../kit/clients.js';
-import type { MeshCredentials } from '../kit/credentials.js';
+import { call, serviceClient, type RequestOf, type ResponseOf, type UnaryMethod } from '../kit/clients.js';
+import { onBehalfOf, type MeshCredentials } from '../kit/credentials.js';
+import { GrpcCallError } from '../kit/grpc-errors.js';
 import type { Caller } from '../kit/identity.js';
 import type { BffConfig } from './config.js';
-import { isGrpcFailure, type GrpcFailure } from './errors.js';
-
-
-type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
-/** The unary method names of a generated client (its last overload takes metadata, options and a callback). */
-export type UnaryMethod<C> = { [K in keyof C]: C[K] extends Unary<infer _Q, infer _S> ? K : never }[keyof C] & string;
-type RequestOf<C, M extends keyof C> = C[M] extends Unary<infer Q, infer _S> ? Q : never;
-type ResponseOf<C, M extends keyof C> = C[M] extends Unary<infer _Q, infer S> ? S : never;
 
 export interface CallContext {
   /** Who the call is for; calls for no user (anonymous reads, a provider's callback) carry the BFF's own service token. */
@@ -58,15 +50,11 @@ export interface BreakerSettings {
   openMs: number;
 }
 
-/** The UNAVAILABLE a call gets while its upstream's breaker is open; shaped like a grpc-js error so one mapping serves both. */
-function breakerOpen(name: string): GrpcFailure {
-  const err = new Error(`${name} is failing; calls are paused (breaker open)`) as GrpcFailure;
-  err.code = Code.UNAVAILABLE;
-  err.details = err.message;
-  err.metadata = new Metadata();
+/** The UNAVAILABLE a call gets while its upstream's breaker is open; a gRPC error like any other, so one mapping serves both. */
+function breakerOpen(name: string): GrpcCallError {
+  const message = `${name} is failing; calls are paused (breaker open)`;
   // Named like any other upstream failure, so the error middleware maps it (503) instead of a bare 500.
-  err.upstream = name;
-  return err;
+  return new GrpcCallError(Code.UNAVAILABLE, message, new Metadata(), { message, upstream: name });
 }
 
 /** One service: its client, its breaker, and a typed promise-returning `call`. */
@@ -96,7 +84,7 @@ export class Upstream<C extends object> {
       rollingCountTimeout: settings.windowMs,
       rollingCountBuckets: 10,
       resetTimeout: settings.openMs,
-      errorFilter: (err: unknown) => isGrpcFailure(err) && CLIENT_CODES.has(err.code),
+      errorFilter: (err: unknown) => GrpcCallError.is(err) && CLIENT_CODES.has(err.code),
     });
   }
 
@@ -113,13 +101,11 @@ export class Upstream<C extends object> {
   }
 
   call<M extends UnaryMethod<C>>(method: M, req: RequestOf<C, M>, ctx: CallContext): Promise<ResponseOf<C, M>> {
-    const fn = (this.client as Record<string, unknown>)[method] as Unary<RequestOf<C, M>, ResponseOf<C, M>>;
-    const md = this.identity(ctx.caller);
-    const run = () =>
-      new Promise<ResponseOf<C, M>>((resolve, reject) => {
-        this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
-        fn.call(this.client, req, md, { deadline: ctx.deadline }, (err, res) => (err ? reject(err) : resolve(res)));
-      });
+    const metadata = this.identity(ctx.caller);
+    const run = () => {
+      this.calls.set(method, (this.calls.get(method) ?? 0) + 1);
+      return call(this.client, method, req, { metadata, deadline: ctx.deadline });
+    };
     const start = performance.now();
     const seconds = () => (performance.now() - start) / 1000;
     return (this.breaker.fire(run) as Promise<ResponseOf<C, M>>).then(
@@ -132,9 +118,9 @@ export class Upstream<C extends object> {
           this.observe?.(method, 'BREAKER_OPEN', seconds());
           throw breakerOpen(this.name);
         }
-        this.observe?.(method, isGrpcFailure(err) ? (Code[err.code] ?? String(err.code)) : 'UNKNOWN', seconds());
+        this.observe?.(method, GrpcCallError.is(err) ? (Code[err.code] ?? String(err.code)) : 'UNKNOWN', seconds());
         // The error middleware names the failing upstream in 5xx bodies.
-        if (isGrpcFailure(err)) err.upstream = this.name;
+        if (GrpcCallError.is(err)) err.upstream = this.name;
         throw err;
       },
     );
@@ -144,10 +130,8 @@ export class Upstream<C extends object> {
    * A signed-in user's identity as a token the BFF signs for this service (and whoever it forwards
    * to on the user's behalf); no user, no metadata: the client adds the BFF's own service token.
    */
-  private identity(caller: Caller | undefined): Metadata {
-    const md = new Metadata();
-    if (caller) md.set(AUTH_METADATA_KEY, `Bearer ${this.credentials.userToken(caller, this.name)}`);
-    return md;
+  private identity(caller: Caller | undefined): Metadata | undefined {
+    return caller ? onBehalfOf({ token: this.credentials.userToken(caller, this.name) }) : undefined;
   }
 
   close(): void {

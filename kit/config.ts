@@ -50,6 +50,24 @@ export const url = (protocols: string[], fallback: string) =>
 
 export const port = (fallback: number) => int(0, 65535, fallback);
 
+const ON = new Set(['on', 'true', '1']);
+const OFF = new Set(['off', 'false', '0']);
+const SWITCH_ERROR = 'must be on or off (true/false and 1/0 are accepted too)';
+
+/**
+ * Every boolean setting reads the same words: on/off, true/false or 1/0, in any case, normalised
+ * to 'on' | 'off'. Use `flag` where the code wants a boolean.
+ */
+export const onOff = (fallback: 'on' | 'off') =>
+  z
+    .string()
+    .default(fallback)
+    .refine((s) => ON.has(s.toLowerCase()) || OFF.has(s.toLowerCase()), { error: SWITCH_ERROR })
+    .transform((s): 'on' | 'off' => (ON.has(s.toLowerCase()) ? 'on' : 'off'));
+
+/** A boolean setting (same words as onOff) read as true/false. */
+export const flag = (fallback: boolean) => onOff(fallback ? 'on' : 'off').transform((v) => v === 'on');
+
 export const list = (fallback = '') =>
   z
     .string()

@@ -57,10 +57,57 @@ export function isDependencyUnavailable(err: unknown): boolean {
   return false;
 }
 
-/** A gRPC error received from another service: passed through with its code and details. */
-function isServiceError(err: unknown): err is Error & { code: number; details: string; metadata: Metadata } {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'number' && (err as { metadata?: unknown }).metadata instanceof Metadata;
+/**
+ * A call to another livemesh service that failed, as every client in the mesh (services and the
+ * BFF) sees it. grpc-js rejects with a plain Error carrying `code`, `details` and `metadata`;
+ * before this class each consumer recognised that shape its own way (one insisted on metadata,
+ * one did not, one only checked the code's type), so "is this a gRPC error" had three answers.
+ */
+export class GrpcCallError extends Error implements ServiceError {
+  /** The service that failed, for callers that report it (the BFF names it in 5xx bodies). */
+  upstream?: string;
+
+  constructor(
+    readonly code: Code,
+    readonly details: string,
+    readonly metadata: Metadata = new Metadata(),
+    opts: { message?: string; cause?: unknown; upstream?: string } = {},
+  ) {
+    super(opts.message ?? `${code} ${Code[code] ?? 'UNKNOWN'}: ${details}`, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'GrpcCallError';
+    if (opts.upstream !== undefined) this.upstream = opts.upstream;
+  }
+
+  /**
+   * The one check: a gRPC status error, whether normalised already or straight from grpc-js (a
+   * stream's `error` event, a generated client used directly). A numeric `code` is the mark:
+   * Node's, the drivers' and NATS's errors carry string codes. Trailers may be missing (errors
+   * made by hand); `from` supplies empty ones.
+   */
+  static is(err: unknown): err is GrpcFailure {
+    return err instanceof GrpcCallError || (err instanceof Error && typeof (err as { code?: unknown }).code === 'number');
+  }
+
+  /**
+   * The one client-side normaliser: whatever a call rejected with, as a GrpcCallError. A grpc-js
+   * error keeps its code, details, trailers, message and stack; anything else (a client-side
+   * interceptor throwing, say) becomes UNKNOWN, which is what grpc-js reports for it too.
+   */
+  static from(err: unknown): GrpcCallError {
+    if (err instanceof GrpcCallError) return err;
+    if (GrpcCallError.is(err)) {
+      const metadata = (err.metadata as Metadata | undefined) instanceof Metadata ? err.metadata : new Metadata();
+      const e = new GrpcCallError(err.code, (err.details as string | undefined) ?? '', metadata, { message: err.message, cause: err, upstream: err.upstream });
+      if (err.stack) e.stack = err.stack;
+      return e;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    return new GrpcCallError(Code.UNKNOWN, message, new Metadata(), { cause: err });
+  }
 }
+
+/** What a gRPC failure looks like to a client: grpc-js's ServiceError, and the upstream when a caller names it. */
+export type GrpcFailure = ServiceError & { upstream?: string };
 
 /** Builds the status trailers: google.rpc.Status with ErrorInfo (and BadRequest for bad fields). */
 function detailsMetadata(code: Code, message: string, info: ErrorInfo, badRequest?: BadRequest): Metadata {
@@ -92,8 +139,9 @@ export function toStatus(err: unknown, log: Logger, method: string): StatusObjec
     const badRequest = err.violations.length > 0 ? { fieldViolations: err.violations.map((v) => ({ field: v.field, description: v.description, reason: err.reason, localizedMessage: undefined })) } : undefined;
     return { code, details: err.message, metadata: detailsMetadata(code, err.message, { reason: err.reason, domain: err.domain, metadata: err.metadata }, badRequest) };
   }
-  if (isServiceError(err)) {
-    return { code: err.code, details: err.details, metadata: err.metadata };
+  if (GrpcCallError.is(err)) {
+    const e = GrpcCallError.from(err);
+    return { code: e.code, details: e.details, metadata: e.metadata };
   }
   const correlationId = randomUUID();
   if (isDependencyUnavailable(err)) {
@@ -121,11 +169,10 @@ export function toStatusMessage(err: unknown, log: Logger, method: string): Stat
  * would have raised, so callers handle an item exactly as a single call (errorInfoOf(err.metadata),
  * err.code) and one error path serves both.
  */
-export function serviceErrorOf(status: Status): ServiceError {
+export function serviceErrorOf(status: Status): GrpcCallError {
   const metadata = new Metadata();
   metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode(status).finish()));
-  const err = new Error(`${status.code} ${Code[status.code] ?? 'UNKNOWN'}: ${status.message}`);
-  return Object.assign(err, { code: status.code, details: status.message, metadata });
+  return new GrpcCallError(status.code, status.message, metadata);
 }
 
 /** The rich error details a status carries, decoded. */

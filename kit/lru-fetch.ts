@@ -12,10 +12,18 @@ const SUPERSEDED = new Set(['deleted', 'replaced', 'evicted']);
  * versioned cache's offer) turned reads such as GetGiftGroup or Chat's SendMessage into INTERNAL
  * (found by the fuzzer). The second read sees the change, which is what the caller wants anyway.
  */
-export async function fetchCurrent<V extends {}>(cache: LRUCache<string, V>, key: string, attempts = 5): Promise<V | undefined> {
+export function fetchCurrent<V extends {}>(cache: LRUCache<string, V>, key: string, attempts = 5): Promise<V | undefined> {
+  return untilCurrent(() => cache.fetch(key), attempts);
+}
+
+/**
+ * The same for a fetch that needs options (a cache with a fetch context): `read` is the
+ * `cache.fetch(key, { context })` call, repeated when the entry changed under it.
+ */
+export async function untilCurrent<T>(read: () => Promise<T>, attempts = 5): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await cache.fetch(key);
+      return await read();
     } catch (err) {
       if (attempt >= attempts || !(err instanceof Error && SUPERSEDED.has(err.message))) throw err;
     }

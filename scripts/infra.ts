@@ -25,6 +25,7 @@ import {
 } from 'node:fs';
 import { createConnection as tcpConnect } from 'node:net';
 import { delimiter, isAbsolute, join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import mysql from 'mysql2/promise';
 
@@ -673,10 +674,6 @@ function displayPath(path: string): string {
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {

@@ -1,14 +1,17 @@
 /**
- * The mesh as separate processes: the plan (which process listens where), spawning, readiness and
- * stopping. `npm start` prints what happens; the chaos, fuzz and soak runs use `startMesh` to kill,
- * restart and watch single replicas. Both go through the same code, so what those suites prove is
- * about the processes a developer actually runs.
+ * The one process supervisor of the tooling: the mesh as separate processes (the plan, which
+ * process listens where), spawning, readiness and stopping, and single server processes.
+ * `npm start` prints what happens; the chaos, fuzz and soak runs use `startMesh` to kill, restart
+ * and watch single replicas; the tests and benchmarks start single processes (a service, a bench
+ * server) with `startServer` / `startProcess`. All of them go through the same code, so what those
+ * suites prove is about the processes a developer actually runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { credentials, Metadata } from '@grpc/grpc-js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { credentials, Metadata, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { DEV_TLS_DIR } from '../kit/config.js';
 import { ensureDevCerts, ensureDevKeys, operatorChannelCredentials } from './credentials.js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
@@ -162,14 +165,43 @@ export async function planMesh(root: string, opts: PlanOptions): Promise<MeshPla
 // ---------------------------------------------------------------------------------------------
 // Children
 
-export type LineSink = (spec: ProcessSpec, line: string, stream: 'stdout' | 'stderr') => void;
+/** What spawnChild needs to run a script: a mesh process's spec, or a single server's. */
+export interface Launch {
+  name: string;
+  script: string;
+  /** arguments after the script */
+  args?: readonly string[];
+  env: Record<string, string>;
+  /** an IPC channel to the child (a bench server that stops when its parent disconnects) */
+  ipc?: boolean;
+}
 
-export interface Child {
-  spec: ProcessSpec;
+export type LineSink<S extends Launch = ProcessSpec> = (spec: S, line: string, stream: 'stdout' | 'stderr') => void;
+
+export interface Child<S extends Launch = ProcessSpec> {
+  spec: S;
   proc: ChildProcess;
   /** set once the process is gone and its output has been flushed */
   ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   done: Promise<void>;
+  /** the last lines the child printed (only with `keepLines`), for when it dies */
+  tail(): string;
+}
+
+export interface SpawnOptions<S extends Launch> {
+  onLine?: LineSink<S>;
+  /** node flags before the script (a benchmark's --cpu-prof) */
+  nodeArgs?: readonly string[];
+  /** keep this many of the child's last output lines for `tail()`; 0 (default) keeps none */
+  keepLines?: number;
+}
+
+/** Every child spawned here that has not exited yet, whatever started it. */
+export const liveChildren = new Set<ChildProcess>();
+
+/** SIGKILL to every child still running: for exit paths (a second Ctrl-C), so none outlives its parent. */
+export function killAllChildren(): void {
+  for (const proc of liveChildren) proc.kill('SIGKILL');
 }
 
 /**
@@ -178,48 +210,61 @@ export interface Child {
  * terminal's SIGINT and our SIGTERM would skip its drain. `killOnExit` makes sure no child
  * outlives its parent anyway.
  */
-export function spawnChild(spec: ProcessSpec, baseEnv: NodeJS.ProcessEnv, onLine: LineSink | undefined, nodeArgs: readonly string[] = []): Child {
-  const proc = spawn(process.execPath, [...nodeArgs, spec.script], {
+export function spawnChild<S extends Launch>(spec: S, baseEnv: NodeJS.ProcessEnv, opts: SpawnOptions<S> = {}): Child<S> {
+  const { onLine, nodeArgs = [], keepLines = 0 } = opts;
+  const piped = onLine !== undefined || keepLines > 0;
+  const out = piped ? 'pipe' : 'ignore';
+  const proc = spawn(process.execPath, [...nodeArgs, spec.script, ...(spec.args ?? [])], {
     env: { ...baseEnv, ...spec.env },
-    stdio: ['ignore', onLine ? 'pipe' : 'ignore', onLine ? 'pipe' : 'ignore'],
+    stdio: spec.ipc ? ['ignore', out, out, 'ipc'] : ['ignore', out, out],
     detached: true,
   });
-  if (onLine) {
+  liveChildren.add(proc);
+  const lines: string[] = [];
+  if (piped) {
     for (const stream of ['stdout', 'stderr'] as const) {
       const source = proc[stream];
       if (!source) continue;
       createInterface({ input: source, crlfDelay: Infinity }).on('line', (line) => {
-        if (line !== '') onLine(spec, line, stream);
+        if (keepLines > 0 && line.trim() !== '') {
+          lines.push(line);
+          if (lines.length > keepLines) lines.splice(0, lines.length - keepLines);
+        }
+        if (line !== '') onLine?.(spec, line, stream);
       });
     }
   }
-  const child: Child = { spec, proc, ended: undefined, done: Promise.resolve() };
+  const child: Child<S> = { spec, proc, ended: undefined, done: Promise.resolve(), tail: () => lines.join('\n') };
   // 'close' rather than 'exit': it comes after the last output line, so an exit report follows the child's own last words.
   child.done = new Promise((resolve) => {
     proc.once('close', (code, signal) => {
+      liveChildren.delete(proc);
       child.ended = { code, signal };
       resolve();
     });
   });
-  proc.on('error', (err) => onLine?.(spec, `could not run ${spec.script}: ${err.message}`, 'stderr'));
+  proc.on('error', (err) => {
+    if (keepLines > 0) lines.push(`could not run ${spec.script}: ${err.message}`);
+    onLine?.(spec, `could not run ${spec.script}: ${err.message}`, 'stderr');
+  });
   return child;
 }
 
-export function describeExit(child: Child): string {
+export function describeExit(child: Child<Launch>): string {
   const ended = child.ended;
   if (!ended) return 'is still running';
   return ended.signal ? `was killed by ${ended.signal}` : `exited with code ${ended.code}`;
 }
 
 /** Last resort for an unexpected exit of the parent (uncaught error, process.exit): never leave replicas holding the ports. */
-export function killOnExit(children: () => Iterable<Child>): void {
+export function killOnExit(children: () => Iterable<Child<Launch>>): void {
   process.on('exit', () => {
     for (const child of children()) if (!child.ended) child.proc.kill('SIGKILL');
   });
 }
 
 /** SIGTERM lets each child drain; SIGKILL after `timeoutMs` so stopping always finishes. */
-export async function stopChildren(children: Iterable<Child>, timeoutMs: number, onForcedKill?: (child: Child) => void): Promise<void> {
+export async function stopChildren<S extends Launch>(children: Iterable<Child<S>>, timeoutMs: number, onForcedKill?: (child: Child<S>) => void): Promise<void> {
   const running = [...children].filter((c) => !c.ended);
   for (const child of running) child.proc.kill('SIGTERM');
   const timer = setTimeout(() => {
@@ -289,10 +334,6 @@ export async function waitReady(child: Child, host: string, abandoned: () => boo
   } finally {
     client?.close();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,7 +463,10 @@ class ProcessMesh implements Mesh {
     if (this.stopped) throw new Error(`the mesh is stopping; not starting ${entry.name}`);
     if (entry.alive) throw new Error(`${entry.name} is already running (pid ${entry.pid})`);
     const onLine = this.opts.onLine;
-    const child = spawnChild(entry.spec, this.baseEnv, onLine ? (_spec, line, stream) => onLine(entry, line, stream) : undefined, this.opts.nodeArgs);
+    const child = spawnChild(entry.spec, this.baseEnv, {
+      onLine: onLine ? (_spec, line, stream) => onLine(entry, line, stream) : undefined,
+      nodeArgs: this.opts.nodeArgs,
+    });
     entry.child = child;
     entry.stopping = false;
     void child.done.then(() => {
@@ -493,4 +537,142 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
     throw failure;
   }
   return mesh;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single processes (tests, benchmarks)
+
+/** Thrown by startProcess when its AbortSignal fires (a benchmark's Ctrl-C) before the process is ready. */
+export class Interrupted extends Error {
+  constructor() {
+    super('interrupted');
+  }
+}
+
+/** One server process started on its own, outside a mesh: a service under test, a benchmark's server. */
+export interface Server {
+  label: string;
+  child: ChildProcess;
+  pid: number;
+  address: string;
+  /** The last lines the child printed, for when it dies. */
+  tail(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface ProcessOptions {
+  label: string;
+  script: string;
+  args?: readonly string[];
+  env: Record<string, string>;
+  ipc?: boolean;
+  /** a fixed port (a benchmark restarting a killed server where its clients expect it); default a free one */
+  port?: number;
+  /** what readiness means, for the timeout message ("report SERVING") */
+  what: string;
+  /** node flags before the script; default BENCH_NODE_ARGS (see serverNodeArgs) */
+  nodeArgs?: readonly string[];
+  /** default 60 000 */
+  startTimeoutMs?: number;
+}
+
+/** How many of a single process's last output lines are kept for error messages. */
+const TAIL_LINES = 40;
+/** How often a single process that is not ready yet is probed. */
+const SINGLE_PROBE_INTERVAL_MS = 100;
+
+/**
+ * Extra node flags for every single server process, from BENCH_NODE_ARGS (space-separated), so a
+ * bench can profile its servers: `BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"`
+ * (node refuses --cpu-prof in NODE_OPTIONS). Profiles are written when a server drains and exits.
+ */
+export const serverNodeArgs = (): string[] => (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+/**
+ * Starts a node script on 127.0.0.1:`port` (HOST and PORT in its environment; `env` may override
+ * them) and polls `ready` until it says yes. A process that exits first, or is not ready within the
+ * start timeout, fails the start with its last output lines; it is stopped. Detached like every
+ * child here, so a Ctrl-C reaches only this process, which then stops the child with SIGTERM.
+ */
+export async function startProcess(opts: ProcessOptions, ready: (server: Server) => Promise<boolean>, signal: AbortSignal = new AbortController().signal): Promise<Server> {
+  // Every livemesh process loads its keys at start (services verify tokens, and sign their own).
+  ensureDevKeys();
+  const port = opts.port ?? pick(await freePorts(1), 0);
+  const child = spawnChild(
+    { name: opts.label, script: opts.script, args: opts.args, env: { HOST: '127.0.0.1', PORT: String(port), ...opts.env }, ipc: opts.ipc },
+    process.env,
+    { nodeArgs: opts.nodeArgs ?? serverNodeArgs(), keepLines: TAIL_LINES },
+  );
+  const pid = child.proc.pid;
+  if (pid === undefined) throw new Error(`${opts.label}: could not start ${opts.script}`);
+  const server: Server = {
+    label: opts.label,
+    child: child.proc,
+    pid,
+    address: `127.0.0.1:${port}`,
+    tail: child.tail,
+    exited: child.done.then(() => ({ code: child.ended?.code ?? null, signal: child.ended?.signal ?? null })),
+  };
+  const timeoutMs = opts.startTimeoutMs ?? 60_000;
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (signal.aborted) throw new Interrupted();
+      if (child.ended) throw new Error(`${opts.label} exited before serving:\n${server.tail()}`);
+      if (Date.now() > deadline) throw new Error(`${opts.label} did not ${opts.what} within ${timeoutMs / 1000} s:\n${server.tail()}`);
+      if (await ready(server)) return server;
+      await Promise.race([sleep(SINGLE_PROBE_INTERVAL_MS), child.done]);
+    }
+  } catch (err) {
+    await stopServer(server);
+    throw err;
+  }
+}
+
+/** How the readiness probe connects: plaintext by default; a server with GRPC_TLS_DIR set needs TLS credentials. */
+export interface ProbeChannel {
+  credentials: ChannelCredentials;
+  options?: ChannelOptions;
+}
+
+/** Starts a gRPC server process (on a free port unless `fixedPort` is given), ready when Health/Check("") answers SERVING. */
+export async function startServer(
+  label: string,
+  script: string,
+  env: Record<string, string>,
+  ipc: boolean,
+  signal: AbortSignal = new AbortController().signal,
+  fixedPort?: number,
+  probeChannel?: ProbeChannel,
+): Promise<Server> {
+  let probe: HealthClient | undefined;
+  try {
+    return await startProcess(
+      { label, script, env, ipc, ...(fixedPort === undefined ? {} : { port: fixedPort }), what: 'report SERVING' },
+      (server) => {
+        probe ??= new HealthClient(server.address, probeChannel?.credentials ?? credentials.createInsecure(), probeChannel?.options ?? {});
+        return grpcServing(probe);
+      },
+      signal,
+    );
+  } finally {
+    probe?.close();
+  }
+}
+
+/**
+ * SIGTERM and wait for the drain; SIGKILL if it has not exited after `timeoutMs` (default 20 s).
+ * An exit other than a clean one or by SIGTERM is reported through `log` with the last lines.
+ */
+export async function stopServer(server: Server, opts: { timeoutMs?: number; log?: (line: string) => void } = {}): Promise<void> {
+  const log = opts.log ?? ((line: string) => void process.stdout.write(`${line}\n`));
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    log(`${server.label} still running ${timeoutMs / 1000} s after SIGTERM; killing it`);
+    server.child.kill('SIGKILL');
+  }, timeoutMs);
+  const { code, signal } = await server.exited;
+  clearTimeout(timer);
+  if (code !== 0 && signal !== 'SIGTERM') log(`note: ${server.label} exited with ${code ?? signal}:\n${server.tail()}`);
 }

@@ -13,7 +13,7 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, DEV_TLS_DIR, EXIT_CONFIG, int, parseConfig } from '../kit/config.js';
+import { ConfigError, DEV_TLS_DIR, EXIT_CONFIG, int, onOff, parseConfig } from '../kit/config.js';
 import { ensureDevCerts, ensureDevKeys } from './credentials.js';
 import { repoRoot } from '../kit/paths.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle, type InfraUrls } from './infra.js';
@@ -28,7 +28,7 @@ const launcherConfigShape = {
   /** Start-up includes migrations and, on a first run, nothing else slow; a minute means something is stuck. */
   LM_START_TIMEOUT_MS: int(1_000, 600_000, 60_000),
   /** Mutual TLS between every process, with development certificates (`npm run auth -- certs`, made if missing). */
-  LM_TLS: z.enum(['on', 'off'], { error: 'must be on or off' }).default('off'),
+  LM_TLS: onOff('off'),
 };
 type LauncherConfig = z.infer<z.ZodObject<typeof launcherConfigShape>>;
 
@@ -256,7 +256,7 @@ async function main(mesh: Mesh): Promise<void> {
   mesh.phase = 'starting';
   const nameWidth = Math.max(...specs.map((s) => s.name.length));
   const print = linePrinter(nameWidth, config.LM_LOG);
-  mesh.children = specs.map((spec) => spawnChild(spec, process.env, print));
+  mesh.children = specs.map((spec) => spawnChild(spec, process.env, { onLine: print }));
   killOnExit(() => mesh.children);
   for (const child of mesh.children) void child.done.then(() => mesh.onChildEnded(child));
 

@@ -11,7 +11,7 @@ import { signTopup } from '../bff/routes/wallet.js';
 import { isolate } from '../scripts/isolation.js';
 import { json, rawGet, send, seedGiftCatalog, spawnOn, startBff, stopServer, type BffServer } from './support/bff.js';
 import { startRoom, type RoomServer } from './support/room.js';
-import type { Server as ServiceProcess } from '../scripts/bench/harness.js';
+import type { Server as ServiceProcess } from '../scripts/mesh.js';
 
 const iso = isolate('bffapi');
 let room: RoomServer;

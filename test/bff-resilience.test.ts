@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Upstream } from '../bff/upstreams.js';
 import { isolate } from '../scripts/isolation.js';
-import type { Server as ServiceProcess } from '../scripts/bench/harness.js';
+import type { Server as ServiceProcess } from '../scripts/mesh.js';
 import { json, killService, send, seedGiftCatalog, spawnOn, startBff, stopServer, until, type BffServer } from './support/bff.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 

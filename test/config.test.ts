@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig, resolveKitDefaults } from '../kit/config.js';
+import { ConfigError, EXIT_CONFIG, flag, kitConfigShape, onOff, parseConfig, resolveKitDefaults } from '../kit/config.js';
 import { isolate } from '../scripts/isolation.js';
 import { spawnRoom } from './support/room.js';
 
@@ -24,6 +24,15 @@ describe('config validation', () => {
     ['DRAIN_TIMEOUT_MS', '-5', 'DRAIN_TIMEOUT_MS must be an integer between 0 and 600000 (got "-5")'],
   ])('rejects %s=%s naming the variable', (key, value, message) => {
     expect(() => parseConfig(kitConfigShape, { [key]: value })).toThrow(new ConfigError([message]));
+  });
+
+  it('every switch reads on/off, true/false and 1/0 (any case); anything else names the variable', () => {
+    const shape = { A: onOff('off'), B: flag(true) };
+    for (const [raw, on] of [['on', true], ['TRUE', true], ['1', true], ['off', false], ['False', false], ['0', false]] as const) {
+      expect(parseConfig(shape, { A: raw, B: raw })).toEqual({ A: on ? 'on' : 'off', B: on });
+    }
+    expect(parseConfig(shape, {})).toEqual({ A: 'off', B: true });
+    expect(() => parseConfig(shape, { A: 'yes' })).toThrow(new ConfigError(['A must be on or off (true/false and 1/0 are accepted too) (got "yes")']));
   });
 
   it('reports every bad variable at once', () => {

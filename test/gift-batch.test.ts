@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -8,8 +9,8 @@ import { ConsumptionSide, GiftErrorReason, OrderEffect, OrderState, type Order, 
 import { TransferKind } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { errorInfoOf } from '../kit/grpc-errors.js';
 import { mysqlOptions } from '../kit/mysql.js';
-import { giftPaidStreamName } from '../kit/streams.js';
-import type { Server } from '../scripts/bench/harness.js';
+import { giftPaidStreamName } from '../services/gift/client.js';
+import type { Server } from '../scripts/mesh.js';
 import { isolate } from '../scripts/isolation.js';
 import { allOrders, giftApi, giftEnv, ledgerBalance, spawnLedger, stopServer, topUp, until, withGiftProcess } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
@@ -56,7 +57,6 @@ let plugRoom = '';
 const crashRooms: string[] = [];
 const mixRooms: string[] = [];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const withGift = <T>(extra: Record<string, string>, fn: (api: ReturnType<typeof giftApi>, server: Server) => Promise<T>): Promise<T> => withGiftProcess({ ...env, ...extra }, fn);
 

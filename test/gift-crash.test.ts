@@ -3,7 +3,7 @@ import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
 import { OrderState, type Order } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { TransferKind } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { isolate } from '../scripts/isolation.js';
-import type { Server } from '../scripts/bench/harness.js';
+import type { Server } from '../scripts/mesh.js';
 import { balance, giftApi, giftEnv, spawnLedger, stopServer, topUp, until, withGiftProcess } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 

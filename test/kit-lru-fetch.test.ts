@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { describe, expect, it } from 'vitest';
-import { fetchCurrent } from '../kit/lru-fetch.js';
+import { fetchCurrent, untilCurrent } from '../kit/lru-fetch.js';
 
 /**
  * Found by `npm run fuzz` (GetGiftGroup beside UpsertGiftGroup): a catalog change that dropped an
@@ -48,6 +48,23 @@ describe('catalog reads racing a catalog change', () => {
     cache.set('room:1', { v: 99 });
     release?.();
     expect(await reading).toEqual({ v: 99 });
+  });
+
+  it('a fetch with a context (untilCurrent) is read again too', async () => {
+    let release: (() => void) | undefined;
+    let calls = 0;
+    const cache = new LRUCache<string, { by: string }, { userId: string }>({
+      max: 10,
+      fetchMethod: async (_key, _stale, { context }) => {
+        if (++calls === 1) await new Promise<void>((resolve) => (release = resolve));
+        return { by: context.userId };
+      },
+    });
+    const reading = untilCurrent(() => cache.fetch('u:1', { context: { userId: '7' } }));
+    await new Promise((r) => setImmediate(r));
+    cache.set('u:1', { by: 'event' });
+    release?.();
+    expect(await reading).toEqual({ by: 'event' });
   });
 
   it('other failures still reach the caller', async () => {

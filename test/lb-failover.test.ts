@@ -5,7 +5,7 @@ import { createLbClient } from '../lb/client.js';
 import { lbSnapshot } from '../lb/observe.js';
 import { isolate } from '../scripts/isolation.js';
 import { freePorts } from '../scripts/net.js';
-import { crashReplica, killAllReplicas, startReplica, stopReplica, type Replica } from '../scripts/bench/lb-replicas.js';
+import { crashReplica, killAllReplicas, startReplica, stopReplica, type Replica } from '../scripts/replicas.js';
 import { as, call } from './support/room.js';
 
 /**

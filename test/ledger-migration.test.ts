@@ -34,7 +34,7 @@ afterAll(async () => {
 
 function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [fromRoot('dist', 'scripts', 'ledger.js'), ...args, '--address', a.address], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [fromRoot('dist', 'services', 'ledger', 'cli.js'), ...args, '--address', a.address], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));

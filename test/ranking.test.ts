@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GiftServiceService, Order, OrderEffect, OrderState, type AckOrderEffectRequest, type AckOrderEffectResponse, type ListOrdersRequest, type ListOrdersResponse } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { RankingPeriod } from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import { isolate } from '../scripts/isolation.js';
-import { consumeGiftPaid, giftPaidStreamName } from '../kit/streams.js';
+import { consumeGiftPaid, giftPaidStreamName } from '../services/gift/client.js';
 import { Boards, RETENTION } from '../services/ranking/boards.js';
 import { Calendar } from '../services/ranking/calendar.js';
 import { RedisBoards } from '../services/ranking/store/redis-boards.js';

@@ -16,7 +16,7 @@ const rooms: Room[] = [];
 /** Runs `npm run room -- …` the way an operator would (built script, the service's env). */
 function roomCli(...args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [fromRoot('dist', 'scripts', 'room.js'), ...args], { env: { ...process.env, ...iso.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [fromRoot('dist', 'services', 'room', 'cli.js'), ...args], { env: { ...process.env, ...iso.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RoomChangedEvent, type Room } from '../gen/ts/livemesh/room/v1/room.js';
 import { isolate } from '../scripts/isolation.js';
-import { roomChangedSubject } from '../services/room/store/nats-events.js';
+import { roomChangedSubject } from '../services/room/client.js';
 import { roomKey } from '../services/room/store/redis-rooms.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 

@@ -5,6 +5,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { ListStuckOrdersRequest } from '../../gen/ts/livemesh/gift/v1/gift.js';
+import { msToDuration } from '../../kit/contract-rules.js';
 import { mustCaller, requireRole } from '../auth.js';
 import { callFor, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
@@ -51,7 +52,7 @@ export function adminRoutes(ctx: BffContext): Router {
     const q = parseInput(stuckQuery, req.query, 'query');
     const out = await ctx.upstreams.gift.call(
       'listStuckOrders',
-      ListStuckOrdersRequest.fromPartial({ olderThan: { seconds: String(q.olderThanS), nanos: 0 }, page: { pageSize: q.limit, pageToken: q.cursor } }),
+      ListStuckOrdersRequest.fromPartial({ olderThan: msToDuration(q.olderThanS * 1000), page: { pageSize: q.limit, pageToken: q.cursor } }),
       callFor(ctx, caller),
     );
     res.setHeader('Cache-Control', 'no-store');

@@ -10,52 +10,56 @@ import { ListRecentMessagesRequest, SendLikesRequest, SendMessageRequest, SendMe
 import { ListRoomGiftsRequest, SendGiftRequest } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { GetRoomRankingRequest, RankingPeriod } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { GetOnlineCountRequest, GetRoomRequest, ListLiveRoomsRequest } from '../../gen/ts/livemesh/room/v1/room.js';
+import { CHAT_CONTRACT, GIFT_CONTRACT, RANKING_CONTRACT, ROOM_CONTRACT } from '../../kit/contract-rules.js';
 import { callerOf, mustCaller, requireRole, shortName } from '../auth.js';
 import { callFor, sendCachedScreen, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { presentEvent, presentGifts, presentOrder, presentRank, presentRoom, ROOM_FIELDS } from '../present.js';
+import { ROOM_SCREENS } from '../screens.js';
 import { assemble } from '../sections.js';
 import { int64Id, minorAmount, parseInput } from '../validate.js';
 import { noteRecentRoom } from './recent.js';
 
 export const roomParams = z.object({ id: int64Id });
 
-/** The longest sender names Gift and Chat keep (their LIMITS.senderName). */
-const GIFT_NAME_MAX = 32;
-const CHAT_NAME_MAX = 20;
+/** The longest sender names Gift and Chat keep. */
+const GIFT_NAME_MAX = GIFT_CONTRACT.senderName;
+const CHAT_NAME_MAX = CHAT_CONTRACT.senderName;
+const TOP = RANKING_CONTRACT.top;
+const MAX_COUNT = GIFT_CONTRACT.maxCount;
+const TEXT_MAX = CHAT_CONTRACT.text;
+const LIKES_MAX = CHAT_CONTRACT.likes;
 
-/** Cache keys of a room's public screens, dropped when this replica changes the room. */
-export const roomCacheKeys = (roomId: string) => [`room:${roomId}`, `gifts:${roomId}`];
 
 const RANKING_PERIODS = { live: RankingPeriod.RANKING_PERIOD_LIVE, day: RankingPeriod.RANKING_PERIOD_DAY, week: RankingPeriod.RANKING_PERIOD_WEEK } as const;
 export const rankingQuery = z.object({
   period: z.enum(['live', 'day', 'week'], { error: 'must be live, day or week' }).default('live'),
-  limit: z.coerce.number({ error: 'must be an integer between 1 and 100' }).int().min(1).max(100).default(20),
+  limit: z.coerce.number({ error: `must be an integer between 1 and ${TOP}` }).int().min(1).max(TOP).default(20),
 });
 
 export const discoveryQuery = z.object({
   live: z.literal('1', { error: 'only live rooms can be listed: live=1' }).default('1'),
   cursor: z.string().max(512).default(''),
-  category: z.string().max(32).default(''),
+  category: z.string().max(ROOM_CONTRACT.category).default(''),
 });
 
 /** Idempotency keys: what clients put in the header, short enough to store and log. */
-const idempotencyKey = z.string({ error: 'header is required (a unique key per gift, reused only to retry the same gift)' }).regex(/^[A-Za-z0-9_.:-]{8,64}$/, { error: 'must be 8-64 letters, digits or _ . : -' });
+const idempotencyKey = z.string({ error: 'header is required (a unique key per gift, reused only to retry the same gift)' }).regex(new RegExp(`^[A-Za-z0-9_.:-]{8,${GIFT_CONTRACT.idempotencyKey}}$`), { error: `must be 8-${GIFT_CONTRACT.idempotencyKey} letters, digits or _ . : -` });
 
 export const sendGiftBody = z.strictObject({
   giftId: int64Id,
-  count: z.number({ error: 'must be an integer between 1 and 9999' }).int({ error: 'must be an integer between 1 and 9999' }).min(1).max(9999).default(1),
+  count: z.number({ error: `must be an integer between 1 and ${MAX_COUNT}` }).int({ error: `must be an integer between 1 and ${MAX_COUNT}` }).min(1).max(MAX_COUNT).default(1),
   /** The price the client showed; the order fails with PRICE_CHANGED rather than charge another. */
   expectedUnitPriceMinor: minorAmount.optional(),
 });
 
 export const chatBody = z.strictObject({
-  text: z.string({ error: 'must be a string' }).trim().min(1, { error: 'must not be empty' }).max(200, { error: 'must be at most 200 characters' }),
-  clientMessageId: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'must be 1-64 letters, digits or _ . : -' }).optional(),
+  text: z.string({ error: 'must be a string' }).trim().min(1, { error: 'must not be empty' }).max(TEXT_MAX, { error: `must be at most ${TEXT_MAX} characters` }),
+  clientMessageId: z.string().regex(new RegExp(`^[A-Za-z0-9_.:-]{1,${CHAT_CONTRACT.clientMessageId}}$`), { error: `must be 1-${CHAT_CONTRACT.clientMessageId} letters, digits or _ . : -` }).optional(),
 });
 
 export const likesBody = z.strictObject({
-  count: z.number({ error: 'must be an integer between 1 and 1000' }).int({ error: 'must be an integer between 1 and 1000' }).min(1).max(1000),
+  count: z.number({ error: `must be an integer between 1 and ${LIKES_MAX}` }).int({ error: `must be an integer between 1 and ${LIKES_MAX}` }).min(1).max(LIKES_MAX),
 });
 
 const OUTCOMES: Record<number, string> = {
@@ -72,11 +76,11 @@ export function roomRoutes(ctx: BffContext): Router {
    * Entering a room: everything the first screen shows, in one response. Room, online count and
    * gift bar are the screen; the ranking and recent messages can go missing under load.
    */
-  r.get('/v1/rooms/:id', async (req, res) => {
+  r.get(ROOM_SCREENS.entry.route, async (req, res) => {
     const { id } = parseInput(roomParams, req.params, 'path');
     const caller = callerOf(res);
-    if (caller) noteRecentRoom(ctx, caller.userId, id);
-    await sendCachedScreen(ctx, req, res, `room:${id}`, async () => {
+    if (caller && ROOM_SCREENS.entry.notesVisit) noteRecentRoom(ctx, caller.userId, id);
+    await sendCachedScreen(ctx, req, res, ROOM_SCREENS.entry.cacheKey(id), async () => {
       const { values, degraded } = await assemble(
         {
           room: { upstream: room, run: (deadline) => room.call('getRoom', GetRoomRequest.fromPartial({ roomId: id, readMask: ROOM_FIELDS }), { deadline }) },
@@ -108,9 +112,9 @@ export function roomRoutes(ctx: BffContext): Router {
     });
   });
 
-  r.get('/v1/rooms/:id/gifts', async (req, res) => {
+  r.get(ROOM_SCREENS.gifts.route, async (req, res) => {
     const { id } = parseInput(roomParams, req.params, 'path');
-    await sendCachedScreen(ctx, req, res, `gifts:${id}`, async () => {
+    await sendCachedScreen(ctx, req, res, ROOM_SCREENS.gifts.cacheKey(id), async () => {
       const { values } = await assemble({ gifts: { upstream: gift, run: (deadline) => gift.call('listRoomGifts', ListRoomGiftsRequest.fromPartial({ roomId: id }), { deadline }) } }, {}, screenBudget(ctx));
       return { roomId: id, giftGroupId: values.gifts.giftGroupId, gifts: presentGifts(values.gifts.gifts) };
     });

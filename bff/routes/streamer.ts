@@ -6,19 +6,21 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { CreateRoomRequest, StartLiveRequest, StopLiveRequest, UpdateRoomRequest } from '../../gen/ts/livemesh/room/v1/room.js';
+import { ROOM_CONTRACT } from '../../kit/contract-rules.js';
 import { mustCaller, requireRole } from '../auth.js';
 import { callFor, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { presentRoom } from '../present.js';
 import { int64Id, parseInput } from '../validate.js';
-import { roomCacheKeys, roomParams } from './rooms.js';
+import { roomCacheKeys } from '../screens.js';
+import { roomParams } from './rooms.js';
 
 const text = (max: number) => z.string({ error: 'must be a string' }).max(max, { error: `must be at most ${max} characters` });
 const editable = {
-  title: text(64).trim().min(1, { error: 'must not be empty' }),
-  category: text(32),
-  coverKey: text(256),
-  notice: text(512),
+  title: text(ROOM_CONTRACT.title).trim().min(1, { error: 'must not be empty' }),
+  category: text(ROOM_CONTRACT.category),
+  coverKey: text(ROOM_CONTRACT.coverKey),
+  notice: text(ROOM_CONTRACT.notice),
 };
 export const createBody = z.strictObject({ ...editable, category: editable.category.optional(), coverKey: editable.coverKey.optional(), notice: editable.notice.optional() });
 export const patchBody = z.strictObject({
@@ -35,7 +37,7 @@ const MASK_PATHS: Record<string, string> = { title: 'title', category: 'category
 
 const requestId = z
   .string({ error: 'header is required (a unique key per new room, reused only to retry the same create)' })
-  .regex(/^[A-Za-z0-9_.:-]{8,64}$/, { error: 'must be 8-64 letters, digits or _ . : -' });
+  .regex(new RegExp(`^[A-Za-z0-9_.:-]{8,${ROOM_CONTRACT.requestId}}$`), { error: `must be 8-${ROOM_CONTRACT.requestId} letters, digits or _ . : -` });
 
 export function streamerRoutes(ctx: BffContext): Router {
   const r = Router();

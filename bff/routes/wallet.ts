@@ -7,6 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Router, type Request } from 'express';
 import { z } from 'zod';
 import { TopUpRequest } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import { LEDGER_CONTRACT } from '../../kit/contract-rules.js';
 import { callFor, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { int64Id, parseInput } from '../validate.js';
@@ -20,7 +21,7 @@ export const topupBody = z.strictObject({
   paymentReference: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, { error: 'must be 1-64 letters, digits or _ . : -' }),
   userId: int64Id,
   amountMinor: z.string().regex(/^[1-9][0-9]{0,17}$/, { error: 'must be a positive integer in minor units, as a string' }),
-  provider: z.string().max(32).default(''),
+  provider: z.string().max(LEDGER_CONTRACT.providerLength).default(''),
 });
 
 /** The signature a provider sends for `body` at `timestampS`: `sha256=<hex>`. */

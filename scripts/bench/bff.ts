@@ -20,6 +20,7 @@
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { credentials, type Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
 import { WebSocket } from 'ws';
@@ -32,26 +33,8 @@ import { fromRoot, repoRoot } from '../../kit/paths.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate } from '../isolation.js';
 import { asUser } from '../tokens.js';
-import {
-  formatK,
-  Interrupted,
-  interruptible,
-  live,
-  machineLine,
-  measure,
-  percentile,
-  processCpuSeconds,
-  runBench,
-  say,
-  setBenchTag,
-  sleep,
-  startProcess,
-  startServer,
-  stopServer,
-  type Fire,
-  type Row,
-  type Server,
-} from './harness.js';
+import { formatK, Interrupted, interruptible, machineLine, measure, runBench, say, setBenchTag, startProcess, startServer, stopServer, type Fire, type Row, type Server } from './harness.js';
+import { percentile, processCpuSeconds } from '../stats.js';
 
 setBenchTag('bff');
 

@@ -15,6 +15,7 @@
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -28,12 +29,13 @@ import { fromRoot, repoRoot } from '../../kit/paths.js';
 import { Boards } from '../../services/ranking/boards.js';
 import { Calendar } from '../../services/ranking/calendar.js';
 import { chatRoomSubject } from '../../services/chat/store/nats-events.js';
-import { ensureGiftPaidStream, giftPaidSubject } from '../../kit/streams.js';
+import { ensureGiftPaidStream, giftPaidSubject } from '../../services/gift/client.js';
 import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate } from '../isolation.js';
 import { sharedUserMetadata } from '../tokens.js';
 import { EchoClient } from './echo.js';
-import { formatK, Interrupted, interruptible, machineLine, measure, percentile, runBench, say, setBenchTag, sleep, startServer, stopServer, type Row, type Server } from './harness.js';
+import { formatK, Interrupted, interruptible, machineLine, measure, runBench, say, setBenchTag, startServer, stopServer, type Row, type Server } from './harness.js';
+import { percentile } from '../stats.js';
 
 setBenchTag('chat');
 

@@ -11,7 +11,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import { mysqlOptions } from '../../kit/mysql.js';
-import { processCpuSeconds } from './harness.js';
+import { processCpuSeconds } from '../stats.js';
 
 /** The first local process whose command name is one of `names` (and whose command line mentions `arg`, when given). */
 export function localPid(names: string[], arg?: string): number | undefined {

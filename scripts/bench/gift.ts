@@ -49,26 +49,8 @@ import { startMesh, type Mesh } from '../mesh.js';
 import { sharedUserMetadata } from '../tokens.js';
 import { costsBetween, DatabaseCounters, localDatabasePid, localPid, snapshot, type Costs, type CostWatch } from './costs.js';
 import { EchoClient } from './echo.js';
-import {
-  drive,
-  formatK,
-  Interrupted,
-  interruptible,
-  machineLine,
-  measure,
-  parseArgs,
-  percentile,
-  runBench,
-  say,
-  serverNodeArgs,
-  setBenchTag,
-  startServer,
-  stopServer,
-  type BenchOptions,
-  type Fire,
-  type Row,
-  type Server,
-} from './harness.js';
+import { drive, formatK, Interrupted, interruptible, machineLine, measure, parseArgs, runBench, say, serverNodeArgs, setBenchTag, startServer, stopServer, type BenchOptions, type Fire, type Row, type Server } from './harness.js';
+import { percentile } from '../stats.js';
 
 setBenchTag('gift');
 

@@ -5,14 +5,11 @@
  *
  * Benchmarks print; they never pass or fail on their numbers.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { credentials, Metadata, status as Code, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
-import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../../gen/ts/grpc/health/v1/health.js';
-import { ensureDevKeys } from '../credentials.js';
-import { freePorts } from '../net.js';
+import { status as Code, type ServiceError } from '@grpc/grpc-js';
+import { Interrupted, killAllChildren, stopServer as stopProcess, type Server } from '../mesh.js';
+import { percentile, processCpuSeconds } from '../stats.js';
 
 let tag = 'bench:';
 
@@ -53,143 +50,15 @@ export function parseArgs(argv: string[], defaults: BenchOptions = { seconds: 5,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child processes
+// Server processes: the tooling's one supervisor (scripts/mesh.ts) starts and stops them
 
-export const CLK_TCK = (() => {
-  const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(out.stdout?.trim());
-  return Number.isInteger(n) && n > 0 ? n : 100;
-})();
+export { Interrupted, serverNodeArgs, startProcess, startServer, type ProbeChannel, type Server } from '../mesh.js';
 
-/** utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat). */
-export function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) is in parentheses and may contain spaces: count from after it.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-export interface Server {
-  label: string;
-  child: ChildProcess;
-  pid: number;
-  address: string;
-  /** The last lines the child printed, for when it dies. */
-  tail(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-export const live = new Set<ChildProcess>();
-
-/**
- * Extra node flags for every server a bench starts, from BENCH_NODE_ARGS (space-separated), so a
- * bench can profile its servers: `BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"`
- * (node refuses --cpu-prof in NODE_OPTIONS). Profiles are written when a server drains and exits.
- */
-export const serverNodeArgs = () => (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-
-/**
- * Spawns a server process on `port` and keeps its last output lines. Detached (its own process
- * group), so a Ctrl-C reaches only this process, which then stops the child with SIGTERM and lets
- * it drain, rather than the child draining on its own mid-run.
- */
-function spawnServer(label: string, script: string, args: string[], env: Record<string, string>, ipc: boolean, port: number): Server {
-  const child = spawn(process.execPath, [...serverNodeArgs(), script, ...args], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), ...env },
-    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  live.add(child);
-  const lines: string[] = [];
-  const keep = (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(line);
-    if (lines.length > 40) lines.splice(0, lines.length - 40);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, sig) => {
-      live.delete(child);
-      resolve({ code, signal: sig });
-    }),
-  );
-  if (child.pid === undefined) throw new Error(`${label}: could not start ${script}`);
-  return { label, child, pid: child.pid, address: `127.0.0.1:${port}`, tail: () => lines.join('\n'), exited };
-}
-
-/**
- * Starts a server process and polls `ready` until it says yes (60 s at most). A process that exits
- * first, or never becomes ready, fails the start with its last output lines; it is stopped.
- */
-export async function startProcess(
-  opts: { label: string; script: string; args?: string[]; env: Record<string, string>; ipc?: boolean; port?: number; what: string },
-  ready: (server: Server) => Promise<boolean>,
-  signal: AbortSignal,
-): Promise<Server> {
-  // Every livemesh process loads its keys at start (services verify tokens, and sign their own).
-  ensureDevKeys();
-  // A fixed port lets a benchmark restart a killed server where its clients expect it.
-  const port = opts.port ?? ((await freePorts(1)) as [number])[0];
-  const server = spawnServer(opts.label, opts.script, opts.args ?? [], opts.env, opts.ipc ?? false, port);
-  let dead = false;
-  void server.exited.then(() => (dead = true));
-  try {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (signal.aborted) throw new Interrupted();
-      if (dead) throw new Error(`${opts.label} exited before serving:\n${server.tail()}`);
-      if (Date.now() > deadline) throw new Error(`${opts.label} did not ${opts.what} within 60 s:\n${server.tail()}`);
-      if (await ready(server)) return server;
-      await sleep(100);
-    }
-  } catch (err) {
-    await stopServer(server);
-    throw err;
-  }
-}
-
-/** How the readiness probe connects: plaintext by default; a server with GRPC_TLS_DIR set needs TLS credentials. */
-export interface ProbeChannel {
-  credentials: ChannelCredentials;
-  options?: ChannelOptions;
-}
-
-/** Starts a gRPC server process (on a free port unless `fixedPort` is given), ready when Health/Check("") answers SERVING. */
-export async function startServer(label: string, script: string, env: Record<string, string>, ipc: boolean, signal: AbortSignal, fixedPort?: number, probeChannel?: ProbeChannel): Promise<Server> {
-  let probe: HealthClient | undefined;
-  try {
-    return await startProcess({ label, script, env, ipc, ...(fixedPort === undefined ? {} : { port: fixedPort }), what: 'report SERVING' }, (server) => {
-      probe ??= new HealthClient(server.address, probeChannel?.credentials ?? credentials.createInsecure(), probeChannel?.options ?? {});
-      const client = probe;
-      return new Promise<boolean>((resolve) =>
-        client.check({ service: '' }, new Metadata(), { deadline: Date.now() + 1000 }, (err, res) => resolve(!err && res.status === Serving.SERVING)),
-      );
-    }, signal);
-  } finally {
-    probe?.close();
-  }
-}
-
-/** SIGTERM and wait for the drain; SIGKILL if it has not exited after 20 s. */
-export async function stopServer(server: Server): Promise<void> {
-  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    say(`${server.label} still running 20 s after SIGTERM; killing it`);
-    server.child.kill('SIGKILL');
-  }, 20_000);
-  const { code, signal } = await server.exited;
-  clearTimeout(timer);
-  if (code !== 0 && signal !== 'SIGTERM') say(`note: ${server.label} exited with ${code ?? signal}:\n${server.tail()}`);
-}
+/** SIGTERM and wait for the drain (SIGKILL after 20 s); an unexpected exit is reported under the bench's tag. */
+export const stopServer = (server: Server): Promise<void> => stopProcess(server, { log: say });
 
 // ---------------------------------------------------------------------------------------------
 // Load
-
-export class Interrupted extends Error {
-  constructor() {
-    super('interrupted');
-  }
-}
 
 export type Fire = (done: (err: ServiceError | null) => void) => void;
 
@@ -267,11 +136,6 @@ export interface Row {
   errors: number;
   errorKinds: string;
   skipped?: string;
-}
-
-export function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 }
 
 export async function measure(
@@ -411,11 +275,6 @@ export function machineLine(): string {
   );
 }
 
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** The run's abort controller, so runBench can tell an interruption from a crash. */
 let interruption: AbortController | undefined;
 
@@ -431,7 +290,7 @@ export function interruptible(): AbortController {
     interrupts++;
     if (interrupts > 1) {
       say(`second ${sig}: killing the servers now`);
-      for (const child of live) child.kill('SIGKILL');
+      killAllChildren();
       process.exit(130);
     }
     say(`${sig}: stopping (servers get SIGTERM and drain; bench data is removed)`);
@@ -440,7 +299,7 @@ export function interruptible(): AbortController {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
+    killAllChildren();
   });
   return abort;
 }

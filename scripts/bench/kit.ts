@@ -42,7 +42,8 @@ import { bearer, devUserToken, ensureDevCerts, ensureDevKeys, operatorChannelCre
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle } from '../infra.js';
 import { isolate } from '../isolation.js';
 import { EchoClient } from './echo.js';
-import { CLK_TCK, formatK, interruptible, machineLine, measure, measureInterleaved, parseArgs, runBench, say, setBenchTag, startServer, stopServer, type Fire, type Row, type Variant } from './harness.js';
+import { formatK, interruptible, machineLine, measure, measureInterleaved, parseArgs, runBench, say, setBenchTag, startServer, stopServer, type Fire, type Row, type Variant } from './harness.js';
+import { CLK_TCK } from '../stats.js';
 
 setBenchTag('kit');
 

@@ -27,6 +27,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { credentials, experimental, Metadata } from '@grpc/grpc-js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { P2cChooser } from '../../lb/p2c.js';
@@ -37,10 +38,12 @@ import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { bearer, devUserToken } from '../credentials.js';
 import { isolate } from '../isolation.js';
 import { freePorts } from '../net.js';
-import { formatK, Interrupted, interruptible, live, machineLine, percentile, processCpuSeconds, runBench, say, setBenchTag, sleep } from './harness.js';
+import { formatK, Interrupted, interruptible, machineLine, runBench, say, setBenchTag } from './harness.js';
+import { percentile, processCpuSeconds } from '../stats.js';
+import { liveChildren } from '../mesh.js';
 import { renderCpuChart, type Panel } from './lb-chart.js';
 import type { ClientConfig, ClientResult, PolicyName } from './lb-client.js';
-import { crashReplica, startReplica, stopReplica, type Replica } from './lb-replicas.js';
+import { crashReplica, startReplica, stopReplica, type Replica } from '../replicas.js';
 
 setBenchTag('lb');
 
@@ -152,8 +155,8 @@ async function startClients(policy: PolicyName, replicas: Replica[], opts: Optio
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    live.add(child);
-    child.once('exit', () => live.delete(child));
+    liveChildren.add(child);
+    child.once('exit', () => liveChildren.delete(child));
     clients.push(child);
     ready.push(
       new Promise((resolve, reject) => {

@@ -45,7 +45,8 @@ import { isolate, type Isolation } from '../isolation.js';
 import { sharedUserMetadata } from '../tokens.js';
 import { localDatabasePid } from './costs.js';
 import { EchoClient } from './echo.js';
-import { drive, Interrupted, interruptible, machineLine, percentile, processCpuSeconds, runBench, say, setBenchTag, startServer, stopServer, type Fire } from './harness.js';
+import { drive, Interrupted, interruptible, machineLine, runBench, say, setBenchTag, startServer, stopServer, type Fire } from './harness.js';
+import { percentile, processCpuSeconds } from '../stats.js';
 
 setBenchTag('ledger');
 

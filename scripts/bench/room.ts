@@ -34,23 +34,8 @@ import { ensureInfra, infraUrlsFromEnv } from '../infra.js';
 import { isolate, type Isolation } from '../isolation.js';
 import { sharedUserMetadata } from '../tokens.js';
 import { EchoClient } from './echo.js';
-import {
-  formatK,
-  Interrupted,
-  interruptible,
-  machineLine,
-  measure,
-  parseArgs,
-  percentile,
-  runBench,
-  say,
-  setBenchTag,
-  startServer,
-  stopServer,
-  type BenchOptions,
-  type Row,
-  type Server,
-} from './harness.js';
+import { formatK, Interrupted, interruptible, machineLine, measure, parseArgs, runBench, say, setBenchTag, startServer, stopServer, type BenchOptions, type Row, type Server } from './harness.js';
+import { percentile } from '../stats.js';
 
 setBenchTag('room');
 

@@ -1,5 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Connection } from 'mysql2/promise';
-import type { Random } from '../load/random.js';
+import type { Rng } from '../random.js';
 import type { Mesh } from '../mesh.js';
 import type { ChaosInfra } from './private-infra.js';
 
@@ -26,11 +27,9 @@ export interface FaultContext {
    * its connection limit (other suites share it) a fault must not depend on getting a new one.
    */
   admin: Connection;
-  random: Random;
+  random: Rng;
   log: (line: string) => void;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Injects one fault and waits until it is over. Faults run one at a time, so two replicas of one
@@ -45,7 +44,7 @@ export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultR
       // Only a service whose replicas are all up: one that failed to come back is not killed twice.
       const victims = ctx.mesh.processes.filter((p) => p.kind === 'grpc' && ctx.mesh.processes.every((q) => q.service !== p.service || q.alive));
       const victim = ctx.random.pick(victims);
-      const downMs = 500 + ctx.random.int(2000);
+      const downMs = 500 + ctx.random.below(2000);
       ctx.log(`chaos: SIGKILL ${victim.name} (pid ${victim.pid ?? '?'}), restart in ${secs(downMs)}`);
       await ctx.mesh.kill(victim.name, 'SIGKILL');
       await sleep(downMs);
@@ -60,7 +59,7 @@ export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultR
       return done(`${killed} connections`);
     }
     case 'mysql-cut': {
-      const cutMs = 2000 + ctx.random.int(3000);
+      const cutMs = 2000 + ctx.random.below(3000);
       ctx.log(`chaos: MySQL unreachable for ${secs(cutMs)} (proxy cut, ${ctx.infra.mysqlProxy.connections()} connections dropped)`);
       await ctx.infra.mysqlProxy.cut();
       await sleep(cutMs);
@@ -76,7 +75,7 @@ export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultR
       return r;
     }
     case 'redis-pause': {
-      const pauseMs = 1000 + ctx.random.int(1500);
+      const pauseMs = 1000 + ctx.random.below(1500);
       ctx.log(`chaos: Redis paused for ${secs(pauseMs)} (CLIENT PAUSE ALL)`);
       await ctx.infra.pauseRedis(pauseMs);
       await sleep(pauseMs);
@@ -108,7 +107,7 @@ export async function killMysqlConnections(conn: Connection, database: string): 
  * The order of faults: every kind early on (a short run still sees each), then a seeded mix where
  * replica kills come up three times as often as the rest — they are the commonest fault in life.
  */
-export function faultSchedule(random: Random): () => FaultKind {
+export function faultSchedule(random: Rng): () => FaultKind {
   const weighted: FaultKind[] = ['kill-replica', 'kill-replica', 'kill-replica', 'mysql-kill-connections', 'mysql-cut', 'nats-restart', 'redis-pause'];
   let deck: FaultKind[] = shuffle([...FAULT_KINDS], random);
   return () => {
@@ -117,9 +116,9 @@ export function faultSchedule(random: Random): () => FaultKind {
   };
 }
 
-function shuffle<T>(items: T[], random: Random): T[] {
+function shuffle<T>(items: T[], random: Rng): T[] {
   for (let i = items.length - 1; i > 0; i--) {
-    const j = random.int(i + 1);
+    const j = random.below(i + 1);
     [items[i], items[j]] = [items[j] as T, items[i] as T];
   }
   return items;

@@ -3,6 +3,7 @@
  * Redis and NATS and a cuttable MySQL, under the mixed load, while faults are injected; then the
  * system is left to settle and every invariant is checked against the databases.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import mysql, { type Connection } from 'mysql2/promise';
 import { GetRoomRankingRequest, RankingPeriod } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { CheckInvariantsRequest } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
@@ -10,8 +11,8 @@ import { mysqlOptions } from '../../kit/mysql.js';
 import { isolate } from '../isolation.js';
 import { as, unary } from '../load/calls.js';
 import { formatKind, meshClients, startLoad, type CallRecord, type LoadRates, type LoadReport, type MeshClients } from '../load/index.js';
-import { seededRandom } from '../load/random.js';
 import { startMesh, type Mesh } from '../mesh.js';
+import { Rng } from '../random.js';
 import { faultSchedule, inject, type FaultKind, type FaultRecord } from './faults.js';
 import { checkInvariants, type Check } from './invariants.js';
 import { startChaosInfra } from './private-infra.js';
@@ -48,11 +49,9 @@ export interface ChaosResult {
   ok: boolean;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const log = opts.log;
-  const random = seededRandom(opts.seed);
+  const random = new Rng(opts.seed);
   const iso = isolate('chaos', 'lmchaos');
   const infra = await startChaosInfra(log);
   let mesh: Mesh | undefined;
@@ -96,7 +95,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const skipped: FaultKind[] = [];
     const next = faultSchedule(random);
     const fixed = opts.faults ? [...opts.faults] : undefined;
-    const gap = () => opts.faultGapMs[0] + random.int(opts.faultGapMs[1] - opts.faultGapMs[0] + 1);
+    const gap = () => opts.faultGapMs[0] + random.below(opts.faultGapMs[1] - opts.faultGapMs[0] + 1);
     try {
       await sleep(gap());
       while (fixed ? fixed.length > 0 : Date.now() - started < opts.durationMs) {

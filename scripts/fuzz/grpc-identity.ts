@@ -26,7 +26,7 @@ import { DEV_AUTH_DIR } from '../../kit/config.js';
 import type { Role } from '../../kit/identity.js';
 import { GRPC_SERVICES } from '../credentials.js';
 import { otherTeamServiceToken, serviceToken, userToken } from '../tokens.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../random.js';
 import { wildString, type Known } from './values.js';
 
 export type MetadataEntries = Array<[string, string | Buffer]>;

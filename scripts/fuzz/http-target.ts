@@ -13,7 +13,7 @@ import { openApiDocument } from '../../bff/openapi.js';
 import { SWITCHES } from '../../bff/switches.js';
 import { signTopup } from '../../bff/routes/wallet.js';
 import type { Role } from '../../kit/identity.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../random.js';
 import { day, key, title, wildBigInt, wildDay, wildString, word, type Known } from './values.js';
 
 type JsonSchema = {

@@ -12,7 +12,7 @@
  */
 import { ScalarType, type DescEnum, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import type { Rng } from './rng.js';
+import type { Rng } from '../random.js';
 import { allIds, day, INT64_MAX, INT64_MIN, key, title, UINT64_MAX, wildBigInt, wildDay, wildDouble, wildInt32, wildString, word, type Known } from './values.js';
 
 export type Style = 'sane' | 'wild';

@@ -6,7 +6,7 @@
 import { badIdentity, goodIdentity } from './grpc-identity.js';
 import type { RpcCall, RpcTarget } from './grpc-target.js';
 import { encodeMessage, mutateBytes } from './messages.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../random.js';
 import type { Known } from './values.js';
 
 export type RpcCaseKind = 'sane' | 'wild' | 'mutated' | 'truncated' | 'bytes' | 'identity' | 'deadline';

@@ -4,7 +4,7 @@
  * input that reproduces it. Between targets it asks whether any process died, and blames the
  * target whose cases were in flight.
  */
-import { Rng } from './rng.js';
+import { Rng } from '../random.js';
 
 /** A thing to fuzz: a gRPC method or a BFF route. */
 export interface Target<C> {

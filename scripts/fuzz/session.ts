@@ -12,7 +12,7 @@ import { startMesh, type Mesh, type MeshProcess, type ServiceName } from '../mes
 import { loadRegistry, rpcTargets, RpcClients } from './grpc-target.js';
 import { mintTokens, routeTargets } from './http-target.js';
 import { formatReport } from './report.js';
-import { Rng } from './rng.js';
+import { Rng } from '../random.js';
 import { runTargets, type RunResult, type Target } from './runner.js';
 import { seedData } from './seed-data.js';
 import { httpFuzzTarget, rpcFuzzTarget } from './targets.js';

@@ -3,7 +3,7 @@
  * real data the mesh was seeded with (so a good share of cases reach the success paths instead of
  * stopping at NOT_FOUND).
  */
-import type { Rng } from './rng.js';
+import type { Rng } from '../random.js';
 
 /** Real records created before the run; generators draw ids from here by field name. */
 export interface Known {

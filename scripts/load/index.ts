@@ -10,7 +10,7 @@ import { as, isRetryable, unary, type CallResult } from './calls.js';
 import { meshClients, type LoadTarget, type MeshClients } from './clients.js';
 import { sendGiftWithRetries, type GiftRetryPolicy, type GiftSendRecord } from './gift-sends.js';
 import { Outcomes, type CallKind, type CallRecord, type KindStats } from './outcomes.js';
-import { seededRandom, type Random } from './random.js';
+import { Rng } from '../random.js';
 import { createWorld, type World, type WorldOptions } from './world.js';
 
 export type { CallKind, CallRecord, KindStats } from './outcomes.js';
@@ -71,7 +71,7 @@ const TICK_MS = 20;
 type Task = (kind: CallKind) => Promise<void>;
 
 export async function startLoad(target: LoadTarget, opts: LoadOptions): Promise<Load> {
-  const random: Random = seededRandom(opts.seed ?? 1);
+  const random = new Rng(opts.seed ?? 1);
   const clients = meshClients(target);
   const world = opts.world && 'gifts' in opts.world ? opts.world : await createWorld(clients, { rooms: 6, viewers: 60, log: opts.log, ...opts.world });
   const outcomes = new Outcomes(random.next, opts.onCall);
@@ -92,7 +92,7 @@ export async function startLoad(target: LoadTarget, opts: LoadOptions): Promise<
   const sendGift: Task = async () => {
     const room = pickRoom();
     const gift = random.pick(world.gifts);
-    const count = 1 + random.int(3);
+    const count = 1 + random.below(3);
     const now = Date.now();
     const record: GiftSendRecord = {
       idempotencyKey: `load-g-${seq++}`,
@@ -125,7 +125,7 @@ export async function startLoad(target: LoadTarget, opts: LoadOptions): Promise<
 
   const roomRead = (): { kind: CallKind; run: Task } => {
     const viewer = as(pickViewer(), 'viewer');
-    switch (random.int(3)) {
+    switch (random.below(3)) {
       case 0:
         return { kind: 'room.get', run: (k) => timed(k, () => unary(clients.room, clients.room.getRoom, GetRoomRequest.fromPartial({ roomId: pickRoom().roomId }), viewer, 5000)) };
       case 1: {
@@ -139,7 +139,7 @@ export async function startLoad(target: LoadTarget, opts: LoadOptions): Promise<
   };
 
   const bffRead = (): { kind: CallKind; run: Task } => {
-    const path = random.int(2) === 0 ? `/v1/rooms/${pickRoom().roomId}` : '/v1/rooms';
+    const path = random.below(2) === 0 ? `/v1/rooms/${pickRoom().roomId}` : '/v1/rooms';
     const kind: CallKind = path === '/v1/rooms' ? 'bff.rooms' : 'bff.room';
     return { kind, run: (k) => timed(k, () => httpGet(`${target.bffUrl}${path}`)) };
   };

@@ -1,4 +1,4 @@
-import { percentile } from '../bench/harness.js';
+import { percentile } from '../stats.js';
 import { isFailure } from './calls.js';
 
 /** The kinds of call the mixed load makes; each is counted on its own. */

@@ -1,9 +1,24 @@
-import type { GiftPaidEvent } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import type { Logger } from '../../kit/logger.js';
 import type { Verdict } from '../../kit/streams.js';
 import { roomEvent, type EventBus } from './events.js';
 import type { CachedLevels } from './levels.js';
-import type { RedisChatStore } from './store/redis-chat.js';
+import type { ChatStore } from './ports.js';
+
+/**
+ * The fields of Gift's paid-gift event a barrage shows. Declared here rather than taken from the
+ * generated contract so the domain does not depend on protobuf; the decoded event satisfies it.
+ */
+export interface PaidGiftEvent {
+  orderId: string;
+  roomId: string;
+  senderId: string;
+  senderName: string;
+  giftId: string;
+  count: number;
+  comboCount: string;
+  amountMinor: string;
+  paidTime?: Date | undefined;
+}
 
 /** How long a replica may take between claiming an order's barrage and marking it published. */
 const CLAIM_MS = 10_000;
@@ -19,7 +34,7 @@ const CLAIM_MS = 10_000;
  */
 export class Barrages {
   constructor(
-    private readonly store: RedisChatStore,
+    private readonly store: ChatStore,
     private readonly bus: EventBus,
     private readonly levels: CachedLevels,
     private readonly maxAgeMs: number,
@@ -27,7 +42,7 @@ export class Barrages {
     private readonly clock: () => number = Date.now,
   ) {}
 
-  async handle(e: GiftPaidEvent): Promise<Verdict> {
+  async handle(e: PaidGiftEvent): Promise<Verdict> {
     const claim = await this.store.claimBarrage(e.orderId, CLAIM_MS);
     if (claim === 'busy') return { ack: false, retryInMs: 1000 };
     if (claim === 'claimed') {

@@ -1,30 +1,86 @@
-import { EventPriority, RoomNoticeKind, type ChatMessage, type GiftBarrage, type LikeBurst, type RoomEvent, type RoomNotice } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import type { Role } from '../../kit/identity.js';
+import type { Policy } from './model.js';
 
 /**
- * RoomEvent (the protobuf envelope) is Chat's domain object as much as a wire format: it is what
- * gateways receive from NATS, what Redis keeps, and what Subscribe streams, so the domain builds
- * it directly rather than translating from a parallel type.
+ * Chat's events as the domain sees them. The protobuf RoomEvent is their wire form only:
+ * mapping.ts translates, store/ encodes for NATS and the Redis recent list, handlers.ts for
+ * Subscribe. Keeping the use cases on this type lets their rules be read and tested without the
+ * generated code, and keeps contract details (enum numbers, field defaults) in one place.
  */
-export type Payload = { chat: ChatMessage } | { gift: GiftBarrage } | { likes: LikeBurst } | { notice: RoomNotice };
+
+/** Lowest first: a subscriber's minimum admits its own priority and every one after it. */
+export const PRIORITIES = ['low', 'normal', 'high', 'critical'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Whether `p` is at or above `min` (the order of PRIORITIES). */
+export const atLeast = (p: Priority, min: Priority): boolean => PRIORITIES.indexOf(p) >= PRIORITIES.indexOf(min);
+
+export interface ChatLine {
+  messageId: string;
+  senderId: string;
+  senderName: string;
+  senderLevel: number;
+  text: string;
+  /** How many identical sends this line stands for; an update repeats the message id with a higher count. */
+  mergedCount: number;
+  /** Undefined only on an event from elsewhere that named no role. */
+  senderRole: Role | undefined;
+}
+
+export interface GiftLine {
+  orderId: string;
+  senderId: string;
+  senderName: string;
+  senderLevel: number;
+  giftId: string;
+  count: number;
+  comboCount: string;
+  amountMinor: string;
+}
+
+export interface LikeBurst {
+  /** Likes in this flush (one replica's sum), as a decimal int64. */
+  likeCount: string;
+  /** The room's total after it. */
+  totalLikeCount: string;
+}
+
+export type Notice =
+  | { kind: 'live_started' | 'live_stopped' }
+  | { kind: 'online_count'; online: string }
+  | { kind: 'policy_changed'; policy: Policy }
+  /** Published by operators' tooling (and the tests' probes), never by Chat itself; Subscribe passes it on. */
+  | { kind: 'announcement'; text: string };
+
+export type Payload = { chat: ChatLine } | { gift: GiftLine } | { likes: LikeBurst } | { notice: Notice };
+
+export interface ChatEvent {
+  roomId: string;
+  /** Per-room sequence number; '0' until one is assigned (the recent list keeps events without it). */
+  seq: string;
+  priority: Priority;
+  /** Undefined only on an event from elsewhere that carried no time. */
+  at: Date | undefined;
+  payload: Payload;
+}
 
 /** Where events go out and come back from (NATS core subjects, one per room). */
 export interface EventBus {
-  /** Publishes and returns the encoded bytes (kept in Redis for chat messages). */
-  publish(event: RoomEvent): Uint8Array;
+  publish(event: ChatEvent): void;
   /** `ready` settles once the server has the subscription: events published after it are delivered. */
-  subscribe(roomId: string, onEvent: (event: RoomEvent) => void): { stop(): void; ready: Promise<void> };
+  subscribe(roomId: string, onEvent: (event: ChatEvent) => void): { stop(): void; ready: Promise<void> };
 }
 
 /** The priority each kind of payload travels with (gifts before chat; notices never sampled). */
-export function priorityOf(payload: Payload): EventPriority {
-  if ('gift' in payload) return EventPriority.EVENT_PRIORITY_HIGH;
-  if ('likes' in payload) return EventPriority.EVENT_PRIORITY_LOW;
-  if ('chat' in payload) return EventPriority.EVENT_PRIORITY_NORMAL;
-  return payload.notice.kind === RoomNoticeKind.ROOM_NOTICE_KIND_ONLINE_COUNT ? EventPriority.EVENT_PRIORITY_LOW : EventPriority.EVENT_PRIORITY_CRITICAL;
+export function priorityOf(payload: Payload): Priority {
+  if ('gift' in payload) return 'high';
+  if ('likes' in payload) return 'low';
+  if ('chat' in payload) return 'normal';
+  return payload.notice.kind === 'online_count' ? 'low' : 'critical';
 }
 
-export function roomEvent(roomId: string, seq: string, payload: Payload, at: Date): RoomEvent {
-  return { seq, priority: priorityOf(payload), eventTime: at, roomId, ...payload };
+export function roomEvent(roomId: string, seq: string, payload: Payload, at: Date): ChatEvent {
+  return { roomId, seq, priority: priorityOf(payload), at, payload };
 }
 
 /** Time-ordered 64-bit ids: milliseconds since 2024, a 10-bit worker, a 12-bit counter (snowflake layout). */

@@ -4,7 +4,7 @@ import { toStatus } from '../../kit/grpc-errors.js';
 import { unary } from '../../kit/handler.js';
 import type { Logger } from '../../kit/logger.js';
 import type { Likes } from './likes.js';
-import { durationMs, toProtoPolicy } from './mapping.js';
+import { durationMs, fromProtoMinPriority, toProtoEvent, toProtoPolicy } from './mapping.js';
 import type { Messages, SendOutcome } from './messages.js';
 import type { Policies } from './policies.js';
 import type { Subscriptions } from './subscriptions.js';
@@ -30,7 +30,7 @@ export function chatHandlers({ messages, likes, policies, subscriptions }: ChatU
       return { messageId, outcome: OUTCOME[outcome] };
     }),
     sendLikes: unary(log, async (req, ctx) => ({ acceptedCount: await likes.send(ctx.caller, req.roomId, req.count) })),
-    listRecentMessages: unary(log, async (req) => ({ events: await messages.recent(req.roomId, req.limit, req.afterSeq) })),
+    listRecentMessages: unary(log, async (req) => ({ events: (await messages.recent(req.roomId, req.limit, req.afterSeq)).map(toProtoEvent) })),
     getRoomPolicy: unary(log, async (req) => ({ policy: toProtoPolicy(await policies.read(req.roomId)) })),
     setRoomPolicy: unary(log, async (req, ctx) => {
       const p = req.policy;
@@ -66,8 +66,9 @@ async function subscribe(subscriptions: Subscriptions, call: ServerWritableStrea
     call.emit('error', toStatus(err, log, method));
   };
   try {
-    const close = await subscriptions.open(call.request, {
-      write: (event, replayed) => void call.write({ event, replayed }),
+    const { roomId, minPriority, replayRecent } = call.request;
+    const close = await subscriptions.open({ roomId, minPriority: fromProtoMinPriority(minPriority), replayRecent }, {
+      write: (event, replayed) => void call.write({ event: toProtoEvent(event), replayed }),
       pending: () => call.writableLength,
       end: (err) => {
         if (err) return fail(err);

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Caller } from '../../kit/identity.js';
+import { untilCurrent } from '../../kit/lru-fetch.js';
 
 /** A viewer's level, derived by the Ledger from their EXP. */
 export interface LevelSource {
@@ -23,7 +24,7 @@ export class CachedLevels {
   }
 
   async levelOf(caller: Pick<Caller, 'userId' | 'role'>): Promise<number> {
-    return (await this.cache.fetch(caller.userId, { context: caller })) ?? 0;
+    return (await untilCurrent(() => this.cache.fetch(caller.userId, { context: caller }))) ?? 0;
   }
 
   /** The level if it is cached, else 0 ("unknown"), without asking the Ledger: for barrages. */

@@ -3,7 +3,7 @@ import { requireCaller, type Caller } from '../../kit/identity.js';
 import { roomEvent, type EventBus } from './events.js';
 import { checkRoomId, LIMITS } from './model.js';
 import type { RoomDirectory } from './rooms.js';
-import type { RedisChatStore } from './store/redis-chat.js';
+import type { ChatStore } from './ports.js';
 
 /**
  * Likes in tiers: clients merge taps ("10 likes in 3 s"), each replica sums what it receives per
@@ -19,7 +19,7 @@ export class Likes {
 
   constructor(
     private readonly rooms: RoomDirectory,
-    private readonly store: RedisChatStore,
+    private readonly store: ChatStore,
     private readonly bus: EventBus,
     private readonly onError: (err: unknown, roomId: string) => void,
     private readonly clock: () => number = Date.now,

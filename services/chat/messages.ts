@@ -1,15 +1,13 @@
 import { createHash } from 'node:crypto';
-import { Role } from '../../gen/ts/livemesh/common/v1/common.js';
-import { RoomEvent, type ChatMessage } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { idempotencyKeyReused, invalidField, Violations } from '../../kit/domain-error.js';
-import { isPositiveInt64, requireCaller, type Caller, type Role as CallerRole } from '../../kit/identity.js';
+import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import { chatClosed, levelTooLow, muted, rateLimited, slowMode } from './errors.js';
-import { roomEvent, type EventBus, type MessageIds } from './events.js';
+import { roomEvent, type ChatEvent, type ChatLine, type EventBus, type MessageIds } from './events.js';
 import type { CachedLevels } from './levels.js';
 import { checkMessage, checkRoomId, isRoomManager, LIMITS } from './model.js';
 import type { Policies } from './policies.js';
 import type { RoomDirectory } from './rooms.js';
-import type { RedisChatStore } from './store/redis-chat.js';
+import type { ChatStore } from './ports.js';
 
 export interface MessageSettings {
   /** Token bucket per user, across rooms: this many messages at once… */
@@ -31,12 +29,10 @@ export interface SendInput {
   senderName: string;
 }
 
-const ROLE: Record<CallerRole, Role> = { viewer: Role.ROLE_VIEWER, streamer: Role.ROLE_STREAMER, admin: Role.ROLE_ADMIN };
-
 interface OpenWindow {
   dueAt: number;
   roomId: string;
-  message: ChatMessage;
+  message: ChatLine;
 }
 
 /** How often ended merge windows are closed, and how long after its end a window is closed, so a send merged in its last millisecond is counted. */
@@ -65,7 +61,7 @@ export class Messages {
     private readonly rooms: RoomDirectory,
     private readonly policies: Policies,
     private readonly levels: CachedLevels,
-    private readonly store: RedisChatStore,
+    private readonly store: ChatStore,
     private readonly bus: EventBus,
     private readonly ids: MessageIds,
     private readonly settings: MessageSettings,
@@ -91,14 +87,14 @@ export class Messages {
     }
 
     const now = this.clock();
-    const message: ChatMessage = {
+    const message: ChatLine = {
       messageId: this.ids.next(now),
       senderId: caller.userId,
       senderName: input.senderName,
       senderLevel: level,
       text,
       mergedCount: 1,
-      senderRole: ROLE[caller.role],
+      senderRole: caller.role,
     };
     const event = roomEvent(room.roomId, '0', { chat: message }, new Date(now));
     const admission = await this.store.admit({
@@ -114,7 +110,7 @@ export class Messages {
       slowModeMs: manager ? 0 : policy.slowModeMs,
       mergeWindowMs: this.settings.mergeWindowMs,
       dedupeMs: this.settings.dedupeMs,
-      event: RoomEvent.encode(event).finish(),
+      event,
     });
     switch (admission.kind) {
       case 'duplicate':
@@ -138,18 +134,17 @@ export class Messages {
   }
 
   /** The room's recent messages, each in its latest merged form, oldest first. */
-  async recent(roomId: string, limit: number, afterSeq: string): Promise<RoomEvent[]> {
+  async recent(roomId: string, limit: number, afterSeq: string): Promise<ChatEvent[]> {
     checkRoomId(roomId);
     const n = limit === 0 ? LIMITS.defaultRecent : limit;
     if (!Number.isInteger(n) || n < 1 || n > LIMITS.recent) throw invalidField('limit', `must be between 1 and ${LIMITS.recent} (0 means ${LIMITS.defaultRecent})`);
     if (afterSeq !== '0' && afterSeq !== '' && !isPositiveInt64(afterSeq)) throw invalidField('after_seq', 'must be 0 or a positive sequence number');
     await this.rooms.get(roomId);
     const after = BigInt(afterSeq || '0');
-    const latest = new Map<string, RoomEvent>();
-    for (const { seq, event: raw } of await this.store.recent(roomId)) {
-      const event = { ...RoomEvent.decode(raw), seq };
-      const id = event.chat?.messageId;
-      if (id === undefined) continue;
+    const latest = new Map<string, ChatEvent>();
+    for (const event of await this.store.recent(roomId)) {
+      if (!('chat' in event.payload)) continue;
+      const id = event.payload.chat.messageId;
       const seen = latest.get(id);
       if (!seen || BigInt(seen.seq) < BigInt(event.seq)) latest.set(id, event);
     }
@@ -185,7 +180,7 @@ export class Messages {
           const merged = results[i];
           if (!merged) return;
           const update = roomEvent(w.roomId, '0', { chat: { ...w.message, mergedCount: merged.count } }, new Date(this.clock()));
-          await this.store.remember(w.roomId, merged.seq, RoomEvent.encode(update).finish());
+          await this.store.remember(w.roomId, merged.seq, update);
           this.bus.publish({ ...update, seq: merged.seq });
         }),
       );

@@ -1,5 +1,6 @@
 import { invalidField, Violations } from '../../kit/domain-error.js';
 import { isPositiveInt64, type Caller } from '../../kit/identity.js';
+import { CHAT_CONTRACT, chars, CONTROL_OR_LINE_BREAK as CONTROL } from '../../kit/contract-rules.js';
 
 /** The facts about a room Chat needs: whether it exists, who owns it, whether it is live. */
 export interface RoomInfo {
@@ -24,10 +25,7 @@ export interface Policy {
 export const defaultPolicy = (roomId: string): Policy => ({ roomId, minLevel: 0, slowModeMs: 0, chatClosed: false, version: '0', updatedAt: undefined, updatedBy: '0' });
 
 export const LIMITS = {
-  text: 200,
-  senderName: 20,
-  clientMessageId: 64,
-  likes: 1000,
+  ...CHAT_CONTRACT,
   minLevel: 200,
   slowModeS: 300,
   muteMaxS: 30 * 24 * 3600,
@@ -36,10 +34,6 @@ export const LIMITS = {
   recent: 100,
   defaultRecent: 20,
 } as const;
-
-const chars = (s: string) => [...s].length;
-/** C0 and C1 controls, DEL, and the line and paragraph separators: a chat line is one line. */
-export const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 export function checkRoomId(roomId: string, field = 'room_id'): void {
   if (!isPositiveInt64(roomId)) throw invalidField(field, 'must be a positive 64-bit integer');

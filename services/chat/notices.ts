@@ -1,8 +1,7 @@
-import { RoomNoticeKind } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { roomEvent, type EventBus } from './events.js';
 import type { RoomInfo } from './model.js';
 import type { RoomDirectory } from './rooms.js';
-import type { RedisChatStore } from './store/redis-chat.js';
+import type { ChatStore } from './ports.js';
 
 /**
  * Turns room changes into LIVE_STARTED / LIVE_STOPPED notices. Every replica sees every change;
@@ -12,7 +11,7 @@ import type { RedisChatStore } from './store/redis-chat.js';
 export class LiveNotices {
   constructor(
     private readonly rooms: RoomDirectory,
-    private readonly store: RedisChatStore,
+    private readonly store: ChatStore,
     private readonly bus: EventBus,
     private readonly onError: (err: unknown, roomId: string) => void,
     private readonly clock: () => number = Date.now,
@@ -23,8 +22,7 @@ export class LiveNotices {
     this.store.roomStatusChanged(room.roomId, room.version, room.live ? 'live' : 'offline').then(
       (seq) => {
         if (!seq) return;
-        const kind = room.live ? RoomNoticeKind.ROOM_NOTICE_KIND_LIVE_STARTED : RoomNoticeKind.ROOM_NOTICE_KIND_LIVE_STOPPED;
-        this.bus.publish(roomEvent(room.roomId, seq, { notice: { kind, onlineCount: '0', text: '', policy: undefined } }, new Date(this.clock())));
+        this.bus.publish(roomEvent(room.roomId, seq, { notice: { kind: room.live ? 'live_started' : 'live_stopped' } }, new Date(this.clock())));
       },
       (err: unknown) => this.onError(err, room.roomId),
     );
@@ -50,7 +48,7 @@ export class OnlineNotices {
 
   constructor(
     private readonly source: OnlineSource,
-    private readonly store: RedisChatStore,
+    private readonly store: ChatStore,
     private readonly bus: EventBus,
     private readonly opts: { intervalMs: number; minChangePct: number },
     private readonly onError: (err: unknown) => void,
@@ -74,7 +72,7 @@ export class OnlineNotices {
     const at = new Date(this.clock());
     counts.forEach((c, i) => {
       const seq = seqs[i];
-      if (seq) this.bus.publish(roomEvent(c.roomId, seq, { notice: { kind: RoomNoticeKind.ROOM_NOTICE_KIND_ONLINE_COUNT, onlineCount: String(c.online), text: '', policy: undefined } }, at));
+      if (seq) this.bus.publish(roomEvent(c.roomId, seq, { notice: { kind: 'online_count', online: String(c.online) } }, at));
     });
   }
 }

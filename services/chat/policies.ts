@@ -1,14 +1,14 @@
 import { LRUCache } from 'lru-cache';
-import { RoomNoticeKind } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { CONTROL_OR_LINE_BREAK } from '../../kit/contract-rules.js';
 import { Violations } from '../../kit/domain-error.js';
+import { fetchCurrent } from '../../kit/lru-fetch.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import { cannotMute, notRoomOwner, versionConflict } from './errors.js';
 import { roomEvent, type EventBus } from './events.js';
 import { describeMaskPaths, protoMaskPath } from '../../kit/field-mask.js';
-import { toProtoPolicy } from './mapping.js';
-import { checkRoomId, CONTROL, defaultPolicy, isRoomManager, LIMITS, type Policy } from './model.js';
+import { checkRoomId, defaultPolicy, isRoomManager, LIMITS, type Policy } from './model.js';
 import type { RoomDirectory } from './rooms.js';
-import type { RedisChatStore } from './store/redis-chat.js';
+import type { ChatStore } from './ports.js';
 
 /** update_mask paths SetRoomPolicy accepts (proto names; JSON's lowerCamelCase is accepted too, see field-mask.ts). */
 export const POLICY_PATHS = ['min_level', 'slow_mode', 'chat_closed'] as const;
@@ -48,7 +48,7 @@ export class Policies {
 
   constructor(
     private readonly rooms: RoomDirectory,
-    private readonly store: RedisChatStore,
+    private readonly store: ChatStore,
     private readonly bus: EventBus,
     opts: { ttlMs: number; max: number },
     private readonly clock: () => number = Date.now,
@@ -62,7 +62,7 @@ export class Policies {
 
   /** The policy SendMessage applies (cached). */
   async get(roomId: string): Promise<Policy> {
-    return (await this.cache.fetch(roomId)) ?? defaultPolicy(roomId);
+    return (await fetchCurrent(this.cache, roomId)) ?? defaultPolicy(roomId);
   }
 
   /** GetRoomPolicy: straight from Redis, so an owner sees their change at once on any replica. */
@@ -102,7 +102,7 @@ export class Policies {
     if (!result.ok) throw versionConflict(room.roomId, expected, result.version);
     this.cache.set(room.roomId, result.policy);
     const seq = await this.store.nextSeq(room.roomId);
-    this.bus.publish(roomEvent(room.roomId, String(seq), { notice: { kind: RoomNoticeKind.ROOM_NOTICE_KIND_POLICY_CHANGED, onlineCount: '0', text: '', policy: toProtoPolicy(result.policy) } }, new Date(now)));
+    this.bus.publish(roomEvent(room.roomId, String(seq), { notice: { kind: 'policy_changed', policy: result.policy } }, new Date(now)));
     return result.policy;
   }
 
@@ -113,7 +113,7 @@ export class Policies {
     v.check(isPositiveInt64(change.userId), 'user_id', 'must be a positive 64-bit integer');
     v.check(change.durationMs >= 0 && change.durationMs <= LIMITS.muteMaxS * 1000, 'duration', 'must be from 0 (lift the mute) to 30 days');
     v.check([...change.reason].length <= LIMITS.reason, 'reason', `must be at most ${LIMITS.reason} characters`);
-    v.check(!CONTROL.test(change.reason), 'reason', 'must not contain control characters');
+    v.check(!CONTROL_OR_LINE_BREAK.test(change.reason), 'reason', 'must not contain control characters');
     v.throwIfAny();
 
     if (change.roomId === '0') {

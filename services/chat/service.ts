@@ -1,4 +1,3 @@
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { ChatServiceService } from '../../gen/ts/livemesh/chat/v1/chat.js';
@@ -7,7 +6,6 @@ import { int, port } from '../../kit/config.js';
 import { connectNats } from '../../kit/nats.js';
 import { connectRedis } from '../../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
-import { runGiftEffect } from '../../kit/streams.js';
 import { Barrages } from './barrage.js';
 import { MessageIds } from './events.js';
 import { chatHandlers, type ChatUseCases } from './handlers.js';
@@ -19,7 +17,9 @@ import { Policies } from './policies.js';
 import { RoomDirectory } from './rooms.js';
 import { NatsEventBus } from './store/nats-events.js';
 import { RedisChatStore } from './store/redis-chat.js';
-import { GrpcLevelSource, GrpcRoomSource, watchRoomChanges } from './store/services.js';
+import { GrpcLevelSource, RoomOnlineSource, roomInfoOf } from './store/services.js';
+import { runGiftEffect } from '../gift/client.js';
+import { CachedRoomDirectory, roomClient, watchRoomChanges } from '../room/client.js';
 import { Subscriptions } from './subscriptions.js';
 
 /** Where another service is (host:port, a comma-separated list of them, or a DNS name), or empty for "not configured". */
@@ -78,12 +78,12 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
 
   const store = new RedisChatStore(redis);
   const bus = new NatsEventBus(nats, config.NATS_PREFIX, log);
-  const roomSource = new GrpcRoomSource(config.ROOM_ADDR, host.credentials);
-  host.onClose('room client', async () => roomSource.close());
+  const roomC = roomClient(config.ROOM_ADDR, host.credentials);
+  host.onClose('room client', async () => roomC.close());
   const levelSource = new GrpcLevelSource(config.LEDGER_ADDR, host.credentials);
   host.onClose('ledger client', async () => levelSource.close());
 
-  const rooms = new RoomDirectory(roomSource, { ttlMs: config.CHAT_ROOM_CACHE_MS, max: 100_000 });
+  const rooms = new RoomDirectory(new CachedRoomDirectory(roomC, roomInfoOf, { ttlMs: config.CHAT_ROOM_CACHE_MS, max: 100_000, deadlineMs: 2000 }));
   const levels = new CachedLevels(levelSource, { ttlMs: config.CHAT_LEVEL_CACHE_MS, max: 200_000 });
   const policies = new Policies(rooms, store, bus, { ttlMs: config.CHAT_POLICY_CACHE_MS, max: 100_000 });
   const ids = new MessageIds(await store.takeWorkerId());
@@ -96,7 +96,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   const subscriptions = new Subscriptions(rooms, messages, bus, { bufferEvents: config.SUBSCRIBE_BUFFER, maxSubscribers: config.SUBSCRIBE_MAX });
   const notices = new LiveNotices(rooms, store, bus, (err, roomId) => log.warn({ err, roomId }, 'live notice failed'));
 
-  const watch = watchRoomChanges(nats, config.NATS_PREFIX, (room) => notices.changed(room), log);
+  const watch = watchRoomChanges(nats, config.NATS_PREFIX, (room) => notices.changed(roomInfoOf(room)), log);
   host.onClose('room change watch', async () => watch.stop());
 
   const barrages = new Barrages(store, bus, levels, config.BARRAGE_MAX_AGE_MS, log);
@@ -111,7 +111,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   });
   host.onClose('gift barrage consumer', () => consumer.stop());
 
-  const online = new OnlineNotices(roomSource, store, bus, { intervalMs: config.CHAT_ONLINE_NOTICE_MS, minChangePct: config.CHAT_ONLINE_CHANGE_PCT }, (err) =>
+  const online = new OnlineNotices(new RoomOnlineSource(roomC), store, bus, { intervalMs: config.CHAT_ONLINE_NOTICE_MS, minChangePct: config.CHAT_ONLINE_CHANGE_PCT }, (err) =>
     log.warn({ err }, 'online count notices skipped this round'),
   );
   online.start();
@@ -125,7 +125,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   exportChatMetrics(host, subscriptions);
 
   const useCases = { messages, likes, policies, subscriptions };
-  host.addService(ChatServiceService, chatHandlers(useCases, log) as unknown as UntypedServiceImplementation);
+  host.addService(ChatServiceService, chatHandlers(useCases, log));
   return useCases;
 }
 

@@ -1,15 +1,14 @@
-import { EventPriority, type RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import type { DomainError } from '../../kit/domain-error.js';
 import { invalidField } from '../../kit/domain-error.js';
 import { draining, subscriberTooSlow, tooManySubscribers } from './errors.js';
-import type { EventBus } from './events.js';
+import { atLeast, type ChatEvent, type EventBus, type Priority } from './events.js';
 import type { Messages } from './messages.js';
 import { checkRoomId, LIMITS } from './model.js';
 import type { RoomDirectory } from './rooms.js';
 
 /** Where a subscriber's events go: the transport adapts its stream to this. */
 export interface EventSink {
-  write(event: RoomEvent, replayed: boolean): void;
+  write(event: ChatEvent, replayed: boolean): void;
   /** Events written but not yet handed to the network (the transport's own buffer). */
   pending(): number;
   /** Ends the stream, with an error when the subscriber is being cut off. */
@@ -18,7 +17,12 @@ export interface EventSink {
 
 export interface SubscribeInput {
   roomId: string;
-  minPriority: EventPriority;
+  /**
+   * Events below it are not delivered; 'all' (none asked for) delivers every event. 'unknown' is a
+   * value the transport could not read: refused here, so that a request with several mistakes is
+   * answered about the room id first.
+   */
+  minPriority: Priority | 'all' | 'unknown';
   replayRecent: number;
 }
 
@@ -32,23 +36,23 @@ export interface SubscribeInput {
 class Subscriber {
   closed = false;
   /** Live events held back until the replay has been written, so replay comes first. */
-  private held: RoomEvent[] | undefined = [];
+  private held: ChatEvent[] | undefined = [];
 
   constructor(
     private readonly sink: EventSink,
-    private readonly minPriority: EventPriority,
+    private readonly minPriority: Priority | 'all',
     private readonly limit: number,
     private readonly onCut: (s: Subscriber) => void,
   ) {}
 
-  live(event: RoomEvent): void {
-    if (this.closed || (event.priority || EventPriority.EVENT_PRIORITY_NORMAL) < this.minPriority) return;
+  live(event: ChatEvent): void {
+    if (this.closed || (this.minPriority !== 'all' && !atLeast(event.priority, this.minPriority))) return;
     if (this.held) this.held.push(event);
     else this.deliver(event, false);
   }
 
   /** Writes the replay, then the live events that arrived meanwhile (skipping ones the replay had). */
-  replayThenLive(replay: RoomEvent[]): void {
+  replayThenLive(replay: ChatEvent[]): void {
     for (const event of replay) this.deliver(event, true);
     const replayedSeqs = new Set(replay.map((e) => e.seq));
     const held = this.held ?? [];
@@ -63,7 +67,7 @@ class Subscriber {
     this.sink.end(err);
   }
 
-  private deliver(event: RoomEvent, replayed: boolean): void {
+  private deliver(event: ChatEvent, replayed: boolean): void {
     if (this.closed) return;
     const behind = this.sink.pending();
     if (behind >= this.limit) {
@@ -101,13 +105,14 @@ export class Subscriptions {
   /** Opens a subscription; the returned function closes it (client gone). */
   async open(input: SubscribeInput, sink: EventSink): Promise<() => void> {
     checkRoomId(input.roomId);
-    if (!(input.minPriority in EventPriority) || input.minPriority < 0) throw invalidField('min_priority', 'must be one of the EventPriority values');
+    const minPriority = input.minPriority;
+    if (minPriority === 'unknown') throw invalidField('min_priority', 'must be one of the EventPriority values');
     if (!Number.isInteger(input.replayRecent) || input.replayRecent < 0 || input.replayRecent > LIMITS.recent) throw invalidField('replay_recent', `must be between 0 and ${LIMITS.recent}`);
     const room = await this.rooms.get(input.roomId);
     if (this.drained) throw draining();
     if (this.count >= this.opts.maxSubscribers) throw tooManySubscribers(this.opts.maxSubscribers);
 
-    const sub = new Subscriber(sink, input.minPriority, this.opts.bufferEvents, (s) => {
+    const sub = new Subscriber(sink, minPriority, this.opts.bufferEvents, (s) => {
       this.cut++;
       this.remove(room.roomId, s);
     });
@@ -116,7 +121,8 @@ export class Subscriptions {
       // Live events start only once NATS has this room's subscription, so nothing published after
       // the replay is read can fall into a gap between the two.
       await this.feeds.get(room.roomId)?.ready;
-      const replay = input.replayRecent > 0 && input.minPriority <= EventPriority.EVENT_PRIORITY_NORMAL ? await this.messages.recent(room.roomId, input.replayRecent, '0') : [];
+      // The replay is chat messages only (NORMAL): a subscriber above that gets none.
+      const replay = input.replayRecent > 0 && (minPriority === 'all' || atLeast('normal', minPriority)) ? await this.messages.recent(room.roomId, input.replayRecent, '0') : [];
       sub.replayThenLive(replay);
     } catch (err) {
       this.remove(room.roomId, sub);

@@ -4,9 +4,9 @@ import { fetchCurrent } from '../../kit/lru-fetch.js';
 import { invalidField, Violations } from '../../kit/domain-error.js';
 import { isPositiveInt64, requireRole, type Caller } from '../../kit/identity.js';
 import { giftNotFound, groupNotFound, roomNotFound, versionConflict } from './errors.js';
+import { CONTROL_CHARS as CONTROL } from '../../kit/contract-rules.js';
 import { LIMITS, type GiftRecord, type GroupRecord } from './model.js';
-import type { CatalogView, RoomDirectory } from './ports.js';
-import type { MysqlCatalogStore, Upserted } from './store/mysql-catalog.js';
+import type { CatalogStore, CatalogView, RoomDirectory, Upserted } from './ports.js';
 
 /** The compressed copy of each group's gift list in Redis. */
 export interface GiftListCache {
@@ -28,8 +28,6 @@ export interface RoomGifts {
   notModified: boolean;
 }
 
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
 
 /**
  * The gift catalog. Entering a room loads its gift list, so at a big event this is read as often
@@ -43,7 +41,7 @@ export class Catalog implements CatalogView {
   private readonly lists: LRUCache<string, { gifts: GiftRecord[]; etag: string }>;
 
   constructor(
-    private readonly store: MysqlCatalogStore,
+    private readonly store: CatalogStore,
     private readonly listCache: GiftListCache,
     private readonly events: CatalogEvents,
     private readonly rooms: RoomDirectory,

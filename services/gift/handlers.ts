@@ -1,5 +1,6 @@
 import type { GiftServiceServer } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import type { AccessTable } from '../../kit/auth.js';
+import { durationToMs } from '../../kit/contract-rules.js';
 import { invalidField } from '../../kit/domain-error.js';
 import { toStatusMessage } from '../../kit/grpc-errors.js';
 import { unary } from '../../kit/handler.js';
@@ -16,7 +17,7 @@ export interface GiftUseCases {
   orders: Orders;
 }
 
-const durationMs = (d: { seconds: string; nanos: number } | undefined) => (d ? Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6) : undefined);
+const durationMs = (d: { seconds: string; nanos: number } | undefined) => (d ? durationToMs(d) : undefined);
 
 /**
  * Which services may call Gift as themselves: Chat and Ranking report the effects they applied

@@ -1,4 +1,5 @@
 /** Gift domain types. Ids and amounts are decimal strings (int64 end to end, never a JS number). */
+import { GIFT_CONTRACT } from '../../kit/contract-rules.js';
 
 export type GiftStatus = 'active' | 'disabled';
 
@@ -96,9 +97,7 @@ export interface RoomFacts {
 }
 
 export const LIMITS = {
-  idempotencyKey: 64,
-  senderName: 32,
-  maxCount: 9999,
+  ...GIFT_CONTRACT,
   giftName: 32,
   groupName: 64,
   iconKey: 200,

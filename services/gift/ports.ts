@@ -98,3 +98,18 @@ export interface OrderStore {
 
 /** Kills the process at a named step when fault injection asks for it (chaos tests). */
 export type CrashPoint = (step: 'after_created' | 'after_transfer' | 'after_paid' | 'after_publish' | 'after_exp_grant') => void;
+
+/** An admin upsert's result: optimistic concurrency is decided in the store's transaction. */
+export type Upserted<T> = { outcome: 'ok'; record: T; created: boolean } | { outcome: 'not_found' } | { outcome: 'version_conflict'; current: string };
+
+/** The catalog tables: written only by admin upserts, read on cache misses. */
+export interface CatalogStore {
+  gift(giftId: string): Promise<GiftRecord | undefined>;
+  gifts(giftIds: string[]): Promise<GiftRecord[]>;
+  group(groupId: string): Promise<GroupRecord | undefined>;
+  /** Groups that show a gift, so a change to it is announced to their rooms too. */
+  groupsWithGift(giftId: string): Promise<string[]>;
+  /** `expectedVersion` undefined: no check; `giftId` '0': create. */
+  upsertGift(g: Omit<GiftRecord, 'version' | 'updatedAt'>, expectedVersion: string | undefined, now: Date): Promise<Upserted<GiftRecord>>;
+  upsertGroup(g: Omit<GroupRecord, 'version' | 'updatedAt'>, expectedVersion: string | undefined, now: Date): Promise<Upserted<GroupRecord>>;
+}

@@ -3,6 +3,7 @@ import { DomainError, idempotencyKeyReused, Violations } from '../../kit/domain-
 import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import { giftDisabled, giftNotFound, giftNotInRoom, insufficientFunds, orderFailed, paymentPending, priceChanged, roomNotFound, roomNotLive, selfGift } from './errors.js';
 import { failed, GroupCommit, ok, type Outcome } from '../../kit/group-commit.js';
+import { CONTROL_CHARS as CONTROL } from '../../kit/contract-rules.js';
 import { LIMITS, type OrderRecord, type RoomFacts, type SendRequest } from './model.js';
 import type { CatalogView, CrashPoint, NewOrder, OrderStore, Payments, RoomDirectory } from './ports.js';
 
@@ -11,7 +12,6 @@ export interface SendResult {
   replayed: boolean;
 }
 
-const CONTROL = /[\u0000-\u001f\u007f]/;
 /** The idempotency key's documented charset (SendGiftRequest.idempotency_key). */
 const KEY_PATTERN = /^[A-Za-z0-9._:-]+$/;
 

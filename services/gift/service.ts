@@ -1,4 +1,3 @@
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { GiftServiceService } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { int, list, port } from '../../kit/config.js';
@@ -9,21 +8,21 @@ import { connectNats } from '../../kit/nats.js';
 import { fromRoot } from '../../kit/paths.js';
 import { connectRedis } from '../../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
-import { ensureGiftPaidStream } from '../../kit/streams.js';
 import { Catalog } from './catalog.js';
-import { giftClients } from './clients.js';
 import { GIFT_ACCESS, giftHandlers, type GiftUseCases } from './handlers.js';
-import { LedgerPayments } from './ledger-payments.js';
 import { EFFECTS, type Effect } from './model.js';
 import { Orders } from './orders.js';
 import type { CrashPoint } from './ports.js';
 import { Recovery } from './recovery.js';
-import { CachedRoomDirectory } from './room-directory.js';
 import { GiftSender } from './send.js';
 import { OutboxRelay, runExpConsumer } from './store/jetstream.js';
+import { LedgerPayments } from './store/ledger-payments.js';
 import { MysqlCatalogStore } from './store/mysql-catalog.js';
 import { MysqlOrderStore } from './store/mysql-orders.js';
 import { NatsCatalogEvents, watchChanges } from './store/nats-catalog.js';
+import { CachedRoomDirectory, roomClient } from '../room/client.js';
+import { ledgerClient } from '../ledger/client.js';
+import { ensureGiftPaidStream } from './client.js';
 import { RedisGiftListCache } from './store/redis-catalog.js';
 
 const CRASH_STEPS = ['after_created', 'after_transfer', 'after_paid', 'after_publish', 'after_exp_grant'] as const;
@@ -86,12 +85,13 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   };
   if (config.GIFT_FAULT_KILL_AT) log.warn({ step: config.GIFT_FAULT_KILL_AT }, 'fault injection: this process will SIGKILL itself at that step');
 
-  const clients = giftClients(config.ROOM_ADDR, config.LEDGER_ADDR, host.credentials);
+  // The channels retry reads and keyed writes only: CreateTransfers is neither, and the saga's own idempotency covers it.
+  const clients = { room: roomClient(config.ROOM_ADDR, host.credentials), ledger: ledgerClient(config.LEDGER_ADDR, host.credentials) };
   host.onClose('grpc clients', async () => {
     clients.room.close();
     clients.ledger.close();
   });
-  const rooms = new CachedRoomDirectory(clients.room, { max: 100_000, ttlMs: config.GIFT_CACHE_TTL_MS, deadlineMs: 2000 });
+  const rooms = new CachedRoomDirectory(clients.room, (facts) => facts, { max: 100_000, ttlMs: config.GIFT_CACHE_TTL_MS, deadlineMs: 2000 });
   const catalog = new Catalog(new MysqlCatalogStore(pool), new RedisGiftListCache(redis), new NatsCatalogEvents(nats, config.NATS_PREFIX), rooms, config.GIFT_CACHE_TTL_MS);
   const watcher = watchChanges(nats, config.NATS_PREFIX, { catalog: (g, gr) => catalog.forget(g, gr), room: (r) => rooms.changed(r) }, log);
   host.onClose('change watch', () => watcher.stop());
@@ -112,6 +112,6 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   host.onClose('exp consumer', () => exp.stop());
 
   const useCases = { catalog, sender, orders };
-  host.addService(GiftServiceService, giftHandlers(useCases, log) as unknown as UntypedServiceImplementation, GIFT_ACCESS);
+  host.addService(GiftServiceService, giftHandlers(useCases, log), GIFT_ACCESS);
   return { ...useCases, relay, recovery };
 }

@@ -4,7 +4,7 @@ import { toStatusMessage } from '../../kit/grpc-errors.js';
 import { unary } from '../../kit/handler.js';
 import type { Logger } from '../../kit/logger.js';
 import type { Ledger, TransferInput } from './ledger.js';
-import type { TransferOutcome } from './store/transfer-engine.js';
+import type { TransferOutcome } from './ports.js';
 import { toDuration, toProtoBalance, toProtoLevel, toProtoMigration, toProtoShardMap, toProtoTransfer } from './mapping.js';
 
 /**

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { DomainError, idempotencyKeyReused, invalidField, underField, Violations } from '../../kit/domain-error.js';
 import { failed, ok, type Outcome } from '../../kit/group-commit.js';
 import { isPositiveInt64, requireCaller, requireRole, type Caller } from '../../kit/identity.js';
+import { CONTROL_CHARS as CONTROL } from '../../kit/contract-rules.js';
 import { isBucket } from './buckets.js';
 import { daysBetween, dayDiff, dayOf, isDay } from './days.js';
 import { accountsNotAllowed, notAccountOwner, transferNotFound, transferVoided } from './errors.js';
@@ -20,15 +21,22 @@ import {
   type BalanceRecord,
   type TransferRecord,
 } from './model.js';
-import { checkInvariants, type InvariantReport } from './store/invariants.js';
-import type { MigrationRecord, Migrator } from './store/migrator.js';
-import type { DailyIncomeRow, HistoryCursor, LedgerReads } from './store/reads.js';
-import { reconcileDay, type ReconcileReport } from './store/reconcile.js';
-import type { BucketRouter } from './store/router.js';
-import type { ShardMapData } from './store/shard-map.js';
-import type { Shard } from './store/db.js';
-import { claimPaymentReference, voidTransfer } from './store/single-writes.js';
-import type { TransferCommand, TransferEngine, TransferOutcome } from './store/transfer-engine.js';
+import type {
+  Audits,
+  DailyIncomeRow,
+  HistoryCursor,
+  InvariantReport,
+  LedgerReadPort,
+  MigrationRecord,
+  Migrations,
+  ReconcileReport,
+  ShardMapData,
+  ShardMapSource,
+  SingleWrites,
+  TransferCommand,
+  TransferOutcome,
+  TransferSubmitter,
+} from './ports.js';
 
 /** An account as it arrives from the wire: ids as decimal strings, the asset as its enum number. */
 export interface AccountInput {
@@ -61,22 +69,21 @@ export interface HistoryInput {
   kinds: number[];
 }
 
+/** The ports the use cases run on (see ports.ts); service.ts hands in the store's implementations. */
 export interface LedgerDeps {
-  engine: TransferEngine;
-  reads: LedgerReads;
-  router: BucketRouter;
-  migrator: Migrator;
+  engine: TransferSubmitter;
+  reads: LedgerReadPort;
+  writes: SingleWrites;
+  audits: Audits;
+  migrator: Migrations;
+  shardMap: ShardMapSource;
   timeZone: string;
-  /** Where named locks (reconcile) live, and the scope that keeps their names apart. */
-  lockShard: Shard;
-  lockScope: string;
   clock?: () => Date;
 }
 
 export const PAGE = { default: 50, max: 200 } as const;
 const MAX_INCOME_DAYS = 92;
 const TOPUP_PREFIX = 'topup:';
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
  * Ledger use cases: validation and authorization in front of the transfer engine and the stores.
@@ -114,7 +121,7 @@ export class Ledger {
     v.check(input.provider.length <= LIMITS.providerLength, 'provider', `must be at most ${LIMITS.providerLength} characters`);
     v.check(!CONTROL.test(input.provider), 'provider', 'must not contain control characters');
     v.throwIfAny();
-    const claimed = await claimPaymentReference(this.deps.router, { reference: input.paymentReference, owner: input.owner, amount, provider: input.provider, now: this.clock() });
+    const claimed = await this.deps.writes.claimPaymentReference({ reference: input.paymentReference, owner: input.owner, amount, provider: input.provider, now: this.clock() });
     if (claimed.owner !== input.owner || claimed.amount !== amount) throw idempotencyKeyReused(input.paymentReference, 'payment_reference');
     const payer = { owner: ISSUER, asset: Asset.COIN };
     const payee = { owner: input.owner, asset: Asset.COIN };
@@ -234,7 +241,7 @@ export class Ledger {
     v.check(isPositiveInt64(homeOwner), 'home_owner_id', 'must be a positive 64-bit integer');
     v.check(reason.length <= LIMITS.reasonLength, 'reason', `must be at most ${LIMITS.reasonLength} characters`);
     v.throwIfAny();
-    return voidTransfer(this.deps.router, { homeOwner, transferId, reason, by: caller.userId, now: this.clock(), timeZone: this.deps.timeZone });
+    return this.deps.writes.voidTransfer({ homeOwner, transferId, reason, by: caller.userId, now: this.clock(), timeZone: this.deps.timeZone });
   }
 
   async history(callerOrNone: Caller | undefined, input: HistoryInput): Promise<{ transfers: TransferRecord[]; nextPageToken: string }> {
@@ -284,7 +291,7 @@ export class Ledger {
     v.check(!isDay(day) || dayDiff(dayOf(this.clock(), this.deps.timeZone), day) <= 0, 'day', 'must not be in the future');
     v.check(streamerId === '0' || isPositiveInt64(streamerId), 'streamer_id', 'must be 0 (every streamer) or a positive 64-bit integer');
     v.throwIfAny();
-    return reconcileDay(this.deps.router, { day, streamer: streamerId === '0' ? undefined : streamerId, dryRun, lockShard: this.deps.lockShard, lockScope: this.deps.lockScope });
+    return this.deps.audits.reconcileDay({ day, streamer: streamerId === '0' ? undefined : streamerId, dryRun });
   }
 
   async checkInvariants(callerOrNone: Caller | undefined, assets: number[]): Promise<InvariantReport> {
@@ -296,14 +303,14 @@ export class Ledger {
     const key = wanted.join(',');
     const running = this.checks.get(key);
     if (running) return running;
-    const check = checkInvariants(this.deps.router, wanted).finally(() => this.checks.delete(key));
+    const check = this.deps.audits.checkInvariants(wanted).finally(() => this.checks.delete(key));
     this.checks.set(key, check);
     return check;
   }
 
   shardMap(callerOrNone: Caller | undefined): ShardMapData {
     requireRole(callerOrNone, ['admin']);
-    return this.deps.router.view.current;
+    return this.deps.shardMap.current;
   }
 
   async migrateBucket(callerOrNone: Caller | undefined, bucket: number, target: number, requestId: string): Promise<MigrationRecord> {

@@ -1,4 +1,5 @@
 import type { Duration } from '../../gen/ts/google/protobuf/duration.js';
+import { msToDuration } from '../../kit/contract-rules.js';
 import {
   BucketState,
   EntrySide,
@@ -12,8 +13,7 @@ import {
 } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import type { Level } from './levels.js';
 import type { AccountKey, BalanceRecord, TransferRecord } from './model.js';
-import type { MigrationRecord } from './store/migrator.js';
-import type { ShardMapData } from './store/shard-map.js';
+import type { MigrationRecord, ShardMapData } from './ports.js';
 
 /** Domain records to wire messages. The enums share their numbering with the domain on purpose. */
 
@@ -66,9 +66,7 @@ export const toProtoLevel = (l: Level) => ({
   nextLevelExpMinor: String(l.nextLevelStart),
 });
 
-export function toDuration(ms: number): Duration {
-  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
-}
+export const toDuration: (ms: number) => Duration = msToDuration;
 
 const BUCKET_STATE = { serving: BucketState.BUCKET_STATE_SERVING, migrating: BucketState.BUCKET_STATE_MIGRATING, fenced: BucketState.BUCKET_STATE_FENCED };
 

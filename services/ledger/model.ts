@@ -5,6 +5,8 @@
  * the wire to the database; no amount ever passes through a JS number.
  */
 
+import { LEDGER_CONTRACT } from '../../kit/contract-rules.js';
+
 export const Asset = { COIN: 1, INCOME: 2, EXP: 3 } as const;
 export type Asset = (typeof Asset)[keyof typeof Asset];
 export const ASSETS: readonly Asset[] = [Asset.COIN, Asset.INCOME, Asset.EXP];
@@ -26,7 +28,7 @@ export const LIMITS = {
   maxBalance: 1_000_000_000_000_000_000n,
   idLength: 64,
   referenceLength: 128,
-  providerLength: 32,
+  ...LEDGER_CONTRACT,
   reasonLength: 128,
   /** Transfers one CreateTransfers call may carry. */
   batchTransfers: 500,

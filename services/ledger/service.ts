@@ -1,33 +1,26 @@
 import { createHash } from 'node:crypto';
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { LedgerServiceService } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { int, port } from '../../kit/config.js';
-import type { Logger } from '../../kit/logger.js';
+import { flag, int, port } from '../../kit/config.js';
 import { migrate } from '../../kit/migrate.js';
 import { databaseInUrl } from '../../kit/mysql.js';
 import { connectNats } from '../../kit/nats.js';
 import { fromRoot } from '../../kit/paths.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
-import { BUCKET_COUNT } from './buckets.js';
 import { checkTimeZone } from './days.js';
 import { LEDGER_ACCESS, ledgerHandlers } from './handlers.js';
 import { Ledger } from './ledger.js';
-import { BucketDb } from './store/buckets-db.js';
+import { ShardAudits } from './store/audits.js';
+import { ensureBucketRows, loadOrCreateMap } from './store/bootstrap.js';
 import { CreditApplier } from './store/credit-applier.js';
-import { createShardPool, type Row, type Shard } from './store/db.js';
+import { createShardPool, type Shard } from './store/db.js';
 import { Migrator } from './store/migrator.js';
 import { LedgerReads } from './store/reads.js';
 import { BucketRouter } from './store/router.js';
-import { defaultMap, kvName, ShardMapStore, ShardMapView, type ShardMapData } from './store/shard-map.js';
+import { kvName, ShardMapStore, ShardMapView } from './store/shard-map.js';
+import { RoutedSingleWrites } from './store/single-writes.js';
 import { TransferEngine } from './store/transfer-engine.js';
-
-const flag = (fallback: boolean) =>
-  z
-    .enum(['0', '1', 'true', 'false'], { error: 'must be 0, 1, true or false' })
-    .default(fallback ? '1' : '0')
-    .transform((v) => v === '1' || v === 'true');
 
 /** The Ledger's own settings, on top of the kit's. */
 export const ledgerConfigShape = {
@@ -135,14 +128,15 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
   if (!firstShard) throw new Error('no shards configured');
   const migrator = new Migrator(router, mapStore, { log, chunkRows: 500, fenceBelowLag: 200, lockShard: firstShard, lockScope });
   const reads = new LedgerReads(router);
-  const ledger = new Ledger({ engine, reads, router, migrator, timeZone: config.LEDGER_TIME_ZONE, lockShard: firstShard, lockScope });
+  const audits = new ShardAudits(router, { shard: firstShard, scope: lockScope });
+  const ledger = new Ledger({ engine, reads, writes: new RoutedSingleWrites(router), audits, migrator, shardMap: view, timeZone: config.LEDGER_TIME_ZONE });
 
   exportMetrics(host, { engine, applier, view });
   if (config.LEDGER_APPLIER) applier.start();
   host.onClose('credit applier', () => applier.stop());
   migrator.startResuming();
   host.onClose('migrations', async () => migrator.stopResuming());
-  host.addService(LedgerServiceService, ledgerHandlers(ledger, log) as UntypedServiceImplementation, LEDGER_ACCESS);
+  host.addService(LedgerServiceService, ledgerHandlers(ledger, log), LEDGER_ACCESS);
   log.info({ shards: names, mapVersion: map.version }, 'ledger shards ready');
   return { ledger, engine, applier, router, migrator, mapStore, reads, shards };
 }
@@ -175,42 +169,4 @@ function exportMetrics(host: ServiceHost, parts: { engine: TransferEngine; appli
   });
   new Gauge({ name: 'ledger_engine_backlog', help: 'Transfers queued or in a transaction on this replica', registers, collect() { this.set(engine.backlog); } });
   new Gauge({ name: 'ledger_shard_map_version', help: 'Version of the shard map this replica follows', registers, collect() { this.set(view.current.version); } });
-}
-
-/**
- * The stored map, or on the very first start one built from the shard databases (if they hold
- * bucket states, the map was lost and the databases are the truth) or dealt round-robin. A shard
- * configured beyond the map's joins it empty.
- */
-async function loadOrCreateMap(store: ShardMapStore, shards: Map<number, Shard>, log: Logger): Promise<ShardMapData> {
-  const described = [...shards.values()].map((s) => ({ id: s.id, name: s.database }));
-  let map = (await store.load())?.map;
-  if (!map) {
-    const fresh = defaultMap(described, new Date());
-    const owners = new Map<number, number>();
-    for (const shard of shards.values()) {
-      const [rows] = await shard.pool.query<Row[]>('SELECT bucket FROM bucket_state WHERE state IN (1, 2, 3)');
-      for (const r of rows) owners.set(Number(r.bucket), shard.id);
-    }
-    if (owners.size > 0) {
-      log.warn({ buckets: owners.size }, 'shard map missing from NATS KV; rebuilding it from the shard databases');
-      for (const [bucket, shard] of owners) fresh.buckets[bucket] = { shard, state: 'serving', migrationId: '' };
-    }
-    map = await store.createIfAbsent(fresh);
-  }
-  for (const s of map.shards) {
-    if (!shards.has(s.id)) throw new Error(`the shard map has shard ${s.id} (${s.name}) but LEDGER_SHARDS configures only ${shards.size}`);
-  }
-  const known = map.shards;
-  if (described.some((d) => !known.some((s) => s.id === d.id))) map = await store.update((m) => ({ ...m, shards: described }));
-  return map;
-}
-
-/** Gives every shard its 256 bucket_state rows on first start, from the map; never changes existing rows. */
-async function ensureBucketRows(shards: Map<number, Shard>, map: ShardMapData): Promise<void> {
-  const now = new Date();
-  for (const shard of shards.values()) {
-    const rows = Array.from({ length: BUCKET_COUNT }, (_, b) => [b, map.buckets[b]?.shard === shard.id ? BucketDb.OWNED : BucketDb.NOT_OWNED, '', now]);
-    await shard.pool.query('INSERT IGNORE INTO bucket_state (bucket, state, migration_id, updated_at) VALUES ?', [rows]);
-  }
 }

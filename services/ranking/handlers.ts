@@ -1,22 +1,14 @@
-import { RankingPeriod, type RankEntry, type RankingServiceServer } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
+import type { RankingServiceServer } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { unary } from '../../kit/handler.js';
 import type { Logger } from '../../kit/logger.js';
-import type { Period } from './boards.js';
-import type { RankedEntry, RankingReader } from './reads.js';
+import { PERIODS, toProtoEntry as toEntry, toProtoRebuild } from './mapping.js';
+import type { RankingReader } from './reads.js';
 import type { Rebuilder } from './rebuild.js';
 
 export interface RankingUseCases {
   reader: RankingReader;
   rebuilder: Rebuilder;
 }
-
-const PERIODS: Partial<Record<RankingPeriod, Period>> = {
-  [RankingPeriod.RANKING_PERIOD_LIVE]: 'live',
-  [RankingPeriod.RANKING_PERIOD_DAY]: 'day',
-  [RankingPeriod.RANKING_PERIOD_WEEK]: 'week',
-};
-
-const toEntry = (e: RankedEntry): RankEntry => ({ rank: e.rank, userId: e.userId, userName: e.name, scoreMinor: e.score, reachTime: e.rank > 0 ? e.reachAt : undefined });
 
 /** The gRPC face of the Ranking service. */
 export function rankingHandlers({ reader, rebuilder }: RankingUseCases, log: Logger): RankingServiceServer {
@@ -42,14 +34,7 @@ export function rankingHandlers({ reader, rebuilder }: RankingUseCases, log: Log
       };
     }),
     rebuildRanking: unary(log, async (req, ctx) => {
-      const r = await rebuilder.rebuild(ctx.caller, { roomId: req.roomId, day: req.day }, req.dryRun);
-      return {
-        ordersScanned: String(r.ordersScanned),
-        boardsRebuilt: String(r.boardsRebuilt),
-        entriesChanged: String(r.entriesChanged),
-        applied: r.applied,
-        duration: { seconds: String(Math.floor(r.durationMs / 1000)), nanos: (r.durationMs % 1000) * 1e6 },
-      };
+      return toProtoRebuild(await rebuilder.rebuild(ctx.caller, { roomId: req.roomId, day: req.day }, req.dryRun));
     }),
   };
 }

@@ -1,11 +1,13 @@
 import { LRUCache } from 'lru-cache';
 import { invalidField } from '../../kit/domain-error.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
+import { RANKING_CONTRACT } from '../../kit/contract-rules.js';
+import { untilCurrent } from '../../kit/lru-fetch.js';
 import type { BoardRef, Boards, Period } from './boards.js';
 import { periodNotSupported } from './errors.js';
-import type { Entry, RedisBoards } from './store/redis-boards.js';
+import type { BoardStore, Entry } from './ports.js';
 
-export const LIMITS = { top: 100, defaultTop: 10, neighbours: 10 } as const;
+export const LIMITS = { ...RANKING_CONTRACT, defaultTop: 10, neighbours: 10 } as const;
 
 export interface RankedEntry extends Entry {
   /** 1-based; 0 when the user is not on the board. */
@@ -69,7 +71,7 @@ export class RankingReader {
 
   constructor(
     private readonly boards: Boards,
-    private readonly store: RedisBoards,
+    private readonly store: BoardStore,
     opts: { snapshotMs: number; max: number },
     private readonly clock: () => number = Date.now,
   ) {
@@ -127,7 +129,7 @@ export class RankingReader {
 
   /** `key` names the snapshot: the board's key, or live:<room> (the board changes with each broadcast). */
   private async view(key: string, spec: BoardSpec, n: number): Promise<BoardView> {
-    const snap = (await this.snapshots.fetch(key, { context: spec })) as Snapshot;
+    const snap = (await untilCurrent(() => this.snapshots.fetch(key, { context: spec }))) as Snapshot;
     return { entries: ranked(snap.top.slice(0, n), 0), total: snap.total, periodStart: snap.periodStart, snapshotAt: snap.at };
   }
 

@@ -2,7 +2,7 @@ import { invalidField } from '../../kit/domain-error.js';
 import { isPositiveInt64, requireRole, type Caller } from '../../kit/identity.js';
 import { RETENTION, type BoardRef, type Boards, type PaidGift } from './boards.js';
 import { dayOutOfRange, rebuildInProgress, rebuildSourceUnavailable } from './errors.js';
-import { roomLockKey, weekLockKey, type BoardContent, type RedisBoards } from './store/redis-boards.js';
+import type { BoardContent, BoardStore } from './ports.js';
 
 /** Paid orders (PAID or DONE) from the Gift service, page by page. */
 export interface OrderSource {
@@ -44,7 +44,7 @@ interface Tally {
 export class Rebuilder {
   constructor(
     private readonly boards: Boards,
-    private readonly store: RedisBoards,
+    private readonly store: BoardStore,
     private readonly source: OrderSource | undefined,
     private readonly clock: () => number = Date.now,
   ) {}
@@ -112,8 +112,8 @@ export class Rebuilder {
     const live = liveStart ? this.boards.live(roomId, liveStart, now) : undefined;
     return {
       label: `room ${roomId}`,
-      lock: roomLockKey(roomId),
-      alsoBlockedBy: weekLockKey(this.boards.calendar.week(now).id),
+      lock: { room: roomId },
+      alsoBlockedBy: { week: this.boards.calendar.week(now).id },
       filter: { roomId, paidFrom: from },
       always: live ? [live, day, week] : [day, week],
       wants: (b: BoardRef) => b.key === day.key || b.key === week.key || b.key === live?.key,
@@ -131,7 +131,7 @@ export class Rebuilder {
     const streamerWeek = this.boards.streamer('week', day.start);
     return {
       label: `day ${dayText}`,
-      lock: weekLockKey(week.id),
+      lock: { week: week.id },
       alsoBlockedBy: undefined,
       filter: { paidFrom: week.start, paidTo: new Date(Math.min(week.end.getTime(), now)) },
       always: [streamerDay, streamerWeek],

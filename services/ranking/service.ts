@@ -1,14 +1,11 @@
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { OrderEffect } from '../../gen/ts/livemesh/gift/v1/gift.js';
-import { RoomChangedEvent } from '../../gen/ts/livemesh/room/v1/room.js';
 import { RankingServiceService } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { int, port } from '../../kit/config.js';
 import type { Logger } from '../../kit/logger.js';
-import { connectNats, subject, type NatsConnection } from '../../kit/nats.js';
+import { connectNats, type NatsConnection } from '../../kit/nats.js';
 import { connectRedis } from '../../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
-import { runGiftEffect } from '../../kit/streams.js';
 import { Boards, RETENTION } from './boards.js';
 import { Calendar, isTimeZone } from './calendar.js';
 import { rankingHandlers, type RankingUseCases } from './handlers.js';
@@ -17,6 +14,8 @@ import { Rebuilder } from './rebuild.js';
 import { GrpcOrderSource } from './store/gift-orders.js';
 import { RedisBoards } from './store/redis-boards.js';
 import { RankingUpdates } from './updates.js';
+import { runGiftEffect } from '../gift/client.js';
+import { watchRoomChanges } from '../room/client.js';
 
 /** Ranking's own settings, on top of the kit's. */
 export const rankingConfigShape = {
@@ -67,7 +66,7 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
   host.onClose('gift consumer', () => consumer.stop());
 
   const useCases = { reader, rebuilder };
-  host.addService(RankingServiceService, rankingHandlers(useCases, log) as unknown as UntypedServiceImplementation);
+  host.addService(RankingServiceService, rankingHandlers(useCases, log));
   return useCases;
 }
 
@@ -76,17 +75,12 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
  * that just went live does not show its previous session's board until its first gift.
  */
 function watchLiveStarts(nc: NatsConnection, prefix: string, store: RedisBoards, log: Logger): { stop(): void } {
-  const sub = nc.subscribe(subject(prefix, 'room.changed.>'), {
-    callback: (err, msg) => {
-      if (err) return log.warn({ err: err.message }, 'room change subscription error');
-      let room;
-      try {
-        room = RoomChangedEvent.decode(msg.data).room;
-      } catch (e) {
-        return log.warn({ err: (e as Error).message }, 'undecodable room change event ignored');
-      }
-      if (room?.liveStartTime) store.noteLiveStart(room.roomId, room.liveStartTime, RETENTION.liveMs).catch((e: unknown) => log.warn({ err: e, roomId: room.roomId }, 'could not record a live start'));
+  return watchRoomChanges(
+    nc,
+    prefix,
+    (room) => {
+      if (room.liveStartedAt) store.noteLiveStart(room.roomId, room.liveStartedAt, RETENTION.liveMs).catch((e: unknown) => log.warn({ err: e, roomId: room.roomId }, 'could not record a live start'));
     },
-  });
-  return { stop: () => sub.unsubscribe() };
+    log,
+  );
 }

@@ -1,10 +1,24 @@
-import type { GiftPaidEvent } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import type { Logger } from '../../kit/logger.js';
 import type { Verdict } from '../../kit/streams.js';
 import { RETENTION, type Boards, type PaidGift } from './boards.js';
-import type { RedisBoards } from './store/redis-boards.js';
+import type { BoardStore } from './ports.js';
 
-export const giftOfEvent = (e: GiftPaidEvent): PaidGift => ({
+/**
+ * The fields of Gift's paid-gift event that Ranking reads. Declared here rather than taken from the
+ * generated contract so the domain does not depend on protobuf; the decoded event satisfies it.
+ */
+export interface PaidGiftEvent {
+  orderId: string;
+  roomId: string;
+  streamerId: string;
+  senderId: string;
+  senderName: string;
+  amountMinor: string;
+  paidTime?: Date | undefined;
+  liveStartTime?: Date | undefined;
+}
+
+export const giftOfEvent = (e: PaidGiftEvent): PaidGift => ({
   orderId: e.orderId,
   roomId: e.roomId,
   streamerId: e.streamerId,
@@ -25,11 +39,11 @@ export const giftOfEvent = (e: GiftPaidEvent): PaidGift => ({
 export class RankingUpdates {
   constructor(
     private readonly boards: Boards,
-    private readonly store: RedisBoards,
+    private readonly store: BoardStore,
     private readonly log: Logger,
   ) {}
 
-  async handle(event: GiftPaidEvent): Promise<Verdict> {
+  async handle(event: PaidGiftEvent): Promise<Verdict> {
     const gift = giftOfEvent(event);
     if (!event.paidTime || !/^[1-9]\d*$/.test(gift.amountMinor)) {
       this.log.error({ orderId: gift.orderId }, 'paid-gift event without paid_time or a positive amount; acknowledged and ignored');

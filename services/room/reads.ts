@@ -1,7 +1,7 @@
 import { invalidField, Violations } from '../../kit/domain-error.js';
 import { isPositiveInt64 } from '../../kit/identity.js';
+import type { VersionedCache } from '../../kit/versioned-cache.js';
 import { roomNotFound } from './errors.js';
-import type { LocalRoomCache } from './local-cache.js';
 import { checkRoomId, LIMITS, pageSize, type Cursor, type IdPage, type PartialRoom, type RoomCache, type RoomRecord } from './rooms.js';
 
 export interface BatchResult {
@@ -19,11 +19,12 @@ export interface RoomPage {
 /**
  * Viewer reads: the replica's in-process cache first, then Redis, and never MySQL. Redis holds
  * every room, so a room it does not have is NOT_FOUND rather than a reason to ask the database;
- * that is what keeps a crowd of viewers (or a flood of made-up ids) off MySQL.
+ * that is what keeps a crowd of viewers (or a flood of made-up ids) off MySQL. The local cache
+ * reads a hot room from Redis once per TTL per replica however many viewers arrive.
  */
 export class RoomReader {
   constructor(
-    private readonly local: LocalRoomCache,
+    private readonly local: VersionedCache<RoomRecord>,
     private readonly cache: RoomCache,
   ) {}
 
@@ -61,7 +62,7 @@ export class RoomReader {
         const room = fetched[i];
         if (!room) return absent.add(id);
         found.set(id, room);
-        if (!fields) this.local.remember(room as RoomRecord);
+        if (!fields) this.local.offer(id, room as RoomRecord);
       });
     }
     return { rooms: unique.flatMap((id) => found.get(id) ?? []), missing: unique.filter((id) => absent.has(id)) };

@@ -1,5 +1,6 @@
 import { invalidField, Violations } from '../../kit/domain-error.js';
 import { isPositiveInt64 } from '../../kit/identity.js';
+import { chars, CONTROL_CHARS as CONTROL, ROOM_CONTRACT } from '../../kit/contract-rules.js';
 
 export type RoomStatus = 'offline' | 'live';
 
@@ -126,19 +127,11 @@ export interface RoomEvents {
 }
 
 export const LIMITS = {
-  title: 100,
-  category: 32,
-  coverKey: 200,
-  notice: 200,
-  requestId: 64,
+  ...ROOM_CONTRACT,
   sessionId: 64,
   batch: 500,
-  pageSize: 100,
   defaultPageSize: 20,
 } as const;
-
-const chars = (s: string) => [...s].length;
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Validates the editable text fields that are present; `prefix` makes paths like `room.title`. */
 export function checkText(v: Violations, text: Partial<RoomText>, prefix = ''): void {

@@ -1,8 +1,7 @@
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { RoomServiceService } from '../../gen/ts/livemesh/room/v1/room.js';
-import { int, port } from '../../kit/config.js';
+import { int, onOff, port } from '../../kit/config.js';
 import { isDependencyUnavailable } from '../../kit/grpc-errors.js';
 import type { Logger } from '../../kit/logger.js';
 import { migrate } from '../../kit/migrate.js';
@@ -11,10 +10,11 @@ import { connectNats } from '../../kit/nats.js';
 import { fromRoot } from '../../kit/paths.js';
 import { connectRedis } from '../../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
+import { VersionedCache } from '../../kit/versioned-cache.js';
 import { roomHandlers, type RoomUseCases } from './handlers.js';
-import { LocalRoomCache } from './local-cache.js';
 import { HotRooms, Presence } from './presence.js';
 import { RoomReader } from './reads.js';
+import type { RoomRecord } from './rooms.js';
 import { backfill, compare } from './sync.js';
 import { GrpcGiftGroups } from './store/grpc-gift.js';
 import { MysqlRoomStore } from './store/mysql-rooms.js';
@@ -37,7 +37,7 @@ export const roomConfigShape = {
   /** A viewer session not re-entered for this long stops counting as online. */
   ONLINE_SESSION_TTL_MS: int(60_000, 86_400_000, 1_800_000),
   /** Compare Redis with MySQL at start-up and backfill when Redis is incomplete. */
-  ROOM_STARTUP_CHECK: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
+  ROOM_STARTUP_CHECK: onOff('on'),
   /**
    * The Gift service, asked by AssignGiftGroup whether the group exists. Empty: the check is
    * skipped (logged at start-up), so Room alone still runs; the mesh, Compose and Kubernetes set it.
@@ -67,7 +67,7 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
 
   const store = new MysqlRoomStore(createMysqlPoolClosedBy(host, config, database));
   const cache = new RedisRoomCache(redis);
-  const local = new LocalRoomCache((id) => cache.get(id), { max: config.ROOM_CACHE_MAX, ttlMs: config.ROOM_CACHE_TTL_MS });
+  const local = new VersionedCache<RoomRecord>((id) => cache.get(id), { max: config.ROOM_CACHE_MAX, ttlMs: config.ROOM_CACHE_TTL_MS });
   const reader = new RoomReader(local, cache);
   exportCacheMetrics(host, local);
   const presenceStore = new RedisPresence(redis);
@@ -80,7 +80,7 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
   );
 
   // The refresher starts before the completeness check, so no change can fall between the two.
-  const watcher = watchRoomChanges(nats, config.NATS_PREFIX, (room) => local.changed(room), log);
+  const watcher = watchRoomChanges(nats, config.NATS_PREFIX, (room) => local.offer(room.roomId, room), log);
   host.onClose('room change watch', async () => watcher.stop());
   const refresher = await runRegionRefresher(nats, config.NATS_PREFIX, config.REGION, (room) => cache.put(room), log);
   host.onClose('region refresher', () => refresher.stop());
@@ -92,12 +92,12 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
   host.onClose('hot list', async () => hot.stop());
 
   const useCases = { writer, reader, presence: new Presence(reader, presenceStore, config.ONLINE_SESSION_TTL_MS), hot };
-  host.addService(RoomServiceService, roomHandlers(useCases, log) as unknown as UntypedServiceImplementation);
+  host.addService(RoomServiceService, roomHandlers(useCases, log));
   return useCases;
 }
 
 /** Local-cache figures on /metrics: the hit ratio during a spike is the first thing to check. */
-function exportCacheMetrics(host: ServiceHost, local: LocalRoomCache): void {
+function exportCacheMetrics(host: ServiceHost, local: VersionedCache<RoomRecord>): void {
   const registers = [host.metrics.registry];
   new Counter({
     name: 'room_local_cache_reads_total',

@@ -8,7 +8,7 @@ import { TokenVerifier } from '../../bff/auth.js';
 import { parseBffConfig, type BffConfig } from '../../bff/config.js';
 import { createBff, type Bff } from '../../bff/wiring.js';
 import type { Role } from '../../kit/identity.js';
-import type { Server as ServiceProcess } from '../../scripts/bench/harness.js';
+import type { Server as ServiceProcess } from '../../scripts/mesh.js';
 import { spawnService, stopServer } from './gift.js';
 import type { Isolation } from '../../scripts/isolation.js';
 import { as, LogCapture, unaryApi } from './room.js';

@@ -10,7 +10,7 @@ import { RankingServiceClient } from '../../gen/ts/livemesh/ranking/v1/ranking.j
 import { kitConfigShape, parseConfig, resolveKitDefaults, type Shape } from '../../kit/config.js';
 import { errorInfoOf } from '../../kit/grpc-errors.js';
 import { ServiceHost, type KitConfigValues, type ServiceConfig } from '../../kit/server.js';
-import { ensureGiftPaidStream, giftPaidStreamName, giftPaidSubject } from '../../kit/streams.js';
+import { ensureGiftPaidStream, giftPaidStreamName, giftPaidSubject } from '../../services/gift/client.js';
 import { chatConfigShape, wireChat } from '../../services/chat/service.js';
 import { giftConfigShape, wireGift } from '../../services/gift/service.js';
 import { rankingConfigShape, wireRanking } from '../../services/ranking/service.js';

@@ -6,7 +6,7 @@ import * as ledgerPb from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { fromRoot } from '../../kit/paths.js';
 import { giftConfigShape, wireGift } from '../../services/gift/service.js';
-import { startServer, stopServer, type Server } from '../../scripts/bench/harness.js';
+import { startServer, stopServer, type Server } from '../../scripts/mesh.js';
 import type { Isolation } from '../../scripts/isolation.js';
 import { as, unaryApi } from './room.js';
 import { startInProcess } from './service.js';

@@ -1,16 +1,10 @@
 import type { EndpointStats, P2cOptions } from '../../lb/endpoint-stats.js';
 import { P2cChooser } from '../../lb/p2c.js';
+import { Rng } from '../../scripts/random.js';
 
-/** mulberry32: a tiny seeded PRNG, so a "random" test run is the same run every time. */
+/** The tooling's seeded PRNG as a bare `() => number`, so a "random" test run is the same run every time. */
 export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return new Rng(seed).next;
 }
 
 /** A clock the test moves by hand. */

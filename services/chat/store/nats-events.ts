@@ -1,7 +1,7 @@
-import { RoomEvent } from '../../../gen/ts/livemesh/chat/v1/chat.js';
 import type { Logger } from '../../../kit/logger.js';
 import { subject, type NatsConnection } from '../../../kit/nats.js';
-import type { EventBus } from '../events.js';
+import type { ChatEvent, EventBus } from '../events.js';
+import { decodeEvent, encodeEvent } from '../mapping.js';
 
 /** `chat.room.<room_id>`: where a room's events go, in binary protobuf. */
 export const chatRoomSubject = (prefix: string, roomId: string) => subject(prefix, `chat.room.${roomId}`);
@@ -17,18 +17,18 @@ export class NatsEventBus implements EventBus {
     private readonly log: Logger,
   ) {}
 
-  publish(event: RoomEvent): Uint8Array {
-    const bytes = RoomEvent.encode(event).finish();
-    this.nc.publish(chatRoomSubject(this.prefix, event.roomId), bytes);
-    return bytes;
+  publish(event: ChatEvent): void {
+    this.nc.publish(chatRoomSubject(this.prefix, event.roomId), encodeEvent(event));
   }
 
-  subscribe(roomId: string, onEvent: (event: RoomEvent) => void): { stop(): void; ready: Promise<void> } {
+  subscribe(roomId: string, onEvent: (event: ChatEvent) => void): { stop(): void; ready: Promise<void> } {
     const sub = this.nc.subscribe(chatRoomSubject(this.prefix, roomId), {
       callback: (err, msg) => {
         if (err) return this.log.warn({ err: err.message, roomId }, 'room event subscription error');
         try {
-          onEvent(RoomEvent.decode(msg.data));
+          const event = decodeEvent(msg.data);
+          if (event) onEvent(event);
+          else this.log.warn({ roomId }, 'room event without a payload Chat knows ignored');
         } catch (e) {
           this.log.warn({ err: (e as Error).message, roomId }, 'undecodable room event ignored');
         }

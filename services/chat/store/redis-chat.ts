@@ -1,5 +1,8 @@
 import type { Redis } from 'ioredis';
+import type { ChatEvent } from '../events.js';
+import { decodeEvent, encodeEvent } from '../mapping.js';
 import type { Policy } from '../model.js';
+import type { Admission, AdmitInput, ChatStore, MuteRecord } from '../ports.js';
 
 /**
  * Chat's Redis layout (every key also carries REDIS_PREFIX):
@@ -160,42 +163,9 @@ interface ChatScripts {
 }
 type ChatRedis = Redis & ChatScripts;
 
-export type Admission =
-  | { kind: 'duplicate'; messageId: string }
-  | { kind: 'reused' }
-  | { kind: 'muted'; until: Date }
-  | { kind: 'rate_limited'; retryAfterMs: number }
-  | { kind: 'slow_mode'; retryAfterMs: number }
-  | { kind: 'merged'; messageId: string; count: number }
-  | { kind: 'new'; messageId: string; seq: string };
+export type { Admission, AdmitInput, MuteRecord } from '../ports.js';
 
-export interface AdmitInput {
-  roomId: string;
-  userId: string;
-  clientMessageId: string;
-  /** Same room and text: what makes a retry a retry. */
-  fingerprint: string;
-  /** Hash of the text alone: what makes a flood a flood. */
-  textHash: string;
-  candidateId: string;
-  nowMs: number;
-  burst: number;
-  perSecond: number;
-  /** 0 when slow mode is off or the sender is exempt. */
-  slowModeMs: number;
-  mergeWindowMs: number;
-  dedupeMs: number;
-  /** The RoomEvent a new message becomes, encoded without its seq (kept in the recent list). */
-  event: Uint8Array;
-}
-
-export interface MuteRecord {
-  endMs: number;
-  by: string;
-  reason: string;
-}
-
-export class RedisChatStore {
+export class RedisChatStore implements ChatStore {
   private readonly redis: ChatRedis;
 
   constructor(redis: Redis) {
@@ -215,7 +185,7 @@ export class RedisChatStore {
       k.dedupe(a.userId, a.clientMessageId), k.mute(a.roomId, a.userId), k.mute('0', a.userId), k.rate(a.userId),
       k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.seq(a.roomId), k.mergeCountPrefix, k.recent(a.roomId),
       String(a.nowMs), a.fingerprint, a.candidateId, String(a.burst), String(a.perSecond), String(a.slowModeMs), String(a.mergeWindowMs), String(a.dedupeMs),
-      Buffer.from(a.event),
+      Buffer.from(withoutSeq(a.event)),
     );
     switch (kind) {
       case 'dup': return { kind: 'duplicate', messageId: x };
@@ -248,18 +218,19 @@ export class RedisChatStore {
     return this.redis.incr(k.seq(roomId));
   }
 
-  /** Keeps a published chat event (encoded without its seq) for ListRecentMessages. */
-  async remember(roomId: string, seq: string, event: Uint8Array): Promise<void> {
-    const entry = Buffer.concat([Buffer.from(`${seq}|`), event]);
+  /** Keeps a published chat event (encoded without its seq, which prefixes the entry) for ListRecentMessages. */
+  async remember(roomId: string, seq: string, event: ChatEvent): Promise<void> {
+    const entry = Buffer.concat([Buffer.from(`${seq}|`), withoutSeq(event)]);
     await this.redis.pipeline().lpush(k.recent(roomId), entry).ltrim(k.recent(roomId), 0, RECENT_KEPT - 1).exec().then(throwFirst);
   }
 
   /** Kept chat events, oldest first, with their seq (the caller collapses updates of one message). */
-  async recent(roomId: string): Promise<Array<{ seq: string; event: Buffer }>> {
+  async recent(roomId: string): Promise<ChatEvent[]> {
     const raw = await this.redis.lrangeBuffer(k.recent(roomId), 0, RECENT_KEPT - 1);
-    return raw.reverse().map((entry) => {
+    return raw.reverse().flatMap((entry) => {
       const bar = entry.indexOf(0x7c);
-      return { seq: entry.subarray(0, bar).toString(), event: entry.subarray(bar + 1) };
+      const event = decodeEvent(entry.subarray(bar + 1));
+      return event ? [{ ...event, seq: entry.subarray(0, bar).toString() }] : [];
     });
   }
 
@@ -360,3 +331,6 @@ function policyFrom(roomId: string, h: Record<string, string>): Policy {
 function throwFirst(results: Array<[Error | null, unknown]> | null): void {
   for (const [err] of results ?? []) if (err) throw err;
 }
+
+/** The list keeps the seq in front of the bytes (the admit script assigns it after encoding), so the encoded event leaves it out. */
+const withoutSeq = (event: ChatEvent): Uint8Array => encodeEvent(event.seq === '0' ? event : { ...event, seq: '0' });

@@ -3,7 +3,7 @@ import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { rowsOf, Statements, withConnection } from '../../../kit/mysql.js';
 import type { Logger } from '../../../kit/logger.js';
 import type { NatsConnection } from '../../../kit/nats.js';
-import { consumeGiftPaid, giftPaidSubject } from '../../../kit/streams.js';
+import { consumeGiftPaid, giftPaidSubject } from '../client.js';
 import { GroupCommit, type GroupCommitOptions } from '../../../kit/group-commit.js';
 import type { CrashPoint, ExpGrant, OrderStore, Payments } from '../ports.js';
 

@@ -1,6 +1,7 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { withTransaction } from '../../../kit/mysql.js';
 import type { GiftRecord, GroupRecord } from '../model.js';
+import type { CatalogStore, Upserted } from '../ports.js';
 
 interface GiftRow extends RowDataPacket {
   gift_id: string;
@@ -43,10 +44,10 @@ const groupFromRow = (r: GroupRow): GroupRecord => ({
   updatedAt: r.updated_at,
 });
 
-export type Upserted<T> = { outcome: 'ok'; record: T; created: boolean } | { outcome: 'not_found' } | { outcome: 'version_conflict'; current: string };
+export type { Upserted } from '../ports.js';
 
 /** The catalog tables. Written only by admin upserts; read on cache misses. */
-export class MysqlCatalogStore {
+export class MysqlCatalogStore implements CatalogStore {
   constructor(private readonly pool: Pool) {}
 
   async gift(giftId: string): Promise<GiftRecord | undefined> {

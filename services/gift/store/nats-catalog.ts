@@ -1,7 +1,7 @@
 import { GiftCatalogChangedEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
-import { RoomChangedEvent, type Room } from '../../../gen/ts/livemesh/room/v1/room.js';
 import type { Logger } from '../../../kit/logger.js';
 import { subject, type NatsConnection } from '../../../kit/nats.js';
+import { watchRoomChanges, type RoomFacts } from '../../room/client.js';
 import type { CatalogEvents } from '../catalog.js';
 
 export const catalogSubject = (prefix: string) => subject(prefix, 'gift.catalog.changed');
@@ -23,33 +23,25 @@ export class NatsCatalogEvents implements CatalogEvents {
 export function watchChanges(
   nc: NatsConnection,
   prefix: string,
-  handlers: { catalog(giftIds: string[], groupIds: string[]): void; room(room: Room): void },
+  handlers: { catalog(giftIds: string[], groupIds: string[]): void; room(room: RoomFacts): void },
   log: Logger,
 ): { stop(): Promise<void> } {
-  const decodeOr = <T>(what: string, fn: () => T): T | undefined => {
-    try {
-      return fn();
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, `undecodable ${what} event ignored`);
-      return undefined;
-    }
-  };
   const catalog = nc.subscribe(catalogSubject(prefix), {
     callback: (_err, msg) => {
-      const e = decodeOr('catalog', () => GiftCatalogChangedEvent.decode(msg.data));
-      if (e) handlers.catalog(e.giftIds, e.giftGroupIds);
+      let e: GiftCatalogChangedEvent;
+      try {
+        e = GiftCatalogChangedEvent.decode(msg.data);
+      } catch (err) {
+        return log.warn({ err: (err as Error).message }, 'undecodable catalog event ignored');
+      }
+      handlers.catalog(e.giftIds, e.giftGroupIds);
     },
   });
-  const rooms = nc.subscribe(subject(prefix, 'room.changed.>'), {
-    callback: (_err, msg) => {
-      const e = decodeOr('room', () => RoomChangedEvent.decode(msg.data));
-      if (e?.room) handlers.room(e.room);
-    },
-  });
+  const rooms = watchRoomChanges(nc, prefix, (room) => handlers.room(room), log);
   return {
     async stop() {
       catalog.unsubscribe();
-      rooms.unsubscribe();
+      rooms.stop();
       await Promise.resolve();
     },
   };

@@ -4,25 +4,9 @@ import { ASSET_NAMES, type Asset } from '../model.js';
 import { big, dateOf, withConnection, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
 import { OUTBOX_JOIN, SideDb } from './rows.js';
+import type { AssetInvariant, InvariantReport } from '../ports.js';
 
-export interface AssetInvariant {
-  asset: Asset;
-  balanceSum: bigint;
-  pendingCredit: bigint;
-  minted: bigint;
-  burned: bigint;
-  holds: boolean;
-}
-
-export interface InvariantReport {
-  ok: boolean;
-  assets: AssetInvariant[];
-  transfersChecked: number;
-  unbalancedTransfers: number;
-  negativeBalances: number;
-  violations: string[];
-  checkedAt: Date;
-}
+export type { AssetInvariant, InvariantReport } from '../ports.js';
 
 interface Credit {
   asset: Asset;

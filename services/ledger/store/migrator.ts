@@ -8,26 +8,9 @@ import { affected, sleep, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
 import { BUCKET_TABLES, bindable, decodeKey, keyMatch, tableSpec, upsertSql, type BucketTable } from './schema.js';
 import { hashedKey, type ShardMapStore } from './shard-map.js';
+import type { MigrationPhase, MigrationRecord } from '../ports.js';
 
-export type MigrationPhase = 'COPYING' | 'CATCHING_UP' | 'FENCED' | 'CUT_OVER' | 'CLEANING' | 'DONE' | 'FAILED';
-
-export interface MigrationRecord {
-  id: string;
-  requestId: string;
-  bucket: number;
-  source: number;
-  target: number;
-  phase: MigrationPhase;
-  rowsTotal: number;
-  rowsCopied: number;
-  lagRows: number;
-  /** How long writes were held, once the fence is over. */
-  fenceMs: number | null;
-  error: string;
-  createdAt: string;
-  updatedAt: string;
-  endedAt: string | null;
-}
+export type { MigrationPhase, MigrationRecord } from '../ports.js';
 
 export interface MigratorOptions {
   log: Logger;

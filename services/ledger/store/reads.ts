@@ -4,37 +4,14 @@ import { big, dateOf, rowsOf, Statements, type Row } from './db.js';
 import type { BucketRouter } from './router.js';
 import { ENTRY_COLUMNS, OUTBOX_JOIN, SideDb, transferFromEntry, transferFromRow, TRANSFER_SELECT, type AppliedCredit } from './rows.js';
 import { keyIn, tableSpec } from './schema.js';
+import type { DailyIncomeRow, HistoryCursor, HistoryQuery } from '../ports.js';
 
 const ENTRIES = tableSpec('entries');
 const creditId = (t: TransferRecord) => `${t.homeOwner}/${t.transferId}`;
 /** A settled user-to-user transfer whose credit details are on the payee's shard and not yet known. */
 const needsCredit = (t: TransferRecord) => t.status === 'settled' && t.payer.owner !== '0' && t.payee.owner !== '0' && t.settledAt === null;
 
-export interface HistoryQuery {
-  account: AccountKey;
-  limit: number;
-  /** Position after which to continue (from a previous page). */
-  after?: HistoryCursor;
-  startTime?: Date;
-  endTime?: Date;
-  kinds: Kind[];
-}
-
-/** Where a page of history ended: the last entry's sort key. */
-export interface HistoryCursor {
-  createdAt: string;
-  homeOwner: string;
-  transferId: string;
-  side: number;
-}
-
-export interface DailyIncomeRow {
-  day: string;
-  income: bigint;
-  count: bigint;
-  reconciled: boolean;
-  updatedAt: Date | null;
-}
+export type { DailyIncomeRow, HistoryCursor, HistoryQuery } from '../ports.js';
 
 /** A column list with a table alias on each name. */
 const aliased = (alias: string, columns: string) => columns.split(', ').map((c) => `${alias}.${c}`).join(', ');

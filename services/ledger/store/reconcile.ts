@@ -5,24 +5,9 @@ import { BucketDb, ChangeLog } from './buckets-db.js';
 import { big, retrying, sleep, Statements, withConnection, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
 import { SideDb } from './rows.js';
+import type { IncomeMismatch, ReconcileReport } from '../ports.js';
 
-export interface IncomeMismatch {
-  streamer: string;
-  recordedIncome: bigint;
-  computedIncome: bigint;
-  recordedCount: bigint;
-  computedCount: bigint;
-}
-
-export interface ReconcileReport {
-  day: string;
-  streamersChecked: number;
-  transfersScanned: number;
-  mismatchCount: number;
-  mismatches: IncomeMismatch[];
-  repaired: boolean;
-  durationMs: number;
-}
+export type { IncomeMismatch, ReconcileReport } from '../ports.js';
 
 const MAX_REPORTED = 1000;
 

@@ -3,18 +3,9 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '../../../kit/nats.js';
 import type { Logger } from '../../../kit/logger.js';
 import { BUCKET_COUNT } from '../buckets.js';
+import type { ShardMapData } from '../ports.js';
 
-/** What GetShardMap shows for a bucket. Routing only needs `shard`; the rest is for operators. */
-export type BucketRouteState = 'serving' | 'migrating' | 'fenced';
-
-export interface ShardMapData {
-  /** Bumped on every change; a replica never replaces a newer map with an older one. */
-  version: number;
-  bucketCount: number;
-  shards: Array<{ id: number; name: string }>;
-  buckets: Array<{ shard: number; state: BucketRouteState; migrationId: string }>;
-  updatedAt: string;
-}
+export type { BucketRouteState, ShardMapData } from '../ports.js';
 
 /** The first map: buckets dealt round-robin over the shards. */
 export function defaultMap(shards: Array<{ id: number; name: string }>, now: Date): ShardMapData {

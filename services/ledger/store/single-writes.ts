@@ -1,6 +1,7 @@
 import { bucketOf, bucketOfReference } from '../buckets.js';
 import { dayOf } from '../days.js';
 import type { TransferRecord } from '../model.js';
+import type { SingleWrites } from '../ports.js';
 import { ChangeLog } from './buckets-db.js';
 import { affected, isDuplicate, Statements, type Row } from './db.js';
 import type { BucketRouter } from './router.js';
@@ -86,4 +87,17 @@ export async function claimPaymentReference(
     if (!row) throw new Error(`payment reference ${input.reference} vanished after insert`);
     return { owner: String(row.owner_id), amount: BigInt(String(row.amount)) };
   });
+}
+
+/** The SingleWrites port over the bucket router: the use cases never see the router. */
+export class RoutedSingleWrites implements SingleWrites {
+  constructor(private readonly router: BucketRouter) {}
+
+  claimPaymentReference(input: Parameters<SingleWrites['claimPaymentReference']>[0]): Promise<{ owner: string; amount: bigint }> {
+    return claimPaymentReference(this.router, input);
+  }
+
+  voidTransfer(input: Parameters<SingleWrites['voidTransfer']>[0]): Promise<{ voided: boolean; transfer: TransferRecord | undefined }> {
+    return voidTransfer(this.router, input);
+  }
 }

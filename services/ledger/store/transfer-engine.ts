@@ -10,28 +10,9 @@ import { affected, big, isCheckViolation, isDuplicate, retrying, rowsOf, Stateme
 import type { BucketRouter, Refusal } from './router.js';
 import { ENTRY_COLUMNS, entryValues, transferFromRow, transferValues, TRANSFER_COLUMNS, TRANSFER_SELECT, type TransferRow } from './rows.js';
 import { keyIn, keyMatch, tableSpec } from './schema.js';
+import type { TransferCommand, TransferOutcome } from '../ports.js';
 
-/** A validated, authorized transfer request: what the engine is asked to record. */
-export interface TransferCommand {
-  transferId: string;
-  kind: Kind;
-  payer: AccountKey;
-  payee: AccountKey;
-  amount: bigint;
-  reference: string;
-  createdBy: string;
-  /** Hash of the fields that make a retry identical (see ledger.ts). */
-  requestHash: Buffer;
-}
-
-export interface TransferOutcome {
-  transfer: TransferRecord;
-  /** The payer's balance right after the debit; undefined for a mint. */
-  payerBalance: BalanceRecord | undefined;
-  /** The payee's balance right after a mint's credit; undefined otherwise. */
-  payeeBalance: BalanceRecord | undefined;
-  replayed: boolean;
-}
+export type { TransferCommand, TransferOutcome } from '../ports.js';
 
 interface Planned extends TransferCommand {
   mode: TransferMode;

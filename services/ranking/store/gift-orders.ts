@@ -1,7 +1,8 @@
-import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
-import { GiftServiceClient, OrderState, type ListOrdersResponse, type Order } from '../../../gen/ts/livemesh/gift/v1/gift.js';
-import { deadlineIn, serviceClient } from '../../../kit/clients.js';
+import { status as Code } from '@grpc/grpc-js';
+import { OrderState, type ListOrdersResponse, type Order } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import type { MeshCredentials } from '../../../kit/credentials.js';
+import { GrpcCallError } from '../../../kit/grpc-errors.js';
+import { giftClient, type GiftClient } from '../../gift/client.js';
 import type { PaidGift } from '../boards.js';
 import { rebuildSourceUnavailable } from '../errors.js';
 import type { OrderSource } from '../rebuild.js';
@@ -28,24 +29,25 @@ const giftOfOrder = (o: Order): PaidGift => ({
  * through, its INVALID_ARGUMENT would name a field of a request they never made. It becomes
  * REBUILD_SOURCE_UNAVAILABLE with Gift's words; Gift being down stays UNAVAILABLE (retry).
  */
-function refusedBy(err: ServiceError): Error {
+function refusedBy(e: unknown): Error {
+  const err = GrpcCallError.from(e);
   if (err.code === Code.UNAVAILABLE || err.code === Code.DEADLINE_EXCEEDED) return err;
   return rebuildSourceUnavailable(`the Gift service refused ListOrders (${Code[err.code]}: ${err.details})`);
 }
 
 /** Paid orders through the Gift service's ListOrders (admin), page by page. */
 export class GrpcOrderSource implements OrderSource {
-  private readonly client: GiftServiceClient;
+  private readonly client: GiftClient;
 
   constructor(address: string, credentials: MeshCredentials) {
-    this.client = serviceClient(GiftServiceClient, address, credentials);
+    this.client = giftClient(address, credentials);
   }
 
   async *paidOrders(filter: { roomId?: string; paidFrom: Date; paidTo?: Date }): AsyncIterable<PaidGift[]> {
     let pageToken = '';
     do {
-      const res = await new Promise<ListOrdersResponse>((resolve, reject) =>
-        this.client.listOrders(
+      const res: ListOrdersResponse = await this.client
+        .listOrders(
           {
             roomId: filter.roomId ?? '0',
             streamerId: '0',
@@ -55,11 +57,11 @@ export class GrpcOrderSource implements OrderSource {
             paidEndTime: filter.paidTo,
             page: { pageSize: PAGE_SIZE, pageToken },
           },
-          new Metadata(),
-          deadlineIn(10_000),
-          (err, r) => (err ? reject(refusedBy(err)) : resolve(r)),
-        ),
-      );
+          { deadlineMs: 10_000 },
+        )
+        .catch((err: unknown) => {
+          throw refusedBy(err);
+        });
       yield res.orders.filter((o) => o.paidTime !== undefined).map(giftOfOrder);
       pageToken = res.page?.nextPageToken ?? '';
     } while (pageToken !== '');

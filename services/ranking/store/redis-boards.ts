@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { BoardRef, Contribution } from '../boards.js';
+import type { Contribution } from '../boards.js';
+import type { Around, BoardContent, BoardStore, Entry, RebuildLock, Top } from '../ports.js';
 
 /**
  * Each board is three keys:
@@ -86,34 +87,7 @@ interface BoardScripts {
 }
 type BoardRedis = Redis & BoardScripts;
 
-/** One place on a board. */
-export interface Entry {
-  userId: string;
-  /** Exact total, COIN minor units (decimal string). */
-  score: string;
-  reachAt: Date;
-  name: string;
-}
-
-export interface Top {
-  entries: Entry[];
-  total: number;
-}
-
-export interface Around {
-  total: number;
-  /** 0-based rank of the user, or -1 when they are not on the board. */
-  rank: number;
-  /** Entries from rank `first` on, the user included. */
-  first: number;
-  entries: Entry[];
-}
-
-/** Everything a rebuild writes for one board. */
-export interface BoardContent {
-  board: BoardRef;
-  entries: Array<Entry & { orders: string[] }>;
-}
+export type { Around, BoardContent, Entry, Top } from '../ports.js';
 
 const MAX_INV = 9999999999999;
 const memberOf = (reachMs: number, userId: string) => `${String(MAX_INV - reachMs).padStart(13, '0')}:${userId}`;
@@ -130,8 +104,10 @@ function entriesFrom(flat: Array<string | number>, from: number): Entry[] {
 export const roomLockKey = (roomId: string) => `k:x:r:${roomId}`;
 export const weekLockKey = (weekId: string) => `k:x:w:${weekId}`;
 const liveStartKey = (roomId: string) => `k:ls:${roomId}`;
+/** The apply script checks the same keys, so an event for a locked room or week is put back. */
+const lockKey = (l: RebuildLock) => ('room' in l ? roomLockKey(l.room) : weekLockKey(l.week));
 
-export class RedisBoards {
+export class RedisBoards implements BoardStore {
   private readonly redis: BoardRedis;
 
   constructor(redis: Redis) {
@@ -210,9 +186,9 @@ export class RedisBoards {
   }
 
   /** Takes rebuild locks (all or none); they expire on their own if the rebuilder dies. */
-  async lock(keys: string[], ttlMs: number): Promise<boolean> {
+  async lock(locks: RebuildLock[], ttlMs: number): Promise<boolean> {
     const taken: string[] = [];
-    for (const key of keys) {
+    for (const key of locks.map(lockKey)) {
       if ((await this.redis.set(key, '1', 'PX', ttlMs, 'NX')) !== 'OK') {
         if (taken.length > 0) await this.redis.del(...taken);
         return false;
@@ -222,11 +198,11 @@ export class RedisBoards {
     return true;
   }
 
-  async isLocked(key: string): Promise<boolean> {
-    return (await this.redis.exists(key)) === 1;
+  async isLocked(lock: RebuildLock): Promise<boolean> {
+    return (await this.redis.exists(lockKey(lock))) === 1;
   }
 
-  async unlock(keys: string[]): Promise<void> {
-    if (keys.length > 0) await this.redis.del(...keys);
+  async unlock(locks: RebuildLock[]): Promise<void> {
+    if (locks.length > 0) await this.redis.del(...locks.map(lockKey));
   }
 }

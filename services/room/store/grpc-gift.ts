@@ -1,7 +1,7 @@
-import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
-import { GiftServiceClient } from '../../../gen/ts/livemesh/gift/v1/gift.js';
-import { deadlineIn, serviceClient } from '../../../kit/clients.js';
+import { status as Code } from '@grpc/grpc-js';
 import type { MeshCredentials } from '../../../kit/credentials.js';
+import { GrpcCallError } from '../../../kit/grpc-errors.js';
+import { giftClient, type GiftClient } from '../../gift/client.js';
 import { giftServiceUnavailable } from '../errors.js';
 import type { GiftGroups } from '../rooms.js';
 
@@ -13,21 +13,22 @@ const CALL_TIMEOUT_MS = 2000;
  * and a group created a moment ago must be assignable at once.
  */
 export class GrpcGiftGroups implements GiftGroups {
-  private readonly client: GiftServiceClient;
+  private readonly client: GiftClient;
 
   constructor(address: string, credentials: MeshCredentials) {
-    this.client = serviceClient(GiftServiceClient, address, credentials);
+    this.client = giftClient(address, credentials);
   }
 
-  exists(giftGroupId: string): Promise<boolean> {
-    return new Promise((resolve, reject) =>
-      this.client.getGiftGroup({ giftGroupId }, new Metadata(), deadlineIn(CALL_TIMEOUT_MS), (err: ServiceError | null, res) => {
-        if (err?.code === Code.NOT_FOUND) return resolve(false);
-        // Gift's own failure is not Room's to pass on as is (an INVALID_ARGUMENT about Gift's request would name no field of this one).
-        if (err) return reject(giftServiceUnavailable(giftGroupId, `${Code[err.code] ?? err.code}: ${err.details}`));
-        resolve(res.giftGroup !== undefined);
-      }),
-    );
+  async exists(giftGroupId: string): Promise<boolean> {
+    try {
+      const res = await this.client.getGiftGroup({ giftGroupId }, { deadlineMs: CALL_TIMEOUT_MS });
+      return res.giftGroup !== undefined;
+    } catch (e) {
+      const err = GrpcCallError.from(e);
+      if (err.code === Code.NOT_FOUND) return false;
+      // Gift's own failure is not Room's to pass on as is (an INVALID_ARGUMENT about Gift's request would name no field of this one).
+      throw giftServiceUnavailable(giftGroupId, `${Code[err.code] ?? err.code}: ${err.details}`);
+    }
   }
 
   close(): void {

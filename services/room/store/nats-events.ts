@@ -1,14 +1,12 @@
 import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type ConsumerMessages } from '@nats-io/jetstream';
-import { ensureStream, streamName } from '../../../kit/streams.js';
 import { nanos } from '@nats-io/nats-core';
 import { RoomChangedEvent } from '../../../gen/ts/livemesh/room/v1/room.js';
 import type { Logger } from '../../../kit/logger.js';
-import { subject, type NatsConnection } from '../../../kit/nats.js';
+import type { NatsConnection } from '../../../kit/nats.js';
+import { ensureStream, streamName } from '../../../kit/streams.js';
+import { decodeRoomChange, roomChangedSubject, roomChangesSubject, watchRoomChanges as watchChanges } from '../client.js';
 import { fromProtoRoom, toProtoRoom } from '../mapping.js';
 import type { RoomEvents, RoomRecord } from '../rooms.js';
-
-/** Subject for a room's change events: `room.changed.<room_id>` (plus the configured prefix). */
-export const roomChangedSubject = (prefix: string, roomId: string) => subject(prefix, `room.changed.${roomId}`);
 
 /** The JetStream stream holding change events; NATS_PREFIX keeps test runs apart. */
 export const roomStreamName = (prefix: string) => streamName(prefix, 'ROOM_CHANGES');
@@ -22,7 +20,7 @@ export const roomStreamName = (prefix: string) => streamName(prefix, 'ROOM_CHANG
 export async function ensureRoomStream(nc: NatsConnection, prefix: string): Promise<void> {
   await ensureStream(nc, {
     name: roomStreamName(prefix),
-    subjects: [subject(prefix, 'room.changed.>')],
+    subjects: [roomChangesSubject(prefix)],
     storage: StorageType.File,
     discard: DiscardPolicy.Old,
     max_msgs_per_subject: 8,
@@ -54,28 +52,15 @@ export class NatsRoomEvents implements RoomEvents {
 }
 
 function decode(data: Uint8Array): RoomRecord | undefined {
-  const event = RoomChangedEvent.decode(data);
-  return event.room ? fromProtoRoom(event.room) : undefined;
+  const room = decodeRoomChange(data);
+  return room ? fromProtoRoom(room) : undefined;
 }
 
 /**
- * Every replica hears every change (plain subscription, no queue group) and updates its local
- * cache at once; a missed message costs at most one cache TTL of staleness.
+ * Room's own replicas hear every change too, as whole records for their local cache; a missed
+ * message costs at most one cache TTL of staleness.
  */
-export function watchRoomChanges(nc: NatsConnection, prefix: string, onRoom: (room: RoomRecord) => void, log: Logger): { stop(): void } {
-  const sub = nc.subscribe(subject(prefix, 'room.changed.>'), {
-    callback: (err, msg) => {
-      if (err) return log.warn({ err: err.message }, 'room change subscription error');
-      try {
-        const room = decode(msg.data);
-        if (room) onRoom(room);
-      } catch (e) {
-        log.warn({ err: (e as Error).message, subject: msg.subject }, 'undecodable room change event ignored');
-      }
-    },
-  });
-  return { stop: () => sub.unsubscribe() };
-}
+export const watchRoomChanges = (nc: NatsConnection, prefix: string, onRoom: (room: RoomRecord) => void, log: Logger) => watchChanges(nc, prefix, onRoom, log, fromProtoRoom);
 
 /**
  * The region refresher: one durable consumer per region, shared by that region's replicas (each

@@ -1,6 +1,8 @@
 /**
  * `npm run ledger -- <command>`: the Ledger's operator CLI, a thin client of the admin RPCs, so it
- * works against any replica and the work itself happens (and survives) on the server side.
+ * works against any replica and the work itself happens (and survives) on the server side. It
+ * reaches the Ledger only through its gRPC API, never the service's modules; the operator's token
+ * and channel credentials come from the tooling (scripts/credentials.ts, scripts/tokens.ts).
  *
  *   migrate-bucket <bucket> <shard>   move a bucket online, with a progress bar until it is done
  *   migration <id>                    show a migration
@@ -20,13 +22,15 @@
  * address it dials.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Metadata, ServiceError } from '@grpc/grpc-js';
 import { SingleBar } from 'cli-progress';
-import { LedgerServiceClient, MigrationPhase, migrationPhaseToJSON, type Migration } from '../gen/ts/livemesh/ledger/v1/ledger.js';
-import { assetToJSON } from '../gen/ts/livemesh/common/v1/common.js';
-import { errorInfoOf } from '../kit/grpc-errors.js';
-import { bearer, operatorChannelCredentials } from './credentials.js';
-import { operatorAdminToken } from './tokens.js';
+import { LedgerServiceClient, MigrationPhase, migrationPhaseToJSON, type Migration } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
+import { assetToJSON } from '../../gen/ts/livemesh/common/v1/common.js';
+import { durationToMs } from '../../kit/contract-rules.js';
+import { errorInfoOf } from '../../kit/grpc-errors.js';
+import { bearer, operatorChannelCredentials } from '../../scripts/credentials.js';
+import { operatorAdminToken } from '../../scripts/tokens.js';
 
 const USAGE = `usage: npm run ledger -- <command> [options]
   migrate-bucket <bucket> <shard> [--request-id id]
@@ -93,12 +97,12 @@ async function migrateBucket(client: LedgerServiceClient, bucket: number, shard:
     bar.setTotal(Math.max(1, Number(m.rowsTotal)));
     bar.update(Math.min(Number(m.rowsCopied), Math.max(1, Number(m.rowsTotal))), { phase: phaseName(m.phase), lag: m.lagRows });
     if (m.phase === MigrationPhase.MIGRATION_PHASE_DONE || m.phase === MigrationPhase.MIGRATION_PHASE_FAILED) break;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   if (m.phase === MigrationPhase.MIGRATION_PHASE_DONE) bar.update(Math.max(1, Number(m.rowsTotal)));
   bar.stop();
   if (m.phase === MigrationPhase.MIGRATION_PHASE_FAILED) fail(`migration ${id} FAILED: ${m.error}; the bucket stays on shard ${m.sourceShardId}`);
-  const fence = m.fenceDuration ? Number(m.fenceDuration.seconds) * 1000 + m.fenceDuration.nanos / 1e6 : undefined;
+  const fence = m.fenceDuration ? durationToMs(m.fenceDuration) : undefined;
   process.stdout.write(`migration ${id} DONE: ${m.rowsCopied} rows copied, writes held ${fence === undefined ? 'n/a' : `${fence.toFixed(0)} ms`}\n`);
 }
 

@@ -9,15 +9,19 @@
  *
  * Uses the service's own settings: MYSQL_URL, MYSQL_DATABASE, REDIS_URL, REDIS_PREFIX. Run it
  * once per region, with that region's REDIS_URL.
+ *
+ * Unlike the Ledger's CLI this is not a client of the service's API: the Room service has no admin
+ * RPC for these (they work on its storage while no replica may be serving it yet), so the CLI is a
+ * second entry point of the service, wired like main.ts from the service's own store and sync.
  */
 import { SingleBar, Presets } from 'cli-progress';
 import { Redis } from 'ioredis';
-import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig } from '../kit/config.js';
-import { createMysqlPool } from '../kit/mysql.js';
-import { roomConfigShape, roomDatabase } from '../services/room/service.js';
-import { MysqlRoomStore } from '../services/room/store/mysql-rooms.js';
-import { RedisRoomCache } from '../services/room/store/redis-rooms.js';
-import { backfill, compare, type BackfillProgress } from '../services/room/sync.js';
+import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig } from '../../kit/config.js';
+import { createMysqlPool } from '../../kit/mysql.js';
+import { roomConfigShape, roomDatabase } from './service.js';
+import { MysqlRoomStore } from './store/mysql-rooms.js';
+import { RedisRoomCache } from './store/redis-rooms.js';
+import { backfill, compare, type BackfillProgress } from './sync.js';
 
 const USAGE = 'usage: npm run room -- check | backfill [--batch N]   (uses MYSQL_URL, MYSQL_DATABASE, REDIS_URL, REDIS_PREFIX)';
 

@@ -1,18 +1,12 @@
-import { Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
-import { Asset } from '../../gen/ts/livemesh/common/v1/common.js';
-import {
-  TransferKind,
-  type CreateTransfersResponse,
-  type LedgerServiceClient,
-  type TransferRequest,
-  type TransferResponse,
-  type VoidTransferResponse,
-} from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { DomainError } from '../../kit/domain-error.js';
-import { failed, ok, type Outcome } from '../../kit/group-commit.js';
-import { errorInfoOf, serviceErrorOf } from '../../kit/grpc-errors.js';
-import type { OrderRecord } from './model.js';
-import type { ExpGrant, Payments, TransferOutcome } from './ports.js';
+import { status as Code } from '@grpc/grpc-js';
+import { Asset } from '../../../gen/ts/livemesh/common/v1/common.js';
+import { TransferKind, type CreateTransfersResponse, type TransferRequest, type TransferResponse } from '../../../gen/ts/livemesh/ledger/v1/ledger.js';
+import { DomainError } from '../../../kit/domain-error.js';
+import { failed, ok, type Outcome } from '../../../kit/group-commit.js';
+import { errorInfoOf, GrpcCallError, serviceErrorOf } from '../../../kit/grpc-errors.js';
+import type { LedgerClient } from '../../ledger/client.js';
+import type { OrderRecord } from '../model.js';
+import type { ExpGrant, Payments, TransferOutcome } from '../ports.js';
 
 /** Answers that leave the outcome of a Transfer unknown: the recovery worker settles those orders. */
 const UNKNOWN_OUTCOME = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.CANCELLED, Code.UNKNOWN, Code.INTERNAL, Code.RESOURCE_EXHAUSTED]);
@@ -45,7 +39,7 @@ const expTransfer = (grant: ExpGrant): TransferRequest => ({
  */
 export class LedgerPayments implements Payments {
   constructor(
-    private readonly ledger: LedgerServiceClient,
+    private readonly ledger: LedgerClient,
     private readonly deadlineMs = 5000,
   ) {}
 
@@ -53,7 +47,7 @@ export class LedgerPayments implements Payments {
     const results = await this.createTransfers(orders.map(giftTransfer));
     return results.map((r) => {
       if (r.ok) return ok({ kind: 'paid', balanceAfter: r.value.payerBalance?.amountMinor ?? null });
-      const reason = errorInfoOf((r.error as ServiceError).metadata)?.reason;
+      const reason = GrpcCallError.is(r.error) ? errorInfoOf(r.error.metadata)?.reason : undefined;
       if (reason === 'INSUFFICIENT_FUNDS') return ok({ kind: 'insufficient_funds' });
       if (reason === 'TRANSFER_VOIDED') return ok({ kind: 'voided' });
       return failed(unknownOrRethrow(r.error));
@@ -61,14 +55,11 @@ export class LedgerPayments implements Payments {
   }
 
   async settle(order: OrderRecord): Promise<'paid' | 'voided'> {
-    const res = await new Promise<VoidTransferResponse>((resolve, reject) =>
-      this.ledger.voidTransfer(
-        { transferId: giftTransferId(order.orderId), homeOwnerId: order.senderId, reason: `gift order ${order.orderId} recovery` },
-        new Metadata(),
-        { deadline: Date.now() + this.deadlineMs },
-        (err, r) => (err ? reject(unknownOrRethrow(err)) : resolve(r)),
-      ),
-    );
+    const res = await this.ledger
+      .voidTransfer({ transferId: giftTransferId(order.orderId), homeOwnerId: order.senderId, reason: `gift order ${order.orderId} recovery` }, { deadlineMs: this.deadlineMs })
+      .catch((err: unknown) => {
+        throw unknownOrRethrow(err);
+      });
     return res.transfer ? 'paid' : 'voided';
   }
 
@@ -85,9 +76,7 @@ export class LedgerPayments implements Payments {
   private async createTransfers(transfers: TransferRequest[]): Promise<Array<Outcome<TransferResponse>>> {
     let res: CreateTransfersResponse;
     try {
-      res = await new Promise<CreateTransfersResponse>((resolve, reject) =>
-        this.ledger.createTransfers({ transfers }, new Metadata(), { deadline: Date.now() + this.deadlineMs }, (err, r) => (err ? reject(err) : resolve(r))),
-      );
+      res = await this.ledger.createTransfers({ transfers }, { deadlineMs: this.deadlineMs });
     } catch (err) {
       return transfers.map(() => failed(err));
     }
@@ -101,9 +90,8 @@ export class LedgerPayments implements Payments {
 
 /** UNAVAILABLE-like answers become the domain's "unknown outcome"; definite refusals pass through as they are. */
 function unknownOrRethrow(err: unknown): unknown {
-  const code = (err as ServiceError).code;
-  if (typeof code === 'number' && UNKNOWN_OUTCOME.has(code)) {
-    return new DomainError('unavailable', 'DEPENDENCY_UNAVAILABLE', `ledger: ${(err as ServiceError).details || 'unavailable'}`);
+  if (GrpcCallError.is(err) && UNKNOWN_OUTCOME.has(err.code)) {
+    return new DomainError('unavailable', 'DEPENDENCY_UNAVAILABLE', `ledger: ${err.details || 'unavailable'}`);
   }
   return err;
 }

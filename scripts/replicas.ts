@@ -3,8 +3,8 @@
  * port (so a killed one can come back where its clients expect it), ready once Health/Check("")
  * answers SERVING, stopped with SIGTERM (a drain) or SIGKILL (a crash).
  */
-import { fromRoot } from '../../kit/paths.js';
-import { live, startServer, stopServer, type Server } from './harness.js';
+import { fromRoot } from '../kit/paths.js';
+import { killAllChildren, startServer, stopServer, type Server } from './mesh.js';
 
 export type Replica = Server & { port: number };
 
@@ -32,5 +32,5 @@ export const stopReplica = (replica: Replica): Promise<void> => stopServer(repli
 
 /** Kills every server process still running: for exit paths, so none outlives its parent. */
 export function killAllReplicas(): void {
-  for (const child of live) child.kill('SIGKILL');
+  killAllChildren();
 }

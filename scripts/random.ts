@@ -1,11 +1,13 @@
 /**
- * The fuzzer's only source of randomness: a seeded generator, so a run printed with `--seed S`
- * produces the same cases again. Each target gets its own stream (seed + target name), so
- * `--only` on one target replays exactly the cases the full run gave it.
+ * The tooling's one seeded pseudo-random generator, for the fuzzer, chaos schedules, the load
+ * mixes (chaos, soak), benchmarks and tests: a run printed with `--seed S` produces the same
+ * choices again (the same fuzz cases, fault order, rooms, users and gifts; timings still differ,
+ * the machine decides those). The fuzzer gives each target its own stream (seed + target name),
+ * so `--only` on one target replays exactly the cases the full run gave it.
  *
  * sfc32 seeded through cyrb128: four 32-bit words of state, fast, and good enough for test inputs
- * (not for anything secret). A small pure function rather than a dependency: the generators in this
- * folder need integers, picks and bytes, nothing a property-testing framework would add.
+ * (not for anything secret). A small pure class rather than a dependency: the callers need
+ * integers, picks and bytes, nothing a property-testing framework would add.
  */
 export class Rng {
   private a: number;
@@ -13,13 +15,14 @@ export class Rng {
   private c: number;
   private d: number;
 
-  constructor(seed: string) {
-    [this.a, this.b, this.c, this.d] = cyrb128(seed);
+  /** Any text or number: the same seed gives the same sequence. */
+  constructor(seed: string | number) {
+    [this.a, this.b, this.c, this.d] = cyrb128(String(seed));
     for (let i = 0; i < 12; i++) this.next();
   }
 
-  /** A float in [0, 1). */
-  next(): number {
+  /** A float in [0, 1). An arrow property, so it can be passed on as a plain `() => number`. */
+  readonly next = (): number => {
     this.a |= 0;
     this.b |= 0;
     this.c |= 0;
@@ -31,11 +34,16 @@ export class Rng {
     this.c = (this.c << 21) | (this.c >>> 11);
     this.c = (this.c + t) | 0;
     return (t >>> 0) / 4294967296;
-  }
+  };
 
   /** An integer in [min, max], both inclusive. */
   int(min: number, max: number): number {
     return min + Math.floor(this.next() * (max - min + 1));
+  }
+
+  /** An integer in [0, n). */
+  below(n: number): number {
+    return Math.floor(this.next() * n);
   }
 
   chance(p: number): boolean {
