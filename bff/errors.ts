@@ -128,12 +128,12 @@ export function fromGrpc(err: GrpcFailure, upstream: string): HttpError {
  * Services name fields as in the proto (`client_message_id`, `gift.price_minor`); clients know
  * the JSON names (`clientMessageId`), so the names are converted the way proto3 JSON does.
  */
-export function jsonName(protoPath: string): string {
+function jsonName(protoPath: string): string {
   return protoPath.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
 /** Sends an HttpError (used by the error middleware and by handlers that answer errors themselves). */
-export function sendError(res: Response, err: HttpError): void {
+function sendError(res: Response, err: HttpError): void {
   if (err.retryAfterS !== undefined) res.setHeader('Retry-After', String(err.retryAfterS));
   if (err.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="livemesh"');
   res.status(err.status).json(err.body);

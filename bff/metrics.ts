@@ -85,7 +85,7 @@ export class BffMetrics {
       labelNames: ['stat'],
       registers: [this.registry],
       collect() {
-        for (const [stat, n] of Object.entries(stream() ?? {})) this.set({ stat }, n);
+        for (const [stat, n] of Object.entries(stream() ?? {}) as Array<[string, number]>) this.set({ stat }, n);
       },
     });
   }

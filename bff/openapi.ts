@@ -14,7 +14,8 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER, topupBody } from './routes/wallet.j
 type Json = Record<string, unknown>;
 
 const schema = (s: z.ZodType): Json => {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Json;
+  const rest = { ...(z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Json) };
+  delete rest.$schema;
   return rest;
 };
 

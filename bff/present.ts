@@ -29,7 +29,7 @@ export function presentRoom(r: Room) {
   };
 }
 
-export function presentGift(g: Gift) {
+function presentGift(g: Gift) {
   return { id: g.giftId, name: g.name, priceMinor: g.priceMinor, iconKey: g.iconKey, effectKey: g.effectKey };
 }
 

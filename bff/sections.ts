@@ -69,7 +69,7 @@ export async function assemble<C extends Record<string, Section<unknown>>, O ext
 }
 
 /** A critical section's failure as the screen's answer. */
-export function criticalFailure(err: unknown, upstream: string): unknown {
+function criticalFailure(err: unknown, upstream: string): unknown {
   if (!isGrpcFailure(err)) return err;
   if (err.code === Code.UNAVAILABLE || err.code === Code.DEADLINE_EXCEEDED || err.code === Code.INTERNAL || err.code === Code.UNKNOWN) {
     return new HttpError(

@@ -33,7 +33,7 @@ export interface SwitchState {
 }
 
 /** Bucket names allow letters, digits, `-` and `_`; the NATS prefix keeps test files apart. */
-export const switchesBucket = (natsPrefix: string) => `${natsPrefix ? `${natsPrefix}_` : ''}bff_switches`.replace(/[^A-Za-z0-9_-]/g, '_');
+const switchesBucket = (natsPrefix: string) => `${natsPrefix ? `${natsPrefix}_` : ''}bff_switches`.replace(/[^A-Za-z0-9_-]/g, '_');
 
 export class Switches {
   private readonly states = new Map<SwitchName, SwitchState & { revision: number }>();

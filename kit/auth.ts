@@ -43,7 +43,7 @@ export const FORWARDED_TO: Readonly<Partial<Record<MeshService, readonly MeshSer
 const ROLES: readonly Role[] = ['viewer', 'streamer', 'admin'];
 const SERVICE_NAME = /^[a-z][a-z0-9-]{0,62}$/;
 /** User id services act under when they call as themselves (recorded as `created_by`); never a real user. */
-export const SERVICE_USER_ID = '0';
+const SERVICE_USER_ID = '0';
 /** Clock skew tolerated between processes, in seconds. */
 const CLOCK_TOLERANCE_S = 5;
 /** Longest life a token may claim, by issuer kind: mesh processes mint for minutes, operators for days. */
@@ -286,14 +286,6 @@ function describe(services: readonly string[] | undefined): string {
 /** Short name of the livemesh service a full gRPC service name belongs to (`livemesh.room.v1.RoomService` → `room`). */
 export function audienceOf(fullServiceName: string): string {
   return /^livemesh\.([a-z]+)\.v1\./.exec(fullServiceName)?.[1] ?? fullServiceName;
-}
-
-/** Where a process finds the keys: every issuer's public key, and its own private key. */
-export interface AuthKeySettings {
-  /** Folder of `<issuer>.pem` public keys (SPKI PEM). */
-  AUTH_PUBLIC_KEYS_DIR: string;
-  /** This process's private key (PKCS#8 PEM). */
-  AUTH_SIGNING_KEY: string;
 }
 
 export class AuthKeysMissing extends Error {

@@ -20,9 +20,9 @@ export function serviceClient<C>(Ctor: GeneratedClientClass<C>, target: string, 
 
 type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
 /** The unary method names of a generated client (its last overload takes metadata, options and a callback). */
-export type UnaryMethod<C> = { [K in keyof C]: C[K] extends Unary<infer _Q, infer _S> ? K : never }[keyof C] & string;
-export type RequestOf<C, M extends keyof C> = C[M] extends Unary<infer Q, infer _S> ? Q : never;
-export type ResponseOf<C, M extends keyof C> = C[M] extends Unary<infer _Q, infer S> ? S : never;
+export type UnaryMethod<C> = { [K in keyof C]: C[K] extends Unary<never, unknown> ? K : never }[keyof C] & string;
+export type RequestOf<C, M extends keyof C> = C[M] extends Unary<infer Q, unknown> ? Q : never;
+export type ResponseOf<C, M extends keyof C> = C[M] extends Unary<never, infer S> ? S : never;
 
 export interface CallOpts {
   /**

@@ -165,9 +165,6 @@ export function parseConfig<S extends Shape>(shape: S, env: NodeJS.ProcessEnv = 
   );
 }
 
-/** The resolved kit settings, with derived defaults filled in. */
-export type KitConfig = z.infer<z.ZodObject<typeof kitConfigShape>> & { METRICS_PORT: number; REPLICA: string };
-
 export function resolveKitDefaults<C extends z.infer<z.ZodObject<typeof kitConfigShape>>>(config: C): C {
   return {
     ...config,

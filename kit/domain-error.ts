@@ -69,7 +69,7 @@ export function reasonName<E extends number>(toJSON: (value: E) => string, value
  * A bad request naming its fields. The first violation leads the message so that a human reading
  * only the status line (grpcurl, a log) sees which field to fix.
  */
-export function invalidArgument(violations: FieldViolation[]): DomainError {
+function invalidArgument(violations: FieldViolation[]): DomainError {
   const [first] = violations;
   if (!first) throw new Error('invalidArgument needs at least one violation');
   const rest = violations.length > 1 ? ` (and ${violations.length - 1} more)` : '';

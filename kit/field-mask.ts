@@ -12,7 +12,7 @@ export function protoMaskPath(path: string): string {
 }
 
 /** `cover_key` -> `coverKey`, the name JSON callers write. */
-export function jsonMaskPath(path: string): string {
+function jsonMaskPath(path: string): string {
   return path.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 

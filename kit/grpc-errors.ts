@@ -6,7 +6,7 @@ import { COMMON_DOMAIN, DomainError, type ErrorKind } from './domain-error.js';
 import type { Logger } from './logger.js';
 
 /** The trailer gRPC clients (grpcurl, grpc-go, grpcio's rich status) read rich error details from. */
-export const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
+const STATUS_DETAILS_KEY = 'grpc-status-details-bin';
 
 const KIND_TO_CODE: Record<ErrorKind, Code> = {
   invalid_argument: Code.INVALID_ARGUMENT,
@@ -96,8 +96,8 @@ export class GrpcCallError extends Error implements ServiceError {
   static from(err: unknown): GrpcCallError {
     if (err instanceof GrpcCallError) return err;
     if (GrpcCallError.is(err)) {
-      const metadata = (err.metadata as Metadata | undefined) instanceof Metadata ? err.metadata : new Metadata();
-      const e = new GrpcCallError(err.code, (err.details as string | undefined) ?? '', metadata, { message: err.message, cause: err, upstream: err.upstream });
+      const metadata = err.metadata instanceof Metadata ? err.metadata : new Metadata();
+      const e = new GrpcCallError(err.code, err.details ?? '', metadata, { message: err.message, cause: err, upstream: err.upstream });
       if (err.stack) e.stack = err.stack;
       return e;
     }

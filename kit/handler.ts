@@ -61,6 +61,7 @@ export function unary<Req, Res>(log: Logger, fn: (req: Req, ctx: CallContext) =>
       };
       run = fn(call.request, ctx);
     } catch (err) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes on what the handler threw, unchanged, for toStatus to normalise
       run = Promise.reject(err);
     }
     run.then(

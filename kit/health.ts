@@ -1,4 +1,4 @@
-import { status as Code, type Server, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status as Code, type Server, type ServerWritableStream } from '@grpc/grpc-js';
 import {
   HealthCheckResponse_ServingStatus as Serving,
   HealthService,
@@ -59,6 +59,6 @@ export class HealthRegistry {
         callback(null, { statuses: Object.fromEntries([...this.statuses].map(([name, status]) => [name, { status }])) });
       },
     };
-    server.addService(HealthService, impl as unknown as UntypedServiceImplementation);
+    server.addService(HealthService, impl);
   }
 }

@@ -1,7 +1,6 @@
 import { DomainError } from './domain-error.js';
 
 export type Role = 'viewer' | 'streamer' | 'admin';
-const ROLES: readonly Role[] = ['viewer', 'streamer', 'admin'];
 
 /** Who is calling. userId is a decimal int64 string: ids never pass through a JS number. */
 export interface Caller {

@@ -4,7 +4,7 @@ import { LOAD_METADATA_KEY, ORCA_TRAILER_KEY, type LoadMonitor } from './load.js
 import type { KitMetrics } from './metrics.js';
 
 /** Splits "/pkg.Service/Method" into its two parts. */
-export function splitPath(path: string): [service: string, method: string] {
+function splitPath(path: string): [service: string, method: string] {
   const [, service = '', method = ''] = path.split('/');
   return [service, method];
 }
@@ -61,7 +61,7 @@ export interface FaultConfig {
 /** Services faults never touch: probes and debugging must keep working while a replica is "sick". */
 const INFRA_SERVICES = new Set(['grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection']);
 
-export function faultsEnabled(cfg: FaultConfig): boolean {
+function faultsEnabled(cfg: FaultConfig): boolean {
   return cfg.latencyMs > 0 || cfg.cpuMs > 0 || cfg.errorRate > 0;
 }
 

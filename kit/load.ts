@@ -11,7 +11,7 @@ export { formatLoad, LOAD_METADATA_KEY, ORCA_TRAILER_KEY, parseLoad, type CallRa
  * machine's cores. Without this a pod limited to 0.5 CPU on a 32-core node would report 1.5%
  * load while being throttled.
  */
-export function effectiveCpus(readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): number {
+function effectiveCpus(readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): number {
   const cores = availableParallelism();
   const tryRead = (path: string): string | undefined => {
     try {

@@ -12,7 +12,7 @@ const SUPERSEDED = new Set(['deleted', 'replaced', 'evicted']);
  * versioned cache's offer) turned reads such as GetGiftGroup or Chat's SendMessage into INTERNAL
  * (found by the fuzzer). The second read sees the change, which is what the caller wants anyway.
  */
-export function fetchCurrent<V extends {}>(cache: LRUCache<string, V>, key: string, attempts = 5): Promise<V | undefined> {
+export function fetchCurrent<V extends NonNullable<unknown>>(cache: LRUCache<string, V>, key: string, attempts = 5): Promise<V | undefined> {
   return untilCurrent(() => cache.fetch(key), attempts);
 }
 

@@ -1,7 +1,7 @@
 import { burnCpu } from './interceptors.js';
 
 /** Process CPU time (user + system) in milliseconds. */
-export function processCpuMs(): number {
+function processCpuMs(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Server, ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Server, ServerDuplexStream } from '@grpc/grpc-js';
 import { status as Code } from '@grpc/grpc-js';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import { FileDescriptorProto, type DescriptorProto, type EnumDescriptorProto } from '../gen/ts/google/protobuf/descriptor.js';
@@ -79,7 +79,7 @@ export class DescriptorIndex {
   private addExtension(extendee: string, number: number, file: string, symbol: string): void {
     const type = extendee.replace(/^\./, '');
     let byNumber = this.extensionsByType.get(type);
-    if (!byNumber) this.extensionsByType.set(type, (byNumber = new Map()));
+    if (!byNumber) this.extensionsByType.set(type, (byNumber = new Map<number, string>()));
     byNumber.set(number, file);
     this.symbols.set(symbol, file);
   }
@@ -163,6 +163,6 @@ function streamHandler(index: DescriptorIndex, services: () => string[]) {
  */
 export function addReflection(server: Server, index: DescriptorIndex, services: () => string[]): void {
   const handler = streamHandler(index, services);
-  server.addService(v1.ServerReflectionService, { serverReflectionInfo: handler } as UntypedServiceImplementation);
-  server.addService(v1alpha.ServerReflectionService, { serverReflectionInfo: handler } as UntypedServiceImplementation);
+  server.addService(v1.ServerReflectionService, { serverReflectionInfo: handler });
+  server.addService(v1alpha.ServerReflectionService, { serverReflectionInfo: handler });
 }

@@ -14,12 +14,12 @@ import { toStatus } from './grpc-errors.js';
 import type { Logger } from './logger.js';
 
 /** What a wrapped deserializer returns for bytes the real one refused. */
-export class UndecodableRequest {
+class UndecodableRequest {
   constructor(readonly cause: string) {}
 }
 
 /** Wraps one service definition's request deserializers (exported for tests). */
-export function tolerantDecoding<D extends ServiceDefinition>(definition: D): D {
+function tolerantDecoding<D extends ServiceDefinition>(definition: D): D {
   const out: Record<string, unknown> = {};
   for (const [name, method] of Object.entries(definition)) {
     const decode = method.requestDeserialize;

@@ -19,7 +19,7 @@ export type KitConfigValues = z.infer<z.ZodObject<typeof kitConfigShape>>;
 export type ServiceConfig<S extends Shape> = KitConfigValues & z.infer<z.ZodObject<S>>;
 
 /** The service name a ts-proto definition serves, read from its first method's path. */
-export function serviceNameOf(definition: ServiceDefinition): string {
+function serviceNameOf(definition: ServiceDefinition): string {
   const first = Object.values(definition)[0];
   if (!first) throw new Error('service definition has no methods');
   return first.path.split('/')[1] ?? '';
@@ -41,7 +41,7 @@ export class ServiceHost {
   port = 0;
   metricsPort = 0;
   private readonly services: string[] = [];
-  private readonly closers: Array<{ name: string; close: () => Promise<unknown> }> = [];
+  private readonly closers: Array<{ name: string; close: () => Promise<unknown> | void }> = [];
   private readonly streamEnders: Array<() => void> = [];
   private metricsServer: { close(): Promise<void> } | undefined;
   private draining: Promise<void> | undefined;
@@ -134,8 +134,8 @@ export class ServiceHost {
     return wrapped;
   }
 
-  /** Something to close after the server has stopped (pools, clients); closed in reverse order. */
-  onClose(name: string, close: () => Promise<unknown>): void {
+  /** Something to close after the server has stopped (pools, clients); closed in reverse order, a returned promise awaited. */
+  onClose(name: string, close: () => Promise<unknown> | void): void {
     this.closers.push({ name, close });
   }
 

@@ -32,7 +32,7 @@ export interface LbClientOptions {
   channelOptions?: Partial<ClientOptions>;
 }
 
-export const DEFAULT_DEADLINE_MS = 5000;
+const DEFAULT_DEADLINE_MS = 5000;
 
 /** Reads by livemesh convention: they never change state, so a second attempt elsewhere is harmless. */
 const READ_METHOD = /^(Get|List|BatchGet)[A-Z]/;
@@ -43,7 +43,7 @@ const READ_METHOD = /^(Get|List|BatchGet)[A-Z]/;
  * read. Without this, a replica SIGKILLed mid-call fails every write it was holding, and each
  * caller has to notice and resend; with it, the channel resends on the surviving replica.
  */
-export const KEYED_WRITES: Readonly<Record<string, readonly string[]>> = {
+const KEYED_WRITES: Readonly<Record<string, readonly string[]>> = {
   'livemesh.gift.v1.GiftService': ['SendGift'],
   'livemesh.ledger.v1.LedgerService': ['TopUp', 'Transfer'],
   'livemesh.room.v1.RoomService': ['CreateRoom'],
@@ -107,7 +107,7 @@ export function lbServiceConfig(definition: ServiceDefinition, opts: LbClientOpt
  * seconds rather than every 30, and cap reconnect backoff at 5 s so a restarted replica is back
  * in seconds rather than minutes.
  */
-export function lbChannelOptions(definition: ServiceDefinition, opts: LbClientOptions = {}): ChannelOptions {
+function lbChannelOptions(definition: ServiceDefinition, opts: LbClientOptions = {}): ChannelOptions {
   return {
     'grpc.service_config': JSON.stringify(lbServiceConfig(definition, opts)),
     'grpc.service_config_disable_resolution': 1,

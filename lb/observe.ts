@@ -12,7 +12,7 @@ export function lbSnapshot(): { balancers: BalancerView[] } {
 }
 
 /** The debug route: mount it on any HTTP server the process already runs. */
-export const LB_DEBUG_PATH = '/debug/lb';
+const LB_DEBUG_PATH = '/debug/lb';
 
 /**
  * Serves `GET /debug/lb` (the snapshot, pretty-printed); returns false for any other request so

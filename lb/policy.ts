@@ -38,7 +38,7 @@ const {
 export const P2C_POLICY = 'livemesh_p2c';
 
 /** Default period of asking the resolver again, so DNS targets (headless services) pick up new pods. */
-export const DEFAULT_RERESOLVE_MS = 30_000;
+const DEFAULT_RERESOLVE_MS = 30_000;
 
 /** Overload and transport failures: the only outcomes that count against an endpoint's success rate. */
 const FAILURE_CODES: ReadonlySet<Status> = new Set([Status.UNAVAILABLE, Status.RESOURCE_EXHAUSTED, Status.DEADLINE_EXCEEDED]);
@@ -121,7 +121,7 @@ interface Child {
  * connection closes gracefully: calls in flight finish), and asks the resolver again every
  * `reresolve_interval_ms` and whenever a READY endpoint drops.
  */
-export class P2cLoadBalancer implements LoadBalancer, Observable {
+class P2cLoadBalancer implements LoadBalancer, Observable {
   private readonly children = new Map<string, Child>();
   private chooser: P2cChooser | undefined;
   private config: P2cConfig | undefined;

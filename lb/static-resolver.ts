@@ -9,7 +9,7 @@ import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { experimental, status as Status, Metadata } from '@grpc/grpc-js';
 
-export const STATIC_SCHEME = 'static';
+const STATIC_SCHEME = 'static';
 
 type Listener = experimental.ResolverListener;
 type Endpoint = experimental.Endpoint;

@@ -30,9 +30,9 @@ export const SERVICES = [
   { name: 'ranking', port: 50055 },
 ] as const;
 export type ServiceName = (typeof SERVICES)[number]['name'];
-export const BFF_PORT = 8080;
-export const REPLICA_PORT_STEP = 100;
-export const METRICS_PORT_STEP = 1000;
+const BFF_PORT = 8080;
+const REPLICA_PORT_STEP = 100;
+const METRICS_PORT_STEP = 1000;
 /** The highest port in the table (ranking-2's metrics); an offset must keep it below 65536. */
 export const HIGHEST_PORT = 50055 + REPLICA_PORT_STEP + METRICS_PORT_STEP;
 
@@ -523,18 +523,18 @@ export async function startMesh(opts: MeshOptions = {}): Promise<Mesh> {
   if (plan.skipped.length > 0) throw new Error(`not built: ${plan.skipped.join(', ')}; run \`npm run build\` first`);
   const mesh = new ProcessMesh(plan, { ...opts, host: opts.host ?? '127.0.0.1', startTimeoutMs: opts.startTimeoutMs ?? 60_000, stopTimeoutMs: opts.stopTimeoutMs ?? 15_000 });
   // The first failure stops the mesh, which also ends the others' waits.
-  let failure: unknown;
+  let failure: { err: unknown } | undefined;
   await Promise.all(
     mesh.processes.map((p) =>
       mesh.launch(p).catch((err: unknown) => {
-        failure ??= err;
+        failure ??= { err };
         void mesh.stop();
       }),
     ),
   );
   if (failure !== undefined) {
     await mesh.stop();
-    throw failure;
+    throw failure.err;
   }
   return mesh;
 }
@@ -610,7 +610,7 @@ export async function startProcess(opts: ProcessOptions, ready: (server: Server)
     child: child.proc,
     pid,
     address: `127.0.0.1:${port}`,
-    tail: child.tail,
+    tail: () => child.tail(),
     exited: child.done.then(() => ({ code: child.ended?.code ?? null, signal: child.ended?.signal ?? null })),
   };
   const timeoutMs = opts.startTimeoutMs ?? 60_000;

@@ -10,8 +10,8 @@ import type { Role } from '../kit/identity.js';
 import { bearer, devServiceToken, devUserToken, operatorServiceToken, operatorUserToken } from './credentials.js';
 
 /** Lifetimes the helpers below mint with: the BFF's users' tokens last minutes, operators' an hour. */
-export const USER_TOKEN_TTL_S = 600;
-export const OPERATOR_TOKEN_TTL_S = 3600;
+const USER_TOKEN_TTL_S = 600;
+const OPERATOR_TOKEN_TTL_S = 3600;
 
 interface Entry {
   token: string;
@@ -20,7 +20,7 @@ interface Entry {
 }
 
 /** Tokens by a caller-chosen key, each renewed after two thirds of its life. */
-export class RenewingTokens {
+class RenewingTokens {
   private readonly entries = new Map<string, Entry>();
 
   constructor(

@@ -13,6 +13,7 @@ import { TokenVerifier as AppTokens } from '../bff/auth.js';
 import { DEV_JWT_SECRET, DEV_TOPUP_SECRET } from '../bff/config.js';
 import { signTopup } from '../bff/routes/wallet.js';
 import { ChatServiceService } from '../gen/ts/livemesh/chat/v1/chat.js';
+import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
 import * as giftPb from '../gen/ts/livemesh/gift/v1/gift.js';
 import * as ledgerPb from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RankingServiceService } from '../gen/ts/livemesh/ranking/v1/ranking.js';
@@ -149,7 +150,7 @@ describe('identity is proved, never claimed', () => {
     // Another team's token, minted by an operator, authenticates that team and nothing more.
     expect((await failure(ledger().topUp({ ownerId: '7402', amountMinor: '5', paymentReference: 'team', provider: 'x' }, bearer(operatorServiceToken('search-team'))))).code).toBe('UNAUTHENTICATED');
     const balance = await ledger().getBalances({ ownerId: '7401', assets: [] }, as('7401', 'viewer'));
-    expect(balance.balances.find((b) => b.asset === 1)?.amountMinor).toBe('1000');
+    expect(balance.balances.find((b) => b.asset === Asset.ASSET_COIN)?.amountMinor).toBe('1000');
   });
 });
 
@@ -204,7 +205,7 @@ describe('mutual TLS, one switch', () => {
     const done = await until('the order to be DONE', () => gifts().getOrder({ orderId: order.id }, admin), (o) => o.order?.state === giftPb.OrderState.ORDER_STATE_DONE, 20_000);
     expect(done.order?.effects.length).toBeGreaterThanOrEqual(4);
     const balances = await ledger().getBalances({ ownerId: '7502', assets: [] }, as('7502', 'viewer'));
-    expect(balances.balances.find((b) => b.asset === 1)?.amountMinor).toBe('800');
+    expect(balances.balances.find((b) => b.asset === Asset.ASSET_COIN)?.amountMinor).toBe('800');
   }, 60_000);
 });
 

@@ -64,7 +64,7 @@ describe('chat through the BFF', () => {
     expect(res.status, JSON.stringify(out)).toBe(201);
     expect(out).toMatchObject({ outcome: 'published' });
     expect(out.messageId).toMatch(/^[1-9][0-9]*$/);
-    await until('the message on the stream', async () => stream.events, (e) => e.some((x) => x.type === 'chat'));
+    await until('the message on the stream', () => stream.events, (e) => e.some((x) => x.type === 'chat'));
 
     const screen = await json(await fetch(`${bff.base}/v1/rooms/${roomId}`));
     expect(screen.degraded).toEqual([]);
@@ -86,7 +86,7 @@ describe('chat through the BFF', () => {
     const stream = await openStream(bff.base, roomId, 'format=json');
     const res = await send(bff.base, 'POST', `/v1/rooms/${roomId}/chat`, { text: 'hi', clientMessageId: 'long-name-1' }, longName);
     expect(res.status).toBe(201);
-    await until('the message', async () => stream.events, (e) => e.some((x) => x.type === 'chat'));
+    await until('the message', () => stream.events, (e) => e.some((x) => x.type === 'chat'));
     const screen = await json(await fetch(`${bff.base}/v1/rooms/${roomId}`));
     expect(screen.messages[0].chat.senderName).toBe(`${'🎤'.repeat(15)} the `);
     await close(stream);
@@ -105,14 +105,14 @@ describe('chat through the BFF', () => {
     // Chat also publishes notices (online counts) on its own schedule: only chat messages are counted here.
     const chats = (c: StreamClient) => c.events.filter((e) => e.type === 'chat');
     const all = await openStream(bff.base, roomId, 'resume=1');
-    await until('the replay', async () => chats(all).filter((e) => e.frame === 'replay').length, (n) => n === 3);
+    await until('the replay', () => chats(all).filter((e) => e.frame === 'replay').length, (n) => n === 3);
     const seqs = chats(all).map((e) => e.seq);
     expect(seqs.map(BigInt)).toEqual([...seqs].map(BigInt).sort((a, b) => (a < b ? -1 : 1)));
     const after = await openStream(bff.base, roomId, `after=${seqs[0]}&format=protobuf`);
-    await until('the shorter replay', async () => chats(after).length, (n) => n === 2);
+    await until('the shorter replay', () => chats(after).length, (n) => n === 2);
     expect(chats(after).map((e) => e.seq)).toEqual(seqs.slice(1));
     await send(bff.base, 'POST', `/v1/rooms/${roomId}/chat`, { text: 'four' }, viewer);
-    await until('the live message after the replay', async () => chats(after).length, (n) => n === 3);
+    await until('the live message after the replay', () => chats(after).length, (n) => n === 3);
     expect(BigInt(chats(after)[2]!.seq)).toBeGreaterThan(BigInt(seqs[2]!));
     await Promise.all([close(all), close(after)]);
   });
@@ -123,7 +123,7 @@ describe('paid gifts: barrage on the stream, ranking on the screens', () => {
     const roomId = await liveRoom();
     const stream = await openStream(bff.base, roomId);
     await gifts.publish({ orderId: `9${roomId}01`, roomId, streamerId: STREAMER, senderId: '7600', senderName: 'Big Fan', giftId: '1', count: 3, amountMinor: '300', comboCount: '3', paidTime: new Date() });
-    await until('the barrage', async () => stream.events, (e) => e.some((x) => x.type === 'gift'));
+    await until('the barrage', () => stream.events, (e) => e.some((x) => x.type === 'gift'));
     const board = await until(
       'the ranking',
       async () => json(await fetch(`${bff.base}/v1/rooms/${roomId}/ranking?period=day`)),

@@ -21,7 +21,7 @@ describe('MicroCache', () => {
   it('serves fresh entries as HIT, then stale ones as UPDATING while one refresh runs', async () => {
     const { cache, advance } = setup();
     let version = 0;
-    const load = async () => ({ version: ++version });
+    const load = () => Promise.resolve({ version: ++version });
     expect((await cache.get('k', load)).status).toBe('MISS');
     expect((await cache.get('k', load)).status).toBe('HIT');
     advance(1500);
@@ -37,7 +37,7 @@ describe('MicroCache', () => {
 
   it('falls back to the stale entry on UNAVAILABLE, DEADLINE_EXCEEDED or a 503, never on NOT_FOUND', async () => {
     const { cache, advance } = setup();
-    await cache.get('k', async () => ({ ok: true }));
+    await cache.get('k', () => Promise.resolve({ ok: true }));
     for (const err of [grpcError(Code.UNAVAILABLE), grpcError(Code.DEADLINE_EXCEEDED), new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'down' } })]) {
       advance(2500);
       const got = await cache.get('k', () => Promise.reject(err));
@@ -65,7 +65,7 @@ describe('MicroCache', () => {
     expect(new Set((await all).map((r) => r.status))).toEqual(new Set(['MISS']));
     expect(loads).toBe(1);
     await expect(cache.get('other', () => Promise.reject(grpcError(Code.UNAVAILABLE)))).rejects.toBeDefined();
-    expect((await cache.get('other', async () => ({ ok: 1 }))).status).toBe('MISS');
+    expect((await cache.get('other', () => Promise.resolve({ ok: 1 }))).status).toBe('MISS');
   });
 });
 

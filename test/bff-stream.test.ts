@@ -132,7 +132,7 @@ describe('room stream', () => {
     await closeAll([a]);
     expect(fast.bff.stream.stats.subscriptions).toBe(before + 1);
     await closeAll([b]);
-    await until('the subscription to end', async () => fast.bff.stream.stats.subscriptions, (n) => n === before);
+    await until('the subscription to end', () => fast.bff.stream.stats.subscriptions, (n) => n === before);
   });
 
   it('delivers every event, in order, to 500 connections in one room (JSON and protobuf clients)', async () => {
@@ -151,7 +151,7 @@ describe('room stream', () => {
       }
     }
     await pub.flush();
-    await until('every client to have every event', async () => clients.filter((c) => c.events.length >= sent.length).length, (n) => n === clients.length, 20_000);
+    await until('every client to have every event', () => clients.filter((c) => c.events.length >= sent.length).length, (n) => n === clients.length, 20_000);
     for (const c of clients) {
       expect(c.events.map((e) => e.seq)).toEqual(sent);
       expect(c.dropped).toBe(0);
@@ -174,8 +174,8 @@ describe('room stream', () => {
       if (i % 100 === 99) await pub.flush();
     }
     await pub.flush();
-    await until('the stalled client to be dropped', async () => paced.bff.stream.stats.slowDisconnects, (n) => n === slowBefore + 1, 20_000);
-    await until('the readers to get every gift', async () => Math.min(...readers.map((r) => r.events.length)), (n) => n === sent.length, 20_000);
+    await until('the stalled client to be dropped', () => paced.bff.stream.stats.slowDisconnects, (n) => n === slowBefore + 1, 20_000);
+    await until('the readers to get every gift', () => Math.min(...readers.map((r) => r.events.length)), (n) => n === sent.length, 20_000);
     for (const r of readers) expect(r.events.map((e) => e.seq)).toEqual(sent);
     stalled.ws.resume();
     expect((await stalled.closed).code).toBeOneOf([CLOSE_SLOW_CONSUMER, 1006]);
@@ -189,8 +189,8 @@ describe('room stream', () => {
     for (let i = 0; i < 30; i++) gifts.push(pub.gift(roomId));
     for (let i = 0; i < 1000; i++) pub.chat(roomId);
     await pub.flush();
-    await until('every gift', async () => client.events.filter((e) => e.type === 'gift').length, (n) => n === 30, 10_000);
-    await until('every chat to be delivered or counted as dropped', async () => client.events.filter((e) => e.type === 'chat').length + client.dropped, (n) => n === 1000, 10_000);
+    await until('every gift', () => client.events.filter((e) => e.type === 'gift').length, (n) => n === 30, 10_000);
+    await until('every chat to be delivered or counted as dropped', () => client.events.filter((e) => e.type === 'chat').length + client.dropped, (n) => n === 1000, 10_000);
     expect(client.events.filter((e) => e.type === 'gift').map((e) => e.seq)).toEqual(gifts);
     const chats = client.events.filter((e) => e.type === 'chat').length;
     // 100 events/s in 100 ms ticks: at most 20 events per tick (one tick of carry-over); the first
@@ -211,14 +211,14 @@ describe('room stream', () => {
       pub.chat(roomId);
       const gift = pub.gift(roomId);
       await pub.flush();
-      await until('the gift', async () => client.events, (e) => e.some((x) => x.seq === gift));
+      await until('the gift', () => client.events, (e) => e.some((x) => x.seq === gift));
       expect(client.events.map((e) => e.type)).toEqual(['gift']);
     } finally {
       await switches.set('stream.chat', false, '1', 'test');
     }
     const chat = pub.chat(roomId);
     await pub.flush();
-    await until('chat again', async () => client.events, (e) => e.some((x) => x.seq === chat));
+    await until('chat again', () => client.events, (e) => e.some((x) => x.seq === chat));
     await closeAll([client]);
   });
 
@@ -246,10 +246,10 @@ describe('room stream', () => {
   it('says so when recent messages cannot be replayed (Chat down) and goes on with live events', async () => {
     const roomId = await newRoom();
     const client = await openStream(fast.base, roomId, 'resume=1');
-    await until('the replay outcome', async () => client.control, (c) => c.some((m) => m.type === 'replay_failed'));
+    await until('the replay outcome', () => client.control, (c) => c.some((m) => m.type === 'replay_failed'));
     const s = pub.chat(roomId);
     await pub.flush();
-    await until('the live event', async () => client.events, (e) => e.some((x) => x.seq === s));
+    await until('the live event', () => client.events, (e) => e.some((x) => x.seq === s));
     await closeAll([client]);
   });
 });

@@ -136,7 +136,7 @@ describe('POST /v1/rooms/:id/gifts', () => {
     const fan = { ...(await bff.auth('7704', 'viewer', 'Top Fan')), 'idempotency-key': 'gift-w-0005' };
     const sent = await send(bff.base, 'POST', `/v1/rooms/${liveRoom}/gifts`, { giftId: roseId, count: 50 }, fan);
     expect(sent.status).toBe(201);
-    await until('the barrage', async () => stream.events, (e) => e.some((x) => x.type === 'gift'));
+    await until('the barrage', () => stream.events, (e) => e.some((x) => x.type === 'gift'));
     const screen = await until('the ranking on the room screen', async () => json(await fetch(`${bff.base}/v1/rooms/${liveRoom}`)), (s) =>
       (s.ranking ?? []).some((r: { userId: string }) => r.userId === '7704'),
     );

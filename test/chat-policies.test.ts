@@ -23,10 +23,10 @@ describe('a policy change racing a policy read (unit)', () => {
         if (++reads === 1) await new Promise<void>((resolve) => (releaseRead = resolve));
         return stored;
       },
-      setPolicy: async () => ({ ok: true as const, policy: { ...stored, chatClosed: true, version: '6' }, version: '6' }),
-      nextSeq: async () => 1,
+      setPolicy: () => Promise.resolve({ ok: true as const, policy: { ...stored, chatClosed: true, version: '6' }, version: '6' }),
+      nextSeq: () => Promise.resolve(1),
     } as unknown as ConstructorParameters<typeof Policies>[1];
-    const rooms = { get: async (id: string) => ({ roomId: id, streamerId: '9', live: true, version: '1' }) } as unknown as ConstructorParameters<typeof Policies>[0];
+    const rooms = { get: (id: string) => Promise.resolve({ roomId: id, streamerId: '9', live: true, version: '1' }) } as unknown as ConstructorParameters<typeof Policies>[0];
     const bus = { publish: () => new Uint8Array() } as unknown as ConstructorParameters<typeof Policies>[2];
     const policies = new Policies(rooms, store, bus, { ttlMs: 60_000, max: 10 });
 
@@ -66,7 +66,7 @@ describe('SendMessage while the room policy is being set (service)', () => {
       const sends = Array.from({ length: 200 }, (_, i) =>
         api.sendMessage({ roomId, text: `hello ${round}-${i}`, clientMessageId: `pol-${round}-${i}`, senderName: 'racer' }, as(String(++user), 'viewer')).then(
           (res) => res.outcome,
-          async (err: unknown) => {
+          async (err: Error) => {
             const f = await refusal(Promise.reject(err));
             if (f.code === 'INTERNAL') internal.push(f.message);
             return f.code;

@@ -8,6 +8,7 @@
  */
 process.env.GRPC_NODE_USE_ALTERNATIVE_RESOLVER = 'true';
 
+/* eslint-disable @typescript-eslint/no-explicit-any -- parsed YAML (compose files, Kubernetes objects) is walked field by field; the schema validation is what types it */
 import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -717,7 +718,7 @@ describe('DNS discovery (a Kubernetes headless Service, reproduced with a test D
     // again, which is the mechanism under test. Check is retried like a read, as reads are.
     const LABEL = 'deploy-dns-test';
     const client = createLbClient(HealthClient, `dns://127.0.0.1:${dns.port}/${NAME}:${port}`, { name: LABEL, reresolveIntervalMs: 0, idempotent: ['Check'] });
-    cleanups.push(async () => client.close());
+    cleanups.push(() => Promise.resolve().then(() => client.close()));
     const endpoints = () => lbSnapshot().balancers.find((b) => b.name === LABEL)?.endpoints ?? [];
     const picks = (ip: string) => endpoints().find((e) => e.address === `${ip}:${port}`)?.picks ?? 0;
 

@@ -1,7 +1,6 @@
 import { status as Code, type ServiceError } from '@grpc/grpc-js';
 import mysql from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import type { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
 import { badRequestOf, errorInfoOf } from '../kit/grpc-errors.js';
 import { mysqlOptions } from '../kit/mysql.js';
 import { as, call, useRoomServer } from './support/room.js';

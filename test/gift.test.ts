@@ -100,7 +100,7 @@ describe('SendGift', () => {
     );
     expect(board.entries.find((e) => e.userId === viewer)?.scoreMinor).toBe('300');
     const mine = () => barrages.events().filter((e) => e.gift?.orderId === res.order?.orderId);
-    await until('the barrage', async () => mine().length, (n) => n >= 1);
+    await until('the barrage', () => mine().length, (n) => n >= 1);
     expect(mine()).toHaveLength(1);
     barrages.stream.cancel();
   });

@@ -52,17 +52,15 @@ describe('GroupCommit', () => {
   });
 
   it("gives each item its own outcome; a batch that throws fails its items, one that answers too few fails with a clear error", async () => {
-    const mixed = new GroupCommit<number, number>(async (items) => items.map((i) => (i % 2 ? failed(new Error(`odd ${i}`)) : ok(i * 10))), { maxBatch: 10, concurrency: 1 });
+    const mixed = new GroupCommit<number, number>((items) => Promise.resolve(items.map((i) => (i % 2 ? failed(new Error(`odd ${i}`)) : ok(i * 10)))), { maxBatch: 10, concurrency: 1 });
     const results = await Promise.allSettled([1, 2, 3, 4].map((i) => mixed.submit(i)));
     expect(results.map((x) => (x.status === 'fulfilled' ? x.value : (x.reason as Error).message))).toEqual(['odd 1', 20, 'odd 3', 40]);
 
-    const broken = new GroupCommit<number, number>(async () => {
-      throw new Error('connection lost');
-    }, { maxBatch: 10, concurrency: 1 });
+    const broken = new GroupCommit<number, number>(() => Promise.reject(new Error('connection lost')), { maxBatch: 10, concurrency: 1 });
     const lost = await Promise.allSettled([1, 2].map((i) => broken.submit(i)));
     expect(lost.map((x) => x.status === 'rejected' && (x.reason as Error).message)).toEqual(['connection lost', 'connection lost']);
 
-    const short = new GroupCommit<number, number>(async () => [ok(1)], { maxBatch: 10, concurrency: 1 });
+    const short = new GroupCommit<number, number>(() => Promise.resolve([ok(1)]), { maxBatch: 10, concurrency: 1 });
     const answered = await Promise.allSettled([1, 2].map((i) => short.submit(i)));
     expect(answered[0]).toEqual({ status: 'fulfilled', value: 1 });
     expect(answered[1]?.status === 'rejected' && (answered[1].reason as Error).message).toMatch(/returned 1 outcomes for 2 items/);

@@ -20,9 +20,9 @@ beforeAll(async () => {
   const log = createLogger({ service: 'decode-test', replica: 'r1', level: 'silent' });
   host = new ServiceHost('decode-test', config, log);
   host.addService(RankingServiceService, {
-    getRoomRanking: unary(log, async (req: GetRoomRankingRequest) => {
+    getRoomRanking: unary(log, (req: GetRoomRankingRequest) => {
       handled++;
-      return GetRoomRankingResponse.fromPartial({ totalEntries: req.roomId });
+      return Promise.resolve(GetRoomRankingResponse.fromPartial({ totalEntries: req.roomId }));
     }),
   });
   const port = await host.listen();

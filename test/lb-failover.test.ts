@@ -15,7 +15,7 @@ import { as, call } from './support/room.js';
  */
 const iso = isolate('lbfailover');
 const NAME = 'room-failover-test';
-let replicas: Replica[] = [];
+const replicas: Replica[] = [];
 let ports: number[] = [];
 
 beforeAll(async () => {

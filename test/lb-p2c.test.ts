@@ -27,8 +27,8 @@ describe('moving averages', () => {
 
 describe('score', () => {
   it('is latency × (in-flight + 1) / (1 − load) / success', () => {
-    const { clock, chooser, endpoints } = testChooser(1);
-    const [a] = endpoints as [ReturnType<typeof chooser.create>];
+    const { clock, endpoints } = testChooser(1);
+    const [a] = endpoints as [(typeof endpoints)[number]];
     a.onEnd(clock.t, { failed: false, latencyMs: 8, load: 0.5 });
     a.onStart();
     a.onStart();
@@ -38,8 +38,8 @@ describe('score', () => {
   });
 
   it('prefers lower latency, fewer calls in flight and lower server load', () => {
-    const { clock, chooser, endpoints } = testChooser(2);
-    const [a, b] = endpoints as [ReturnType<typeof chooser.create>, ReturnType<typeof chooser.create>];
+    const { clock, endpoints } = testChooser(2);
+    const [a, b] = endpoints as [(typeof endpoints)[number], (typeof endpoints)[number]];
     clock.advance(5000);
     const pool = { latencyMs: 5, load: 0.3, inflight: 0 };
     a.onEnd(clock.t, { failed: false, latencyMs: 5, load: 0.3 });
@@ -57,8 +57,8 @@ describe('score', () => {
   });
 
   it('counts only overload and transport failures against success; business errors are successes', () => {
-    const { clock, chooser, endpoints } = testChooser(1);
-    const [a] = endpoints as [ReturnType<typeof chooser.create>];
+    const { clock, endpoints } = testChooser(1);
+    const [a] = endpoints as [(typeof endpoints)[number]];
     for (let i = 0; i < 20; i++) a.onEnd(clock.t, { failed: false, latencyMs: 1 }); // e.g. NOT_FOUND
     expect(a.successAt(clock.t)).toBe(1);
     for (let i = 0; i < 3; i++) a.onEnd(clock.t, { failed: true });
@@ -86,7 +86,7 @@ describe('score', () => {
 describe('stale or missing information', () => {
   it('a load report fades towards the pool mean as it ages', () => {
     const { clock, chooser, endpoints } = testChooser(1, { loadTauMs: 2000 });
-    const [a] = endpoints as [ReturnType<typeof chooser.create>];
+    const [a] = endpoints as [(typeof endpoints)[number]];
     a.onEnd(clock.t, { failed: false, latencyMs: 1, load: 0.9 });
     expect(a.effectiveLoad(clock.t, 0.3)).toBeCloseTo(0.9, 9);
     clock.advance(2000);
@@ -99,7 +99,7 @@ describe('stale or missing information', () => {
 
   it('an endpoint not picked for 3 s gets exactly one forced pick', () => {
     const { clock, chooser, endpoints } = testChooser(3);
-    const [, , c] = endpoints as Array<ReturnType<typeof chooser.create>>;
+    const [, , c] = endpoints;
     // c is so slow it loses every comparison it is part of.
     c!.onEnd(clock.t, { failed: false, latencyMs: 10_000 });
     const picksOfC = () => c!.picks;
@@ -156,7 +156,7 @@ describe('stale or missing information', () => {
 describe('ejection', () => {
   it('an endpoint whose success collapsed is avoided, then tried again as its record ages', () => {
     const { clock, chooser, endpoints } = testChooser(3);
-    const [a, b, c] = endpoints as Array<ReturnType<typeof chooser.create>>;
+    const [a, b, c] = endpoints;
     for (let i = 0; i < 10; i++) c!.onEnd(clock.t, { failed: true });
     expect(c!.avoided(clock.t, chooser.pool)).toBe(true);
     for (let i = 0; i < 300; i++) {
@@ -172,7 +172,7 @@ describe('ejection', () => {
 
   it('an endpoint reporting load over 90% is avoided', () => {
     const { clock, chooser, endpoints } = testChooser(3);
-    const [, , c] = endpoints as Array<ReturnType<typeof chooser.create>>;
+    const [, , c] = endpoints;
     for (const e of endpoints) e.onEnd(clock.t, { failed: false, latencyMs: 1, load: 0.4 });
     c!.onEnd(clock.t, { failed: false, latencyMs: 1, load: 0.97 });
     for (let i = 0; i < 200; i++) {

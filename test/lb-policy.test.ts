@@ -205,7 +205,7 @@ describe('configuration', () => {
     expect(config.loadBalancingConfig).toEqual([{ livemesh_p2c: { name: 'livemesh.room.v1.RoomService' } }]);
     const [all, reads] = config.methodConfig;
     expect(all?.timeout).toEqual({ seconds: 2, nanos: 500_000_000 });
-    const retried = reads!.name!.map((n) => n.method);
+    const retried = reads!.name.map((n) => n.method);
     expect(retried).toEqual(expect.arrayContaining(['GetRoom', 'BatchGetRooms', 'ListLiveRooms']));
     // CreateRoom must carry request_id, so a resend returns the room the first attempt made.
     expect(retried).toContain('CreateRoom');

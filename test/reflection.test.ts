@@ -198,7 +198,7 @@ describe('server reflection', () => {
       // A failed RPC exits with its code shifted by three; below 8 is buf's own failure (a decode error).
       expect(res.code ?? 0, `${method.name}: ${res.stderr}`).toBeGreaterThanOrEqual(8);
       const err = bufError(res.stderr);
-      const code = (res.code ?? 0) >> 3;
+      const code = ((res.code ?? 0) >> 3) as Code;
       expect([Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS], `${method.name}: ${err.message}`).not.toContain(code);
       // A handler's refusal carries ErrorInfo; only grpc-js's own "not implemented" does not.
       if (code !== Code.UNIMPLEMENTED) expect(errorInfoOf(err)?.reason, method.name).toBeTruthy();

@@ -32,8 +32,7 @@ import type { Upstreams } from '../upstreams.js';
 import { Frame, kindOf, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
 
 export const CLOSE_SLOW_CONSUMER = 4008;
-export const CLOSE_GOING_AWAY = 1001;
-export const CLOSE_HEARTBEAT = 4000;
+const CLOSE_GOING_AWAY = 1001;
 
 export interface StreamSettings extends FeedLimits {
   /** Deadline of the upstream calls a connection makes (room check, replay). */

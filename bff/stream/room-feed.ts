@@ -208,7 +208,7 @@ export class RoomFeed {
 }
 
 /** k distinct indexes out of n, uniformly, in increasing order (so sampled chat keeps its order). */
-export function sampleIndexes(n: number, k: number): number[] {
+function sampleIndexes(n: number, k: number): number[] {
   if (k <= 0) return [];
   const picked = new Set<number>();
   // Floyd's algorithm: k iterations, no array of size n.

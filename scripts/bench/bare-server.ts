@@ -7,7 +7,7 @@
  * `node dist/scripts/bench/bare-server.js [port]` (or PORT=...); 0 or nothing picks a free port.
  * Prints one JSON line `{"port":N}` once it listens; SIGTERM/SIGINT shut it down gracefully.
  */
-import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthService, type HealthCheckResponse } from '../../gen/ts/grpc/health/v1/health.js';
 import { ECHO_SERVICE } from './echo.js';
 
@@ -23,8 +23,8 @@ const serving: HealthCheckResponse = { status: Serving.SERVING };
 const impl = {
   check: (_call: unknown, callback: (err: null, res: HealthCheckResponse) => void) => callback(null, serving),
 };
-server.addService(HealthService, impl as unknown as UntypedServiceImplementation);
-server.addService(ECHO_SERVICE, { echo: (call: { request: Buffer }, callback: (err: null, res: Buffer) => void) => callback(null, call.request) } as unknown as UntypedServiceImplementation);
+server.addService(HealthService, impl);
+server.addService(ECHO_SERVICE, { echo: (call: { request: Buffer }, callback: (err: null, res: Buffer) => void) => callback(null, call.request) });
 
 const bound = await new Promise<number>((resolve, reject) =>
   server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

@@ -25,19 +25,14 @@ import mysql from 'mysql2/promise';
 import {
   GiftServiceClient,
   OrderState,
-  type GetOrderRequest,
-  type GetOrderResponse,
-  type ListRoomGiftsRequest,
   type ListRoomGiftsResponse,
   type SendGiftRequest,
   type SendGiftResponse,
-  type UpsertGiftRequest,
-  type UpsertGiftResponse,
 } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { LedgerServiceClient } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { RoomServiceClient, type CreateRoomRequest, type CreateRoomResponse } from '../../gen/ts/livemesh/room/v1/room.js';
+import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { encodeGiftList } from '../../services/gift/store/redis-catalog.js';
-import { serviceClient } from '../../kit/clients.js';
+import { serviceClient, type RequestOf, type ResponseOf, type UnaryMethod } from '../../kit/clients.js';
 import { DEV_AUTH_DIR } from '../../kit/config.js';
 import { MeshCredentials } from '../../kit/credentials.js';
 import type { Role } from '../../kit/identity.js';
@@ -74,8 +69,9 @@ const viewerMd = (v: number) => md(String(VIEWER_BASE + v), 'viewer');
 let benchCredentials: MeshCredentials | undefined;
 const credentialsOfBff = () => (benchCredentials ??= MeshCredentials.load('bff', { AUTH_PUBLIC_KEYS_DIR: join(DEV_AUTH_DIR, 'public'), AUTH_SIGNING_KEY: '', GRPC_TLS_DIR: '' }));
 
-function rpc<Req, Res>(fn: (req: Req, m: Metadata, cb: (err: ServiceError | null, res: Res) => void) => unknown, self: unknown, req: Req, m: Metadata): Promise<Res> {
-  return new Promise((resolve, reject) => fn.call(self, req, m, (err: ServiceError | null, res: Res) => (err ? reject(err) : resolve(res))));
+function rpc<C extends object, M extends UnaryMethod<C>>(client: C, method: M, req: RequestOf<C, M>, m: Metadata): Promise<ResponseOf<C, M>> {
+  const fn = (client as Record<string, unknown>)[method] as (req: RequestOf<C, M>, m: Metadata, cb: (err: ServiceError | null, res: ResponseOf<C, M>) => void) => unknown;
+  return new Promise((resolve, reject) => fn.call(client, req, m, (err: ServiceError | null, res: ResponseOf<C, M>) => (err ? reject(err) : resolve(res))));
 }
 
 interface EchoStub {
@@ -149,28 +145,28 @@ async function seed(mesh: Mesh, giftC: GiftServiceClient): Promise<World> {
   const ledgerC = serviceClient(LedgerServiceClient, mesh.addresses('ledger').join(','), credentialsOfBff());
   const giftIds: string[] = [];
   for (let i = 0; i < 30; i++) {
-    const res = await rpc<UpsertGiftRequest, UpsertGiftResponse>(giftC.upsertGift, giftC, { gift: { giftId: '0', name: `gift ${i}`, priceMinor: '10', iconKey: `icons/2026/gift-${i}@3x.png`, effectKey: `fx-${i % 5}`, status: 1, version: '0', updateTime: undefined }, expectedVersion: '0' }, admin());
+    const res = await rpc(giftC, 'upsertGift', { gift: { giftId: '0', name: `gift ${i}`, priceMinor: '10', iconKey: `icons/2026/gift-${i}@3x.png`, effectKey: `fx-${i % 5}`, status: 1, version: '0', updateTime: undefined }, expectedVersion: '0' }, admin());
     giftIds.push(res.gift!.giftId);
   }
-  await rpc(giftC.upsertGiftGroup, giftC, { giftGroup: { giftGroupId: '0', name: 'standard', giftIds, isDefault: true, version: '0', updateTime: undefined }, expectedVersion: '0' }, admin());
+  await rpc(giftC, 'upsertGiftGroup', { giftGroup: { giftGroupId: '0', name: 'standard', giftIds, isDefault: true, version: '0', updateTime: undefined }, expectedVersion: '0' }, admin());
   const roomIds: string[] = [];
   for (let i = 0; i < ROOMS; i++) {
     const streamer = md(String(STREAMER_BASE + i), 'streamer');
-    const r = await rpc<CreateRoomRequest, CreateRoomResponse>(roomC.createRoom, roomC, { streamerId: '0', title: `room ${i}`, category: 'music', coverKey: '', notice: '', requestId: `b${i}` }, streamer);
-    await rpc(roomC.startLive, roomC, { roomId: r.room!.roomId }, streamer);
+    const r = await rpc(roomC, 'createRoom', { streamerId: '0', title: `room ${i}`, category: 'music', coverKey: '', notice: '', requestId: `b${i}` }, streamer);
+    await rpc(roomC, 'startLive', { roomId: r.room!.roomId }, streamer);
     roomIds.push(r.room!.roomId);
   }
   for (let i = 0; i < VIEWERS; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, VIEWERS - i) }, (_, j) =>
-        rpc(ledgerC.topUp, ledgerC, { ownerId: String(VIEWER_BASE + i + j), amountMinor: '100000000', paymentReference: `bench-${i + j}`, provider: 'bench' }, admin()),
+        rpc(ledgerC, 'topUp', { ownerId: String(VIEWER_BASE + i + j), amountMinor: '100000000', paymentReference: `bench-${i + j}`, provider: 'bench' }, admin()),
       ),
     );
     if (i % 500 === 0) say(`seeding: ${i + 50}/${VIEWERS} viewers topped up`);
   }
   // A freshly started replica learns of rooms and gifts through events; wait until a send to the
   // last room is accepted, so the measurement does not start on a half-warm cache.
-  const list = await rpc<ListRoomGiftsRequest, ListRoomGiftsResponse>(giftC.listRoomGifts, giftC, { roomId: roomIds[ROOMS - 1]!, ifNoneMatch: '' }, viewerMd(0));
+  const list = await rpc(giftC, 'listRoomGifts', { roomId: roomIds[ROOMS - 1]!, ifNoneMatch: '' }, viewerMd(0));
   return { giftIds, roomIds, list, closers: [roomC, ledgerC] };
 }
 
@@ -252,7 +248,7 @@ async function timesToDone(giftC: GiftServiceClient, orderIds: string[]): Promis
   const deadline = Date.now() + 60_000;
   for (const orderId of orderIds) {
     for (;;) {
-      const o = (await rpc<GetOrderRequest, GetOrderResponse>(giftC.getOrder, giftC, { orderId }, admin())).order;
+      const o = (await rpc(giftC, 'getOrder', { orderId }, admin())).order;
       if (o?.state === OrderState.ORDER_STATE_DONE && o.endTime && o.createTime) {
         doneMs.push(o.endTime.getTime() - o.createTime.getTime());
         break;

@@ -12,7 +12,6 @@
  * BENCH_KIT_SERVICE: the name the host runs under, which is the audience its tokens must name
  * (default `bench-kit`; a mesh service's name such as `room` for its development certificate).
  */
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { runService } from '../../kit/server.js';
 import { ECHO_SERVICE } from './echo.js';
 
@@ -21,8 +20,9 @@ if (process.argv[2] !== undefined) process.env.PORT = process.argv[2];
 const host = await runService({
   name: process.env.BENCH_KIT_SERVICE || 'bench-kit',
   configShape: {},
-  wire: async (h) => {
-    h.addService(ECHO_SERVICE, { echo: (call: { request: Buffer }, callback: (err: null, res: Buffer) => void) => callback(null, call.request) } as unknown as UntypedServiceImplementation);
+  wire: (h) => {
+    h.addService(ECHO_SERVICE, { echo: (call: { request: Buffer }, callback: (err: null, res: Buffer) => void) => callback(null, call.request) });
+    return Promise.resolve();
   },
 });
 // Started by the benchmark with an IPC channel: drain and go away with the parent, even if it is killed.

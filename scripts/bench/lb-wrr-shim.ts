@@ -19,7 +19,7 @@ export const WRR_SHIM_POLICY = 'bench_wrr_predecoded_orca';
 const PARSED_KEY = 'grpc_orca_load_report';
 
 /** The report in the shape orca.ts's proto-loader gives (keepCase, defaults). */
-export function predecodeOrca(trailers: Metadata): void {
+function predecodeOrca(trailers: Metadata): void {
   const raw = trailers.get(ORCA_TRAILER_KEY)[0];
   if (!(raw instanceof Buffer) || trailers.getOpaque(PARSED_KEY)) return;
   const r = OrcaLoadReport.decode(raw);

@@ -27,7 +27,7 @@
  */
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { credentials, Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import mysql from 'mysql2/promise';
 import { pino } from 'pino';
 import { Asset } from '../../gen/ts/livemesh/common/v1/common.js';
@@ -37,6 +37,7 @@ import type { Role } from '../../kit/identity.js';
 import { createMysqlPool, mysqlOptions, quoteIdent } from '../../kit/mysql.js';
 import { fromRoot, repoRoot } from '../../kit/paths.js';
 import { ServiceHost, type KitConfigValues } from '../../kit/server.js';
+import { GrpcCallError } from '../../kit/grpc-errors.js';
 import { Asset as DomainAsset, Kind } from '../../services/ledger/model.js';
 import { ledgerConfigShape, wireLedger, type LedgerConfig, type LedgerParts } from '../../services/ledger/service.js';
 import type { TransferCommand } from '../../services/ledger/store/transfer-engine.js';
@@ -105,7 +106,7 @@ function fireOf(op: () => Promise<unknown>, firstError: { message: string }): Fi
       () => done(null),
       (err: unknown) => {
         firstError.message ||= (err as Error).message;
-        done(typeof (err as ServiceError).code === 'number' ? (err as ServiceError) : Object.assign(new Error((err as Error).message), { code: Code.UNKNOWN, details: '', metadata: new Metadata() }));
+        done(GrpcCallError.from(err));
       },
     );
 }

@@ -4,7 +4,7 @@ import type { Rng } from '../random.js';
 import type { Mesh } from '../mesh.js';
 import type { ChaosInfra } from './private-infra.js';
 
-export const FAULT_KINDS = ['kill-replica', 'mysql-kill-connections', 'mysql-cut', 'nats-restart', 'redis-pause'] as const;
+const FAULT_KINDS = ['kill-replica', 'mysql-kill-connections', 'mysql-cut', 'nats-restart', 'redis-pause'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** One fault as it happened: from the moment it was injected until everything it broke was back. */
@@ -89,7 +89,7 @@ export async function inject(kind: FaultKind, ctx: FaultContext): Promise<FaultR
  * proxy): what a DBA's kill, a failover or a server-side timeout does to a pool. Nobody else's
  * sessions are touched.
  */
-export async function killMysqlConnections(conn: Connection, database: string): Promise<number> {
+async function killMysqlConnections(conn: Connection, database: string): Promise<number> {
   const [rows] = await conn.query('SELECT id FROM information_schema.processlist WHERE (db = ? OR db LIKE ?) AND id <> CONNECTION_ID()', [database, `${database.replace(/_/g, '\\_')}\\_%`]);
   let killed = 0;
   for (const { id } of rows as Array<{ id: number }>) {

@@ -169,7 +169,7 @@ async function boards(c: MeshClients, roomIds: string[], period: RankingPeriod):
   for (const roomId of roomIds) {
     const asked = Date.now();
     for (let attempt = 0; ; attempt++) {
-      const res = await unary(c.ranking, c.ranking.getRoomRanking, GetRoomRankingRequest.fromPartial({ roomId, period, limit: 100 }), as('1', 'admin'), 10_000);
+      const res = await unary(c.ranking, 'getRoomRanking', GetRoomRankingRequest.fromPartial({ roomId, period, limit: 100 }), as('1', 'admin'), 10_000);
       if (!res.value) throw new Error(`GetRoomRanking ${roomId}: ${res.code} ${res.error?.details ?? ''}`);
       if ((res.value.snapshotTime?.getTime() ?? 0) >= asked || attempt >= 20) {
         out.set(roomId, new Map(res.value.entries.map((e) => [e.userId, BigInt(e.scoreMinor)])));
@@ -183,7 +183,7 @@ async function boards(c: MeshClients, roomIds: string[], period: RankingPeriod):
 
 /** The Ledger's own cross-shard check, as a second opinion beside the independent recount. */
 async function ledgerAgrees(c: MeshClients): Promise<Check> {
-  const res = await unary(c.ledger, c.ledger.checkInvariants, CheckInvariantsRequest.fromPartial({}), as('1', 'admin'), 30_000);
+  const res = await unary(c.ledger, 'checkInvariants', CheckInvariantsRequest.fromPartial({}), as('1', 'admin'), 30_000);
   const v = res.value;
   if (!v) return { name: "the Ledger's CheckInvariants agrees", holds: false, details: [], violations: [`CheckInvariants: ${res.code} ${res.error?.details ?? ''}`] };
   return {

@@ -69,7 +69,7 @@ const EFFECTS = ['', 'EXP', 'BARRAGE', 'RANKING', 'COMBO'];
 type Row = Record<string, unknown>;
 
 /** The Ledger shard databases of a run: `<database>_ledger_shard<N>`, as the mesh names them. */
-export function ledgerDatabasePattern(database: string): string {
+function ledgerDatabasePattern(database: string): string {
   return `${database}_ledger_shard`.replace(/_/g, '\\_') + '%';
 }
 

@@ -7,7 +7,7 @@ import type { RpcOutcome } from './grpc-target.js';
 import { TRUNCATED, type HttpOutcome } from './http-target.js';
 
 /** Codes no input may produce: a thrown non-domain error, a broken invariant, a lost message. */
-export const FAILING_CODES: ReadonlySet<Code> = new Set([Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS]);
+const FAILING_CODES: ReadonlySet<Code> = new Set([Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS]);
 
 /** "INVALID_ARGUMENT" for 3. */
 export function codeName(code: number): string {
@@ -26,7 +26,7 @@ export function rpcFailure(o: RpcOutcome): string | undefined {
  * Answers a credential that must be refused may get: UNAUTHENTICATED, or what the transport or
  * the host says before any check (a replica going away, a deadline, a cancel, load shed).
  */
-export const REFUSAL_CODES: ReadonlySet<Code> = new Set([Code.UNAUTHENTICATED, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.CANCELLED, Code.RESOURCE_EXHAUSTED]);
+const REFUSAL_CODES: ReadonlySet<Code> = new Set([Code.UNAUTHENTICATED, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.CANCELLED, Code.RESOURCE_EXHAUSTED]);
 
 /**
  * Why the answer to a call with a credential that must be refused (`why`: expired, forged, for

@@ -11,7 +11,7 @@ import { descriptorSetPath } from '../../kit/reflection.js';
 import { errorInfoOf } from '../../kit/grpc-errors.js';
 
 /** The services whose every RPC the fuzzer calls. */
-export const FUZZED_PACKAGES = ['livemesh.room.v1', 'livemesh.gift.v1', 'livemesh.ledger.v1', 'livemesh.chat.v1', 'livemesh.ranking.v1'];
+const FUZZED_PACKAGES = ['livemesh.room.v1', 'livemesh.gift.v1', 'livemesh.ledger.v1', 'livemesh.chat.v1', 'livemesh.ranking.v1'];
 
 export interface RpcTarget {
   /** `livemesh.room.v1.RoomService/GetRoom` */

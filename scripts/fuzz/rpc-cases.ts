@@ -18,7 +18,7 @@ export interface RpcCase extends RpcCall {
 }
 
 /** The deadline an ordinary case gets: long enough that only a stuck server misses it. */
-export const NORMAL_DEADLINE_MS = 10_000;
+const NORMAL_DEADLINE_MS = 10_000;
 
 export function rpcCase(target: RpcTarget, rng: Rng, known: Known): RpcCase {
   const kind = rng.weighted<RpcCaseKind>([

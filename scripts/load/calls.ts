@@ -1,9 +1,10 @@
 import { status as Code, type CallOptions, type ClientUnaryCall, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { RequestOf, ResponseOf, UnaryMethod } from '../../kit/clients.js';
 import type { Role } from '../../kit/identity.js';
 import { asUser } from '../tokens.js';
 
 /** A generated client's unary method, in the (request, metadata, options, callback) form. */
-export type UnaryMethod<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
+type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
 
 /** What one call ended with: the gRPC code's name ("OK", "UNAVAILABLE", …), or "HTTP 200" / "HTTP NETWORK" for the BFF. */
 export interface CallResult<Res> {
@@ -18,10 +19,11 @@ export interface CallResult<Res> {
  * A unary call that never rejects: the load generator counts outcomes, it does not handle them, so
  * every error becomes its code name and the caller decides what it means (retry, or count).
  */
-export function unary<Req, Res>(self: unknown, fn: UnaryMethod<Req, Res>, req: Req, md: Metadata, timeoutMs: number): Promise<CallResult<Res>> {
+export function unary<C extends object, M extends UnaryMethod<C>>(client: C, method: M, req: RequestOf<C, M>, md: Metadata, timeoutMs: number): Promise<CallResult<ResponseOf<C, M>>> {
+  const fn = (client as Record<string, unknown>)[method] as Unary<RequestOf<C, M>, ResponseOf<C, M>>;
   return new Promise((resolve) => {
     try {
-      fn.call(self, req, md, { deadline: Date.now() + timeoutMs }, (err, res) =>
+      fn.call(client, req, md, { deadline: Date.now() + timeoutMs }, (err, res) =>
         resolve(err ? { code: Code[err.code] ?? `CODE_${err.code}`, error: err, message: err.details } : { code: 'OK', value: res }),
       );
     } catch (err) {

@@ -51,7 +51,7 @@ export async function sendGiftWithRetries(
   const md = as(record.senderId, 'viewer');
   for (let attempt = 0; attempt < policy.attempts; attempt++) {
     const startedAt = Date.now();
-    const res = await unary(c.gift, c.gift.sendGift, req, md, 5000);
+    const res = await unary(c.gift, 'sendGift', req, md, 5000);
     outcomes.record('gift.send', res.code, startedAt, res.message);
     record.attempts.push(res.code);
     record.outcome = res.code;

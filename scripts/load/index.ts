@@ -120,21 +120,21 @@ export async function startLoad(target: LoadTarget, opts: LoadOptions): Promise<
   const sendChat: Task = async (kind) => {
     const n = seq++;
     const req = SendMessageRequest.fromPartial({ roomId: pickRoom().roomId, text: `load message ${n}`, clientMessageId: `load-c-${n}` });
-    await timed(kind, () => unary(clients.chat, clients.chat.sendMessage, req, as(pickViewer(), 'viewer'), 5000));
+    await timed(kind, () => unary(clients.chat, 'sendMessage', req, as(pickViewer(), 'viewer'), 5000));
   };
 
   const roomRead = (): { kind: CallKind; run: Task } => {
     const viewer = as(pickViewer(), 'viewer');
     switch (random.below(3)) {
       case 0:
-        return { kind: 'room.get', run: (k) => timed(k, () => unary(clients.room, clients.room.getRoom, GetRoomRequest.fromPartial({ roomId: pickRoom().roomId }), viewer, 5000)) };
+        return { kind: 'room.get', run: (k) => timed(k, () => unary(clients.room, 'getRoom', GetRoomRequest.fromPartial({ roomId: pickRoom().roomId }), viewer, 5000)) };
       case 1: {
         const ids = world.rooms.filter(() => random.next() < 0.5).map((r) => r.roomId);
         const req = BatchGetRoomsRequest.fromPartial({ roomIds: ids.length > 0 ? ids : [pickRoom().roomId] });
-        return { kind: 'room.batchGet', run: (k) => timed(k, () => unary(clients.room, clients.room.batchGetRooms, req, viewer, 5000)) };
+        return { kind: 'room.batchGet', run: (k) => timed(k, () => unary(clients.room, 'batchGetRooms', req, viewer, 5000)) };
       }
       default:
-        return { kind: 'room.listLive', run: (k) => timed(k, () => unary(clients.room, clients.room.listLiveRooms, ListLiveRoomsRequest.fromPartial({ page: { pageSize: 20 } }), viewer, 5000)) };
+        return { kind: 'room.listLive', run: (k) => timed(k, () => unary(clients.room, 'listLiveRooms', ListLiveRoomsRequest.fromPartial({ page: { pageSize: 20 } }), viewer, 5000)) };
     }
   };
 

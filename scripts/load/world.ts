@@ -52,11 +52,11 @@ export async function createWorld(c: MeshClients, opts: WorldOptions): Promise<W
   const gifts: World['gifts'] = [];
   for (const [i, priceMinor] of GIFT_PRICES.entries()) {
     const req = UpsertGiftRequest.fromPartial({ gift: { giftId: '0', name: `load gift ${i + 1}`, priceMinor: String(priceMinor), status: 1 }, expectedVersion: '0' });
-    const res = await settle(`UpsertGift ${i + 1}`, () => unary(c.gift, c.gift.upsertGift, req, admin(), 5000));
+    const res = await settle(`UpsertGift ${i + 1}`, () => unary(c.gift, 'upsertGift', req, admin(), 5000));
     gifts.push({ giftId: res.gift?.giftId ?? '', priceMinor });
   }
   const group = UpsertGiftGroupRequest.fromPartial({ giftGroup: { giftGroupId: '0', name: 'load', giftIds: gifts.map((g) => g.giftId), isDefault: true }, expectedVersion: '0' });
-  await settle('UpsertGiftGroup', () => unary(c.gift, c.gift.upsertGiftGroup, group, admin(), 5000));
+  await settle('UpsertGiftGroup', () => unary(c.gift, 'upsertGiftGroup', group, admin(), 5000));
   log(`load: catalog of ${gifts.length} gifts`);
 
   const rooms: World['rooms'] = [];
@@ -64,10 +64,10 @@ export async function createWorld(c: MeshClients, opts: WorldOptions): Promise<W
     const streamerId = String(base + i);
     const md = as(streamerId, 'streamer');
     const created = await settle(`CreateRoom ${i}`, () =>
-      unary(c.room, c.room.createRoom, CreateRoomRequest.fromPartial({ title: `load room ${i}`, category: 'music', requestId: `load-room-${i}` }), md, 5000),
+      unary(c.room, 'createRoom', CreateRoomRequest.fromPartial({ title: `load room ${i}`, category: 'music', requestId: `load-room-${i}` }), md, 5000),
     );
     const roomId = created.room?.roomId ?? '';
-    await settle(`StartLive ${roomId}`, () => unary(c.room, c.room.startLive, StartLiveRequest.fromPartial({ roomId }), md, 5000));
+    await settle(`StartLive ${roomId}`, () => unary(c.room, 'startLive', StartLiveRequest.fromPartial({ roomId }), md, 5000));
     rooms.push({ roomId, streamerId });
   }
   log(`load: ${rooms.length} live rooms`);
@@ -77,7 +77,7 @@ export async function createWorld(c: MeshClients, opts: WorldOptions): Promise<W
     await Promise.all(
       viewers.slice(i, i + 20).map((ownerId) =>
         settle(`TopUp ${ownerId}`, () =>
-          unary(c.ledger, c.ledger.topUp, TopUpRequest.fromPartial({ ownerId, amountMinor: String(topUpMinor), paymentReference: `load-topup-${ownerId}`, provider: 'load' }), admin(), 5000),
+          unary(c.ledger, 'topUp', TopUpRequest.fromPartial({ ownerId, amountMinor: String(topUpMinor), paymentReference: `load-topup-${ownerId}`, provider: 'load' }), admin(), 5000),
         ),
       ),
     );

@@ -3,7 +3,7 @@ import { CommonErrorReason, commonErrorReasonToJSON } from '../../gen/ts/livemes
 import { DomainError, reasonName, type ErrorKind } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Chat-specific reason. */
-export const CHAT_DOMAIN = 'livemesh.chat';
+const CHAT_DOMAIN = 'livemesh.chat';
 
 function chatError(kind: ErrorKind, reason: ChatErrorReason, message: string, metadata: Record<string, string> = {}): DomainError {
   return new DomainError(kind, reasonName(chatErrorReasonToJSON, reason), message, { domain: CHAT_DOMAIN, metadata });

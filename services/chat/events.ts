@@ -9,7 +9,7 @@ import type { Policy } from './model.js';
  */
 
 /** Lowest first: a subscriber's minimum admits its own priority and every one after it. */
-export const PRIORITIES = ['low', 'normal', 'high', 'critical'] as const;
+const PRIORITIES = ['low', 'normal', 'high', 'critical'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
 /** Whether `p` is at or above `min` (the order of PRIORITIES). */
@@ -72,7 +72,7 @@ export interface EventBus {
 }
 
 /** The priority each kind of payload travels with (gifts before chat; notices never sampled). */
-export function priorityOf(payload: Payload): Priority {
+function priorityOf(payload: Payload): Priority {
   if ('gift' in payload) return 'high';
   if ('likes' in payload) return 'low';
   if ('chat' in payload) return 'normal';

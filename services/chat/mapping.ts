@@ -125,7 +125,7 @@ function toProtoPayload(p: Payload): Pick<RoomEvent, 'chat' | 'gift' | 'likes' |
  * kind this version does not know). UNSPECIFIED and unknown priorities read as NORMAL, as the
  * contract tells consumers to treat them.
  */
-export function fromProtoEvent(e: RoomEvent): ChatEvent | undefined {
+function fromProtoEvent(e: RoomEvent): ChatEvent | undefined {
   const payload = fromProtoPayload(e);
   if (!payload) return undefined;
   return { roomId: e.roomId, seq: e.seq, priority: PRIORITY_OF.get(e.priority) ?? 'normal', at: e.eventTime, payload };

@@ -11,7 +11,7 @@ import type { RoomDirectory } from './rooms.js';
 import type { ChatStore } from './ports.js';
 
 /** update_mask paths SetRoomPolicy accepts (proto names; JSON's lowerCamelCase is accepted too, see field-mask.ts). */
-export const POLICY_PATHS = ['min_level', 'slow_mode', 'chat_closed'] as const;
+const POLICY_PATHS = ['min_level', 'slow_mode', 'chat_closed'] as const;
 
 export interface PolicyChange {
   roomId: string;

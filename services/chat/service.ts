@@ -79,9 +79,9 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   const store = new RedisChatStore(redis);
   const bus = new NatsEventBus(nats, config.NATS_PREFIX, log);
   const roomC = roomClient(config.ROOM_ADDR, host.credentials);
-  host.onClose('room client', async () => roomC.close());
+  host.onClose('room client', () => roomC.close());
   const levelSource = new GrpcLevelSource(config.LEDGER_ADDR, host.credentials);
-  host.onClose('ledger client', async () => levelSource.close());
+  host.onClose('ledger client', () => levelSource.close());
 
   const rooms = new RoomDirectory(new CachedRoomDirectory(roomC, roomInfoOf, { ttlMs: config.CHAT_ROOM_CACHE_MS, max: 100_000, deadlineMs: 2000 }));
   const levels = new CachedLevels(levelSource, { ttlMs: config.CHAT_LEVEL_CACHE_MS, max: 200_000 });
@@ -97,7 +97,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   const notices = new LiveNotices(rooms, store, bus, (err, roomId) => log.warn({ err, roomId }, 'live notice failed'));
 
   const watch = watchRoomChanges(nats, config.NATS_PREFIX, (room) => notices.changed(roomInfoOf(room)), log);
-  host.onClose('room change watch', async () => watch.stop());
+  host.onClose('room change watch', () => watch.stop());
 
   const barrages = new Barrages(store, bus, levels, config.BARRAGE_MAX_AGE_MS, log);
   const consumer = await runGiftEffect(nats, config.NATS_PREFIX, {
@@ -115,7 +115,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
     log.warn({ err }, 'online count notices skipped this round'),
   );
   online.start();
-  host.onClose('online notices', async () => online.stop());
+  host.onClose('online notices', () => online.stop());
   likes.start(config.LIKE_FLUSH_MS);
   messages.start();
   // Streams end when the server stops accepting; once calls are done, the last likes and merge counts go out.

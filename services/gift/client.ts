@@ -96,7 +96,10 @@ const ACK_BATCH = 200;
 export function effectReporter(giftAddress: string, credentials: MeshCredentials, effect: OrderEffect, log: Logger, timeoutMs = 3000): { report: EffectReporter; close(): void } {
   if (!giftAddress) {
     return {
-      report: async (orderId) => void log.debug({ orderId, effect: orderEffectToJSON(effect) }, 'GIFT_ADDR unset: effect applied, AckOrderEffect skipped'),
+      report: (orderId) => {
+        log.debug({ orderId, effect: orderEffectToJSON(effect) }, 'GIFT_ADDR unset: effect applied, AckOrderEffect skipped');
+        return Promise.resolve();
+      },
       close: () => {},
     };
   }

@@ -2,7 +2,7 @@ import { GiftErrorReason, giftErrorReasonToJSON } from '../../gen/ts/livemesh/gi
 import { DomainError, reasonName, type ErrorKind } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Gift-specific reason. */
-export const GIFT_DOMAIN = 'livemesh.gift';
+const GIFT_DOMAIN = 'livemesh.gift';
 
 export const giftReason = (reason: GiftErrorReason) => reasonName(giftErrorReasonToJSON, reason);
 

@@ -72,11 +72,11 @@ export function giftHandlers({ catalog, sender, orders }: GiftUseCases, log: Log
     }),
     getOrder: unary(log, async (req, ctx) => ({ order: toProtoOrder(await orders.get(ctx.caller, req.orderId)) })),
     listOrders: unary(log, async (req, ctx) => {
-      const states = req.states.map((s, i) => {
+      const states = req.states.map<OrderState>((s, i) => {
         const state = fromProtoState(s);
         if (!state) throw invalidField(`states[${i}]`, 'must be a known OrderState');
         return state;
-      }) as OrderState[];
+      });
       const page = await orders.list(ctx.caller, {
         roomId: req.roomId,
         streamerId: req.streamerId,

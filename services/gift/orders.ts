@@ -7,11 +7,11 @@ import type { OrderStore } from './ports.js';
 import type { Recovery } from './recovery.js';
 
 /** Orders not DONE this long after creation are shown to a person (ListStuckOrders). */
-export const STUCK_AFTER_MS = 10 * 60 * 1000;
+const STUCK_AFTER_MS = 10 * 60 * 1000;
 /** The shortest age ListStuckOrders accepts: anything younger is a saga still running. */
 const MIN_STUCK_AGE_MS = 60 * 1000;
 /** Acks one AckOrderEffects call may carry. */
-export const MAX_ACKS = 1000;
+const MAX_ACKS = 1000;
 
 export interface Page<T> {
   items: T[];

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { GiftServiceService } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { int, list, port } from '../../kit/config.js';
-import { isPositiveInt64 } from '../../kit/identity.js';
 import { migrate } from '../../kit/migrate.js';
 import { createBatchingPool, createMysqlPool, databaseInUrl } from '../../kit/mysql.js';
 import { connectNats } from '../../kit/nats.js';
@@ -60,7 +59,7 @@ export const giftConfigShape = {
 
 export type GiftConfig = ServiceConfig<typeof giftConfigShape>;
 
-export const giftDatabase = (config: Pick<GiftConfig, 'MYSQL_DATABASE' | 'MYSQL_URL'>) => config.MYSQL_DATABASE ?? databaseInUrl(config.MYSQL_URL) ?? 'livemesh_gift';
+const giftDatabase = (config: Pick<GiftConfig, 'MYSQL_DATABASE' | 'MYSQL_URL'>) => config.MYSQL_DATABASE ?? databaseInUrl(config.MYSQL_URL) ?? 'livemesh_gift';
 
 /** Connects Gift's dependencies, migrates, starts its workers and registers it on the host. */
 export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<GiftUseCases & { relay: OutboxRelay; recovery: Recovery }> {
@@ -87,7 +86,7 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
 
   // The channels retry reads and keyed writes only: CreateTransfers is neither, and the saga's own idempotency covers it.
   const clients = { room: roomClient(config.ROOM_ADDR, host.credentials), ledger: ledgerClient(config.LEDGER_ADDR, host.credentials) };
-  host.onClose('grpc clients', async () => {
+  host.onClose('grpc clients', () => {
     clients.room.close();
     clients.ledger.close();
   });

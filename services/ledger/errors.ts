@@ -2,7 +2,7 @@ import { LedgerErrorReason as R, ledgerErrorReasonToJSON } from '../../gen/ts/li
 import { DomainError, reasonName, type ErrorKind, type FieldViolation } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Ledger-specific reason. */
-export const LEDGER_DOMAIN = 'livemesh.ledger';
+const LEDGER_DOMAIN = 'livemesh.ledger';
 
 function ledgerError(kind: ErrorKind, reason: R, message: string, metadata: Record<string, string> = {}, violations: FieldViolation[] = []): DomainError {
   return new DomainError(kind, reasonName(ledgerErrorReasonToJSON, reason), message, { domain: LEDGER_DOMAIN, metadata, violations });

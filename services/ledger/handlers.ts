@@ -88,7 +88,7 @@ export function ledgerHandlers(ledger: Ledger, log: Logger): LedgerServiceServer
       return {
         ok: r.ok,
         assets: r.assets.map((a) => ({
-          asset: a.asset as number,
+          asset: a.asset,
           balanceSumMinor: String(a.balanceSum),
           pendingCreditMinor: String(a.pendingCredit),
           mintedMinor: String(a.minted),
@@ -102,7 +102,7 @@ export function ledgerHandlers(ledger: Ledger, log: Logger): LedgerServiceServer
         checkTime: r.checkedAt,
       };
     }),
-    getShardMap: unary(log, async (_req, ctx) => ({ shardMap: toProtoShardMap(ledger.shardMap(ctx.caller)) })),
+    getShardMap: unary(log, (_req, ctx) => Promise.resolve({ shardMap: toProtoShardMap(ledger.shardMap(ctx.caller)) })),
     migrateBucket: unary(log, async (req, ctx) => ({ migration: toProtoMigration(await ledger.migrateBucket(ctx.caller, req.bucket, req.targetShardId, req.requestId)) })),
     getMigration: unary(log, async (req, ctx) => ({ migration: toProtoMigration(await ledger.migration(ctx.caller, req.migrationId)) })),
   };

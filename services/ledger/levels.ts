@@ -4,7 +4,7 @@
  * 8,101 and the top level 960,401. Quadratic so early levels come quickly and later ones take
  * real engagement; fixed in code so every replica and every client agree without a lookup.
  */
-export const MAX_LEVEL = 99;
+const MAX_LEVEL = 99;
 
 export interface Level {
   level: number;

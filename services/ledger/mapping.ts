@@ -39,7 +39,7 @@ export function toProtoTransfer(t: TransferRecord): Transfer {
   };
   return {
     transferId: t.transferId,
-    kind: t.kind as number,
+    kind: t.kind,
     entries: [debit, credit],
     reference: t.reference,
     status: settled ? TransferStatus.TRANSFER_STATUS_SETTLED : TransferStatus.TRANSFER_STATUS_CREDIT_PENDING,
@@ -51,7 +51,7 @@ export function toProtoTransfer(t: TransferRecord): Transfer {
 
 export function toProtoBalance(b: BalanceRecord): Balance {
   return {
-    asset: b.asset as number,
+    asset: b.asset,
     amountMinor: String(b.amount),
     pendingCreditMinor: String(b.pendingCredit),
     allowNegative: b.allowNegative,

@@ -67,7 +67,7 @@ export const ledgerConfigShape = {
 
 export type LedgerConfig = ServiceConfig<typeof ledgerConfigShape>;
 
-export function shardDatabases(config: Pick<LedgerConfig, 'MYSQL_DATABASE' | 'MYSQL_URL' | 'LEDGER_SHARDS'>): { base: string; names: string[] } {
+function shardDatabases(config: Pick<LedgerConfig, 'MYSQL_DATABASE' | 'MYSQL_URL' | 'LEDGER_SHARDS'>): { base: string; names: string[] } {
   const base = config.MYSQL_DATABASE ?? databaseInUrl(config.MYSQL_URL) ?? 'livemesh_ledger';
   return { base, names: Array.from({ length: config.LEDGER_SHARDS }, (_, i) => `${base}_shard${i}`) };
 }
@@ -105,7 +105,7 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
   await ensureBucketRows(shards, map);
   const view = new ShardMapView(map, mapStore);
   const watch = await mapStore.follow((m) => view.offer(m), log);
-  host.onClose('shard map watch', async () => watch.stop());
+  host.onClose('shard map watch', () => watch.stop());
 
   const router = new BucketRouter(shards, view, config.LEDGER_FENCE_WAIT_MS);
   const applier = new CreditApplier(router, {
@@ -135,7 +135,7 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
   if (config.LEDGER_APPLIER) applier.start();
   host.onClose('credit applier', () => applier.stop());
   migrator.startResuming();
-  host.onClose('migrations', async () => migrator.stopResuming());
+  host.onClose('migrations', () => migrator.stopResuming());
   host.addService(LedgerServiceService, ledgerHandlers(ledger, log), LEDGER_ACCESS);
   log.info({ shards: names, mapVersion: map.version }, 'ledger shards ready');
   return { ledger, engine, applier, router, migrator, mapStore, reads, shards };

@@ -2,7 +2,7 @@ import { RankingErrorReason, rankingErrorReasonToJSON } from '../../gen/ts/livem
 import { DomainError, reasonName, type ErrorKind } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Ranking-specific reason. */
-export const RANKING_DOMAIN = 'livemesh.ranking';
+const RANKING_DOMAIN = 'livemesh.ranking';
 
 function rankingError(kind: ErrorKind, reason: RankingErrorReason, message: string, metadata: Record<string, string> = {}): DomainError {
   return new DomainError(kind, reasonName(rankingErrorReasonToJSON, reason), message, { domain: RANKING_DOMAIN, metadata });

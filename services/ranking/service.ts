@@ -47,12 +47,12 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
   const boards = new Boards(new Calendar(config.RANKING_TIME_ZONE));
   const store = new RedisBoards(redis);
   const orders = config.GIFT_ADDR ? new GrpcOrderSource(config.GIFT_ADDR, host.credentials) : undefined;
-  if (orders) host.onClose('gift orders client', async () => orders.close());
+  if (orders) host.onClose('gift orders client', () => orders.close());
   const reader = new RankingReader(boards, store, { snapshotMs: config.RANKING_SNAPSHOT_MS, max: 10_000 });
   const rebuilder = new Rebuilder(boards, store, orders);
 
   const watch = watchLiveStarts(nats, config.NATS_PREFIX, store, log);
-  host.onClose('room change watch', async () => watch.stop());
+  host.onClose('room change watch', () => watch.stop());
   const updates = new RankingUpdates(boards, store, log);
   const consumer = await runGiftEffect(nats, config.NATS_PREFIX, {
     durable: 'ranking-boards',

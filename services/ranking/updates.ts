@@ -18,7 +18,7 @@ export interface PaidGiftEvent {
   liveStartTime?: Date | undefined;
 }
 
-export const giftOfEvent = (e: PaidGiftEvent): PaidGift => ({
+const giftOfEvent = (e: PaidGiftEvent): PaidGift => ({
   orderId: e.orderId,
   roomId: e.roomId,
   streamerId: e.streamerId,

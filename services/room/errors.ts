@@ -2,7 +2,7 @@ import { RoomErrorReason, roomErrorReasonToJSON } from '../../gen/ts/livemesh/ro
 import { DomainError, reasonName, type ErrorKind } from '../../kit/domain-error.js';
 
 /** ErrorInfo.domain for every Room-specific reason. */
-export const ROOM_DOMAIN = 'livemesh.room';
+const ROOM_DOMAIN = 'livemesh.room';
 
 function roomError(kind: ErrorKind, reason: RoomErrorReason, message: string, metadata: Record<string, string> = {}): DomainError {
   return new DomainError(kind, reasonName(roomErrorReasonToJSON, reason), message, { domain: ROOM_DOMAIN, metadata });

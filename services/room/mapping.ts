@@ -77,7 +77,7 @@ export function recordFields(keep: Array<keyof Room>): Array<keyof RoomRecord> {
 }
 
 /** Room field names as they appear in a FieldMask (proto names; the JSON spelling is accepted too, see field-mask.ts), mapped to the TypeScript property. */
-export const ROOM_MASK_PATHS: Record<string, keyof Room> = {
+const ROOM_MASK_PATHS: Record<string, keyof Room> = {
   room_id: 'roomId',
   streamer_id: 'streamerId',
   title: 'title',

@@ -60,7 +60,7 @@ export interface HotRoom {
   online: number;
 }
 
-export const HOT_LIST_SIZE = 100;
+const HOT_LIST_SIZE = 100;
 
 /**
  * The hot list is computed every few seconds from the presence tally and served from memory: at

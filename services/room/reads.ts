@@ -90,11 +90,11 @@ export class RoomReader {
 }
 
 /** Page tokens are opaque to clients: base64url of "score:id". */
-export function encodeToken(c: Cursor): string {
+function encodeToken(c: Cursor): string {
   return Buffer.from(`${c.score}:${c.id}`).toString('base64url');
 }
 
-export function decodeToken(token: string, field = 'page.page_token'): Cursor | undefined {
+function decodeToken(token: string, field = 'page.page_token'): Cursor | undefined {
   if (token === '') return undefined;
   const m = /^(-?\d{1,16}):(\d{1,20})$/.exec(Buffer.from(token, 'base64url').toString());
   if (!m || !isPositiveInt64(m[2] ?? '')) throw invalidField(field, 'is not a token this RPC returned; pass next_page_token back unchanged');

@@ -73,7 +73,7 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
   const presenceStore = new RedisPresence(redis);
   const hot = new HotRooms(presenceStore, reader, (err) => log.warn({ err }, 'hot list refresh failed; serving the previous list'));
   const giftGroups = config.GIFT_ADDR ? new GrpcGiftGroups(config.GIFT_ADDR, host.credentials) : undefined;
-  if (giftGroups) host.onClose('gift client', async () => giftGroups.close());
+  if (giftGroups) host.onClose('gift client', () => giftGroups.close());
   else log.info('GIFT_ADDR unset: AssignGiftGroup stores gift group ids without checking that they exist');
   const writer = new RoomWriter(store, cache, new NatsRoomEvents(nats, config.NATS_PREFIX, config.REGION), giftGroups, (err, roomId) =>
     log.warn({ err, roomId }, 'room write saved in MySQL but not yet published everywhere'),
@@ -81,7 +81,7 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
 
   // The refresher starts before the completeness check, so no change can fall between the two.
   const watcher = watchRoomChanges(nats, config.NATS_PREFIX, (room) => local.offer(room.roomId, room), log);
-  host.onClose('room change watch', async () => watcher.stop());
+  host.onClose('room change watch', () => watcher.stop());
   const refresher = await runRegionRefresher(nats, config.NATS_PREFIX, config.REGION, (room) => cache.put(room), log);
   host.onClose('region refresher', () => refresher.stop());
 
@@ -89,7 +89,7 @@ export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<R
     if (config.ROOM_STARTUP_CHECK === 'on') await ensureRedisComplete(store, cache, log);
   }
   hot.start(config.HOT_REFRESH_MS);
-  host.onClose('hot list', async () => hot.stop());
+  host.onClose('hot list', () => hot.stop());
 
   const useCases = { writer, reader, presence: new Presence(reader, presenceStore, config.ONLINE_SESSION_TTL_MS), hot };
   host.addService(RoomServiceService, roomHandlers(useCases, log));

@@ -20,7 +20,7 @@ import {
 } from './rooms.js';
 
 /** Paths UpdateRoom accepts in its mask (proto names; JSON's lowerCamelCase is accepted too), mapped to the domain field. */
-export const UPDATABLE_PATHS: Record<string, keyof RoomText> = {
+const UPDATABLE_PATHS: Record<string, keyof RoomText> = {
   title: 'title',
   category: 'category',
   cover_key: 'coverKey',

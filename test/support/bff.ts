@@ -92,12 +92,13 @@ export function send(base: string, method: string, path: string, body: unknown, 
 }
 
 /** The JSON body of a response, typed loosely for assertions. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately `any`: tests walk response bodies field by field
 export async function json(res: Response): Promise<any> {
   return res.json();
 }
 
 /** Polls until `check` passes or `ms` runs out; for effects that arrive asynchronously (NATS, caches). */
-export async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, ms = 10_000): Promise<T> {
+export async function until<T>(what: string, get: () => T | Promise<T>, check: (v: T) => boolean, ms = 10_000): Promise<T> {
   const deadline = Date.now() + ms;
   let last: T | undefined;
   while (Date.now() < deadline) {

@@ -5,6 +5,7 @@
  * cluster is needed; what only a cluster would notice (a selector that matches nothing, a Secret
  * that does not exist) is checked by the tests themselves on the parsed objects.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- parsed YAML (compose files, Kubernetes objects) is walked field by field; the schema validation is what types it */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

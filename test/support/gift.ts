@@ -72,7 +72,7 @@ export async function balance(api: ReturnType<typeof ledgerApi>, ownerId: string
 }
 
 /** Polls `probe` until `ok` holds, at most `timeoutMs`; fails naming what it waited for and the last value seen. */
-export async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function until<T>(what: string, probe: () => T | Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   let lastError: unknown;

@@ -64,7 +64,7 @@ export function useRoomServer(name: string, env: Record<string, string> = {}): {
 type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;
 type Partialish<T> = T extends Date ? T : T extends Array<infer U> ? Array<Partialish<U>> : T extends object ? { [K in keyof T]?: Partialish<T[K]> } : T;
 export type Promised<C> = {
-  [K in keyof C as C[K] extends Unary<infer _Q, infer _S> ? K : never]: C[K] extends Unary<infer Q, infer S> ? (req: Partialish<Q>, md?: Metadata) => Promise<S> : never;
+  [K in keyof C as C[K] extends Unary<never, unknown> ? K : never]: C[K] extends Unary<infer Q, infer S> ? (req: Partialish<Q>, md?: Metadata) => Promise<S> : never;
 };
 
 /**

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { retrying, rowsOf, Statements, withConnection, withTransaction } from '../../../kit/mysql.js';
-import { GiftErrorReason, giftErrorReasonFromJSON, GiftPaidEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
+import { giftErrorReasonFromJSON, GiftPaidEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import { giftReason } from '../errors.js';
 import { EFFECTS, LIMITS, type ComboRecord, type Effect, type EffectRecord, type OrderRecord, type OrderState } from '../model.js';
 import type { CreateResult, NewOrder, OrderQuery, OrderStore } from '../ports.js';
 
 const STATE_CODE: Record<OrderState, number> = { created: 1, paid: 2, done: 3, failed: 4 };
 const STATE_OF = ['', 'created', 'paid', 'done', 'failed'] as const;
-export const EFFECT_CODE: Record<Effect, number> = { exp: 1, barrage: 2, ranking: 3, combo: 4 };
+const EFFECT_CODE: Record<Effect, number> = { exp: 1, barrage: 2, ranking: 3, combo: 4 };
 const EFFECT_OF: Record<number, Effect> = { 1: 'exp', 2: 'barrage', 3: 'ranking', 4: 'combo' };
 
 interface OrderRow extends RowDataPacket {
@@ -122,7 +122,7 @@ function fromRow(r: OrderRow, effects: EffectRecord[]): OrderRecord {
     incomeMinor: String(r.income_minor),
     expMinor: String(r.exp_minor),
     state: STATE_OF[r.state] || 'created',
-    failureReason: r.failure_reason ? giftReason(r.failure_reason as GiftErrorReason) : '',
+    failureReason: r.failure_reason ? giftReason(r.failure_reason) : '',
     comboId: String(r.combo_id),
     comboCount: String(r.combo_count),
     senderBalanceAfter: r.sender_balance_after === null ? null : String(r.sender_balance_after),

@@ -4,7 +4,7 @@ import { subject, type NatsConnection } from '../../../kit/nats.js';
 import { watchRoomChanges, type RoomFacts } from '../../room/client.js';
 import type { CatalogEvents } from '../catalog.js';
 
-export const catalogSubject = (prefix: string) => subject(prefix, 'gift.catalog.changed');
+const catalogSubject = (prefix: string) => subject(prefix, 'gift.catalog.changed');
 
 /** Catalog changes go out on core NATS: a replica that misses one is stale for one cache TTL at most. */
 export class NatsCatalogEvents implements CatalogEvents {

@@ -7,7 +7,6 @@ import type { Statements } from './db.js';
  * waits for in-flight writers and holds new ones back until it commits.
  */
 export const BucketDb = { OWNED: 1, MIGRATING: 2, FENCED: 3, NOT_OWNED: 4 } as const;
-export type BucketDbState = (typeof BucketDb)[keyof typeof BucketDb];
 
 export const isWritable = (state: number | undefined) => state === BucketDb.OWNED || state === BucketDb.MIGRATING;
 /** Readable: the shard holds the bucket's complete data (a fenced bucket is complete, only frozen). */
@@ -42,6 +41,6 @@ export class ChangeLog {
   }
 }
 
-export function encodeKey(key: unknown[]): string {
+function encodeKey(key: unknown[]): string {
   return JSON.stringify(key.map((v) => (v instanceof Date ? v.toISOString() : String(v))));
 }

@@ -1,4 +1,4 @@
-import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { createBatchingPool } from '../../../kit/mysql.js';
 
 export { affected, isDuplicate, isRetryable, retrying, rowsOf, sleep, Statements, withConnection } from '../../../kit/mysql.js';
@@ -11,8 +11,8 @@ export interface Shard {
 }
 
 /**
- * A pool for a shard database: the kit's batching pool (a batch of transfers costs three round
- * trips, not three per transfer; READ COMMITTED), with DATE columns kept as 'YYYY-MM-DD' strings.
+ * A pool for a shard database: the kit's batching pool (a group of transfers is settled in two round
+ * trips and one commit, see transfer-engine.ts; READ COMMITTED), with DATE columns kept as 'YYYY-MM-DD' strings.
  * A lock wait longer than 10 s means something is stuck (shards on separate servers can even
  * deadlock without InnoDB seeing it): the statement fails, and the transaction is retried.
  */

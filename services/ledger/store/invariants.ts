@@ -4,7 +4,7 @@ import { ASSET_NAMES, type Asset } from '../model.js';
 import { big, dateOf, withConnection, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
 import { OUTBOX_JOIN, SideDb } from './rows.js';
-import type { AssetInvariant, InvariantReport } from '../ports.js';
+import type { InvariantReport } from '../ports.js';
 
 export type { AssetInvariant, InvariantReport } from '../ports.js';
 

@@ -245,7 +245,7 @@ class Run {
         const { columns, values } = bindable(rows, fields);
         await this.target.pool.query(upsertSql(t, columns), [values]);
         const last = rows[rows.length - 1]!;
-        after = t.key.slice(1).map(([c]) => last[c]);
+        after = t.key.slice(1).map(([c]): unknown => last[c]);
         this.m.rowsCopied += rows.length;
         await this.save(undefined, false);
         if (rows.length < this.opts.chunkRows) break;
@@ -280,7 +280,7 @@ class Run {
     for (const c of changes) {
       const t = tableSpec(String(c.table_name));
       let keys = byTable.get(t.name);
-      if (!keys) byTable.set(t.name, (keys = new Map()));
+      if (!keys) byTable.set(t.name, (keys = new Map<string, unknown[]>()));
       keys.set(String(c.row_key), decodeKey(t, String(c.row_key)));
     }
     for (const [name, keys] of byTable) {
@@ -293,7 +293,7 @@ class Run {
         await this.target.pool.query(upsertSql(t, columns), [values]);
       }
       if (rows.length < list.length) {
-        const present = new Set(rows.map((r) => keyText(t.key.map(([c]) => r[c]))));
+        const present = new Set(rows.map((r) => keyText(t.key.map(([c]): unknown => r[c]))));
         const gone = list.filter((k) => !present.has(keyText(k)));
         if (gone.length > 0) {
           const d = keyMatch(t, gone);

@@ -1,5 +1,5 @@
 import { bucketOf } from '../buckets.js';
-import { ASSETS, type AccountKey, type Asset, type BalanceRecord, type Kind, type TransferRecord } from '../model.js';
+import { ASSETS, type Asset, type BalanceRecord, type TransferRecord } from '../model.js';
 import { big, dateOf, rowsOf, Statements, type Row } from './db.js';
 import type { BucketRouter } from './router.js';
 import { ENTRY_COLUMNS, OUTBOX_JOIN, SideDb, transferFromEntry, transferFromRow, TRANSFER_SELECT, type AppliedCredit } from './rows.js';

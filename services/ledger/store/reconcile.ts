@@ -5,7 +5,7 @@ import { BucketDb, ChangeLog } from './buckets-db.js';
 import { big, retrying, sleep, Statements, withConnection, type Row, type Shard } from './db.js';
 import type { BucketRouter } from './router.js';
 import { SideDb } from './rows.js';
-import type { IncomeMismatch, ReconcileReport } from '../ports.js';
+import type { ReconcileReport } from '../ports.js';
 
 export type { IncomeMismatch, ReconcileReport } from '../ports.js';
 

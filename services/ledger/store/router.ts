@@ -5,9 +5,9 @@ import { retrying, rowsOf, sleep, Statements, withConnection, type Shard } from 
 import type { ShardMapView } from './shard-map.js';
 
 /** How long a caller may wait for a bucket in a migration's fence before it is told to retry. */
-export const DEFAULT_FENCE_WAIT_MS = 30_000;
+const DEFAULT_FENCE_WAIT_MS = 30_000;
 /** Pause between looks at a fenced bucket: short, since fences last milliseconds. */
-export const FENCE_POLL_MS = 10;
+const FENCE_POLL_MS = 10;
 
 /** What a shard said about a bucket when asked to serve it. */
 export type Refusal = 'fenced' | 'moved';

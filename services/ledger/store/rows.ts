@@ -52,7 +52,7 @@ export function transferFromRow(r: Record<string, unknown>, credit?: AppliedCred
     amount: big(r.amount),
     debitBalanceAfter: big(r.debit_balance_after),
     creditBalanceAfter: move ? (status === 'settled' ? (credit?.balanceAfter ?? 0n) : 0n) : big(r.credit_balance_after),
-    reference: String(r.reference ?? ''),
+    reference: String((r.reference as string | null) ?? ''),
     createdBy: String(r.created_by),
     createdAt: dateOf(r.created_at),
     settledAt: move ? (status === 'settled' ? (credit?.appliedAt ?? null) : null) : settledAt,

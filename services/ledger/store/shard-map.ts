@@ -19,7 +19,7 @@ export function defaultMap(shards: Array<{ id: number; name: string }>, now: Dat
 }
 
 /** Thrown by a map update that lost a compare-and-set race too many times. */
-export class MapConflictError extends Error {}
+class MapConflictError extends Error {}
 
 /** A NATS KV name may hold only letters, digits, - and _. */
 export const kvName = (prefix: string, database: string) => `${prefix ? `${prefix}_` : ''}ledger_${database}`.replace(/[^A-Za-z0-9_-]/g, '_');

@@ -4,7 +4,7 @@ import type { Logger } from '../../../kit/logger.js';
 import { bucketOf } from '../buckets.js';
 import { dayOf } from '../days.js';
 import { balanceOverflow, insufficientFunds, transferVoided } from '../errors.js';
-import { homeOwnerOf, modeOf, type AccountKey, type Asset, type BalanceRecord, type Kind, type TransferMode, type TransferRecord } from '../model.js';
+import { homeOwnerOf, modeOf, type Asset, type BalanceRecord, type TransferMode, type TransferRecord } from '../model.js';
 import { BucketDb, bucketStates, ChangeLog, isWritable, lockBuckets } from './buckets-db.js';
 import { affected, big, isCheckViolation, isDuplicate, retrying, rowsOf, Statements, withConnection, type Shard } from './db.js';
 import type { BucketRouter, Refusal } from './router.js';

@@ -101,8 +101,8 @@ function entriesFrom(flat: Array<string | number>, from: number): Entry[] {
   return out;
 }
 
-export const roomLockKey = (roomId: string) => `k:x:r:${roomId}`;
-export const weekLockKey = (weekId: string) => `k:x:w:${weekId}`;
+const roomLockKey = (roomId: string) => `k:x:r:${roomId}`;
+const weekLockKey = (weekId: string) => `k:x:w:${weekId}`;
 const liveStartKey = (roomId: string) => `k:ls:${roomId}`;
 /** The apply script checks the same keys, so an event for a locked room or week is put back. */
 const lockKey = (l: RebuildLock) => ('room' in l ? roomLockKey(l.room) : weekLockKey(l.week));

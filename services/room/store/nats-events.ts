@@ -1,9 +1,9 @@
-import { AckPolicy, DeliverPolicy, DiscardPolicy, jetstream, jetstreamManager, StorageType, type ConsumerMessages } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstream, StorageType } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import { RoomChangedEvent } from '../../../gen/ts/livemesh/room/v1/room.js';
 import type { Logger } from '../../../kit/logger.js';
 import type { NatsConnection } from '../../../kit/nats.js';
-import { ensureStream, streamName } from '../../../kit/streams.js';
+import { consumeDurable, ensureStream, streamName } from '../../../kit/streams.js';
 import { decodeRoomChange, roomChangedSubject, roomChangesSubject, watchRoomChanges as watchChanges } from '../client.js';
 import { fromProtoRoom, toProtoRoom } from '../mapping.js';
 import type { RoomEvents, RoomRecord } from '../rooms.js';
@@ -74,39 +74,19 @@ export async function runRegionRefresher(
   apply: (room: RoomRecord) => Promise<boolean>,
   log: Logger,
 ): Promise<{ stop(): Promise<void> }> {
-  const stream = roomStreamName(prefix);
-  const durable = `room-refresh-${region}`;
-  const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.consumers.info(stream, durable);
-  } catch {
-    await jsm.consumers.add(stream, {
-      durable_name: durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(10_000),
-      max_ack_pending: 1000,
-    });
-  }
-  const consumer = await jetstream(nc).consumers.get(stream, durable);
-  // Short pull expiry: a replica that dies holds its pending pull (and what the server routes to it) only this long.
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: 256, expires: 5000 });
-  const done = (async () => {
-    for await (const m of messages) {
-      try {
-        const room = decode(m.data);
-        if (room) await apply(room);
-        m.ack();
-      } catch (err) {
-        log.warn({ err: (err as Error).message, subject: m.subject }, 'region refresh failed; will be redelivered');
-        m.nak(1000);
-      }
-    }
-  })();
-  return {
-    async stop() {
-      await messages.close();
-      await done;
+  // The kit's durable-consumer loop, like every other consumer: created or brought up to date,
+  // acked after the refresh, redelivered with a backoff when Redis fails. Refreshes are "only if
+  // newer" by version, so handling several at once cannot put an older copy over a newer one.
+  return consumeDurable(nc, roomStreamName(prefix), {
+    durable: `room-refresh-${region}`,
+    ackWaitMs: 10_000,
+    concurrency: 16,
+    decode,
+    describe: (room) => (room ? { roomId: room.roomId, version: room.version } : {}),
+    handle: async (room) => {
+      if (room) await apply(room);
+      return { ack: true };
     },
-  };
+    log,
+  });
 }
