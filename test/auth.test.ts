@@ -3,7 +3,6 @@
  * with mutual TLS on, probed as an attacker on the network would, and used as the three kinds of
  * users do (a phone through the BFF, an internal caller with a token, an engineer with buf curl).
  */
-import { spawn } from 'node:child_process';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +25,7 @@ import { bearer, devServiceToken, devUserToken, operatorChannelCredentials, oper
 import { isolate } from '../scripts/isolation.js';
 import { startMesh, type Mesh } from '../scripts/mesh.js';
 import { until } from './support/gift.js';
+import { runCommand as run } from './support/reflection.js';
 import { as, failure, unaryApi } from './support/room.js';
 
 const iso = isolate('auth');
@@ -216,15 +216,4 @@ function signedAsBff(claims: Record<string, unknown>): string {
 
 function devKeyOf(issuer: string) {
   return createPrivateKey(readFileSync(join(DEV_AUTH_DIR, 'private', `${issuer}.pem`)));
-}
-
-function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }

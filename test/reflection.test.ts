@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +8,7 @@ import { ErrorInfo } from '../gen/ts/google/rpc/error_details.js';
 import { addReflection, DescriptorIndex, descriptorSetPath } from '../kit/reflection.js';
 import { fromRoot } from '../kit/paths.js';
 import { isolate } from '../scripts/isolation.js';
-import { bufCurl, bufError, bufExitCode, exchange, fileContainingSymbol, reflectedService, type BufError, type ReflectionVersion } from './support/reflection.js';
+import { bufCurl, bufError, bufExitCode, exchange, fileContainingSymbol, reflectedService, runCommand, type BufError, type ReflectionVersion } from './support/reflection.js';
 import { as, startRoom } from './support/room.js';
 import { pythonGrpcGate } from './support/tools.js';
 
@@ -39,18 +38,7 @@ const livemeshServices = descriptorSet.file.filter((f) => f.package.startsWith('
 /** Debian's Python with Google's C-core grpcio: the interop client's interpreter (see test/support/tools.ts). */
 const python = pythonGrpcGate(import.meta.filename, 'the Python grpcio interop checks');
 
-function run(cmd: string, args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
+const run = runCommand;
 
 const authorization = (who: ReturnType<typeof as>): string[] => ['-H', `authorization: ${String(who.get('authorization')[0])}`];
 

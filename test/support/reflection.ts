@@ -66,14 +66,20 @@ export interface BufResult {
  * plaintext server: `target` is 'host:port' or 'host:port/pkg.Service/Method'.
  */
 export function bufCurl(target: string, args: readonly string[] = []): Promise<BufResult> {
+  return runCommand(fromRoot('node_modules', '.bin', 'buf'), ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', ...args, `http://${target}`]);
+}
+
+/** Runs a command to its end, feeding it `stdin`, and collects what it printed. */
+export function runCommand(cmd: string, args: readonly string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(fromRoot('node_modules', '.bin', 'buf'), ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', ...args, `http://${target}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
   });
 }
 
