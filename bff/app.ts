@@ -9,6 +9,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import compression from 'compression';
+import cors from 'cors';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Logger } from '../kit/logger.js';
@@ -19,7 +20,10 @@ import { errorBody, errorHandler, HttpError, notFound, writeRawError } from './e
 import { encodeJson, type EncodedBody } from './microcache.js';
 import { openApiDocument } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
+import { adminCatalogRoutes } from './routes/admin-catalog.js';
+import { historyRoutes } from './routes/history.js';
 import { meRoutes } from './routes/me.js';
+import { orderRoutes } from './routes/orders.js';
 import { roomRoutes } from './routes/rooms.js';
 import { streamerRoutes } from './routes/streamer.js';
 import { walletRoutes } from './routes/wallet.js';
@@ -99,8 +103,11 @@ export function createApp(opts: AppOptions = {}): Express {
 
   if (ctx?.settings.DEMO === 'on') app.use(demoRoutes(ctx.verifier));
   if (ctx) {
+    // CORS first, so a browser's preflight (OPTIONS, no token) is answered before auth and rate limits.
+    app.use('/v1', apiCors(ctx.settings.CORS_ORIGINS ?? []));
     app.use('/v1', authenticate(ctx.verifier), ctx.limits.middleware());
     app.use(roomRoutes(ctx), streamerRoutes(ctx), meRoutes(ctx), walletRoutes(ctx), adminRoutes(ctx));
+    app.use(historyRoutes(ctx), orderRoutes(ctx), adminCatalogRoutes(ctx));
   }
 
   app.use(notFound);
@@ -116,6 +123,22 @@ export function createApp(opts: AppOptions = {}): Express {
  */
 export function securityHeaders(): RequestHandler {
   return helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } });
+}
+
+/**
+ * CORS for the web client, with the `cors` package: only the configured origins (CORS_ORIGINS)
+ * get Access-Control-Allow-* headers; any other origin gets none, so its browser refuses the
+ * answer. Tokens travel in the Authorization header, never cookies, so credentials stay off.
+ */
+export function apiCors(origins: readonly string[]): RequestHandler {
+  const allowed = new Set(origins);
+  return cors({
+    origin: (origin, done) => done(null, origin !== undefined && allowed.has(origin)),
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'If-None-Match'],
+    exposedHeaders: ['ETag', 'Retry-After', 'X-Cache-Status', 'WWW-Authenticate'],
+    maxAge: 600,
+  });
 }
 
 /**

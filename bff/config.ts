@@ -53,6 +53,11 @@ export const bffConfigShape = {
   OPTIONAL_DEADLINE_MS: int(10, 30_000, 300),
   /** How long a public screen is served from the micro-cache before it is refreshed. */
   CACHE_TTL_MS: int(100, 60_000, 2000),
+  /**
+   * How long a screen missing a section that ran out of time (a cold BFF's first build, a slow
+   * upstream) is served before it is rebuilt in the background; capped by CACHE_TTL_MS.
+   */
+  CACHE_DEGRADED_TTL_MS: int(10, 60_000, 250),
   /** How long past its TTL an entry may still be served: while one request refreshes it, or when the upstream is down. */
   CACHE_STALE_MS: int(0, 3_600_000, 60_000),
   /** Micro-cache entries kept per replica. */
@@ -84,8 +89,29 @@ export const bffConfigShape = {
   STREAM_PRESENCE_REFRESH_MS: int(10_000, 3_600_000, 600_000),
   /** Room stream: gifts held back by the cap beyond this many per room are dropped. */
   STREAM_MAX_PENDING_GIFTS: int(10, 1_000_000, 1000),
-  /** Serve the demo page at `/` and let it mint development tokens (never in production). */
-  DEMO: onOff('on'),
+  /**
+   * Serve the demo page at `/` and let it mint development tokens: off unless asked for (`npm
+   * start` asks for it). With NODE_ENV=production it never mints an admin token.
+   */
+  DEMO: onOff('off'),
+  /**
+   * Browser origins allowed to call /v1 cross-origin (CORS), comma-separated, e.g.
+   * `https://app.example.com,http://localhost:5173`. Unset: the demo's own origins
+   * (http://localhost:PORT, http://127.0.0.1:PORT) outside production, none in production.
+   */
+  CORS_ORIGINS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return undefined;
+      const origins = v.split(',').map((o) => o.trim()).filter((o) => o !== '');
+      const bad = origins.find((o) => !/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(o) && !/^https?:\/\/\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$/.test(o));
+      if (bad !== undefined) {
+        ctx.addIssue({ code: 'custom', message: `must be comma-separated origins like https://app.example.com (scheme://host[:port], no path); ${JSON.stringify(bad)} is not one` });
+        return z.NEVER;
+      }
+      return origins;
+    }),
 };
 
 export type BffConfig = z.infer<z.ZodObject<typeof bffConfigShape>>;
@@ -97,11 +123,16 @@ export function parseBffConfig(env: NodeJS.ProcessEnv = process.env): BffConfig 
     const problems: string[] = [];
     if (config.JWT_SECRET === DEV_JWT_SECRET) problems.push('JWT_SECRET must be set in production');
     if (config.TOPUP_SECRET === DEV_TOPUP_SECRET) problems.push('TOPUP_SECRET must be set in production');
-    if (config.DEMO === 'on' && !env.DEMO) config.DEMO = 'off';
     if (problems.length > 0) throw new ConfigError(problems);
   }
   const metricsPort = config.METRICS_PORT === -2 ? (config.PORT === 0 || config.PORT + 1000 > 65535 ? 0 : config.PORT + 1000) : config.METRICS_PORT;
-  return { ...config, METRICS_PORT: metricsPort, REPLICA: config.REPLICA || `${hostname()}:${config.PORT}` };
+  const corsOrigins = config.CORS_ORIGINS ?? (env.NODE_ENV === 'production' ? [] : demoOrigins(config.PORT));
+  return { ...config, METRICS_PORT: metricsPort, REPLICA: config.REPLICA || `${hostname()}:${config.PORT}`, CORS_ORIGINS: corsOrigins };
+}
+
+/** Where the demo page is served from when it runs on this machine (`npm start`). */
+function demoOrigins(port: number): string[] {
+  return port === 0 ? [] : [`http://localhost:${port}`, `http://127.0.0.1:${port}`];
 }
 
 /** Same contract as the services: one line naming the bad variable, exit 78, before anything starts. */

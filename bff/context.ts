@@ -17,7 +17,7 @@ import type { Upstreams } from './upstreams.js';
 
 export type BffSettings = Pick<
   BffConfig,
-  'REQUEST_BUDGET_MS' | 'OPTIONAL_DEADLINE_MS' | 'CACHE_TTL_MS' | 'TOPUP_SECRET' | 'RATE_LIMIT_USER_PER_S' | 'RATE_LIMIT_IP_PER_S' | 'BODY_LIMIT_BYTES' | 'TRUST_PROXY_HOPS' | 'DEMO'
+  'REQUEST_BUDGET_MS' | 'OPTIONAL_DEADLINE_MS' | 'CACHE_TTL_MS' | 'TOPUP_SECRET' | 'RATE_LIMIT_USER_PER_S' | 'RATE_LIMIT_IP_PER_S' | 'BODY_LIMIT_BYTES' | 'TRUST_PROXY_HOPS' | 'DEMO' | 'CORS_ORIGINS'
 >;
 
 export interface BffContext {
@@ -38,8 +38,9 @@ export function callFor(ctx: BffContext, caller: Caller | undefined, startedAt =
   return { caller, deadline: startedAt + ctx.settings.REQUEST_BUDGET_MS };
 }
 
-/** Serves a public screen through the micro-cache under `key`. */
+/** Serves a public screen through the micro-cache under `key` (a degraded one with max-age=0). */
 export async function sendCachedScreen(ctx: BffContext, req: Request, res: Response, key: string, build: () => Promise<unknown>): Promise<void> {
-  const { body, status } = await ctx.cache.get(key, build);
-  writeEncoded(req, res, body, { cacheStatus: status, maxAgeS: Math.max(1, Math.floor(ctx.settings.CACHE_TTL_MS / 1000)) });
+  const { body, status, degraded } = await ctx.cache.get(key, build);
+  // A degraded screen is rebuilt within moments: clients and CDNs must not keep it for the TTL either.
+  writeEncoded(req, res, body, { cacheStatus: status, maxAgeS: degraded ? 0 : Math.max(1, Math.floor(ctx.settings.CACHE_TTL_MS / 1000)) });
 }

@@ -1,6 +1,6 @@
 /**
  * A one-page live room at `/`, for demos and manual testing: sign in as anyone (development
- * tokens, only while DEMO=on), enter or open a room, watch its stream, chat, send gifts, see the
+ * tokens, only while DEMO=on, which is off by default), enter or open a room, watch its stream, chat, send gifts, see the
  * ranking. It uses the public API and nothing else, so it doubles as a smoke test of it.
  *
  * The page is inline strings rather than files so the build (tsc) needs no copy step; the script
@@ -9,6 +9,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { TokenVerifier } from './auth.js';
+import { HttpError } from './errors.js';
 import { int64Id, parseInput } from './validate.js';
 
 const tokenBody = z.strictObject({
@@ -17,7 +18,11 @@ const tokenBody = z.strictObject({
   name: z.string().max(20).default(''),
 });
 
-export function demoRoutes(verifier: TokenVerifier): Router {
+/**
+ * `production` (NODE_ENV=production) refuses admin tokens: a demo page switched on in a deployed
+ * environment must not hand anyone the keys to the catalog, policies and switches.
+ */
+export function demoRoutes(verifier: TokenVerifier, opts: { production: boolean } = { production: process.env.NODE_ENV === 'production' }): Router {
   const r = Router();
   r.get('/', (_req, res) => {
     res.type('html').send(PAGE);
@@ -25,9 +30,12 @@ export function demoRoutes(verifier: TokenVerifier): Router {
   r.get('/demo.js', (_req, res) => {
     res.type('js').send(SCRIPT);
   });
-  /** Development sign-in: a token for whoever the page says. Never mounted when DEMO=off. */
+  /** Development sign-in: a token for whoever the page says (no admin in production). Never mounted when DEMO=off. */
   r.post('/demo/token', async (req, res) => {
     const body = parseInput(tokenBody, req.body, 'body');
+    if (body.role === 'admin' && opts.production) {
+      throw new HttpError(403, { error: { code: 'PERMISSION_DENIED', message: 'role: the demo does not mint admin tokens in production', field: 'role' } });
+    }
     res.json({ token: await verifier.sign({ userId: body.userId, role: body.role, name: body.name || `user${body.userId}` }, 12 * 3600) });
   });
   return r;

@@ -103,6 +103,21 @@ export function retryAfterWithJitter(baseS = 2, spreadS = 4): number {
   return baseS + Math.floor(Math.random() * (spreadS + 1));
 }
 
+/** The most a retry hint from upstream may add: enough to spread a crowd's retries over a second. */
+export const RETRY_AFTER_JITTER_S = 1;
+
+/**
+ * Retry-After when the upstream said when to come back (ErrorInfo `retry_after_ms`, e.g. Chat's
+ * rate limit or slow mode): that time rounded up to whole seconds, so a client never retries
+ * early, plus 0–1 s of jitter so a room's clients do not all return in the same instant (seed
+ * 002's pull-storm advice). Undefined when there is no usable hint.
+ */
+export function retryAfterFromHint(retryAfterMs: string | undefined, random: () => number = Math.random): number | undefined {
+  if (retryAfterMs === undefined || !/^\d{1,12}$/.test(retryAfterMs.trim())) return undefined;
+  const baseS = Math.max(1, Math.ceil(Number(retryAfterMs) / 1000));
+  return baseS + Math.floor(random() * (RETRY_AFTER_JITTER_S + 1));
+}
+
 /** An upstream failure as the HTTP error the client gets, naming the upstream for server-side failures. */
 export function fromGrpc(err: GrpcFailure, upstream: string): HttpError {
   const status = HTTP_BY_GRPC[err.code] ?? 502;
@@ -121,7 +136,8 @@ export function fromGrpc(err: GrpcFailure, upstream: string): HttpError {
     if (status === 502) body.error.message = `${upstream} failed: ${err.details}`;
     else if (!err.details.startsWith(upstream)) body.error.message = `${upstream} ${status === 504 ? 'timed out' : 'unavailable'}: ${err.details}`;
   }
-  return new HttpError(status, body, status === 503 || status === 429 ? retryAfterWithJitter() : undefined);
+  const retryAfterS = status === 503 || status === 429 ? (retryAfterFromHint(details?.errorInfo?.metadata.retry_after_ms) ?? retryAfterWithJitter()) : undefined;
+  return new HttpError(status, body, retryAfterS);
 }
 
 /**

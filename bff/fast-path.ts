@@ -36,7 +36,8 @@ export function withFastPath(app: RequestListener, ctx: BffContext, readiness: R
   const userLimit = ctx.settings.RATE_LIMIT_USER_PER_S > 0 ? new RateLimiterMemory({ keyPrefix: 'hit:user', points: ctx.settings.RATE_LIMIT_USER_PER_S, duration: 1 }) : undefined;
 
   return (req: IncomingMessage, res: ServerResponse) => {
-    const match = (req.method === 'GET' || req.method === 'HEAD') && !readiness.draining ? matchRoomScreen(req.url ?? '') : undefined;
+    // A browser's cross-origin request (it carries Origin) goes through Express, which adds the CORS headers.
+    const match = (req.method === 'GET' || req.method === 'HEAD') && !readiness.draining && !req.headers.origin ? matchRoomScreen(req.url ?? '') : undefined;
     const body = match ? ctx.cache.peekFresh(match.screen.cacheKey(match.roomId)) : undefined;
     if (!match || !body) {
       void app(req, res);

@@ -6,12 +6,18 @@
  *
  * Entries are kept as bytes, already gzip- and brotli-compressed: compression is paid once per
  * refresh instead of once per response (seed 003), and a hit is a buffer write.
+ *
+ * A degraded screen (an optional section ran out of time: a cold BFF's first calls, a slow upstream) is
+ * kept only for `degradedTtlMs`: past it the next request is served that screen while one
+ * background rebuild fills the missing sections, so a cold spike does not pin a screen without its
+ * ranking and messages on everyone for the full TTL.
  */
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import { isTransient } from './errors.js';
+import { missesSectionsToRetry } from './sections.js';
 
 const gzipAsync = promisify(gzip);
 const brotliAsync = promisify(brotliCompress);
@@ -28,6 +34,9 @@ export interface EncodedBody {
 interface Entry {
   body: EncodedBody;
   storedAt: number;
+  /** How long this entry is fresh: the TTL, or the short one when the screen was degraded. */
+  ttlMs: number;
+  degraded: boolean;
 }
 
 /**
@@ -37,9 +46,20 @@ interface Entry {
  */
 export type CacheStatus = 'HIT' | 'MISS' | 'UPDATING' | 'STALE';
 
+/** What the cache answers: the body, how it was found, and whether the screen left a section out. */
+export interface CacheAnswer {
+  body: EncodedBody;
+  status: CacheStatus;
+  degraded: boolean;
+}
+
 export interface MicroCacheOptions {
   /** How long an entry is fresh. */
   ttlMs: number;
+  /** How long a degraded entry (see isDegraded) is fresh; defaults to the TTL (no difference). */
+  degradedTtlMs?: number;
+  /** Whether a built value misses something a rebuild soon may fill; default: a section that ran out of time (sections.ts). */
+  isDegraded?: (value: unknown) => boolean;
   /** Past its TTL, how long an entry is served at once while one background request refreshes it. */
   swrMs: number;
   /** Past its TTL, how long an entry may stand in for an upstream that is UNAVAILABLE or too slow. */
@@ -62,15 +82,21 @@ export async function encodeJson(value: unknown): Promise<EncodedBody> {
 
 export class MicroCache {
   private readonly entries: LRUCache<string, Entry>;
-  private readonly flights = new Map<string, Promise<EncodedBody>>();
+  private readonly flights = new Map<string, Promise<Entry>>();
   private readonly now: () => number;
+  private readonly isDegraded: (value: unknown) => boolean;
+  private readonly degradedTtlMs: number;
   /** Screens built (loader runs), for tests and metrics: the single-flight check counts these. */
   loads = 0;
+  /** Builds that came out degraded, and were therefore kept only for the short TTL. */
+  degradedLoads = 0;
   /** Responses by cache status, for metrics (the fast path counts its hits here too). */
   readonly served: Record<CacheStatus, number> = { HIT: 0, MISS: 0, UPDATING: 0, STALE: 0 };
 
   constructor(private readonly opts: MicroCacheOptions) {
     this.now = opts.now ?? Date.now;
+    this.isDegraded = opts.isDegraded ?? missesSectionsToRetry;
+    this.degradedTtlMs = Math.min(opts.degradedTtlMs ?? opts.ttlMs, opts.ttlMs);
     this.entries = new LRUCache({ max: opts.max });
   }
 
@@ -79,44 +105,51 @@ export class MicroCache {
    * one load; a failed load falls back to a stale entry only for transient failures (a room that
    * was deleted must stop showing, a room whose service is down should keep showing).
    */
-  async get(key: string, load: () => Promise<unknown>): Promise<{ body: EncodedBody; status: CacheStatus }> {
+  async get(key: string, load: () => Promise<unknown>): Promise<CacheAnswer> {
     const got = await this.lookup(key, load);
     this.served[got.status]++;
     return got;
   }
 
-  private async lookup(key: string, load: () => Promise<unknown>): Promise<{ body: EncodedBody; status: CacheStatus }> {
+  private async lookup(key: string, load: () => Promise<unknown>): Promise<CacheAnswer> {
     const entry = this.entries.get(key);
     const age = entry ? this.now() - entry.storedAt : Infinity;
-    if (entry && age < this.opts.ttlMs) return { body: entry.body, status: 'HIT' };
-    if (entry && age < this.opts.ttlMs + this.opts.swrMs) {
+    if (entry && age < entry.ttlMs) return { body: entry.body, status: 'HIT', degraded: entry.degraded };
+    if (entry && age < entry.ttlMs + this.opts.swrMs) {
       this.refresh(key, load).catch((err: unknown) => this.opts.onRefreshError?.(key, err));
-      return { body: entry.body, status: 'UPDATING' };
+      return { body: entry.body, status: 'UPDATING', degraded: entry.degraded };
     }
     try {
-      return { body: await this.refresh(key, load), status: 'MISS' };
+      const built = await this.refresh(key, load);
+      return { body: built.body, status: 'MISS', degraded: built.degraded };
     } catch (err) {
-      if (entry && isTransient(err) && age < this.opts.ttlMs + this.opts.staleIfErrorMs) return { body: entry.body, status: 'STALE' };
+      if (entry && isTransient(err) && age < entry.ttlMs + this.opts.staleIfErrorMs) return { body: entry.body, status: 'STALE', degraded: entry.degraded };
       throw err;
     }
   }
 
-  /** The entry while it is fresh, with no side effect: the fast path's whole lookup. */
+  /**
+   * The entry while it is fresh, with no side effect: the fast path's whole lookup. A degraded
+   * screen is not offered: the fast path would send it with the full max-age, and the router's
+   * path both marks it uncacheable for clients and starts its rebuild when it is due.
+   */
   peekFresh(key: string): EncodedBody | undefined {
     const entry = this.entries.get(key);
-    return entry && this.now() - entry.storedAt < this.opts.ttlMs ? entry.body : undefined;
+    return entry && !entry.degraded && this.now() - entry.storedAt < entry.ttlMs ? entry.body : undefined;
   }
 
   /** Single flight: one load per key at a time, whoever asks. */
-  private refresh(key: string, load: () => Promise<unknown>): Promise<EncodedBody> {
+  private refresh(key: string, load: () => Promise<unknown>): Promise<Entry> {
     const running = this.flights.get(key);
     if (running) return running;
     this.loads++;
     const flight = load()
-      .then(encodeJson)
-      .then((body) => {
-        this.entries.set(key, { body, storedAt: this.now() });
-        return body;
+      .then(async (value) => {
+        const degraded = this.isDegraded(value);
+        if (degraded) this.degradedLoads++;
+        const entry: Entry = { body: await encodeJson(value), storedAt: this.now(), ttlMs: degraded ? this.degradedTtlMs : this.opts.ttlMs, degraded };
+        this.entries.set(key, entry);
+        return entry;
       })
       .finally(() => this.flights.delete(key));
     this.flights.set(key, flight);

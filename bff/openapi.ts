@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { SWITCHES } from './switches.js';
 import { incomeQuery } from './routes/me.js';
 import { stuckQuery, switchBody } from './routes/admin.js';
+import { assignGroupBody, giftBody, giftGroupBody } from './routes/admin-catalog.js';
+import { consumptionQuery, topupsQuery } from './routes/history.js';
 import { chatBody, discoveryQuery, likesBody, rankingQuery, sendGiftBody } from './routes/rooms.js';
 import { createBody, patchBody } from './routes/streamer.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, topupBody } from './routes/wallet.js';
@@ -28,6 +30,7 @@ function queryParams(s: z.ZodType): Json[] {
 const body = (s: z.ZodType) => ({ required: true, content: { 'application/json': { schema: schema(s) } } });
 const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
 const roomId = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[1-9][0-9]{0,18}$' }, description: 'Room id (int64 as a string)' };
+const catalogId = (description: string) => ({ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[1-9][0-9]{0,18}$' }, description });
 const idempotencyKey = { name: 'Idempotency-Key', in: 'header', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{8,64}$' } };
 const errors = {
   '400': { $ref: '#/components/responses/Error' },
@@ -109,6 +112,18 @@ export function openApiDocument(): Json {
         },
       },
       '/v1/me': { get: { summary: 'Me: wallet and level, rooms I host; recent and recommended rooms (non-critical)', security: user, responses: { '200': ok('The me screen'), ...errors } } },
+      '/v1/me/consumption': {
+        get: { summary: 'Gifts I sent (side=sent) or received as a streamer (side=received), most recent first; nextCursor pages', security: user, parameters: queryParams(consumptionQuery), responses: { '200': ok('Records and nextCursor'), ...errors } },
+      },
+      '/v1/me/topups': { get: { summary: 'My top-ups, newest first; nextCursor pages', security: user, parameters: queryParams(topupsQuery), responses: { '200': ok('Top-ups and nextCursor'), ...errors } } },
+      '/v1/orders/{id}': {
+        get: {
+          summary: "A gift order's state (its sender or receiving streamer), e.g. after PAYMENT_PENDING",
+          security: user,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[1-9][0-9]{0,18}$' }, description: 'Order id (int64 as a string)' }],
+          responses: { '200': ok('The order'), '404': { $ref: '#/components/responses/Error' }, ...errors },
+        },
+      },
       '/v1/me/income': { get: { summary: 'Daily income (streamers)', security: user, parameters: queryParams(incomeQuery), responses: { '200': ok('Income per day'), ...errors } } },
       '/v1/wallet/topups': {
         post: {
@@ -132,6 +147,17 @@ export function openApiDocument(): Json {
         },
       },
       '/v1/admin/gift-orders/stuck': { get: { summary: 'Gift orders stuck for a person to look at', security: user, parameters: queryParams(stuckQuery), responses: { '200': ok('Orders'), ...errors } } },
+      '/v1/admin/gifts': { post: { summary: 'Create a gift (admins)', security: user, requestBody: body(giftBody), responses: { '201': ok('The gift'), ...errors } } },
+      '/v1/admin/gifts/{id}': {
+        put: { summary: 'Replace a gift (admins); expectedVersion for an optimistic lock', security: user, parameters: [catalogId('Gift id')], requestBody: body(giftBody), responses: { '200': ok('The gift'), '404': { $ref: '#/components/responses/Error' }, '409': { $ref: '#/components/responses/Error' }, ...errors } },
+      },
+      '/v1/admin/gift-groups': { post: { summary: 'Create a gift group (admins)', security: user, requestBody: body(giftGroupBody), responses: { '201': ok('The group'), ...errors } } },
+      '/v1/admin/gift-groups/{id}': {
+        put: { summary: 'Replace a gift group (admins)', security: user, parameters: [catalogId('Gift group id')], requestBody: body(giftGroupBody), responses: { '200': ok('The group'), '404': { $ref: '#/components/responses/Error' }, '409': { $ref: '#/components/responses/Error' }, ...errors } },
+      },
+      '/v1/admin/rooms/{id}/gift-group': {
+        put: { summary: "Assign a room's gift group (admins); giftGroupId null for the default group", security: user, parameters: [roomId], requestBody: body(assignGroupBody), responses: { '200': ok('The room'), '404': { $ref: '#/components/responses/Error' }, ...errors } },
+      },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': ok('ok') } } },
       '/readyz': { get: { summary: 'Readiness (503 while draining)', responses: { '200': ok('ok'), '503': ok('draining') } } },
     },

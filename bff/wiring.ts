@@ -49,6 +49,7 @@ export async function createBff(config: BffConfig, log: Logger, readiness = new 
   }
   const cache = new MicroCache({
     ttlMs: config.CACHE_TTL_MS,
+    degradedTtlMs: config.CACHE_DEGRADED_TTL_MS,
     swrMs: config.CACHE_TTL_MS,
     staleIfErrorMs: config.CACHE_STALE_MS,
     max: config.CACHE_MAX_ENTRIES,

@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -298,14 +299,21 @@ function grpcServing(client: HealthClient): Promise<boolean> {
   });
 }
 
-async function httpReady(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(PROBE_DEADLINE_MS) });
-    await res.arrayBuffer();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
+/**
+ * GET `url` answers 200 within the probe deadline. node:http rather than fetch(): fetch refuses
+ * the ports the Fetch standard blocks (10080, where the BFF lands at LM_PORT_OFFSET=2000) before
+ * dialling, so a probe through it would never see such a process come up.
+ */
+export function httpReady(url: string, deadlineMs = PROBE_DEADLINE_MS): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { timeout: deadlineMs, agent: false }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode === 200));
+      res.once('error', () => resolve(false));
+    });
+    req.once('timeout', () => req.destroy(new Error('probe deadline')));
+    req.once('error', () => resolve(false));
+  });
 }
 
 /**

@@ -8,7 +8,7 @@
  *
  * Environment: LM_PORT_OFFSET (added to every port, so a second mesh or a test can run beside a
  * developer's), LM_LOG=json (raw log lines), LM_START_TIMEOUT_MS, LM_TLS=on (mutual TLS); everything else (MYSQL_URL,
- * LOG_LEVEL, …) passes through to the children.
+ * LOG_LEVEL, …) passes through to the children, and DEMO defaults to on (the demo page at the BFF's `/`).
  */
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { ConfigError, DEV_TLS_DIR, EXIT_CONFIG, int, onOff, parseConfig } from '
 import { ensureDevCerts, ensureDevKeys } from './credentials.js';
 import { repoRoot } from '../kit/paths.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle, type InfraUrls } from './infra.js';
+import { fetchBlocked, suggestOffset } from './fetch-ports.js';
 import { describeExit, HIGHEST_PORT, hostPort, killOnExit, planMesh, spawnChild, stopChildren, waitReady, type Child, type ProcessSpec } from './mesh.js';
 
 /** A child that ignores SIGTERM this long is killed. */
@@ -116,11 +117,6 @@ async function portsInUse(specs: ProcessSpec[], bindHost: string): Promise<Array
 }
 
 /** Steps of 2000 keep every range (gRPC, metrics at +1000, BFF) clear of the other mesh's. */
-function suggestOffset(current: number): number {
-  const next = current + 2000;
-  return next <= 65535 - HIGHEST_PORT ? next : 2000;
-}
-
 function canBind(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
@@ -245,10 +241,14 @@ async function main(mesh: Mesh): Promise<void> {
     await mesh.shutdown(1);
   }
   const bindHost = process.env.HOST || '0.0.0.0';
+  const planned = specs.flatMap((s) => [s.port, ...(s.metricsPort === undefined ? [] : [s.metricsPort])]);
+  const offsetAdvice = () => suggestOffset(config.LM_PORT_OFFSET, planned, 65535 - HIGHEST_PORT);
+  const blocked = fetchBlocked(planned);
+  if (blocked.length > 0) say(`note: port ${blocked.join(', ')} is one browsers and fetch() refuse; LM_PORT_OFFSET=${offsetAdvice()} avoids it`);
   const busy = await portsInUse(specs, bindHost);
   if (busy.length > 0) {
     say(`ports already in use: ${busy.map((b) => `${b.port} (${b.name})`).join(', ')}`);
-    say(`is another mesh running? stop it, or run this one beside it with LM_PORT_OFFSET=${suggestOffset(config.LM_PORT_OFFSET)}`);
+    say(`is another mesh running? stop it, or run this one beside it with LM_PORT_OFFSET=${offsetAdvice()}`);
     await mesh.shutdown(1);
   }
   if (mesh.isStopping()) return;
@@ -256,7 +256,9 @@ async function main(mesh: Mesh): Promise<void> {
   mesh.phase = 'starting';
   const nameWidth = Math.max(...specs.map((s) => s.name.length));
   const print = linePrinter(nameWidth, config.LM_LOG);
-  mesh.children = specs.map((spec) => spawnChild(spec, process.env, { onLine: print }));
+  // The demo page and its development sign-in are for local use: on here unless DEMO says otherwise (the BFF's default is off).
+  const childEnv = { DEMO: 'on', ...process.env };
+  mesh.children = specs.map((spec) => spawnChild(spec, childEnv, { onLine: print }));
   killOnExit(() => mesh.children);
   for (const child of mesh.children) void child.done.then(() => mesh.onChildEnded(child));
 

@@ -27,7 +27,7 @@ beforeAll(async () => {
   gift = await spawnOn('gift', iso, { ROOM_ADDR: room.address, LEDGER_ADDR: '127.0.0.1:1', GIFT_CACHE_TTL_MS: '1000' });
   const catalog = await seedGiftCatalog(gift.address);
   catalog.client.close();
-  bff = await startBff(iso, { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, BODY_LIMIT_BYTES: '2048', RATE_LIMIT_IP_PER_S: '0' });
+  bff = await startBff(iso, { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, BODY_LIMIT_BYTES: '2048', RATE_LIMIT_IP_PER_S: '0', DEMO: 'on' });
   streamer = await bff.auth('5100', 'streamer', 'Night Singer');
   viewer = await bff.auth('7100', 'viewer', 'Fan');
   admin = await bff.auth('1', 'admin', 'ops');

@@ -12,11 +12,12 @@ describe('BFF config', () => {
     }
   });
 
-  it('refuses the development secrets in production and turns the demo page off unless asked for', () => {
+  it('refuses the development secrets in production; the demo page is off unless asked for', () => {
     expect(() => parseBffConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET must be set in production; TOPUP_SECRET must be set in production/);
     const secrets = { NODE_ENV: 'production', JWT_SECRET: 'j'.repeat(32), TOPUP_SECRET: 't'.repeat(32) };
     expect(parseBffConfig(secrets).DEMO).toBe('off');
     expect(parseBffConfig({ ...secrets, DEMO: 'on' }).DEMO).toBe('on');
-    expect(parseBffConfig({}).DEMO).toBe('on');
+    expect(parseBffConfig({}).DEMO).toBe('off');
+    expect(parseBffConfig({ DEMO: 'on' }).DEMO).toBe('on');
   });
 });

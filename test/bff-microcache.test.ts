@@ -6,10 +6,15 @@ import { status as Code } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { HttpError } from '../bff/errors.js';
 import { MicroCache } from '../bff/microcache.js';
+import { assemble } from '../bff/sections.js';
 
 function grpcError(code: Code): Error {
   return Object.assign(new Error(Code[code]), { code, details: Code[code] });
 }
+
+const budget = { startedAt: Date.now(), budgetMs: 1500, optionalDeadlineMs: 300, switches: undefined };
+const failing = { upstream: { name: 'ranking', open: false }, run: () => Promise.reject(grpcError(Code.DEADLINE_EXCEEDED)) };
+const answering = { upstream: { name: 'ranking', open: false }, run: () => Promise.resolve({ entries: [] }) };
 
 function setup() {
   let now = 1_000_000;
@@ -66,6 +71,62 @@ describe('MicroCache', () => {
     expect(loads).toBe(1);
     await expect(cache.get('other', () => Promise.reject(grpcError(Code.UNAVAILABLE)))).rejects.toBeDefined();
     expect((await cache.get('other', () => Promise.resolve({ ok: 1 }))).status).toBe('MISS');
+  });
+});
+
+describe('MicroCache with degraded screens', () => {
+  function degradedSetup() {
+    let now = 1_000_000;
+    const cache = new MicroCache({ ttlMs: 2000, degradedTtlMs: 250, swrMs: 2000, staleIfErrorMs: 10_000, max: 100, now: () => now });
+    return { cache, advance: (ms: number) => (now += ms) };
+  }
+  const body = (got: { body: { raw: Buffer } }) => JSON.parse(got.body.raw.toString()) as { degraded: string[] };
+  const settle = () => new Promise((r) => setTimeout(r, 10));
+
+  it('keeps a build with a section that ran out of time only for the short TTL, then rebuilds it in the background', async () => {
+    const { cache, advance } = degradedSetup();
+    let builds = 0;
+    const load = () => assemble({}, { ranking: ++builds === 1 ? failing : answering }, budget);
+    const first = await cache.get('k', load);
+    expect([first.status, first.degraded, body(first).degraded]).toEqual(['MISS', true, ['ranking']]);
+    expect(cache.degradedLoads).toBe(1);
+    advance(200);
+    expect((await cache.get('k', load)).status).toBe('HIT');
+    // The fast path never serves a degraded screen: the router sends it with max-age 0.
+    expect(cache.peekFresh('k')).toBeUndefined();
+    advance(100); // 300 ms: past the short TTL, far inside the full one
+    const during = await cache.get('k', load);
+    expect([during.status, during.degraded]).toEqual(['UPDATING', true]);
+    await settle();
+    expect(builds).toBe(2);
+    const after = await cache.get('k', load);
+    expect([after.status, after.degraded, body(after).degraded]).toEqual(['HIT', false, []]);
+    // The complete screen is kept the full TTL.
+    advance(1900);
+    expect((await cache.get('k', load)).status).toBe('HIT');
+    expect(builds).toBe(2);
+  });
+
+  it('keeps the full TTL for a screen whose sections were switched off, behind an open breaker or refused by a down upstream', async () => {
+    const { cache, advance } = degradedSetup();
+    const off = { isOff: (name: string) => name === 'room.ranking' };
+    const down = { upstream: { name: 'likes', open: false }, run: () => Promise.reject(grpcError(Code.UNAVAILABLE)) };
+    const load = () => assemble({}, { ranking: { ...answering, switch: 'room.ranking' as const }, messages: { upstream: { name: 'chat', open: true }, run: () => Promise.resolve(1) }, likes: down }, { ...budget, switches: off });
+    const first = await cache.get('k', load);
+    expect([first.degraded, body(first).degraded]).toEqual([false, ['ranking', 'messages', 'likes']]);
+    advance(1500);
+    expect((await cache.get('k', load)).status).toBe('HIT');
+    expect(cache.loads).toBe(1);
+  });
+
+  it('gives an optional section its upstream\'s first call the whole budget, later calls the short deadline', async () => {
+    const upstream = { name: 'ranking', open: false };
+    const deadlines: number[] = [];
+    const section = { upstream, run: (deadline: number) => (deadlines.push(deadline - Date.now()), Promise.resolve(1)) };
+    await assemble({}, { ranking: section }, { ...budget, startedAt: Date.now() });
+    await assemble({}, { ranking: section }, { ...budget, startedAt: Date.now() });
+    expect(deadlines[0]).toBeGreaterThan(1400);
+    expect(deadlines[1]).toBeLessThanOrEqual(300);
   });
 });
 

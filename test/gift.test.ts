@@ -140,6 +140,8 @@ describe('SendGift', () => {
       [send(viewer, { count: 0 }), { code: 'INVALID_ARGUMENT', fields: ['count'] }],
       [send(viewer, { count: 10_000 }), { code: 'INVALID_ARGUMENT', fields: ['count'] }],
       [send(viewer, { roomId: offlineRoom }), { code: 'FAILED_PRECONDITION', reason: 'ROOM_NOT_LIVE' }],
+      // The room's state before the gift group: castle is not in this room's group either.
+      [send(viewer, { roomId: offlineRoom, giftId: castle.giftId }), { code: 'FAILED_PRECONDITION', reason: 'ROOM_NOT_LIVE' }],
       [send(viewer, { idempotencyKey: '' }), { code: 'INVALID_ARGUMENT', fields: ['idempotency_key'] }],
       [send(viewer, { giftId: rocket.giftId }), { code: 'FAILED_PRECONDITION', reason: 'INSUFFICIENT_FUNDS' }],
       [send(STREAMER, {}), { code: 'FAILED_PRECONDITION', reason: 'SELF_GIFT' }],

@@ -28,7 +28,9 @@ export function meRoutes(ctx: BffContext): Router {
       {
         wallet: {
           upstream: ledger,
-          run: (deadline) => ledger.call('getBalances', GetBalancesRequest.fromPartial({ ownerId: caller.userId, assets: [Asset.ASSET_COIN] }), { caller, deadline }),
+          // A streamer's INCOME (gifts received) comes in the same call; viewers earn none.
+          run: (deadline) =>
+            ledger.call('getBalances', GetBalancesRequest.fromPartial({ ownerId: caller.userId, assets: caller.role === 'viewer' ? [Asset.ASSET_COIN] : [Asset.ASSET_COIN, Asset.ASSET_INCOME] }), { caller, deadline }),
         },
         // Viewers host nothing: one call fewer for most users.
         hosted: {
@@ -60,7 +62,10 @@ export function meRoutes(ctx: BffContext): Router {
     res.setHeader('Cache-Control', 'private, no-cache');
     res.json({
       user: { id: caller.userId, name: caller.name, role: caller.role },
-      wallet: presentWallet(values.wallet.balances, values.wallet.level),
+      wallet: {
+        ...presentWallet(values.wallet.balances, values.wallet.level),
+        incomeMinor: caller.role === 'viewer' ? null : (values.wallet.balances.find((b) => b.asset === Asset.ASSET_INCOME)?.amountMinor ?? '0'),
+      },
       hostedRooms: values.hosted.rooms.map(presentRoom),
       recent: values.recent ? values.recent.map(presentRoom) : null,
       recommended: values.recommended ? values.recommended.rooms.map((h) => ({ ...(h.room ? presentRoom(h.room) : {}), onlineCount: h.onlineCount })) : null,

@@ -142,7 +142,16 @@ export function roomRoutes(ctx: BffContext): Router {
         {},
         screenBudget(ctx),
       );
-      return { rooms: values.list.rooms.map(presentRoom), nextCursor: values.list.page?.nextPageToken || null };
+      // Online counts are a nicety of the list: each within the optional deadline, null when it fails.
+      const deadline = Date.now() + Math.min(ctx.settings.OPTIONAL_DEADLINE_MS, ctx.settings.REQUEST_BUDGET_MS);
+      const counts = await Promise.allSettled(values.list.rooms.map((x) => room.call('getOnlineCount', GetOnlineCountRequest.fromPartial({ roomId: x.roomId }), { deadline })));
+      return {
+        rooms: values.list.rooms.map((x, i) => {
+          const c = counts[i];
+          return { ...presentRoom(x), onlineCount: c?.status === 'fulfilled' ? c.value.onlineCount : null };
+        }),
+        nextCursor: values.list.page?.nextPageToken || null,
+      };
     });
   });
 

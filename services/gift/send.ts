@@ -83,16 +83,20 @@ export class GiftSender {
     });
   }
 
-  /** Room live, gift in the room's group and active, price as the client expected; throws otherwise. */
+  /**
+   * Room live, gift in the room's group and active, price as the client expected; throws otherwise.
+   * The room's state comes first: a room that is not live answers ROOM_NOT_LIVE whatever the gift,
+   * since no gift could be sent there now (an offline room may even have no gift group).
+   */
   private async checkSendable(req: SendRequest) {
     const room = await this.rooms.get(req.roomId);
     if (!room) throw roomNotFound(req.roomId);
     if (room.streamerId === req.senderId) throw selfGift(req.roomId);
+    if (!room.live) throw roomNotLive(req.roomId);
     const [gift, group] = await Promise.all([this.catalog.gift(req.giftId), this.catalog.group(room.giftGroupId)]);
     if (!gift) throw giftNotFound(req.giftId);
     if (!group || !group.giftIds.includes(req.giftId)) throw giftNotInRoom(req.giftId, req.roomId, group?.giftGroupId ?? room.giftGroupId);
     if (gift.status !== 'active') throw giftDisabled(req.giftId);
-    if (!room.live) throw roomNotLive(req.roomId);
     if (req.expectedUnitPriceMinor !== '0' && req.expectedUnitPriceMinor !== '' && req.expectedUnitPriceMinor !== gift.priceMinor) {
       throw priceChanged(req.giftId, req.expectedUnitPriceMinor, gift.priceMinor);
     }

@@ -45,6 +45,8 @@ interface Snapshot {
   at: Date;
 }
 
+const liveKey = (roomId: string) => `live:${roomId}`;
+
 const ranked = (entries: Entry[], first: number): RankedEntry[] => entries.map((e, i) => ({ ...e, rank: first + i + 1 }));
 
 /** A period the request must name (UNSPECIFIED or an unknown number maps to undefined). */
@@ -63,11 +65,17 @@ function checkLimit(limit: number): number {
  * Board reads. The top of each board read is kept per replica and refreshed at most every
  * `snapshotMs`: during a big event every viewer's client polls the same few boards, and each
  * replica then costs Redis one read per board per interval, whatever the number of viewers.
- * While a refresh is in flight, callers get the previous snapshot (its time is in the answer).
+ * While a refresh is in flight, callers get the previous snapshot (its time is in the answer),
+ * but only while it is younger than two intervals (1 s at the default 500 ms, the proto's "about
+ * every second"): the first read of a board nobody read for a while waits for a fresh one rather
+ * than showing a snapshot minutes old. A new broadcast drops the room's LIVE snapshot
+ * (`newBroadcast`), so the next read shows the new session at once.
  * GetUserRank is per user and goes to Redis (one script call).
  */
 export class RankingReader {
   private readonly snapshots: LRUCache<string, Snapshot, BoardSpec>;
+  /** The oldest snapshot served while a refresh is in flight. */
+  private readonly maxStaleMs: number;
 
   constructor(
     private readonly boards: Boards,
@@ -75,6 +83,7 @@ export class RankingReader {
     opts: { snapshotMs: number; max: number },
     private readonly clock: () => number = Date.now,
   ) {
+    this.maxStaleMs = 2 * opts.snapshotMs;
     this.snapshots = new LRUCache<string, Snapshot, BoardSpec>({
       max: opts.max,
       ttl: opts.snapshotMs,
@@ -87,7 +96,7 @@ export class RankingReader {
     if (!isPositiveInt64(roomId)) throw invalidField('room_id', 'must be a positive 64-bit integer');
     const period = requirePeriod(periodOrNone);
     const n = checkLimit(limit);
-    return this.view(period === 'live' ? `live:${roomId}` : this.boards.room(roomId, period, this.clock()).key, { roomId, period }, n);
+    return this.view(period === 'live' ? liveKey(roomId) : this.boards.room(roomId, period, this.clock()).key, { roomId, period }, n);
   }
 
   async streamerTop(periodOrNone: Period | undefined, limit: number): Promise<BoardView> {
@@ -127,9 +136,25 @@ export class RankingReader {
     };
   }
 
+  /**
+   * A room went live with a new broadcast (a room change carried its start, already recorded in
+   * the store): a LIVE snapshot of the room that shows an older session, or is still being
+   * taken (it may have read the old start), is dropped.
+   */
+  newBroadcast(roomId: string, start: Date): void {
+    const held = this.snapshots.peek(liveKey(roomId), { allowStale: true });
+    if (!held || (held.periodStart?.getTime() ?? 0) < start.getTime()) this.snapshots.delete(liveKey(roomId));
+  }
+
   /** `key` names the snapshot: the board's key, or live:<room> (the board changes with each broadcast). */
   private async view(key: string, spec: BoardSpec, n: number): Promise<BoardView> {
-    const snap = (await untilCurrent(() => this.snapshots.fetch(key, { context: spec }))) as Snapshot;
+    const read = () => {
+      // A stale snapshot is served during its refresh only while it is recent enough.
+      const held = this.snapshots.peek(key, { allowStale: true });
+      const recent = held !== undefined && this.clock() - held.at.getTime() <= this.maxStaleMs;
+      return this.snapshots.fetch(key, { context: spec, allowStale: recent });
+    };
+    const snap = (await untilCurrent(read)) as Snapshot;
     return { entries: ranked(snap.top.slice(0, n), 0), total: snap.total, periodStart: snap.periodStart, snapshotAt: snap.at };
   }
 

@@ -51,7 +51,7 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
   const reader = new RankingReader(boards, store, { snapshotMs: config.RANKING_SNAPSHOT_MS, max: 10_000 });
   const rebuilder = new Rebuilder(boards, store, orders);
 
-  const watch = watchLiveStarts(nats, config.NATS_PREFIX, store, log);
+  const watch = watchLiveStarts(nats, config.NATS_PREFIX, store, reader, log);
   host.onClose('room change watch', () => watch.stop());
   const updates = new RankingUpdates(boards, store, log);
   const consumer = await runGiftEffect(nats, config.NATS_PREFIX, {
@@ -72,14 +72,20 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
 
 /**
  * A new broadcast gets an empty LIVE board at once: room changes carry the live start, so a room
- * that just went live does not show its previous session's board until its first gift.
+ * that just went live does not show its previous session's board until its first gift. Every
+ * replica sees every change, and drops its LIVE snapshot of the room once the start is recorded.
  */
-function watchLiveStarts(nc: NatsConnection, prefix: string, store: RedisBoards, log: Logger): { stop(): void } {
+function watchLiveStarts(nc: NatsConnection, prefix: string, store: RedisBoards, reader: RankingReader, log: Logger): { stop(): void } {
   return watchRoomChanges(
     nc,
     prefix,
     (room) => {
-      if (room.liveStartedAt) store.noteLiveStart(room.roomId, room.liveStartedAt, RETENTION.liveMs).catch((e: unknown) => log.warn({ err: e, roomId: room.roomId }, 'could not record a live start'));
+      const start = room.liveStartedAt;
+      if (!start) return;
+      store
+        .noteLiveStart(room.roomId, start, RETENTION.liveMs)
+        .then(() => reader.newBroadcast(room.roomId, start))
+        .catch((e: unknown) => log.warn({ err: e, roomId: room.roomId }, 'could not record a live start'));
     },
     log,
   );
