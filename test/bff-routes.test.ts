@@ -7,9 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBffConfig } from '../bff/config.js';
 import { ConfigError } from '../kit/config.js';
-import { signTopup } from '../bff/routes/wallet.js';
 import { isolate } from '../scripts/isolation.js';
-import { json, seedGiftCatalog, send, startBff, until, type BffServer } from './support/bff.js';
+import { json, providerTopup, seedGiftCatalog, send, startBff, type BffServer, until } from './support/bff.js';
 import { startChat, type ChatServer } from './support/chat.js';
 import { giftEnv, startGift, type GiftServer } from './support/gift.js';
 import { startLedger, type LedgerServer } from './support/ledger.js';
@@ -53,11 +52,7 @@ afterAll(async () => {
   await iso.cleanup();
 });
 
-function topup(body: object) {
-  const raw = JSON.stringify(body);
-  const ts = Math.floor(Date.now() / 1000);
-  return send(bff.base, 'POST', '/v1/wallet/topups', raw, { 'x-signature': signTopup(bff.config.TOPUP_SECRET, ts, raw), 'x-signature-timestamp': String(ts) });
-}
+const topup = (body: object) => providerTopup(bff.base, bff.config.TOPUP_SECRET, body);
 
 async function get(path: string, headers: Record<string, string> = {}) {
   return fetch(`${bff.base}${path}`, { headers });

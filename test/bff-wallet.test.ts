@@ -4,9 +4,8 @@
  * room stream and in the ranking), and a streamer's income.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signTopup } from '../bff/routes/wallet.js';
 import { isolate } from '../scripts/isolation.js';
-import { json, rawGet, seedGiftCatalog, send, startBff, until, type BffServer } from './support/bff.js';
+import { json, providerTopup, rawGet, seedGiftCatalog, send, startBff, type BffServer, until } from './support/bff.js';
 import { openStream } from './support/bff-stream.js';
 import { startChat, startRanking, type ChatServer, type RankingServer } from './support/chat.js';
 import { giftEnv, startGift, type GiftServer } from './support/gift.js';
@@ -59,12 +58,7 @@ afterAll(async () => {
   await iso.cleanup();
 });
 
-/** The provider's callback, signed as the provider signs it. */
-function topup(body: object) {
-  const raw = JSON.stringify(body);
-  const ts = Math.floor(Date.now() / 1000);
-  return send(bff.base, 'POST', '/v1/wallet/topups', raw, { 'x-signature': signTopup(bff.config.TOPUP_SECRET, ts, raw), 'x-signature-timestamp': String(ts) });
-}
+const topup = (body: object) => providerTopup(bff.base, bff.config.TOPUP_SECRET, body);
 
 describe('POST /v1/wallet/topups', () => {
   it('credits once per payment reference, however often the provider retries', async () => {

@@ -5,6 +5,7 @@ import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { GiftServiceClient } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { boundPort, listen } from '../../bff/app.js';
 import { TokenVerifier } from '../../bff/auth.js';
+import { signTopup } from '../../bff/routes/wallet.js';
 import { parseBffConfig, type BffConfig } from '../../bff/config.js';
 import { createBff, type Bff } from '../../bff/wiring.js';
 import type { Role } from '../../kit/identity.js';
@@ -124,4 +125,11 @@ export function rawGet(url: string, headers: Record<string, string> = {}): Promi
       .on('error', reject)
       .end();
   });
+}
+
+/** The payment provider's top-up callback to `base`, signed with `secret` as the provider signs it. */
+export function providerTopup(base: string, secret: string, body: object): Promise<Response> {
+  const raw = JSON.stringify(body);
+  const ts = Math.floor(Date.now() / 1000);
+  return send(base, 'POST', '/v1/wallet/topups', raw, { 'x-signature': signTopup(secret, ts, raw), 'x-signature-timestamp': String(ts) });
 }
