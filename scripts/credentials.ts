@@ -7,7 +7,7 @@
  * deploy/k8s/README.md); nothing here is read by a deployed service.
  */
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
@@ -104,19 +104,21 @@ export interface OperatorTokenOptions {
   audience?: readonly string[];
 }
 
+/** Signs `claims` for `opts.audience` (default every gRPC service), issued now, living `opts.ttlS` or `defaultTtlS`. */
+function mint(claims: Record<string, unknown>, issuer: string, key: KeyObject, opts: OperatorTokenOptions, defaultTtlS: number): string {
+  const iat = Math.floor(Date.now() / 1000);
+  return signJwt({ ...claims, aud: [...(opts.audience ?? GRPC_SERVICES)], iat, exp: iat + (opts.ttlS ?? defaultTtlS) }, issuer, key);
+}
+
 /** A user token signed by the operator: an admin for debugging and CLIs, or any user for reproducing a report. */
 export function operatorUserToken(userId: string, role: Role, name = '', opts: OperatorTokenOptions = {}): string {
-  const iat = Math.floor(Date.now() / 1000);
-  const aud = [...(opts.audience ?? GRPC_SERVICES)];
-  return signJwt({ kind: 'user', sub: userId, role, name, aud, iat, exp: iat + (opts.ttlS ?? 3600) }, OPERATOR, operatorKey());
+  return mint({ kind: 'user', sub: userId, role, name }, OPERATOR, operatorKey(), opts, 3600);
 }
 
 /** A service token for another team's service (never one of the mesh's own names: the services refuse that). */
 export function operatorServiceToken(service: string, opts: OperatorTokenOptions = {}): string {
-  const iat = Math.floor(Date.now() / 1000);
-  const aud = [...(opts.audience ?? GRPC_SERVICES)];
   if ((MESH_SERVICES as readonly string[]).includes(service)) throw new Error(`${service} is one of the mesh's own services, which sign their own tokens; services refuse an operator's token in its name`);
-  return signJwt({ kind: 'service', sub: service, aud, iat, exp: iat + (opts.ttlS ?? 3600) }, OPERATOR, operatorKey());
+  return mint({ kind: 'service', sub: service }, OPERATOR, operatorKey(), opts, 3600);
 }
 
 /**
@@ -126,20 +128,17 @@ export function operatorServiceToken(service: string, opts: OperatorTokenOptions
  */
 export function devUserToken(userId: string, role: Role, name = '', opts: OperatorTokenOptions = {}): string {
   if (role === 'admin') return operatorUserToken(userId, role, name, opts);
-  const iat = Math.floor(Date.now() / 1000);
-  const aud = [...(opts.audience ?? GRPC_SERVICES)];
-  return signJwt({ kind: 'user', sub: userId, role, name, aud, iat, exp: iat + (opts.ttlS ?? 600) }, 'bff', devKey('bff'));
+  return mint({ kind: 'user', sub: userId, role, name }, 'bff', devSigningKey('bff'), opts, 600);
 }
 
 /** A mesh service's own token, signed with its development key. */
 export function devServiceToken(service: string, opts: OperatorTokenOptions = {}): string {
-  const iat = Math.floor(Date.now() / 1000);
-  const aud = [...(opts.audience ?? GRPC_SERVICES)];
-  return signJwt({ kind: 'service', sub: service, aud, iat, exp: iat + (opts.ttlS ?? 600) }, service, devKey(service));
+  return mint({ kind: 'service', sub: service }, service, devSigningKey(service), opts, 600);
 }
 
-const devKeys = new Map<string, ReturnType<typeof loadSigningKey>>();
-function devKey(issuer: string) {
+const devKeys = new Map<string, KeyObject>();
+/** An issuer's development private key (read once): what a tool signs with when it stands in for that issuer. */
+export function devSigningKey(issuer: string): KeyObject {
   let key = devKeys.get(issuer);
   if (!key) devKeys.set(issuer, (key = loadSigningKey(join(DEV_AUTH_DIR, 'private', `${issuer}.pem`))));
   return key;

@@ -3,7 +3,7 @@
  * with mutual TLS on, probed as an attacker on the network would, and used as the three kinds of
  * users do (a phone through the BFF, an internal caller with a token, an engineer with buf curl).
  */
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, credentials, Metadata, status as Code, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
@@ -18,10 +18,10 @@ import * as ledgerPb from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RankingServiceService } from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import * as roomPb from '../gen/ts/livemesh/room/v1/room.js';
 import { signJwt } from '../kit/auth.js';
-import { DEV_AUTH_DIR, DEV_TLS_DIR } from '../kit/config.js';
+import { DEV_TLS_DIR } from '../kit/config.js';
 import { errorInfoOf } from '../kit/grpc-errors.js';
 import { fromRoot } from '../kit/paths.js';
-import { bearer, devServiceToken, devUserToken, operatorChannelCredentials, operatorServiceToken } from '../scripts/credentials.js';
+import { bearer, devServiceToken, devSigningKey, devUserToken, operatorChannelCredentials, operatorServiceToken } from '../scripts/credentials.js';
 import { isolate } from '../scripts/isolation.js';
 import { startMesh, type Mesh } from '../scripts/mesh.js';
 import { until } from './support/gift.js';
@@ -121,8 +121,8 @@ describe('identity is proved, never claimed', () => {
       ['bad_signature', signJwt({ ...user, aud: 'ledger', iat: now, exp: now + 60 }, 'bff', generateKeyPairSync('ed25519').privateKey)],
       ['wrong_audience', signedAsBff({ ...user, aud: 'room', iat: now, exp: now + 60 })],
       ['lifetime_too_long', signedAsBff({ ...user, aud: 'ledger', iat: now, exp: now + 7 * 86_400 })],
-      ['issuer_not_allowed', signJwt({ kind: 'service', sub: 'gift', aud: 'ledger', iat: now, exp: now + 60 }, 'operator', devKeyOf('operator'))],
-      ['issuer_not_allowed', signJwt({ kind: 'user', sub: '1', role: 'admin', name: '', aud: 'ledger', iat: now, exp: now + 60 }, 'chat', devKeyOf('chat'))],
+      ['issuer_not_allowed', signJwt({ kind: 'service', sub: 'gift', aud: 'ledger', iat: now, exp: now + 60 }, 'operator', devSigningKey('operator'))],
+      ['issuer_not_allowed', signJwt({ kind: 'user', sub: '1', role: 'admin', name: '', aud: 'ledger', iat: now, exp: now + 60 }, 'chat', devSigningKey('chat'))],
       ['unknown_issuer', signJwt({ ...user, aud: 'ledger', iat: now, exp: now + 60 }, 'mallory', generateKeyPairSync('ed25519').privateKey)],
     ];
     for (const [problem, token] of cases) {
@@ -211,9 +211,6 @@ describe('mutual TLS, one switch', () => {
 
 function signedAsBff(claims: Record<string, unknown>): string {
   const now = Math.floor(Date.now() / 1000);
-  return signJwt({ iat: now, exp: now + 60, ...claims }, 'bff', devKeyOf('bff'));
+  return signJwt({ iat: now, exp: now + 60, ...claims }, 'bff', devSigningKey('bff'));
 }
 
-function devKeyOf(issuer: string) {
-  return createPrivateKey(readFileSync(join(DEV_AUTH_DIR, 'private', `${issuer}.pem`)));
-}

@@ -35,10 +35,10 @@ import { join } from 'node:path';
 import { credentials, Metadata, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { HealthClient } from '../../gen/ts/grpc/health/v1/health.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
-import { loadSigningKey, signJwt } from '../../kit/auth.js';
-import { DEV_AUTH_DIR, DEV_TLS_DIR } from '../../kit/config.js';
+import { signJwt } from '../../kit/auth.js';
+import { DEV_TLS_DIR } from '../../kit/config.js';
 import { fromRoot, repoRoot } from '../../kit/paths.js';
-import { bearer, devUserToken, ensureDevCerts, ensureDevKeys, operatorChannelCredentials } from '../credentials.js';
+import { bearer, devSigningKey, devUserToken, ensureDevCerts, ensureDevKeys, operatorChannelCredentials } from '../credentials.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle } from '../infra.js';
 import { isolate } from '../isolation.js';
 import { EchoClient } from './echo.js';
@@ -149,7 +149,7 @@ const echoOnce = (client: EchoStub, md: Metadata) => new Promise<void>((resolve,
  * window outruns the estimate.
  */
 function freshTokens(count: number): { next(): string; signedLate(): number } {
-  const key = loadSigningKey(join(DEV_AUTH_DIR, 'private', 'bff.pem'));
+  const key = devSigningKey('bff');
   let n = 0;
   const mint = () => {
     const iat = Math.floor(Date.now() / 1000);

@@ -21,10 +21,10 @@
 import { createHmac, createPrivateKey, sign as signBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AUTH_METADATA_KEY, loadSigningKey, MESH_SERVICES, OPERATOR, signJwt } from '../../kit/auth.js';
+import { AUTH_METADATA_KEY, MESH_SERVICES, OPERATOR, signJwt } from '../../kit/auth.js';
 import { DEV_AUTH_DIR } from '../../kit/config.js';
 import type { Role } from '../../kit/identity.js';
-import { GRPC_SERVICES } from '../credentials.js';
+import { devSigningKey, GRPC_SERVICES } from '../credentials.js';
 import { otherTeamServiceToken, serviceToken, userToken } from '../tokens.js';
 import type { Rng } from '../random.js';
 import { wildString, type Known } from './values.js';
@@ -48,13 +48,8 @@ const b64 = (data: string | Buffer) => Buffer.from(data).toString('base64url');
 /** What grpc-js accepts in a text metadata value (printable ASCII): anything else would fail in the client, not the server. */
 const printable = (s: string, max = 4000) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, max);
 
-const keys = new Map<string, KeyObject>();
 /** A development private key (the mesh under fuzzing runs with them). */
-function devKey(issuer: string): KeyObject {
-  let key = keys.get(issuer);
-  if (!key) keys.set(issuer, (key = loadSigningKey(join(DEV_AUTH_DIR, 'private', `${issuer}.pem`))));
-  return key;
-}
+const devKey = devSigningKey;
 
 /** PKCS#8 DER prefix of an Ed25519 private key; the 32-byte seed follows. */
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
