@@ -75,20 +75,22 @@ export const bffConfigShape = {
   BREAKER_WINDOW_MS: int(1000, 600_000, 10_000),
   /** …and stays open this long before one trial call is let through. */
   BREAKER_OPEN_MS: int(100, 600_000, 5000),
-  /** Room stream: events per second each WebSocket may receive (gifts first, chat sampled beyond it). */
+  /** Room stream: events per second each WebSocket may receive in a room past STREAM_SAMPLE_ABOVE viewers (gifts and notices always go; chat is sampled beyond it). */
   STREAM_EVENTS_PER_S: int(1, 1_000_000, 50),
+  /** Room stream: viewers of one room on this replica up to which every event reaches every viewer (no sampling, no cap). */
+  STREAM_SAMPLE_ABOVE: int(0, 10_000_000, 2000),
+  /** Room stream: how long a gap in a room's offsets may stay open before the missing events are read from Chat's history. */
+  STREAM_GAP_WAIT_MS: int(10, 60_000, 250),
   /** Room stream: events are batched into one frame per room this often. */
   STREAM_TICK_MS: int(10, 1000, 100),
   /** Room stream: a client with more unsent bytes than this is disconnected (close code 4008). */
   STREAM_MAX_BUFFER_BYTES: int(16_384, 67_108_864, 1_048_576),
   /** Room stream: ping interval; a client that missed the previous pong is dropped. */
   STREAM_HEARTBEAT_MS: int(1000, 300_000, 20_000),
-  /** Room stream: messages replayed on `?resume=1` / `?after=<seq>`. */
-  STREAM_RESUME_MAX: int(0, 100, 20),
+  /** Room stream: most events a reconnect (`?after=<offset>`) replays; a longer gap is answered `recovered: false` with the current state. */
+  STREAM_RESUME_MAX: int(1, 10_000, 1000),
   /** Room stream: signed-in viewers are re-entered into Room's presence this often (below Room's ONLINE_SESSION_TTL_MS). */
   STREAM_PRESENCE_REFRESH_MS: int(10_000, 3_600_000, 600_000),
-  /** Room stream: gifts held back by the cap beyond this many per room are dropped. */
-  STREAM_MAX_PENDING_GIFTS: int(10, 1_000_000, 1000),
   /**
    * Serve the demo page at `/` and let it mint development tokens: off unless asked for (`npm
    * start` asks for it). With NODE_ENV=production it never mints an admin token.

@@ -4,7 +4,7 @@
  * already gives strings), times as ISO strings.
  */
 import { EventPriority, RoomNoticeKind, type RoomEvent } from '../gen/ts/livemesh/chat/v1/chat.js';
-import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
+import { Asset, Role } from '../gen/ts/livemesh/common/v1/common.js';
 import { GiftStatus, OrderState, type Gift, type Order } from '../gen/ts/livemesh/gift/v1/gift.js';
 import type { Balance, LevelInfo } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import type { RankEntry } from '../gen/ts/livemesh/ranking/v1/ranking.js';
@@ -87,18 +87,25 @@ const NOTICE: Record<number, string> = {
   [RoomNoticeKind.ROOM_NOTICE_KIND_ANNOUNCEMENT]: 'announcement',
 };
 
+const ROLE: Record<number, string> = {
+  [Role.ROLE_VIEWER]: 'viewer',
+  [Role.ROLE_STREAMER]: 'streamer',
+  [Role.ROLE_ADMIN]: 'admin',
+};
+
 /** A room event as JSON (for the room screen's messages and for WebSocket clients that chose JSON). */
 export function presentEvent(e: RoomEvent) {
   const base = { seq: e.seq, at: iso(e.eventTime), priority: PRIORITY[e.priority] ?? 'normal' };
   if (e.chat) {
     const c = e.chat;
-    return { ...base, type: 'chat' as const, chat: { id: c.messageId, senderId: c.senderId, senderName: c.senderName, senderLevel: c.senderLevel, text: c.text, mergedCount: c.mergedCount } };
+    return { ...base, type: 'chat' as const, chat: { id: c.messageId, senderId: c.senderId, senderName: c.senderName, senderLevel: c.senderLevel, senderRole: ROLE[c.senderRole] ?? null, text: c.text, mergedCount: c.mergedCount } };
   }
   if (e.gift) {
     const g = e.gift;
     return { ...base, type: 'gift' as const, gift: { orderId: g.orderId, senderId: g.senderId, senderName: g.senderName, senderLevel: g.senderLevel, giftId: g.giftId, count: g.count, comboCount: g.comboCount, amountMinor: g.amountMinor } };
   }
   if (e.likes) return { ...base, type: 'likes' as const, likes: { count: e.likes.likeCount, total: e.likes.totalLikeCount } };
+  if (e.room) return { ...base, type: 'room' as const, room: { title: e.room.title, notice: e.room.notice, version: e.room.version } };
   if (e.notice) return { ...base, type: 'notice' as const, notice: { kind: NOTICE[e.notice.kind] ?? 'unknown', onlineCount: e.notice.onlineCount, text: e.notice.text } };
   return { ...base, type: 'unknown' as const };
 }

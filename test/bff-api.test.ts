@@ -107,7 +107,7 @@ describe('streamer routes', () => {
 });
 
 describe('GET /v1/rooms/:id (room entry)', () => {
-  it('renders room, online count and gift bar; the ranking and messages of dead upstreams are null and named in degraded', async () => {
+  it('renders room, online count and gift bar; the ranking, messages, likes and stream position of dead upstreams are null and named in degraded', async () => {
     const res = await fetch(`${bff.base}/v1/rooms/${liveRoom}`);
     expect(res.status).toBe(200);
     const body = await json(res);
@@ -117,7 +117,9 @@ describe('GET /v1/rooms/:id (room entry)', () => {
     expect(body.gifts[0]).toMatchObject({ priceMinor: '100', iconKey: 'icons/rose.png' });
     expect(body.ranking).toBeNull();
     expect(body.messages).toBeNull();
-    expect(body.degraded).toEqual(['ranking', 'messages']);
+    expect(body.likes).toBeNull();
+    expect(body.stream).toBeNull();
+    expect(body.degraded).toEqual(['ranking', 'messages', 'likes']);
   });
 
   it('is cached: MISS then HIT, ETag and 304, br and gzip from the same precompressed entry', async () => {

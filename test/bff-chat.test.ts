@@ -64,13 +64,20 @@ describe('chat through the BFF', () => {
     expect(res.status, JSON.stringify(out)).toBe(201);
     expect(out).toMatchObject({ outcome: 'published' });
     expect(out.messageId).toMatch(/^[1-9][0-9]*$/);
+    // Where the app places its own line: the message's offset in the room stream and its time.
+    expect(out.seq).toMatch(/^[1-9][0-9]*$/);
+    expect(Date.parse(out.sentAt)).toBeGreaterThan(Date.now() - 60_000);
     await until('the message on the stream', () => stream.events, (e) => e.some((x) => x.type === 'chat'));
+    expect(stream.events.find((x) => x.type === 'chat')?.seq).toBe(out.seq);
 
     const screen = await json(await fetch(`${bff.base}/v1/rooms/${roomId}`));
     expect(screen.degraded).toEqual([]);
     expect(screen.ranking).toEqual([]);
     expect(screen.messages).toHaveLength(1);
-    expect(screen.messages[0]).toMatchObject({ type: 'chat', chat: { text: 'hello room', senderName: 'Chatty', senderId: '7500' } });
+    expect(screen.messages[0]).toMatchObject({ seq: out.seq, type: 'chat', chat: { text: 'hello room', senderName: 'Chatty', senderId: '7500', senderRole: 'viewer' } });
+    expect(screen.likes).toEqual({ total: '0' });
+    expect(screen.stream).toEqual({ offset: expect.stringMatching(/^[1-9][0-9]*$/), epoch: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(BigInt(screen.stream.offset)).toBeGreaterThanOrEqual(BigInt(out.seq));
     await close(stream);
   });
 
@@ -135,7 +142,7 @@ describe('paid gifts: barrage on the stream, ranking on the screens', () => {
 });
 
 describe('a killed non-critical upstream', () => {
-  it('the room screen still renders, with messages null and named in degraded', async () => {
+  it('the room screen still renders, with messages and likes null and named in degraded', async () => {
     const roomId = await liveRoom();
     await chat.close();
     const res = await fetch(`${bff.base}/v1/rooms/${roomId}`);
@@ -143,7 +150,9 @@ describe('a killed non-critical upstream', () => {
     const screen = await json(res);
     expect(screen.room.id).toBe(roomId);
     expect(screen.messages).toBeNull();
-    expect(screen.degraded).toEqual(['messages']);
+    expect(screen.likes).toBeNull();
+    expect(screen.stream).toBeNull();
+    expect(screen.degraded).toEqual(['messages', 'likes']);
     expect(screen.ranking).toEqual([]);
   });
 });

@@ -77,7 +77,7 @@ describe('degradation switches', () => {
     expect(view.breakers.find((x: { upstream: string }) => x.upstream === 'ranking')).toEqual({ upstream: 'ranking', open: true });
     const before = rankingCalls(a);
     const res = await json(await fetch(`${a.base}/v1/rooms/${await newRoom()}`));
-    expect(res.degraded).toEqual(['ranking', 'messages']);
+    expect(res.degraded).toEqual(['ranking', 'messages', 'likes']);
     expect(rankingCalls(a)).toBe(before);
     // A critical route on the open breaker fails fast with 503, naming it.
     const ranking = await fetch(`${a.base}/v1/rooms/1/ranking`);

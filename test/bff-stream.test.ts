@@ -25,8 +25,8 @@ beforeAll(async () => {
   room = await startRoom(iso);
   [fast, paced, capped, pub] = await Promise.all([
     startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '0', STREAM_EVENTS_PER_S: '1000000', STREAM_TICK_MS: '20', STREAM_HEARTBEAT_MS: '1000' }),
-    startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '0', STREAM_EVENTS_PER_S: '1000', STREAM_TICK_MS: '20', STREAM_MAX_BUFFER_BYTES: '524288', STREAM_MAX_PENDING_GIFTS: '100000' }),
-    startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '5', STREAM_EVENTS_PER_S: '100', STREAM_TICK_MS: '100' }),
+    startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '0', STREAM_EVENTS_PER_S: '1000', STREAM_TICK_MS: '20', STREAM_MAX_BUFFER_BYTES: '524288' }),
+    startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '5', STREAM_EVENTS_PER_S: '100', STREAM_TICK_MS: '100', STREAM_SAMPLE_ABOVE: '0' }),
     roomPublisher(iso),
   ]);
 });

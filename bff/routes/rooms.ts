@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
-import { ListRecentMessagesRequest, SendLikesRequest, SendMessageRequest, SendMessageOutcome } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { GetLikeCountRequest, ListRecentMessagesRequest, SendLikesRequest, SendMessageRequest, SendMessageOutcome } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { ListRoomGiftsRequest, SendGiftRequest } from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { GetRoomRankingRequest, RankingPeriod } from '../../gen/ts/livemesh/ranking/v1/ranking.js';
 import { GetOnlineCountRequest, GetRoomRequest, ListLiveRoomsRequest } from '../../gen/ts/livemesh/room/v1/room.js';
@@ -98,6 +98,7 @@ export function roomRoutes(ctx: BffContext): Router {
             switch: 'room.messages',
             run: (deadline) => chat.call('listRecentMessages', ListRecentMessagesRequest.fromPartial({ roomId: id, limit: 20 }), { deadline }),
           },
+          likes: { upstream: chat, run: (deadline) => chat.call('getLikeCount', GetLikeCountRequest.fromPartial({ roomId: id }), { deadline }) },
         },
         screenBudget(ctx),
       );
@@ -107,6 +108,9 @@ export function roomRoutes(ctx: BffContext): Router {
         gifts: presentGifts(values.gifts.gifts),
         ranking: values.ranking ? values.ranking.entries.map(presentRank) : null,
         messages: values.messages ? values.messages.events.map(presentEvent) : null,
+        likes: values.likes ? { total: values.likes.likeCount } : null,
+        // Where the room stream continues from these messages: connect with ?after=<offset>&epoch=<epoch>.
+        stream: values.messages?.position ? { offset: values.messages.position.offset, epoch: values.messages.position.epoch } : null,
         degraded,
       };
     });
@@ -179,7 +183,7 @@ export function roomRoutes(ctx: BffContext): Router {
       SendMessageRequest.fromPartial({ roomId: id, text: body.text, clientMessageId: body.clientMessageId ?? randomUUID(), senderName: shortName(caller.name, CHAT_NAME_MAX) }),
       callFor(ctx, caller),
     );
-    res.status(201).json({ messageId: out.messageId, outcome: OUTCOMES[out.outcome] ?? 'published' });
+    res.status(201).json({ messageId: out.messageId, outcome: OUTCOMES[out.outcome] ?? 'published', seq: out.seq === '0' ? null : out.seq, sentAt: out.sendTime?.toISOString() ?? null });
   });
 
   r.post('/v1/rooms/:id/likes', requireRole(), async (req, res) => {

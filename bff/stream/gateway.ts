@@ -3,12 +3,19 @@
  *
  * - The replica subscribes to `chat.room.<id>` when its first viewer of the room connects and
  *   unsubscribes when the last one leaves, so NATS sends each replica only the rooms it serves.
+ * - Every event carries its offset in the room's stream (`seq`), one counter per room for every
+ *   kind of event, handed out by Chat as it appends the event to the room's history. The
+ *   gateway reads the room's position from Chat when it subscribes, releases events strictly in
+ *   offset order (events from different Chat replicas may cross on the way), waits a moment for a
+ *   missing one and then fetches it from the history, and counts one that is gone as dropped.
  * - `?format=json` (default) or `?format=protobuf`: JSON text frames, or binary frames holding a
- *   `livemesh.chat.v1.ListRecentMessagesResponse` (a list of RoomEvents). Control messages
- *   (hello, errors) are always JSON text frames.
- * - `?after=<seq>` resumes after a reconnect: the last messages after that seq (at most
- *   STREAM_RESUME_MAX) come first, in a `replay` frame, then the live ones; `?resume=1` replays
- *   the last messages without a seq. Clients drop duplicates by seq at the seam.
+ *   `livemesh.chat.v1.ListRecentMessagesResponse` (events, and the dropped count). Control
+ *   messages (hello, state, errors) are always JSON text frames.
+ * - `?after=<offset>&epoch=<epoch>` recovers after a reconnect (Centrifugo's model): every event
+ *   the client missed, of every kind, comes first in a `replay` frame, when the room's history
+ *   still covers the gap and the epoch is the same; otherwise the hello says `recovered: false`
+ *   and a `state` frame plus a `replay` frame of recent messages give the current state.
+ *   `?resume=1` asks for the current state without an offset.
  * - A client whose unsent data passes STREAM_MAX_BUFFER_BYTES is closed with 4008: one stuck
  *   phone must not hold megabytes of every room's events in this process.
  * - Pings every STREAM_HEARTBEAT_MS; a client that missed the previous pong is terminated.
@@ -17,7 +24,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Subscription } from '@nats-io/nats-core';
 import { WebSocket, WebSocketServer } from 'ws';
-import { ListRecentMessagesRequest } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { GetLikeCountRequest, GetRoomHistoryRequest, ListRecentMessagesRequest, type StreamPosition } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { EnterRoomRequest, GetRoomRequest, LeaveRoomRequest } from '../../gen/ts/livemesh/room/v1/room.js';
 import { randomUUID } from 'node:crypto';
 import { subject, type NatsConnection } from '../../kit/nats.js';
@@ -29,9 +36,18 @@ import type { MicroCache } from '../microcache.js';
 import { clientIp, type RateLimits } from '../rate-limits.js';
 import type { Switches } from '../switches.js';
 import type { Upstreams } from '../upstreams.js';
-import { Frame, kindOf, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
+import { presentRoom, ROOM_FIELDS } from '../present.js';
+import { Frame, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
 
 export const CLOSE_SLOW_CONSUMER = 4008;
+/** The room's history was reset (its epoch changed): reconnect with after= and get the current state. */
+export const CLOSE_RESET = 4009;
+
+/** A reconnect: the last offset and epoch the client saw, or (`resume=1`) none. */
+interface Resume {
+  after: string | undefined;
+  epoch: string;
+}
 const CLOSE_GOING_AWAY = 1001;
 
 export interface StreamSettings extends FeedLimits {
@@ -39,7 +55,10 @@ export interface StreamSettings extends FeedLimits {
   callBudgetMs: number;
   maxBufferBytes: number;
   heartbeatMs: number;
+  /** Most events one recovery replays; a longer gap is answered `recovered: false`. */
   resumeMax: number;
+  /** How long a gap in the offsets may stay open (an event still on its way) before the history is asked for it. */
+  gapWaitMs: number;
   /** Signed-in viewers are re-entered into Room's presence this often (its sessions expire otherwise). */
   presenceRefreshMs: number;
 }
@@ -53,12 +72,20 @@ export interface StreamStats {
   slowDisconnects: number;
   heartbeatDisconnects: number;
   chatDropped: number;
+  /** Events the history was asked for to close a gap, and events given up for lost. */
+  gapFills: number;
+  eventsLost: number;
+  /** Reconnects with `after=` that got every missed event, and those told `recovered: false`. */
+  recovered: number;
+  notRecovered: number;
 }
 
 const PATH = /^\/v1\/rooms\/([^/]+)\/stream$/;
 
 class Viewer {
   alive = true;
+  /** Events at or before this offset are not sent (the viewer's starting point); -Infinity once passed. */
+  after = -Infinity;
   /** Room's presence session for this connection; signed-in viewers only (Room counts users). */
   readonly session = randomUUID();
   enteredAt = 0;
@@ -75,12 +102,35 @@ class Viewer {
   ) {}
 }
 
-interface Room {
-  feed: RoomFeed;
-  viewers: Set<Viewer>;
-  sub: Subscription;
-  /** Resolves once the NATS server has the subscription: a viewer's hello promises nothing published after it is missed. */
-  subscribed: Promise<void>;
+class Room {
+  readonly viewers = new Set<Viewer>();
+  /** Signed-in viewers by user id: a sender's own line is put back into its frame. */
+  readonly byUser = new Map<string, Set<Viewer>>();
+  /** The next offset to release; undefined until the position is known (or, without Chat, the first event). */
+  next: number | undefined;
+  /** The epoch the offsets belong to; '' when Chat could not be asked. */
+  epoch = '';
+  /** False until the position read settled; events arriving before wait in `pending`. */
+  started = false;
+  /** Events ahead of `next`, by offset. */
+  readonly pending = new Map<number, PreparedEvent>();
+  /** When the gap at `next` opened (0: none). */
+  gapSince = 0;
+  filling = false;
+  lastEpochCheck = 0;
+  sub!: Subscription;
+  /** Resolves once the NATS server has the subscription and the position is read: nothing published after a hello is missed. */
+  ready!: Promise<void>;
+
+  constructor(
+    readonly id: string,
+    readonly feed: RoomFeed,
+  ) {}
+
+  /** The offset of the last event released to the feed: where a viewer joining now starts. */
+  get released(): number | undefined {
+    return this.next === undefined ? undefined : this.next - 1;
+  }
 }
 
 export class StreamGateway {
@@ -89,7 +139,19 @@ export class StreamGateway {
   private readonly ticker: NodeJS.Timeout;
   private readonly heartbeat: NodeJS.Timeout;
   private closing = false;
-  readonly stats: StreamStats = { connections: 0, subscriptions: 0, framesSent: 0, eventsSent: 0, slowDisconnects: 0, heartbeatDisconnects: 0, chatDropped: 0 };
+  readonly stats: StreamStats = {
+    connections: 0,
+    subscriptions: 0,
+    framesSent: 0,
+    eventsSent: 0,
+    slowDisconnects: 0,
+    heartbeatDisconnects: 0,
+    chatDropped: 0,
+    gapFills: 0,
+    eventsLost: 0,
+    recovered: 0,
+    notRecovered: 0,
+  };
 
   constructor(
     private readonly deps: {
@@ -137,8 +199,10 @@ export class StreamGateway {
     const format = url.searchParams.get('format') ?? 'json';
     if (format !== 'json' && format !== 'protobuf') return writeRawError(socket, HttpError.badRequest('format', 'must be json or protobuf'));
     const after = url.searchParams.get('after');
-    if (after !== null && after !== '0' && !isPositiveInt64(after)) return writeRawError(socket, HttpError.badRequest('after', 'must be a sequence number'));
-    const resume = after !== null || url.searchParams.get('resume') === '1';
+    if (after !== null && after !== '0' && !isPositiveInt64(after)) return writeRawError(socket, HttpError.badRequest('after', 'must be an offset (a non-negative integer) from a previous hello or event seq'));
+    const epoch = url.searchParams.get('epoch') ?? '';
+    if (!/^[A-Za-z0-9]{0,32}$/.test(epoch)) return writeRawError(socket, HttpError.badRequest('epoch', 'must be the epoch a previous hello gave (letters and digits)'));
+    const resume: Resume | undefined = after !== null ? { after, epoch } : url.searchParams.get('resume') === '1' ? { after: undefined, epoch } : undefined;
     let caller: Caller | undefined;
     // Browsers cannot set headers on a WebSocket; the token may come in the query instead.
     const token = url.searchParams.get('access_token') ?? /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
@@ -150,7 +214,7 @@ export class StreamGateway {
     } catch (err) {
       return writeRawError(socket, err instanceof HttpError ? err : isGrpcFailure(err) ? fromGrpc(err, err.upstream ?? 'room') : new HttpError(500, { error: { code: 'INTERNAL', message: 'internal error' } }));
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, roomId, format, caller, resume ? (after ?? '0') : undefined));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connected(ws, socket, roomId, format, caller, resume));
   }
 
   /** A cached existence check (single flight, stale-if-error), so a crowd connecting at once costs Room one call. */
@@ -162,7 +226,7 @@ export class StreamGateway {
     });
   }
 
-  private connected(ws: WebSocket, socket: Duplex, roomId: string, format: Format, caller: Caller | undefined, resumeAfter: string | undefined): void {
+  private connected(ws: WebSocket, socket: Duplex, roomId: string, format: Format, caller: Caller | undefined, resume: Resume | undefined): void {
     const viewer = new Viewer(ws, socket, roomId, format, caller);
     this.stats.connections++;
     ws.on('pong', () => (viewer.alive = true));
@@ -170,14 +234,17 @@ export class StreamGateway {
     ws.on('close', () => this.leave(viewer));
     // Clients send nothing but control frames; a message is ignored rather than an error.
     ws.on('message', () => undefined);
-    const subscribed = this.join(viewer);
+    const room = this.join(viewer);
     this.presence(viewer, 'enter');
-    void subscribed.then(
-      () => {
+    void room.ready.then(
+      async () => {
         if (ws.readyState !== WebSocket.OPEN) return;
-        ws.send(JSON.stringify({ type: 'hello', roomId, format, eventsPerS: this.settings.eventsPerS, heartbeatMs: this.settings.heartbeatMs }));
-        if (resumeAfter === undefined) this.release(viewer);
-        else void this.replay(viewer, resumeAfter);
+        if (resume) await this.recover(viewer, room, resume);
+        else {
+          viewer.after = room.released ?? -Infinity;
+          this.hello(viewer, room.epoch, room.released, undefined);
+        }
+        this.release(viewer);
       },
       (err: unknown) => {
         this.deps.log?.warn({ err, roomId }, 'room subscription failed');
@@ -186,60 +253,242 @@ export class StreamGateway {
     );
   }
 
-  private async replay(viewer: Viewer, after: string): Promise<void> {
-    try {
-      const out = await this.deps.upstreams.chat.call('listRecentMessages', ListRecentMessagesRequest.fromPartial({ roomId: viewer.roomId, limit: this.settings.resumeMax, afterSeq: after }), {
-        caller: viewer.caller,
-        deadline: Date.now() + this.settings.callBudgetMs,
-      });
-      this.send(viewer, new Frame('replay', out.events.map((e) => PreparedEvent.of(e))));
-    } catch (err) {
-      const body: ErrorBody = { error: { code: 'UNAVAILABLE', message: 'recent messages are unavailable; live events follow', upstream: 'chat' } };
-      if (viewer.ws.readyState === WebSocket.OPEN) viewer.ws.send(JSON.stringify({ type: 'replay_failed', ...body }));
-      this.deps.log?.debug({ err, roomId: viewer.roomId }, 'stream resume failed');
-    }
-    this.release(viewer);
+  /**
+   * `{"type":"hello",…}`: where the client stands once it has read the frames that follow
+   * (`offset`, `epoch`: what to reconnect with), and whether a recovery got every missed event.
+   */
+  private hello(viewer: Viewer, epoch: string, offset: number | string | undefined, recovered: boolean | undefined): void {
+    if (viewer.ws.readyState !== WebSocket.OPEN) return;
+    const s = this.settings;
+    viewer.ws.send(
+      JSON.stringify({
+        type: 'hello',
+        roomId: viewer.roomId,
+        format: viewer.format,
+        epoch: epoch || null,
+        offset: offset === undefined ? null : String(offset),
+        ...(recovered === undefined ? {} : { recovered }),
+        sampleAbove: s.sampleAbove,
+        eventsPerS: s.eventsPerS,
+        heartbeatMs: s.heartbeatMs,
+      }),
+    );
   }
 
-  /** Ends the hold: frames that arrived during the replay go out after it, in order. */
+  /**
+   * A reconnect: the missed events from Chat's history when it covers the gap (`recovered:
+   * true`, a replay frame), else the current state (`recovered: false`, a state frame and a
+   * replay frame of recent messages). Frames that arrived meanwhile follow, minus what the
+   * replay or the state already covered.
+   */
+  private async recover(viewer: Viewer, room: Room, resume: Resume): Promise<void> {
+    const chat = this.deps.upstreams.chat;
+    const ctx = { caller: viewer.caller, deadline: Date.now() + this.settings.callBudgetMs };
+    try {
+      if (resume.after !== undefined) {
+        const out = await chat.call('getRoomHistory', GetRoomHistoryRequest.fromPartial({ roomId: viewer.roomId, afterOffset: resume.after, epoch: resume.epoch, limit: this.settings.resumeMax }), ctx);
+        if (out.recovered && out.position) {
+          this.stats.recovered++;
+          viewer.after = Number(out.position.offset);
+          this.hello(viewer, out.position.epoch, out.position.offset, true);
+          this.write(viewer, new Frame('replay', out.events.map((e) => PreparedEvent.of(e))));
+          return;
+        }
+      }
+      this.stats.notRecovered++;
+      await this.currentState(viewer, ctx);
+    } catch (err) {
+      viewer.after = room.released ?? -Infinity;
+      this.hello(viewer, room.epoch, room.released, false);
+      const body: ErrorBody = { error: { code: 'UNAVAILABLE', message: 'missed events are unavailable; live events follow', upstream: 'chat' } };
+      if (viewer.ws.readyState === WebSocket.OPEN) viewer.ws.send(JSON.stringify({ type: 'replay_failed', ...body }));
+      this.deps.log?.debug({ err, roomId: viewer.roomId }, 'stream recovery failed');
+    }
+  }
+
+  /**
+   * The current state instead of the missed events: the room (title, notice, live), the like
+   * total and the recent messages, as of one stream position. The messages are required (they
+   * carry the position); room and likes are null when their call fails.
+   */
+  private async currentState(viewer: Viewer, ctx: { caller: Caller | undefined; deadline: number }): Promise<void> {
+    const { chat, room } = this.deps.upstreams;
+    const roomId = viewer.roomId;
+    const [recent, likes, info] = await Promise.all([
+      chat.call('listRecentMessages', ListRecentMessagesRequest.fromPartial({ roomId, limit: Math.min(100, Math.max(1, this.settings.resumeMax)) }), ctx),
+      chat.call('getLikeCount', GetLikeCountRequest.fromPartial({ roomId }), ctx).catch(() => undefined),
+      room.call('getRoom', GetRoomRequest.fromPartial({ roomId, readMask: ROOM_FIELDS }), ctx).catch(() => undefined),
+    ]);
+    const position: StreamPosition = recent.position ?? { offset: '0', epoch: '' };
+    viewer.after = Number(position.offset);
+    this.hello(viewer, position.epoch, position.offset, false);
+    if (viewer.ws.readyState !== WebSocket.OPEN) return;
+    viewer.ws.send(
+      JSON.stringify({
+        type: 'state',
+        recovered: false,
+        epoch: position.epoch || null,
+        offset: position.offset,
+        room: info?.room ? presentRoom(info.room) : null,
+        likes: likes ? { total: likes.likeCount } : null,
+      }),
+    );
+    this.write(viewer, new Frame('replay', recent.events.map((e) => PreparedEvent.of(e))));
+  }
+
+  /** Ends the hold: frames that arrived while the start point was settled go out after it, in order. */
   private release(viewer: Viewer): void {
     const held = viewer.held ?? [];
     viewer.held = undefined;
     for (const frame of held) this.send(viewer, frame);
   }
 
-  private join(viewer: Viewer): Promise<void> {
+  private join(viewer: Viewer): Room {
     let room = this.rooms.get(viewer.roomId);
     if (!room) {
-      const feed = new RoomFeed(this.settings);
-      const sub = this.deps.nats.subscribe(subject(this.deps.natsPrefix, `chat.room.${viewer.roomId}`), {
+      const r = new Room(viewer.roomId, new RoomFeed(this.settings));
+      r.sub = this.deps.nats.subscribe(subject(this.deps.natsPrefix, `chat.room.${viewer.roomId}`), {
         callback: (err, msg) => {
           if (err) return;
+          let event: PreparedEvent;
           try {
-            const event = PreparedEvent.decode(msg.data);
-            // The `stream.chat` switch sheds chat at the gateway during a big event; gifts and notices still flow.
-            if (kindOf(event.event) === 'chat' && this.deps.switches?.isOff('stream.chat')) {
-              this.stats.chatDropped++;
-              return;
-            }
-            feed.push(event);
+            event = PreparedEvent.decode(msg.data);
           } catch (e) {
-            this.deps.log?.warn({ err: e, subject: msg.subject }, 'undecodable room event ignored');
+            return this.deps.log?.warn({ err: e, subject: msg.subject }, 'undecodable room event ignored');
           }
+          this.arrived(r, event);
         },
       });
-      room = { feed, viewers: new Set(), sub, subscribed: this.deps.nats.flush() };
+      r.ready = this.deps.nats.flush().then(() => this.start(r));
+      room = r;
       this.rooms.set(viewer.roomId, room);
       this.stats.subscriptions = this.rooms.size;
     }
     room.viewers.add(viewer);
-    return room.subscribed;
+    const user = viewer.caller?.userId;
+    if (user) {
+      let set = room.byUser.get(user);
+      if (!set) room.byUser.set(user, (set = new Set()));
+      set.add(viewer);
+    }
+    return room;
+  }
+
+  /**
+   * Reads the room's stream position once the subscription is in place: events after it are
+   * released from here on. Without Chat the room floats: the first event that arrives sets the
+   * start, and `after=` recoveries answer `replay_failed`.
+   */
+  private async start(room: Room): Promise<void> {
+    try {
+      const position = await this.position(room.id);
+      room.epoch = position.epoch;
+      room.next = Number(position.offset) + 1;
+    } catch (err) {
+      this.deps.log?.debug({ err, roomId: room.id }, 'room stream position unavailable; following from the first event');
+    }
+    room.started = true;
+    const early = [...room.pending.values()];
+    room.pending.clear();
+    if (room.next === undefined && early.length > 0) room.next = Math.min(...early.map((e) => e.offset));
+    for (const e of early) this.arrived(room, e);
+  }
+
+  private async position(roomId: string): Promise<StreamPosition> {
+    const out = await this.deps.upstreams.chat.call('getRoomHistory', GetRoomHistoryRequest.fromPartial({ roomId, afterOffset: '0', limit: 1 }), {
+      deadline: Date.now() + this.settings.callBudgetMs,
+    });
+    return out.position ?? { offset: '0', epoch: '' };
+  }
+
+  /** An event from NATS: released at once when it is the next offset, else kept until the gap before it closes. */
+  private arrived(room: Room, e: PreparedEvent): void {
+    if (!room.started) {
+      room.pending.set(e.offset, e);
+      return;
+    }
+    room.next ??= e.offset;
+    if (e.offset < room.next) {
+      // Seen already, or given up for lost. Also what a reset history looks like (offsets start
+      // again at 1): the epoch is checked, at most once a second.
+      this.checkEpoch(room);
+      return;
+    }
+    room.pending.set(e.offset, e);
+    this.drain(room);
+  }
+
+  private drain(room: Room): void {
+    let next = room.next as number;
+    for (let e = room.pending.get(next); e; e = room.pending.get(next)) {
+      room.pending.delete(next);
+      next++;
+      // The `stream.chat` switch sheds chat at the gateway during a big event; gifts and notices still flow.
+      if (e.kind === 'chat' && this.deps.switches?.isOff('stream.chat')) {
+        this.stats.chatDropped++;
+        room.feed.skip(1);
+      } else room.feed.push(e);
+    }
+    room.next = next;
+    room.gapSince = room.pending.size === 0 ? 0 : room.gapSince || Date.now();
+  }
+
+  /**
+   * A gap that stayed open past gapWaitMs: the missing events are read from the history (they were
+   * appended before they were published); what it no longer has is counted as dropped and skipped.
+   */
+  private async fillGap(room: Room): Promise<void> {
+    room.filling = true;
+    const from = room.next as number;
+    const upTo = Math.min(...room.pending.keys()) - 1;
+    try {
+      this.stats.gapFills++;
+      const out = await this.deps.upstreams.chat.call(
+        'getRoomHistory',
+        GetRoomHistoryRequest.fromPartial({ roomId: room.id, afterOffset: String(from - 1), epoch: room.epoch, limit: Math.max(1, Math.min(this.settings.resumeMax, upTo - from + 1)) }),
+        { deadline: Date.now() + this.settings.callBudgetMs },
+      );
+      for (const e of out.events) if (Number(e.seq) >= (room.next ?? 0) && !room.pending.has(Number(e.seq))) room.pending.set(Number(e.seq), PreparedEvent.of(e));
+    } catch (err) {
+      this.deps.log?.debug({ err, roomId: room.id }, 'gap in the room stream could not be read from the history');
+    } finally {
+      room.filling = false;
+    }
+    if (room.next === undefined || room.pending.size === 0) return;
+    this.drain(room);
+    if (room.pending.size > 0 && !room.pending.has(room.next)) {
+      const resume = Math.min(...room.pending.keys());
+      this.stats.eventsLost += resume - room.next;
+      room.feed.skip(resume - room.next);
+      room.next = resume;
+      this.drain(room);
+    }
+  }
+
+  /** Closes the room's viewers (to recover) when Chat's epoch is no longer the one the room started with. */
+  private checkEpoch(room: Room): void {
+    if (!room.epoch || Date.now() - room.lastEpochCheck < 1000) return;
+    room.lastEpochCheck = Date.now();
+    this.position(room.id).then(
+      (position) => {
+        if (position.epoch === room.epoch || this.rooms.get(room.id) !== room) return;
+        this.deps.log?.warn({ roomId: room.id, was: room.epoch, now: position.epoch }, 'room stream history was reset; viewers reconnect');
+        for (const viewer of [...room.viewers]) viewer.ws.close(CLOSE_RESET, 'room stream was reset; reconnect');
+      },
+      () => undefined,
+    );
   }
 
   private leave(viewer: Viewer): void {
     const room = this.rooms.get(viewer.roomId);
     if (!room?.viewers.delete(viewer)) return;
     this.stats.connections--;
+    const user = viewer.caller?.userId;
+    if (user) {
+      const set = room.byUser.get(user);
+      set?.delete(viewer);
+      if (set?.size === 0) room.byUser.delete(user);
+    }
     this.presence(viewer, 'leave');
     if (room.viewers.size === 0) {
       room.sub.unsubscribe();
@@ -264,20 +513,54 @@ export class StreamGateway {
   }
 
   private tick(): void {
+    const now = Date.now();
     for (const room of this.rooms.values()) {
+      if (room.gapSince > 0 && !room.filling && now - room.gapSince >= this.settings.gapWaitMs) void this.fillGap(room);
       const before = room.feed.droppedChats;
-      const frame = room.feed.tick();
+      const frame = room.feed.tick(room.viewers.size > this.settings.sampleAbove);
       this.stats.chatDropped += room.feed.droppedChats - before;
       if (!frame) continue;
-      for (const viewer of room.viewers) this.send(viewer, frame);
+      const own = this.ownFrames(room, frame);
+      for (const viewer of room.viewers) this.send(viewer, own?.get(viewer) ?? frame);
     }
   }
 
+  /** Frames for the viewers whose own chat lines the sample left out: a sender always sees its message. */
+  private ownFrames(room: Room, frame: Frame): Map<Viewer, Frame> | undefined {
+    if (frame.leftOut.length === 0 || room.byUser.size === 0) return undefined;
+    const bySender = new Map<string, PreparedEvent[]>();
+    for (const e of frame.leftOut) {
+      const sender = e.event.chat?.senderId;
+      if (!sender || !room.byUser.has(sender)) continue;
+      const list = bySender.get(sender);
+      if (list) list.push(e);
+      else bySender.set(sender, [e]);
+    }
+    if (bySender.size === 0) return undefined;
+    const out = new Map<Viewer, Frame>();
+    for (const [sender, events] of bySender) {
+      const personal = frame.withOwn(events);
+      for (const viewer of room.byUser.get(sender) ?? []) out.set(viewer, personal);
+    }
+    return out;
+  }
+
+  /** A frame to one viewer: held while its start point is settled, trimmed to what follows that start. */
   private send(viewer: Viewer, frame: Frame): void {
     if (viewer.held) {
       viewer.held.push(frame);
       return;
     }
+    if (viewer.after !== -Infinity) {
+      // Everything up to `after` was in the replay or the state; a frame with no events reports drops from before it.
+      if (frame.events.length === 0 || frame.last <= viewer.after) return;
+      if (frame.first <= viewer.after) frame = frame.after(viewer.after);
+      else viewer.after = -Infinity;
+    }
+    this.write(viewer, frame);
+  }
+
+  private write(viewer: Viewer, frame: Frame): void {
     const ws = viewer.ws;
     if (ws.readyState !== WebSocket.OPEN) return;
     // One write of bytes shared by every viewer. ws writes its own frames (pings, close)

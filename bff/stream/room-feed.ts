@@ -1,13 +1,15 @@
 /**
- * One room's live events on this replica: a NATS subscription that exists only while the replica
- * has viewers in the room, and the batching that turns a burst of events into a few frames.
+ * One room's live events on this replica: the batching that turns a burst of events into a few
+ * frames, and the flow control of a crowded room.
  *
- * Every viewer of a room gets the same stream, so the per-connection cap (events per second) is
- * applied once per room per tick and each frame is encoded once and written to every socket: at
- * 10,000 viewers the cost of an event is one decode plus one buffer write per viewer, never one
- * encode per viewer. Within a frame, notices come first, then gifts (paid: deferred, never
- * dropped, when over the cap), then chat (sampled down to what the cap leaves), then the latest
- * like burst and online count (coalesced).
+ * Events reach the feed in offset order (the gateway reorders what NATS delivers) and leave it in
+ * that order, within a frame and across frames: priority decides what is left out, never the
+ * order. A room with at most `sampleAbove` viewers on this gateway gets every event. Above it,
+ * every viewer of the room gets the same capped stream (events per second, applied once per room
+ * per tick): notices, room updates and gifts always go (they are never dropped), chat is sampled
+ * down to what the cap leaves, and like bursts and online counts are coalesced to the latest.
+ * Each frame says how many events it left out. Each frame is encoded once and written to every
+ * socket: at 10,000 viewers the cost of an event is one decode plus one buffer write per viewer.
  */
 import { EventPriority, RoomNoticeKind, RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import { presentEvent } from '../present.js';
@@ -15,11 +17,17 @@ import { presentEvent } from '../present.js';
 /** An event decoded once, with its wire bytes kept for protobuf frames and its JSON made on demand. */
 export class PreparedEvent {
   private jsonText: string | undefined;
+  /** The event's offset in the room's stream (RoomEvent.seq; per-room counts stay far below 2^53). */
+  readonly offset: number;
+  readonly kind: Kind;
 
   constructor(
     readonly event: RoomEvent,
     readonly bytes: Uint8Array,
-  ) {}
+  ) {
+    this.offset = Number(event.seq);
+    this.kind = kindOf(event);
+  }
 
   get json(): string {
     this.jsonText ??= JSON.stringify(presentEvent(this.event));
@@ -63,10 +71,33 @@ export class Frame {
 
   constructor(
     readonly type: 'events' | 'replay',
+    /** In offset order. */
     readonly events: PreparedEvent[],
-    /** Chat events this tick left out to stay under the cap. */
+    /** Events of the room this frame left out (sampled chat, superseded likes and counts, lost ones). */
     readonly dropped = 0,
+    /** The chat events left out, for the senders among the viewers (a sender always gets its own line). */
+    readonly leftOut: PreparedEvent[] = [],
   ) {}
+
+  /** Offset of the first and last event; NaN for a frame without events. */
+  get first(): number {
+    return this.events[0]?.offset ?? NaN;
+  }
+
+  get last(): number {
+    return this.events[this.events.length - 1]?.offset ?? NaN;
+  }
+
+  /** The same frame without the events at or before `offset` (a viewer who joined after them). */
+  after(offset: number): Frame {
+    return new Frame(this.type, this.events.filter((e) => e.offset > offset), this.dropped);
+  }
+
+  /** The frame a sender gets: with its own left-out lines put back in their places. */
+  withOwn(own: PreparedEvent[]): Frame {
+    const events = [...this.events, ...own].sort((a, b) => a.offset - b.offset);
+    return new Frame(this.type, events, this.dropped - own.length);
+  }
 
   /** `{"type":"events","events":[…],"dropped":n}`, spliced from each event's cached JSON. */
   get json(): string {
@@ -75,13 +106,15 @@ export class Frame {
   }
 
   /**
-   * A `livemesh.chat.v1.ListRecentMessagesResponse` (field 1: repeated RoomEvent), built by
-   * concatenating each event's wire bytes behind its tag and length: no re-encoding.
+   * A `livemesh.chat.v1.ListRecentMessagesResponse` (field 1: repeated RoomEvent, field 3: the
+   * dropped count when there is one), built by concatenating each event's wire bytes behind its
+   * tag and length: no re-encoding.
    */
   get protobuf(): Buffer {
     if (!this.binary) {
       const parts: Buffer[] = [];
       for (const e of this.events) parts.push(Buffer.from([0x0a]), varint(e.bytes.length), Buffer.from(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength));
+      if (this.dropped > 0) parts.push(Buffer.from([0x18]), varint(this.dropped));
       this.binary = Buffer.concat(parts);
     }
     return this.binary;
@@ -104,12 +137,12 @@ function varint(n: number): Buffer {
 }
 
 export interface FeedLimits {
-  /** Events per second each connection may receive (notices excepted). */
+  /** Events per second each connection may receive once the room is past `sampleAbove` viewers (gifts and notices are never held to it). */
   eventsPerS: number;
   /** Tick length; the cap per tick is eventsPerS × tickMs / 1000. */
   tickMs: number;
-  /** Gifts held back by the cap beyond this are dropped (a room far past any sane rate). */
-  maxPendingGifts: number;
+  /** Viewers of one room on this gateway up to which every event goes to every viewer. */
+  sampleAbove: number;
 }
 
 export type Kind = 'notice' | 'gift' | 'chat' | 'likes' | 'online';
@@ -119,20 +152,17 @@ export function kindOf(e: RoomEvent): Kind {
   if (e.chat) return 'chat';
   if (e.likes) return 'likes';
   if (e.notice?.kind === RoomNoticeKind.ROOM_NOTICE_KIND_ONLINE_COUNT) return 'online';
-  if (e.notice || e.priority === EventPriority.EVENT_PRIORITY_CRITICAL) return 'notice';
+  if (e.notice || e.room || e.priority === EventPriority.EVENT_PRIORITY_CRITICAL) return 'notice';
   return 'chat';
 }
 
 /** Batches and caps one room's events; `tick()` returns the frame to send, if any. */
 export class RoomFeed {
-  private notices: PreparedEvent[] = [];
-  private gifts: PreparedEvent[] = [];
-  private chats: PreparedEvent[] = [];
-  private likes: PreparedEvent | undefined;
-  private online: PreparedEvent | undefined;
+  private queue: PreparedEvent[] = [];
+  /** Events left out before they reached the queue (lost in transit, shed by a switch); reported in the next frame. */
+  private skipped = 0;
   private tokens: number;
   private readonly perTick: number;
-  droppedGifts = 0;
   droppedChats = 0;
 
   constructor(private readonly limits: FeedLimits) {
@@ -140,70 +170,68 @@ export class RoomFeed {
     this.tokens = this.perTick;
   }
 
-  get pending(): boolean {
-    return this.notices.length + this.gifts.length + this.chats.length > 0 || this.likes !== undefined || this.online !== undefined;
+  /** Events must come in offset order. */
+  push(e: PreparedEvent): void {
+    this.queue.push(e);
   }
 
-  push(e: PreparedEvent): void {
-    switch (kindOf(e.event)) {
-      case 'notice':
-        this.notices.push(e);
-        break;
-      case 'gift':
-        if (this.gifts.length >= this.limits.maxPendingGifts) this.droppedGifts++;
-        else this.gifts.push(e);
-        break;
-      case 'chat':
-        this.chats.push(e);
-        break;
-      case 'likes':
-        this.likes = e;
-        break;
-      case 'online':
-        this.online = e;
-        break;
-    }
+  /** Counts events that will never be in a frame, so the next frame says so. */
+  skip(n: number): void {
+    this.skipped += n;
   }
 
   /**
-   * Spends this tick's budget: all notices; gifts in order while tokens last (the rest wait for
-   * the next tick); a uniform sample of chat for what is left (the rest are dropped: chat is a
-   * river, a late message is worse than a missing one); then the latest likes and online count.
-   * Unused budget carries over for one tick, so a quiet second followed by a burst is smoothed.
+   * The frame for this tick. Without sampling: everything queued. With it: every notice and gift
+   * (they cost tokens but are never held back: holding one would reorder the stream), a uniform
+   * sample of chat for what the budget leaves (a late message is worse than a missing one), then
+   * the latest like burst and online count if budget remains. Unused budget carries over for one
+   * tick, so a quiet second followed by a burst is smoothed.
    */
-  tick(sample: (n: number, k: number) => number[] = sampleIndexes): Frame | undefined {
-    if (!this.pending) {
-      this.tokens = Math.min(this.tokens + this.perTick, this.perTick * 2);
-      return undefined;
-    }
+  tick(sampling: boolean, sample: (n: number, k: number) => number[] = sampleIndexes): Frame | undefined {
     this.tokens = Math.min(this.tokens + this.perTick, this.perTick * 2);
-    const out: PreparedEvent[] = this.notices;
-    this.notices = [];
+    if (this.queue.length === 0 && this.skipped === 0) return undefined;
+    const queue = this.queue;
+    this.queue = [];
+    const lost = this.skipped;
+    this.skipped = 0;
+    if (!sampling) return new Frame('events', queue, lost);
+
     let budget = Math.floor(this.tokens);
-    const gifts = this.gifts.splice(0, budget);
-    out.push(...gifts);
-    budget -= gifts.length;
-    let dropped = 0;
-    if (this.chats.length <= budget) {
-      out.push(...this.chats);
-      budget -= this.chats.length;
+    const keep = new Uint8Array(queue.length);
+    const chats: number[] = [];
+    let lastLikes = -1;
+    let lastOnline = -1;
+    queue.forEach((e, i) => {
+      if (e.kind === 'notice' || e.kind === 'gift') {
+        keep[i] = 1;
+        budget--;
+      } else if (e.kind === 'chat') chats.push(i);
+      else if (e.kind === 'likes') lastLikes = i;
+      else lastOnline = i;
+    });
+    budget = Math.max(0, budget);
+    const leftOut: PreparedEvent[] = [];
+    if (chats.length <= budget) {
+      for (const i of chats) keep[i] = 1;
+      budget -= chats.length;
     } else {
-      for (const i of sample(this.chats.length, budget)) out.push(this.chats[i] as PreparedEvent);
-      dropped = this.chats.length - budget;
+      const picked = new Set(sample(chats.length, budget));
+      chats.forEach((i, j) => {
+        if (picked.has(j)) keep[i] = 1;
+        else leftOut.push(queue[i] as PreparedEvent);
+      });
+      this.droppedChats += chats.length - budget;
       budget = 0;
     }
-    this.chats = [];
-    for (const low of [this.likes, this.online]) {
-      if (low && budget > 0) {
-        out.push(low);
+    for (const i of [lastLikes, lastOnline]) {
+      if (i >= 0 && budget > 0) {
+        keep[i] = 1;
         budget--;
       }
     }
-    this.likes = undefined;
-    this.online = undefined;
-    this.droppedChats += dropped;
-    this.tokens -= Math.floor(this.tokens) - budget;
-    return out.length > 0 || dropped > 0 ? new Frame('events', out, dropped) : undefined;
+    const out = queue.filter((_, i) => keep[i] === 1);
+    this.tokens = Math.max(0, this.tokens - (Math.floor(this.tokens) - budget));
+    return new Frame('events', out, lost + queue.length - out.length, leftOut);
   }
 }
 

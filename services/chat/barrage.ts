@@ -1,8 +1,8 @@
 import type { Logger } from '../../kit/logger.js';
 import type { Verdict } from '../../kit/streams.js';
-import { roomEvent, type EventBus } from './events.js';
 import type { CachedLevels } from './levels.js';
 import type { ChatStore } from './ports.js';
+import type { RoomPublisher } from './stream.js';
 
 /**
  * The fields of Gift's paid-gift event a barrage shows. Declared here rather than taken from the
@@ -35,7 +35,7 @@ const CLAIM_MS = 10_000;
 export class Barrages {
   constructor(
     private readonly store: ChatStore,
-    private readonly bus: EventBus,
+    private readonly stream: RoomPublisher,
     private readonly levels: CachedLevels,
     private readonly maxAgeMs: number,
     private readonly log: Logger,
@@ -49,9 +49,9 @@ export class Barrages {
       const now = this.clock();
       const paidAt = e.paidTime?.getTime() ?? now;
       if (now - paidAt <= this.maxAgeMs) {
-        const seq = String(await this.store.nextSeq(e.roomId));
-        this.bus.publish(
-          roomEvent(e.roomId, seq, {
+        await this.stream.publish(
+          e.roomId,
+          {
             gift: {
               orderId: e.orderId,
               senderId: e.senderId,
@@ -62,7 +62,8 @@ export class Barrages {
               comboCount: e.comboCount,
               amountMinor: e.amountMinor,
             },
-          }, new Date(now)),
+          },
+          new Date(now),
         );
       } else {
         this.log.info({ orderId: e.orderId, ageMs: now - paidAt }, 'gift barrage too old to show; acknowledged without publishing');

@@ -52,11 +52,18 @@ export type Notice =
   /** Published by operators' tooling (and the tests' probes), never by Chat itself; Subscribe passes it on. */
   | { kind: 'announcement'; text: string };
 
-export type Payload = { chat: ChatLine } | { gift: GiftLine } | { likes: LikeBurst } | { notice: Notice };
+/** A streamer's edit of the room's title or notice, pushed to viewers. */
+export interface RoomEdit {
+  title: string;
+  notice: string;
+  version: string;
+}
+
+export type Payload = { chat: ChatLine } | { gift: GiftLine } | { likes: LikeBurst } | { notice: Notice } | { room: RoomEdit };
 
 export interface ChatEvent {
   roomId: string;
-  /** Per-room sequence number; '0' until one is assigned (the recent list keeps events without it). */
+  /** The event's offset in the room's stream (one counter per room, every kind); '0' until the history assigns it. */
   seq: string;
   priority: Priority;
   /** Undefined only on an event from elsewhere that carried no time. */
@@ -76,6 +83,7 @@ function priorityOf(payload: Payload): Priority {
   if ('gift' in payload) return 'high';
   if ('likes' in payload) return 'low';
   if ('chat' in payload) return 'normal';
+  if ('room' in payload) return 'critical';
   return payload.notice.kind === 'online_count' ? 'low' : 'critical';
 }
 

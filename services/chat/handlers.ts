@@ -7,6 +7,7 @@ import type { Likes } from './likes.js';
 import { durationMs, fromProtoMinPriority, toProtoEvent, toProtoPolicy } from './mapping.js';
 import type { Messages, SendOutcome } from './messages.js';
 import type { Policies } from './policies.js';
+import type { RoomStream } from './stream.js';
 import type { Subscriptions } from './subscriptions.js';
 
 export interface ChatUseCases {
@@ -14,6 +15,7 @@ export interface ChatUseCases {
   likes: Likes;
   policies: Policies;
   subscriptions: Subscriptions;
+  stream: RoomStream;
 }
 
 const OUTCOME: Record<SendOutcome, SendMessageOutcome> = {
@@ -23,14 +25,21 @@ const OUTCOME: Record<SendOutcome, SendMessageOutcome> = {
 };
 
 /** The gRPC face of the Chat service: wire messages in, domain calls, wire messages out. */
-export function chatHandlers({ messages, likes, policies, subscriptions }: ChatUseCases, log: Logger): ChatServiceServer {
+export function chatHandlers({ messages, likes, policies, subscriptions, stream }: ChatUseCases, log: Logger): ChatServiceServer {
   return {
     sendMessage: unary(log, async (req, ctx) => {
-      const { messageId, outcome } = await messages.send(ctx.caller, req);
-      return { messageId, outcome: OUTCOME[outcome] };
+      const { messageId, outcome, seq, sentAt } = await messages.send(ctx.caller, req);
+      return { messageId, outcome: OUTCOME[outcome], seq: seq ?? '0', sendTime: sentAt };
     }),
     sendLikes: unary(log, async (req, ctx) => ({ acceptedCount: await likes.send(ctx.caller, req.roomId, req.count) })),
-    listRecentMessages: unary(log, async (req) => ({ events: (await messages.recent(req.roomId, req.limit, req.afterSeq)).map(toProtoEvent) })),
+    listRecentMessages: unary(log, async (req) => {
+      const { events, position } = await messages.recent(req.roomId, req.limit, req.afterSeq);
+      return { events: events.map(toProtoEvent), position, dropped: 0 };
+    }),
+    getRoomHistory: unary(log, async (req) => {
+      const { recovered, events, position } = await stream.recover(req.roomId, req.afterOffset, req.epoch, req.limit);
+      return { recovered, events: events.map(toProtoEvent), position };
+    }),
     getRoomPolicy: unary(log, async (req) => ({ policy: toProtoPolicy(await policies.read(req.roomId)) })),
     setRoomPolicy: unary(log, async (req, ctx) => {
       const p = req.policy;

@@ -1,9 +1,9 @@
 import { invalidField } from '../../kit/domain-error.js';
 import { requireCaller, type Caller } from '../../kit/identity.js';
-import { roomEvent, type EventBus } from './events.js';
 import { checkRoomId, LIMITS } from './model.js';
 import type { RoomDirectory } from './rooms.js';
 import type { ChatStore } from './ports.js';
+import type { RoomPublisher } from './stream.js';
 
 /**
  * Likes in tiers: clients merge taps ("10 likes in 3 s"), each replica sums what it receives per
@@ -20,7 +20,7 @@ export class Likes {
   constructor(
     private readonly rooms: RoomDirectory,
     private readonly store: ChatStore,
-    private readonly bus: EventBus,
+    private readonly stream: RoomPublisher,
     private readonly onError: (err: unknown, roomId: string) => void,
     private readonly clock: () => number = Date.now,
   ) {}
@@ -62,13 +62,15 @@ export class Likes {
     const now = this.clock();
     await Promise.all(
       [...batch].map(async ([roomId, count]) => {
+        let total: string;
         try {
-          const { total, seq } = await this.store.flushLikes(roomId, count, now);
-          this.bus.publish(roomEvent(roomId, seq, { likes: { likeCount: String(count), totalLikeCount: total } }, new Date(now)));
+          total = await this.store.flushLikes(roomId, count, now);
         } catch (err) {
           this.pending.set(roomId, (this.pending.get(roomId) ?? 0) + count);
-          this.onError(err, roomId);
+          return this.onError(err, roomId);
         }
+        // Counted: a failed burst is not retried (the next one carries the new total).
+        await this.stream.publish(roomId, { likes: { likeCount: String(count), totalLikeCount: total } }, new Date(now)).catch((err: unknown) => this.onError(err, roomId));
       }),
     );
   }

@@ -111,7 +111,7 @@ export function toProtoEvent(e: ChatEvent): RoomEvent {
   return out;
 }
 
-function toProtoPayload(p: Payload): Pick<RoomEvent, 'chat' | 'gift' | 'likes' | 'notice'> {
+function toProtoPayload(p: Payload): Pick<RoomEvent, 'chat' | 'gift' | 'likes' | 'notice' | 'room'> {
   if ('chat' in p) {
     const { senderRole, ...rest } = p.chat;
     return { chat: { ...rest, senderRole: senderRole ? ROLE[senderRole] : ProtoRole.ROLE_UNSPECIFIED } };
@@ -135,6 +135,7 @@ function fromProtoPayload(e: RoomEvent): Payload | undefined {
   if (e.chat) return { chat: { ...e.chat, senderRole: ROLE_OF.get(e.chat.senderRole) } };
   if (e.gift) return { gift: e.gift };
   if (e.likes) return { likes: e.likes };
+  if (e.room) return { room: e.room };
   if (e.notice) {
     const notice = fromProtoNotice(e.notice);
     return notice && { notice };

@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { idempotencyKeyReused, invalidField, Violations } from '../../kit/domain-error.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import { chatClosed, levelTooLow, muted, rateLimited, slowMode } from './errors.js';
-import { roomEvent, type ChatEvent, type ChatLine, type EventBus, type MessageIds } from './events.js';
+import type { ChatEvent, ChatLine, MessageIds } from './events.js';
 import type { CachedLevels } from './levels.js';
 import { checkMessage, checkRoomId, isRoomManager, LIMITS } from './model.js';
 import type { Policies } from './policies.js';
 import type { RoomDirectory } from './rooms.js';
-import type { ChatStore } from './ports.js';
+import type { ChatStore, StreamPosition } from './ports.js';
+import type { RoomPublisher } from './stream.js';
 
 export interface MessageSettings {
   /** Token bucket per user, across rooms: this many messages at once… */
@@ -21,6 +22,14 @@ export interface MessageSettings {
 }
 
 export type SendOutcome = 'published' | 'merged' | 'duplicate';
+
+export interface Sent {
+  messageId: string;
+  outcome: SendOutcome;
+  /** The published message's offset and time; only for 'published'. */
+  seq: string | undefined;
+  sentAt: Date | undefined;
+}
 
 export interface SendInput {
   roomId: string;
@@ -44,8 +53,9 @@ const hash = (s: string) => createHash('sha1').update(s).digest('base64url').sli
 /**
  * SendMessage and the recent-message history. Checks that need no shared state (the text, the
  * policy's closed flag and level) run in the replica; everything that must hold across replicas
- * (retries, mutes, rate limit, slow mode, the flood merge, the sequence number) is one Redis
- * script, so a message costs one round trip whether it is published, merged or refused.
+ * (retries, mutes, rate limit, slow mode, the flood merge) is one Redis script, so a refused or
+ * merged message costs one round trip; a published one a second, its append to the room's
+ * stream (offset and history, see stream.ts).
  *
  * A flood of one text is published once, at once, with merged_count 1; when its merge window
  * closes, the replica that published it publishes one update with the final count (same
@@ -62,14 +72,14 @@ export class Messages {
     private readonly policies: Policies,
     private readonly levels: CachedLevels,
     private readonly store: ChatStore,
-    private readonly bus: EventBus,
+    private readonly stream: RoomPublisher,
     private readonly ids: MessageIds,
     private readonly settings: MessageSettings,
     private readonly onError: (err: unknown, what: string) => void,
     private readonly clock: () => number = Date.now,
   ) {}
 
-  async send(callerOrNone: Caller | undefined, input: SendInput): Promise<{ messageId: string; outcome: SendOutcome }> {
+  async send(callerOrNone: Caller | undefined, input: SendInput): Promise<Sent> {
     const caller = requireCaller(callerOrNone);
     checkRoomId(input.roomId);
     const v = new Violations();
@@ -96,7 +106,6 @@ export class Messages {
       mergedCount: 1,
       senderRole: caller.role,
     };
-    const event = roomEvent(room.roomId, '0', { chat: message }, new Date(now));
     const admission = await this.store.admit({
       roomId: room.roomId,
       userId: caller.userId,
@@ -110,11 +119,10 @@ export class Messages {
       slowModeMs: manager ? 0 : policy.slowModeMs,
       mergeWindowMs: this.settings.mergeWindowMs,
       dedupeMs: this.settings.dedupeMs,
-      event,
     });
     switch (admission.kind) {
       case 'duplicate':
-        return { messageId: admission.messageId, outcome: 'duplicate' };
+        return { messageId: admission.messageId, outcome: 'duplicate', seq: undefined, sentAt: undefined };
       case 'reused':
         throw idempotencyKeyReused(input.clientMessageId, 'client_message_id');
       case 'muted':
@@ -124,17 +132,17 @@ export class Messages {
       case 'slow_mode':
         throw slowMode(admission.retryAfterMs);
       case 'merged':
-        return { messageId: admission.messageId, outcome: 'merged' };
-      case 'new':
-        // Already in the recent list (the script put it there); now out to the room.
-        this.bus.publish({ ...event, seq: admission.seq });
+        return { messageId: admission.messageId, outcome: 'merged', seq: undefined, sentAt: undefined };
+      case 'new': {
+        const published = await this.stream.publish(room.roomId, { chat: message }, new Date(now));
         if (this.settings.mergeWindowMs > 0) this.windows.push({ dueAt: now + this.settings.mergeWindowMs + MERGE_GRACE_MS, roomId: room.roomId, message });
-        return { messageId: admission.messageId, outcome: 'published' };
+        return { messageId: admission.messageId, outcome: 'published', seq: published.seq, sentAt: published.at };
+      }
     }
   }
 
-  /** The room's recent messages, each in its latest merged form, oldest first. */
-  async recent(roomId: string, limit: number, afterSeq: string): Promise<ChatEvent[]> {
+  /** The room's recent messages, each in its latest merged form, oldest first, and the stream position they were read at. */
+  async recent(roomId: string, limit: number, afterSeq: string): Promise<{ events: ChatEvent[]; position: StreamPosition }> {
     checkRoomId(roomId);
     const n = limit === 0 ? LIMITS.defaultRecent : limit;
     if (!Number.isInteger(n) || n < 1 || n > LIMITS.recent) throw invalidField('limit', `must be between 1 and ${LIMITS.recent} (0 means ${LIMITS.defaultRecent})`);
@@ -142,14 +150,15 @@ export class Messages {
     await this.rooms.get(roomId);
     const after = BigInt(afterSeq || '0');
     const latest = new Map<string, ChatEvent>();
-    for (const event of await this.store.recent(roomId)) {
+    const kept = await this.store.recent(roomId);
+    for (const event of kept.events) {
       if (!('chat' in event.payload)) continue;
       const id = event.payload.chat.messageId;
       const seen = latest.get(id);
       if (!seen || BigInt(seen.seq) < BigInt(event.seq)) latest.set(id, event);
     }
     const ordered = [...latest.values()].filter((e) => BigInt(e.seq) > after).sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
-    return ordered.slice(-n);
+    return { events: ordered.slice(-n), position: kept.position };
   }
 
   /** Starts closing merge windows as they end. */
@@ -174,14 +183,11 @@ export class Messages {
     if (n === 0) return;
     const due = this.windows.splice(0, n);
     try {
-      const results = await this.store.closeMerges(due.map((w) => ({ roomId: w.roomId, messageId: w.message.messageId })));
+      const counts = await this.store.closeMerges(due.map((w) => ({ roomId: w.roomId, messageId: w.message.messageId })));
       await Promise.all(
         due.map(async (w, i) => {
-          const merged = results[i];
-          if (!merged) return;
-          const update = roomEvent(w.roomId, '0', { chat: { ...w.message, mergedCount: merged.count } }, new Date(this.clock()));
-          await this.store.remember(w.roomId, merged.seq, update);
-          this.bus.publish({ ...update, seq: merged.seq });
+          const count = counts[i];
+          if (count !== undefined) await this.stream.publish(w.roomId, { chat: { ...w.message, mergedCount: count } });
         }),
       );
     } catch (err) {

@@ -1,31 +1,42 @@
-import { roomEvent, type EventBus } from './events.js';
+import { createHash } from 'node:crypto';
 import type { RoomInfo } from './model.js';
 import type { RoomDirectory } from './rooms.js';
 import type { ChatStore } from './ports.js';
+import type { RoomPublisher } from './stream.js';
+
+/** A room change as LiveNotices reads it: the facts, and the texts an edit changes. */
+export interface RoomChange extends RoomInfo {
+  title: string;
+  notice: string;
+}
 
 /**
- * Turns room changes into LIVE_STARTED / LIVE_STOPPED notices. Every replica sees every change;
- * a Redis script records each room's last status by version, so exactly one replica (the first)
- * announces a change, and title edits or repeated events announce nothing.
+ * Turns room changes into LIVE_STARTED / LIVE_STOPPED notices and title/notice edits into room
+ * updates. Every replica sees every change; a Redis script records each room's last status and
+ * texts by version, so exactly one replica (the first) announces a change, and repeated events
+ * announce nothing.
  */
 export class LiveNotices {
   constructor(
     private readonly rooms: RoomDirectory,
     private readonly store: ChatStore,
-    private readonly bus: EventBus,
+    private readonly stream: RoomPublisher,
     private readonly onError: (err: unknown, roomId: string) => void,
     private readonly clock: () => number = Date.now,
   ) {}
 
-  changed(room: RoomInfo): void {
+  changed(change: RoomChange): void {
+    const { title, notice, ...room } = change;
     this.rooms.changed(room);
-    this.store.roomStatusChanged(room.roomId, room.version, room.live ? 'live' : 'offline').then(
-      (seq) => {
-        if (!seq) return;
-        this.bus.publish(roomEvent(room.roomId, seq, { notice: { kind: room.live ? 'live_started' : 'live_stopped' } }, new Date(this.clock())));
-      },
-      (err: unknown) => this.onError(err, room.roomId),
-    );
+    const editHash = createHash('sha1').update(`${title}\n${notice}`).digest('base64url').slice(0, 16);
+    void this.announce(room, { title, notice, version: room.version }, editHash).catch((err: unknown) => this.onError(err, room.roomId));
+  }
+
+  private async announce(room: RoomInfo, edit: { title: string; notice: string; version: string }, editHash: string): Promise<void> {
+    const changed = await this.store.roomChanged(room.roomId, room.version, room.live ? 'live' : 'offline', editHash);
+    const at = new Date(this.clock());
+    if (changed.edit) await this.stream.publish(room.roomId, { room: edit }, at);
+    if (changed.status) await this.stream.publish(room.roomId, { notice: { kind: room.live ? 'live_started' : 'live_stopped' } }, at);
   }
 }
 
@@ -49,7 +60,7 @@ export class OnlineNotices {
   constructor(
     private readonly source: OnlineSource,
     private readonly store: ChatStore,
-    private readonly bus: EventBus,
+    private readonly stream: RoomPublisher,
     private readonly opts: { intervalMs: number; minChangePct: number },
     private readonly onError: (err: unknown) => void,
     private readonly clock: () => number = Date.now,
@@ -68,11 +79,8 @@ export class OnlineNotices {
     // The turn lapses a little before the next tick, so some replica always takes it.
     if (!(await this.store.takeOnlineTurn(Math.max(50, this.opts.intervalMs - 100)))) return;
     const counts = await this.source.hottest(ANNOUNCED_ROOMS);
-    const seqs = await this.store.onlineChanges(counts, this.opts.minChangePct);
+    const moved = await this.store.onlineChanges(counts, this.opts.minChangePct);
     const at = new Date(this.clock());
-    counts.forEach((c, i) => {
-      const seq = seqs[i];
-      if (seq) this.bus.publish(roomEvent(c.roomId, seq, { notice: { kind: 'online_count', online: String(c.online) } }, at));
-    });
+    await Promise.all(counts.filter((_, i) => moved[i]).map((c) => this.stream.publish(c.roomId, { notice: { kind: 'online_count', online: String(c.online) } }, at)));
   }
 }

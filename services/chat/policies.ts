@@ -4,11 +4,11 @@ import { Violations } from '../../kit/domain-error.js';
 import { fetchCurrent } from '../../kit/lru-fetch.js';
 import { isPositiveInt64, requireCaller, type Caller } from '../../kit/identity.js';
 import { cannotMute, notRoomOwner, versionConflict } from './errors.js';
-import { roomEvent, type EventBus } from './events.js';
 import { describeMaskPaths, protoMaskPath } from '../../kit/field-mask.js';
 import { checkRoomId, defaultPolicy, isRoomManager, LIMITS, type Policy } from './model.js';
 import type { RoomDirectory } from './rooms.js';
 import type { ChatStore } from './ports.js';
+import type { RoomPublisher } from './stream.js';
 
 /** update_mask paths SetRoomPolicy accepts (proto names; JSON's lowerCamelCase is accepted too, see field-mask.ts). */
 const POLICY_PATHS = ['min_level', 'slow_mode', 'chat_closed'] as const;
@@ -49,7 +49,7 @@ export class Policies {
   constructor(
     private readonly rooms: RoomDirectory,
     private readonly store: ChatStore,
-    private readonly bus: EventBus,
+    private readonly stream: RoomPublisher,
     opts: { ttlMs: number; max: number },
     private readonly clock: () => number = Date.now,
   ) {
@@ -101,8 +101,7 @@ export class Policies {
     const result = await this.store.setPolicy(room.roomId, fields, expected, caller.userId, now);
     if (!result.ok) throw versionConflict(room.roomId, expected, result.version);
     this.cache.set(room.roomId, result.policy);
-    const seq = await this.store.nextSeq(room.roomId);
-    this.bus.publish(roomEvent(room.roomId, String(seq), { notice: { kind: 'policy_changed', policy: result.policy } }, new Date(now)));
+    await this.stream.publish(room.roomId, { notice: { kind: 'policy_changed', policy: result.policy } }, new Date(now));
     return result.policy;
   }
 

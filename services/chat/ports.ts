@@ -14,7 +14,7 @@ export type Admission =
   | { kind: 'rate_limited'; retryAfterMs: number }
   | { kind: 'slow_mode'; retryAfterMs: number }
   | { kind: 'merged'; messageId: string; count: number }
-  | { kind: 'new'; messageId: string; seq: string };
+  | { kind: 'new'; messageId: string };
 
 export interface AdmitInput {
   roomId: string;
@@ -32,8 +32,27 @@ export interface AdmitInput {
   slowModeMs: number;
   mergeWindowMs: number;
   dedupeMs: number;
-  /** The event a new message becomes; the store keeps it, without its seq, in the recent list. */
-  event: ChatEvent;
+}
+
+/** Where a room's stream is: the last offset handed out and the epoch of the history it counts in. */
+export interface StreamPosition {
+  offset: string;
+  epoch: string;
+}
+
+/** How much of each room's stream is kept for recovery. */
+export interface HistoryLimits {
+  /** Events kept per room (the oldest go first). */
+  size: number;
+  /** Events older than this are gone (and a room quiet for this long loses its history). */
+  ttlMs: number;
+}
+
+/** What the history holds after an offset: every event up to `position.offset`, or `covered: false` when some are gone. */
+export interface HistoryRead {
+  position: StreamPosition;
+  covered: boolean;
+  events: ChatEvent[];
 }
 
 export interface MuteRecord {
@@ -43,16 +62,20 @@ export interface MuteRecord {
 }
 
 export interface ChatStore {
-  /** One round trip for everything a message must pass across replicas: retries, mutes, rate, slow mode, the flood merge, the seq. */
+  /** One round trip for everything a message must pass across replicas: retries, mutes, rate, slow mode, the flood merge. */
   admit(a: AdmitInput): Promise<Admission>;
-  /** Closes merge windows: for each message, its merged count and a seq for its update, or undefined when nothing merged. */
-  closeMerges(open: Array<{ roomId: string; messageId: string }>): Promise<Array<{ count: number; seq: string } | undefined>>;
-  nextSeq(roomId: string): Promise<number>;
-  /** Keeps a published chat event under `seq` (its own seq is not kept) for ListRecentMessages. */
-  remember(roomId: string, seq: string, event: ChatEvent): Promise<void>;
-  /** Kept chat events, oldest first, each with the seq it was kept under. */
-  recent(roomId: string): Promise<ChatEvent[]>;
-  flushLikes(roomId: string, count: number, nowMs: number): Promise<{ total: string; seq: string }>;
+  /** Closes merge windows: for each message, its merged count, or undefined when nothing merged. */
+  closeMerges(open: Array<{ roomId: string; messageId: string }>): Promise<Array<number | undefined>>;
+  /**
+   * Gives the event the room's next offset and keeps it in the room's bounded history (and, for
+   * chat, in the recent list), atomically: an event has an offset only once it can be replayed.
+   */
+  append(event: ChatEvent, limits: HistoryLimits, nowMs: number): Promise<StreamPosition>;
+  /** The events after `afterOffset` (at most `limit`), if the history still holds all of them. */
+  history(roomId: string, afterOffset: string, limit: number, limits: HistoryLimits, nowMs: number): Promise<HistoryRead>;
+  /** Kept chat events, oldest first, each with its offset, and the stream position they were read at. */
+  recent(roomId: string): Promise<{ events: ChatEvent[]; position: StreamPosition }>;
+  flushLikes(roomId: string, count: number, nowMs: number): Promise<string>;
   likes(roomId: string): Promise<{ total: string; at: Date | undefined }>;
   policy(roomId: string): Promise<Policy | undefined>;
   /** Writes the given policy fields unless the version moved; 'conflict' carries the current version. */
@@ -68,10 +91,13 @@ export interface ChatStore {
   /** 'claimed' (publish it), 'done' (published before) or 'busy' (another replica holds the claim until it lapses). */
   claimBarrage(orderId: string, claimMs: number): Promise<'claimed' | 'done' | 'busy'>;
   markBarrage(orderId: string): Promise<void>;
-  /** Seq for a live-started/stopped notice, or undefined when another replica announced it or nothing changed. */
-  roomStatusChanged(roomId: string, version: string, status: 'live' | 'offline'): Promise<string | undefined>;
+  /**
+   * Records a room version's status and title/notice fingerprint: what this replica is the first
+   * to see change (another replica that heard the same change gets nothing).
+   */
+  roomChanged(roomId: string, version: string, status: 'live' | 'offline', editHash: string): Promise<{ status: boolean; edit: boolean }>;
   /** True for the one replica whose turn it is to announce online counts, for `ms`. */
   takeOnlineTurn(ms: number): Promise<boolean>;
-  /** A seq for each count that moved enough to announce. */
-  onlineChanges(counts: Array<{ roomId: string; online: number }>, minChangePct: number): Promise<Array<string | undefined>>;
+  /** For each count, whether it moved enough to announce. */
+  onlineChanges(counts: Array<{ roomId: string; online: number }>, minChangePct: number): Promise<boolean[]>;
 }

@@ -12,14 +12,15 @@ import { chatHandlers, type ChatUseCases } from './handlers.js';
 import { CachedLevels } from './levels.js';
 import { Likes } from './likes.js';
 import { Messages } from './messages.js';
-import { LiveNotices, OnlineNotices } from './notices.js';
+import { LiveNotices, OnlineNotices, type RoomChange } from './notices.js';
 import { Policies } from './policies.js';
 import { RoomDirectory } from './rooms.js';
 import { NatsEventBus } from './store/nats-events.js';
 import { RedisChatStore } from './store/redis-chat.js';
 import { GrpcLevelSource, RoomOnlineSource, roomInfoOf } from './store/services.js';
 import { runGiftEffect } from '../gift/client.js';
-import { CachedRoomDirectory, roomClient, watchRoomChanges } from '../room/client.js';
+import { CachedRoomDirectory, roomClient, roomFacts, watchRoomChanges } from '../room/client.js';
+import { RoomStream } from './stream.js';
 import { Subscriptions } from './subscriptions.js';
 
 /** Where another service is (host:port, a comma-separated list of them, or a DNS name), or empty for "not configured". */
@@ -57,6 +58,10 @@ export const chatConfigShape = {
   CHAT_ONLINE_NOTICE_MS: int(500, 600_000, 5000),
   /** An online count is announced again once it moved by this percentage. */
   CHAT_ONLINE_CHANGE_PCT: int(0, 100, 5),
+  /** Events of each room kept for recovery after a reconnect (GetRoomHistory), oldest dropped first. */
+  CHAT_HISTORY_SIZE: int(1, 100_000, 1000),
+  /** How long a room's events stay recoverable; a room quiet this long loses its history (its offsets go on). */
+  CHAT_HISTORY_TTL_MS: int(1000, 86_400_000, 600_000),
   /** Gift barrages older than this when consumed are acknowledged but not shown. */
   BARRAGE_MAX_AGE_MS: int(1000, 86_400_000, 60_000),
   /** A delivered gift event not acknowledged within this is redelivered (to any replica). */
@@ -85,21 +90,22 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
 
   const rooms = new RoomDirectory(new CachedRoomDirectory(roomC, roomInfoOf, { ttlMs: config.CHAT_ROOM_CACHE_MS, max: 100_000, deadlineMs: 2000 }));
   const levels = new CachedLevels(levelSource, { ttlMs: config.CHAT_LEVEL_CACHE_MS, max: 200_000 });
-  const policies = new Policies(rooms, store, bus, { ttlMs: config.CHAT_POLICY_CACHE_MS, max: 100_000 });
+  const stream = new RoomStream(rooms, store, bus, { size: config.CHAT_HISTORY_SIZE, ttlMs: config.CHAT_HISTORY_TTL_MS });
+  const policies = new Policies(rooms, store, stream, { ttlMs: config.CHAT_POLICY_CACHE_MS, max: 100_000 });
   const ids = new MessageIds(await store.takeWorkerId());
   const messages = new Messages(
-    rooms, policies, levels, store, bus, ids,
+    rooms, policies, levels, store, stream, ids,
     { rateBurst: config.CHAT_RATE_BURST, ratePerSecond: config.CHAT_RATE_PER_MIN / 60, mergeWindowMs: config.CHAT_MERGE_WINDOW_MS, dedupeMs: DEDUPE_MS },
     (err, what) => log.warn({ err }, `could not publish the ${what}`),
   );
-  const likes = new Likes(rooms, store, bus, (err, roomId) => log.warn({ err, roomId }, 'like flush failed; kept for the next one'));
+  const likes = new Likes(rooms, store, stream, (err, roomId) => log.warn({ err, roomId }, 'like flush failed; kept for the next one'));
   const subscriptions = new Subscriptions(rooms, messages, bus, { bufferEvents: config.SUBSCRIBE_BUFFER, maxSubscribers: config.SUBSCRIBE_MAX });
-  const notices = new LiveNotices(rooms, store, bus, (err, roomId) => log.warn({ err, roomId }, 'live notice failed'));
+  const notices = new LiveNotices(rooms, store, stream, (err, roomId) => log.warn({ err, roomId }, 'live notice failed'));
 
-  const watch = watchRoomChanges(nats, config.NATS_PREFIX, (room) => notices.changed(roomInfoOf(room)), log);
+  const watch = watchRoomChanges<RoomChange>(nats, config.NATS_PREFIX, (change) => notices.changed(change), log, (r) => ({ ...roomInfoOf(roomFacts(r)), title: r.title, notice: r.notice }));
   host.onClose('room change watch', () => watch.stop());
 
-  const barrages = new Barrages(store, bus, levels, config.BARRAGE_MAX_AGE_MS, log);
+  const barrages = new Barrages(store, stream, levels, config.BARRAGE_MAX_AGE_MS, log);
   const consumer = await runGiftEffect(nats, config.NATS_PREFIX, {
     durable: 'chat-barrage',
     effect: OrderEffect.ORDER_EFFECT_BARRAGE,
@@ -111,7 +117,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   });
   host.onClose('gift barrage consumer', () => consumer.stop());
 
-  const online = new OnlineNotices(new RoomOnlineSource(roomC), store, bus, { intervalMs: config.CHAT_ONLINE_NOTICE_MS, minChangePct: config.CHAT_ONLINE_CHANGE_PCT }, (err) =>
+  const online = new OnlineNotices(new RoomOnlineSource(roomC), store, stream, { intervalMs: config.CHAT_ONLINE_NOTICE_MS, minChangePct: config.CHAT_ONLINE_CHANGE_PCT }, (err) =>
     log.warn({ err }, 'online count notices skipped this round'),
   );
   online.start();
@@ -124,7 +130,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   host.onStopAccepting(() => subscriptions.closeAll());
   exportChatMetrics(host, subscriptions);
 
-  const useCases = { messages, likes, policies, subscriptions };
+  const useCases = { messages, likes, policies, subscriptions, stream };
   host.addService(ChatServiceService, chatHandlers(useCases, log));
   return useCases;
 }

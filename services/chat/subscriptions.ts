@@ -122,7 +122,7 @@ export class Subscriptions {
       // the replay is read can fall into a gap between the two.
       await this.feeds.get(room.roomId)?.ready;
       // The replay is chat messages only (NORMAL): a subscriber above that gets none.
-      const replay = input.replayRecent > 0 && (minPriority === 'all' || atLeast('normal', minPriority)) ? await this.messages.recent(room.roomId, input.replayRecent, '0') : [];
+      const replay = input.replayRecent > 0 && (minPriority === 'all' || atLeast('normal', minPriority)) ? (await this.messages.recent(room.roomId, input.replayRecent, '0')).events : [];
       sub.replayThenLive(replay);
     } catch (err) {
       this.remove(room.roomId, sub);

@@ -1,15 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ChatEvent } from '../events.js';
 import { decodeEvent, encodeEvent } from '../mapping.js';
 import type { Policy } from '../model.js';
-import type { Admission, AdmitInput, ChatStore, MuteRecord } from '../ports.js';
+import type { Admission, AdmitInput, ChatStore, HistoryLimits, HistoryRead, MuteRecord, StreamPosition } from '../ports.js';
 
 /**
  * Chat's Redis layout (every key also carries REDIS_PREFIX):
  *
- *   c:q:<room>          per-room event sequence (INCR)
- *   c:h:<room>          list, the room's last published chat events, newest first, each
- *                       "<seq>|<RoomEvent protobuf without its seq>" (the script assigns the seq)
+ *   {c:<room>}:m        hash, the room's stream: o last offset handed out, e epoch; never expires
+ *   {c:<room>}:x        stream, the room's history: entry id "<offset>-0", fields d (RoomEvent
+ *                       protobuf without its seq) and t (ms); capped at CHAT_HISTORY_SIZE entries,
+ *                       expires CHAT_HISTORY_TTL_MS after the last append
+ *   {c:<room>}:r        list, the room's last published chat events, newest first, each
+ *                       "<offset>|<RoomEvent protobuf without its seq>"
  *   c:p:<room>          hash, the room's policy; never expires
  *   c:u:<room>:<user>   hash, a mute (room 0: platform-wide); expires when the mute ends
  *   c:d:<user>:<cmid>   dedupe of client_message_id: "<fingerprint>|<message id>", 10 minutes
@@ -24,11 +28,12 @@ import type { Admission, AdmitInput, ChatStore, MuteRecord } from '../ports.js';
  *   c:o                 hash, room → online count last announced; c:ol the announcer's turn
  */
 const k = {
-  seq: (room: string) => `c:q:${room}`,
-  seqPrefix: 'c:q:',
+  // A room's stream keys share the hash tag {c:<room>}: the scripts that touch them stay in one cluster slot.
+  meta: (room: string) => `{c:${room}}:m`,
+  history: (room: string) => `{c:${room}}:x`,
+  recent: (room: string) => `{c:${room}}:r`,
   online: 'c:o',
   onlineTurn: 'c:ol',
-  recent: (room: string) => `c:h:${room}`,
   policy: (room: string) => `c:p:${room}`,
   mute: (room: string, user: string) => `c:u:${room}:${user}`,
   dedupe: (user: string, cmid: string) => `c:d:${user}:${cmid}`,
@@ -48,11 +53,10 @@ const RECENT_KEPT = 200;
 
 /**
  * Everything SendMessage decides in Redis, in one round trip and atomically: the retry check,
- * mutes, the token bucket, slow mode, then the flood merge, the event sequence and, for a new
- * message, its place in the recent list (ARGV[9] is the event, encoded without its seq). A
- * refused message consumes nothing; a retry (same client_message_id) is answered before any
- * limit. KEYS[8] is the merge-count key prefix as ioredis prefixed it, so the script can reach
- * the count of a message id it only learns from the flood key.
+ * mutes, the token bucket, slow mode, then the flood merge. A refused message consumes nothing; a
+ * retry (same client_message_id) is answered before any limit. KEYS[7] is the merge-count key
+ * prefix as ioredis prefixed it, so the script can reach the count of a message id it only learns
+ * from the flood key. A new message then takes its offset in APPEND.
  */
 const ADMIT = `
 local now = tonumber(ARGV[1])
@@ -82,7 +86,7 @@ redis.call('PEXPIRE', KEYS[4], math.ceil(burst * 1000 / rate) + 1000)
 if slow > 0 then redis.call('SET', KEYS[5], '1', 'PX', slow) end
 local id = redis.call('GET', KEYS[6])
 if id then
-  local n = redis.call('INCR', KEYS[8] .. id)
+  local n = redis.call('INCR', KEYS[7] .. id)
   redis.call('SET', KEYS[1], ARGV[2] .. '|' .. id, 'PX', ARGV[8])
   return {'merged', id, tostring(n)}
 end
@@ -90,25 +94,74 @@ id = ARGV[3]
 local window = tonumber(ARGV[7])
 if window > 0 then
   redis.call('SET', KEYS[6], id, 'PX', window)
-  redis.call('SET', KEYS[8] .. id, '1', 'PX', window + 60000)
+  redis.call('SET', KEYS[7] .. id, '1', 'PX', window + 60000)
 end
 redis.call('SET', KEYS[1], ARGV[2] .. '|' .. id, 'PX', ARGV[8])
-local seq = redis.call('INCR', KEYS[7])
-redis.call('LPUSH', KEYS[9], seq .. '|' .. ARGV[9])
-redis.call('LTRIM', KEYS[9], 0, ${RECENT_KEPT - 1})
-return {'new', id, tostring(seq)}`;
+return {'new', id}`;
 
-/** Closes a merge window: the final count (and a sequence number for the update) if anything merged. */
+/** Closes a merge window: the final count, 0 when nothing merged. */
 const CLOSE_MERGE = `
 local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 redis.call('DEL', KEYS[1])
-if n < 2 then return {0, 0} end
-return {n, redis.call('INCR', KEYS[2])}`;
+if n < 2 then return 0 end
+return n`;
 
 const FLUSH_LIKES = `
 local total = redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
 redis.call('HSET', KEYS[1], 't', ARGV[2])
-return {total, redis.call('INCR', KEYS[2])}`;
+return total`;
+
+/**
+ * The start of every stream script (KEYS[1] meta, KEYS[2] history, KEYS[3] recent list; ARGV[1]
+ * an epoch to use if there is none): a room without a stream hash gets one, with a new epoch, and
+ * whatever history and recent list survived the hash (evicted, lost in a failover) go with it, so
+ * offsets restarting at 1 never meet an older history.
+ */
+const ENSURE_EPOCH = `
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+end`;
+
+/**
+ * Appends an event to its room's stream: the next offset, the event in the capped history (whose
+ * TTL restarts) and, for chat (ARGV[5] = '1'), in the recent list. ARGV[2] is the event without
+ * its seq, ARGV[3] the time, ARGV[4] the history size, ARGV[6] its TTL. Answers {offset, epoch}.
+ */
+const APPEND = `${ENSURE_EPOCH}
+local o = redis.call('HINCRBY', KEYS[1], 'o', 1)
+local id = string.format('%d-0', o)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 'd', ARGV[2], 't', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if ARGV[5] == '1' then
+  redis.call('LPUSH', KEYS[3], string.format('%d|', o) .. ARGV[2])
+  redis.call('LTRIM', KEYS[3], 0, ${RECENT_KEPT - 1})
+end
+return {o, epoch}`;
+
+/**
+ * The events after offset ARGV[2], if the history holds every one of them (at most ARGV[3]) and
+ * the oldest is younger than ARGV[5] ms at time ARGV[4]. Answers {top offset, epoch, 1 and the
+ * events' bytes in order} or {top offset, epoch, 0}.
+ */
+const HISTORY = `${ENSURE_EPOCH}
+local top = tonumber(redis.call('HGET', KEYS[1], 'o'))
+local after = tonumber(ARGV[2])
+if after == top then return {top, epoch, 1} end
+local missed = top - after
+if missed < 0 or missed > tonumber(ARGV[3]) then return {top, epoch, 0} end
+local entries = redis.call('XRANGE', KEYS[2], string.format('%d-0', after + 1), '+', 'COUNT', missed)
+if #entries ~= missed or entries[1][1] ~= string.format('%d-0', after + 1) then return {top, epoch, 0} end
+if tonumber(ARGV[4]) - tonumber(entries[1][2][4]) > tonumber(ARGV[5]) then return {top, epoch, 0} end
+local out = {top, epoch, 1}
+for _, entry in ipairs(entries) do table.insert(out, entry[2][2]) end
+return out`;
+
+/** The room's stream position, {offset, epoch}. */
+const POSITION = `${ENSURE_EPOCH}
+return {tonumber(redis.call('HGET', KEYS[1], 'o')), epoch}`;
 
 /** Optimistic-locked policy write; answers the stored policy as a flat hash. */
 const SET_POLICY = `
@@ -122,22 +175,25 @@ table.insert(out, 1, 'ok')
 return out`;
 
 /**
- * Records a room version's status; returns a sequence number when the status changed (a notice is
- * due), else 0. Every replica hears every change; only the first to record it announces.
+ * Records a room version's status and title/notice fingerprint (ARGV[3]); answers {status
+ * changed, texts changed} as 1/0. Every replica hears every change; only the first to record a
+ * version sees it as a change. A room seen for the first time announces going live, not its texts.
  */
-const ROOM_STATUS = `
-local cur = redis.call('HMGET', KEYS[1], 'v', 's')
-if cur[1] and tonumber(cur[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2])
+const ROOM_CHANGED = `
+local cur = redis.call('HMGET', KEYS[1], 'v', 's', 'h')
+if cur[1] and tonumber(cur[1]) >= tonumber(ARGV[1]) then return {0, 0} end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 's', ARGV[2], 'h', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], 2592000000)
-if cur[2] == ARGV[2] then return 0 end
-if not cur[2] and ARGV[2] ~= 'live' then return 0 end
-return redis.call('INCR', KEYS[2])`;
+local status = 1
+if cur[2] == ARGV[2] or (not cur[2] and ARGV[2] ~= 'live') then status = 0 end
+local edit = 0
+if cur[3] and cur[3] ~= ARGV[3] then edit = 1 end
+return {status, edit}`;
 
 /**
- * Online counts worth announcing: for each (room, count) pair in ARGV, a sequence number when the
- * count moved by at least ARGV[1] percent (and by at least one) since the last announcement,
- * else 0. The stored counts are updated for the rooms announced.
+ * Online counts worth announcing: for each (room, count) pair in ARGV, 1 when the count moved by
+ * at least ARGV[1] percent (and by at least one) since the last announcement, else 0. The stored
+ * counts are updated for the rooms announced.
  */
 const ONLINE_CHANGES = `
 local pct = tonumber(ARGV[1])
@@ -145,21 +201,24 @@ local out = {}
 for i = 2, #ARGV, 2 do
   local room, n = ARGV[i], tonumber(ARGV[i + 1])
   local last = tonumber(redis.call('HGET', KEYS[1], room) or '-1')
-  local seq = 0
+  local moved = 0
   if last < 0 or math.abs(n - last) >= math.max(1, last * pct / 100) then
     redis.call('HSET', KEYS[1], room, n)
-    seq = redis.call('INCR', KEYS[2] .. room)
+    moved = 1
   end
-  table.insert(out, seq)
+  table.insert(out, moved)
 end
 return out`;
 
 interface ChatScripts {
   chatOnlineChanges(...args: string[]): Promise<number[]>;
   chatAdmit(...args: Array<string | Buffer>): Promise<string[]>;
-  chatFlushLikes(...args: string[]): Promise<[number, number]>;
+  chatFlushLikes(...args: string[]): Promise<number>;
   chatSetPolicy(...args: string[]): Promise<string[]>;
-  chatRoomStatus(...args: string[]): Promise<number>;
+  chatRoomChanged(...args: string[]): Promise<[number, number]>;
+  chatAppend(...args: Array<string | Buffer>): Promise<[number, string]>;
+  chatHistoryBuffer(...args: string[]): Promise<[number, Buffer, number, ...Buffer[]]>;
+  chatPosition(...args: string[]): Promise<[number, string]>;
 }
 type ChatRedis = Redis & ChatScripts;
 
@@ -170,12 +229,15 @@ export class RedisChatStore implements ChatStore {
 
   constructor(redis: Redis) {
     if (!('chatAdmit' in redis)) {
-      redis.defineCommand('chatAdmit', { numberOfKeys: 9, lua: ADMIT });
-      redis.defineCommand('chatCloseMerge', { numberOfKeys: 2, lua: CLOSE_MERGE });
-      redis.defineCommand('chatFlushLikes', { numberOfKeys: 2, lua: FLUSH_LIKES });
+      redis.defineCommand('chatAdmit', { numberOfKeys: 7, lua: ADMIT });
+      redis.defineCommand('chatCloseMerge', { numberOfKeys: 1, lua: CLOSE_MERGE });
+      redis.defineCommand('chatFlushLikes', { numberOfKeys: 1, lua: FLUSH_LIKES });
       redis.defineCommand('chatSetPolicy', { numberOfKeys: 1, lua: SET_POLICY });
-      redis.defineCommand('chatRoomStatus', { numberOfKeys: 2, lua: ROOM_STATUS });
-      redis.defineCommand('chatOnlineChanges', { numberOfKeys: 2, lua: ONLINE_CHANGES });
+      redis.defineCommand('chatRoomChanged', { numberOfKeys: 1, lua: ROOM_CHANGED });
+      redis.defineCommand('chatOnlineChanges', { numberOfKeys: 1, lua: ONLINE_CHANGES });
+      redis.defineCommand('chatAppend', { numberOfKeys: 3, lua: APPEND });
+      redis.defineCommand('chatHistory', { numberOfKeys: 3, lua: HISTORY });
+      redis.defineCommand('chatPosition', { numberOfKeys: 3, lua: POSITION });
     }
     this.redis = redis as ChatRedis;
   }
@@ -183,9 +245,8 @@ export class RedisChatStore implements ChatStore {
   async admit(a: AdmitInput): Promise<Admission> {
     const [kind, x = '', y = ''] = await this.redis.chatAdmit(
       k.dedupe(a.userId, a.clientMessageId), k.mute(a.roomId, a.userId), k.mute('0', a.userId), k.rate(a.userId),
-      k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.seq(a.roomId), k.mergeCountPrefix, k.recent(a.roomId),
+      k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.mergeCountPrefix,
       String(a.nowMs), a.fingerprint, a.candidateId, String(a.burst), String(a.perSecond), String(a.slowModeMs), String(a.mergeWindowMs), String(a.dedupeMs),
-      Buffer.from(withoutSeq(a.event)),
     );
     switch (kind) {
       case 'dup': return { kind: 'duplicate', messageId: x };
@@ -194,49 +255,67 @@ export class RedisChatStore implements ChatStore {
       case 'rate': return { kind: 'rate_limited', retryAfterMs: Number(x) };
       case 'slow': return { kind: 'slow_mode', retryAfterMs: Number(x) };
       case 'merged': return { kind: 'merged', messageId: x, count: Number(y) };
-      case 'new': return { kind: 'new', messageId: x, seq: y };
+      case 'new': return { kind: 'new', messageId: x };
       default: throw new Error(`unexpected admit answer ${String(kind)}`);
     }
   }
 
-  /**
-   * Closes merge windows, in one pipeline: for each message, the merged count and a sequence
-   * number for its update, or undefined when nothing merged into it.
-   */
-  async closeMerges(open: Array<{ roomId: string; messageId: string }>): Promise<Array<{ count: number; seq: string } | undefined>> {
+  /** Closes merge windows, in one pipeline: for each message, the merged count, or undefined when nothing merged into it. */
+  async closeMerges(open: Array<{ roomId: string; messageId: string }>): Promise<Array<number | undefined>> {
     const p = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { chatCloseMerge(...args: string[]): unknown };
-    for (const o of open) p.chatCloseMerge(k.mergeCount(o.messageId), k.seq(o.roomId));
+    for (const o of open) p.chatCloseMerge(k.mergeCount(o.messageId));
     const results = (await p.exec()) ?? [];
     return results.map(([err, res]) => {
       if (err) throw err;
-      const [count, seq] = res as [number, number];
-      return count > 1 ? { count, seq: String(seq) } : undefined;
+      const count = res as number;
+      return count > 1 ? count : undefined;
     });
   }
 
-  nextSeq(roomId: string): Promise<number> {
-    return this.redis.incr(k.seq(roomId));
+  async append(event: ChatEvent, limits: HistoryLimits, nowMs: number): Promise<StreamPosition> {
+    const room = event.roomId;
+    const [offset, epoch] = await this.redis.chatAppend(
+      k.meta(room), k.history(room), k.recent(room),
+      newEpoch(), Buffer.from(withoutSeq(event)), String(nowMs), String(limits.size), 'chat' in event.payload ? '1' : '0', String(limits.ttlMs),
+    );
+    return { offset: String(offset), epoch };
   }
 
-  /** Keeps a published chat event (encoded without its seq, which prefixes the entry) for ListRecentMessages. */
-  async remember(roomId: string, seq: string, event: ChatEvent): Promise<void> {
-    const entry = Buffer.concat([Buffer.from(`${seq}|`), withoutSeq(event)]);
-    await this.redis.pipeline().lpush(k.recent(roomId), entry).ltrim(k.recent(roomId), 0, RECENT_KEPT - 1).exec().then(throwFirst);
+  async history(roomId: string, afterOffset: string, limit: number, limits: HistoryLimits, nowMs: number): Promise<HistoryRead> {
+    const [top, epoch, covered, ...entries] = await this.redis.chatHistoryBuffer(
+      k.meta(roomId), k.history(roomId), k.recent(roomId),
+      newEpoch(), afterOffset, String(limit), String(nowMs), String(limits.ttlMs),
+    );
+    const position = { offset: String(top), epoch: epoch.toString() };
+    if (covered !== 1) return { position, covered: false, events: [] };
+    const first = BigInt(afterOffset) + 1n;
+    const events = entries.flatMap((bytes, i) => {
+      const event = decodeEvent(bytes);
+      // An event this version cannot represent still takes its offset: it is skipped, not renumbered.
+      return event ? [{ ...event, seq: String(first + BigInt(i)) }] : [];
+    });
+    return { position, covered: true, events };
   }
 
-  /** Kept chat events, oldest first, with their seq (the caller collapses updates of one message). */
-  async recent(roomId: string): Promise<ChatEvent[]> {
-    const raw = await this.redis.lrangeBuffer(k.recent(roomId), 0, RECENT_KEPT - 1);
-    return raw.reverse().flatMap((entry) => {
+  /** Kept chat events, oldest first, with their offsets (the caller collapses updates of one message), read atomically with the position. */
+  async recent(roomId: string): Promise<{ events: ChatEvent[]; position: StreamPosition }> {
+    const m = this.redis.multi() as ReturnType<Redis['multi']> & { chatPosition(...args: string[]): unknown };
+    m.lrangeBuffer(k.recent(roomId), 0, RECENT_KEPT - 1);
+    m.chatPosition(k.meta(roomId), k.history(roomId), k.recent(roomId), newEpoch());
+    const results = (await m.exec()) ?? [];
+    throwFirst(results);
+    const raw = (results[0]?.[1] ?? []) as Buffer[];
+    const [offset, epoch] = (results[1]?.[1] ?? [0, '']) as [number, string];
+    const events = raw.reverse().flatMap((entry) => {
       const bar = entry.indexOf(0x7c);
       const event = decodeEvent(entry.subarray(bar + 1));
       return event ? [{ ...event, seq: entry.subarray(0, bar).toString() }] : [];
     });
+    return { events, position: { offset: String(offset), epoch } };
   }
 
-  async flushLikes(roomId: string, count: number, nowMs: number): Promise<{ total: string; seq: string }> {
-    const [total, seq] = await this.redis.chatFlushLikes(k.likes(roomId), k.seq(roomId), String(count), String(nowMs));
-    return { total: String(total), seq: String(seq) };
+  async flushLikes(roomId: string, count: number, nowMs: number): Promise<string> {
+    return String(await this.redis.chatFlushLikes(k.likes(roomId), String(count), String(nowMs)));
   }
 
   async likes(roomId: string): Promise<{ total: string; at: Date | undefined }> {
@@ -292,10 +371,9 @@ export class RedisChatStore implements ChatStore {
     await this.redis.set(k.barrage(orderId), 'done', 'PX', 24 * 3600_000);
   }
 
-  /** Sequence number for a live-started/stopped notice, or undefined when no notice is due. */
-  async roomStatusChanged(roomId: string, version: string, status: 'live' | 'offline'): Promise<string | undefined> {
-    const seq = await this.redis.chatRoomStatus(k.roomStatus(roomId), k.seq(roomId), version, status);
-    return seq === 0 ? undefined : String(seq);
+  async roomChanged(roomId: string, version: string, status: 'live' | 'offline', editHash: string): Promise<{ status: boolean; edit: boolean }> {
+    const [s, e] = await this.redis.chatRoomChanged(k.roomStatus(roomId), version, status, editHash);
+    return { status: s === 1, edit: e === 1 };
   }
 
   /** True for the one replica whose turn it is to announce online counts, for `ms`. */
@@ -303,11 +381,11 @@ export class RedisChatStore implements ChatStore {
     return (await this.redis.set(k.onlineTurn, '1', 'PX', ms, 'NX')) === 'OK';
   }
 
-  /** Which of these counts moved enough to announce: a sequence number for each one that did. */
-  async onlineChanges(counts: Array<{ roomId: string; online: number }>, minChangePct: number): Promise<Array<string | undefined>> {
+  /** Which of these counts moved enough to announce. */
+  async onlineChanges(counts: Array<{ roomId: string; online: number }>, minChangePct: number): Promise<boolean[]> {
     if (counts.length === 0) return [];
-    const seqs = await this.redis.chatOnlineChanges(k.online, k.seqPrefix, String(minChangePct), ...counts.flatMap((c) => [c.roomId, String(c.online)]));
-    return seqs.map((seq) => (seq === 0 ? undefined : String(seq)));
+    const moved = await this.redis.chatOnlineChanges(k.online, String(minChangePct), ...counts.flatMap((c) => [c.roomId, String(c.online)]));
+    return moved.map((m) => m === 1);
   }
 
   /** A worker number for message ids, distinct among the last 1024 replicas started. */
@@ -332,5 +410,8 @@ function throwFirst(results: Array<[Error | null, unknown]> | null): void {
   for (const [err] of results ?? []) if (err) throw err;
 }
 
-/** The list keeps the seq in front of the bytes (the admit script assigns it after encoding), so the encoded event leaves it out. */
+/** A fresh epoch, used only by the script that finds a room without one: 16 hex digits. */
+const newEpoch = (): string => randomBytes(8).toString('hex');
+
+/** History and recent list keep the offset beside the bytes (the append script assigns it after encoding), so the encoded event leaves it out. */
 const withoutSeq = (event: ChatEvent): Uint8Array => encodeEvent(event.seq === '0' ? event : { ...event, seq: '0' });
