@@ -3,12 +3,28 @@ import { WebSocket } from 'ws';
 import { EventPriority, ListRecentMessagesResponse, RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import type { Isolation } from '../../scripts/isolation.js';
 
+/** A presented event, typed loosely: tests walk it field by field. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately `any`, as json() in bff.ts
+type Presented = Record<string, any>;
+
+/** An event as a test looks at it: seq, type, which frame kind brought it, and (JSON clients) the presented event. */
+export interface SeenEvent {
+  seq: string;
+  type: string;
+  frame: 'events' | 'replay';
+  body?: Presented;
+}
+
 /** What a test client saw: JSON control messages, and every event (JSON-presented or decoded protobuf) in arrival order. */
 export interface StreamClient {
   ws: WebSocket;
   control: Array<Record<string, unknown>>;
+  /** The hello (always the first control message). */
+  hello: Record<string, unknown>;
   /** seq and type of every event received, replay frames included. */
-  events: Array<{ seq: string; type: string; frame: 'events' | 'replay' }>;
+  events: SeenEvent[];
+  /** The dropped count of each events frame, in arrival order. */
+  frameDrops: number[];
   dropped: number;
   closed: Promise<{ code: number; reason: string }>;
 }
@@ -19,20 +35,29 @@ export async function openStream(base: string, roomId: string, query = '', opts:
   const client: StreamClient = {
     ws,
     control: [],
+    hello: {},
     events: [],
+    frameDrops: [],
     dropped: 0,
     closed: new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }))),
   };
   ws.on('message', (data: Buffer, isBinary) => {
     if (isBinary) {
-      for (const e of ListRecentMessagesResponse.decode(data).events) client.events.push({ seq: e.seq, type: e.gift ? 'gift' : e.chat ? 'chat' : e.likes ? 'likes' : 'notice', frame: 'events' });
+      const frame = ListRecentMessagesResponse.decode(data);
+      for (const e of frame.events) client.events.push({ seq: e.seq, type: e.gift ? 'gift' : e.chat ? 'chat' : e.likes ? 'likes' : e.room ? 'room' : 'notice', frame: 'events' });
+      client.frameDrops.push(frame.dropped);
+      client.dropped += frame.dropped;
       return;
     }
-    const msg = JSON.parse(data.toString()) as { type: string; events?: Array<{ seq: string; type: string }>; dropped?: number };
+    const msg = JSON.parse(data.toString()) as { type: string; events?: Array<Presented & { seq: string; type: string }>; dropped?: number };
     if (msg.type === 'events' || msg.type === 'replay') {
-      for (const e of msg.events ?? []) client.events.push({ seq: e.seq, type: e.type, frame: msg.type });
+      for (const e of msg.events ?? []) client.events.push({ seq: e.seq, type: e.type, frame: msg.type, body: e });
+      if (msg.type === 'events') client.frameDrops.push(msg.dropped ?? 0);
       client.dropped += msg.dropped ?? 0;
-    } else client.control.push(msg);
+    } else {
+      if (msg.type === 'hello') client.hello = msg;
+      client.control.push(msg);
+    }
   });
   await new Promise<void>((resolve, reject) => {
     ws.once('error', reject);
@@ -40,6 +65,13 @@ export async function openStream(base: string, roomId: string, query = '', opts:
     ws.once('open', check);
   });
   return client;
+}
+
+/** The offset a client reconnects with: its last event's seq, or the hello's offset when it saw none since. */
+export function lastOffset(c: StreamClient): string {
+  const seqs = c.events.map((e) => BigInt(e.seq));
+  const fromHello = BigInt((c.hello.offset as string | null) ?? '0');
+  return String(seqs.reduce((a, b) => (b > a ? b : a), fromHello));
 }
 
 /** The upgrade refusal a client gets: HTTP status and the JSON body. */
