@@ -390,7 +390,7 @@ export class StreamGateway {
     room.started = true;
     const early = [...room.pending.values()];
     room.pending.clear();
-    if (room.next === undefined && early.length > 0) room.next = Math.min(...early.map((e) => e.offset));
+    if (room.next === undefined && early.length > 0) room.next = lowest(early.map((e) => e.offset));
     for (const e of early) this.arrived(room, e);
   }
 
@@ -440,7 +440,7 @@ export class StreamGateway {
   private async fillGap(room: Room): Promise<void> {
     room.filling = true;
     const from = room.next as number;
-    const upTo = Math.min(...room.pending.keys()) - 1;
+    const upTo = lowest(room.pending.keys()) - 1;
     try {
       this.stats.gapFills++;
       const out = await this.deps.upstreams.chat.call(
@@ -457,7 +457,7 @@ export class StreamGateway {
     if (room.next === undefined || room.pending.size === 0) return;
     this.drain(room);
     if (room.pending.size > 0 && !room.pending.has(room.next)) {
-      const resume = Math.min(...room.pending.keys());
+      const resume = lowest(room.pending.keys());
       this.stats.eventsLost += resume - room.next;
       room.feed.skip(resume - room.next);
       room.next = resume;
@@ -614,4 +614,11 @@ function decodedOrEmpty(segment: string): string {
   } catch {
     return '';
   }
+}
+
+/** The smallest of some offsets, without spreading a large collection onto the stack. */
+function lowest(offsets: Iterable<number>): number {
+  let min = Infinity;
+  for (const o of offsets) if (o < min) min = o;
+  return min;
 }

@@ -12,6 +12,7 @@
  * socket: at 10,000 viewers the cost of an event is one decode plus one buffer write per viewer.
  */
 import { EventPriority, RoomNoticeKind, RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { performance } from 'node:perf_hooks';
 import { presentEvent } from '../present.js';
 
 /** An event decoded once, with its wire bytes kept for protobuf frames and its JSON made on demand. */
@@ -163,11 +164,24 @@ export class RoomFeed {
   private skipped = 0;
   private tokens: number;
   private readonly perTick: number;
+  /** When the budget was last refilled (ms, monotonic). */
+  private refilledAt: number | undefined;
   droppedChats = 0;
 
   constructor(private readonly limits: FeedLimits) {
     this.perTick = (limits.eventsPerS * limits.tickMs) / 1000;
     this.tokens = this.perTick;
+  }
+
+  /**
+   * The budget grows with the time that passed, not with the number of ticks: a tick that runs
+   * late on a busy process brings the events of the whole interval and the allowance for it.
+   * At most one tick's worth is carried beyond that.
+   */
+  private refill(nowMs: number): void {
+    const earned = this.refilledAt === undefined ? this.perTick : (this.limits.eventsPerS * Math.max(0, nowMs - this.refilledAt)) / 1000;
+    this.refilledAt = nowMs;
+    this.tokens = Math.min(this.tokens + earned, earned + this.perTick);
   }
 
   /** Events must come in offset order. */
@@ -187,8 +201,8 @@ export class RoomFeed {
    * the latest like burst and online count if budget remains. Unused budget carries over for one
    * tick, so a quiet second followed by a burst is smoothed.
    */
-  tick(sampling: boolean, sample: (n: number, k: number) => number[] = sampleIndexes): Frame | undefined {
-    this.tokens = Math.min(this.tokens + this.perTick, this.perTick * 2);
+  tick(sampling: boolean, nowMs = performance.now(), sample: (n: number, k: number) => number[] = sampleIndexes): Frame | undefined {
+    this.refill(nowMs);
     if (this.queue.length === 0 && this.skipped === 0) return undefined;
     const queue = this.queue;
     this.queue = [];

@@ -9,9 +9,11 @@
  *      with all five services as processes behind it and the room filled as mid-show: twelve
  *      gifts, three real gifters on the ranking, twenty chat messages;
  *   4. the room entry's bytes: raw, gzip, br;
- *   5. WebSocket fan-out: --connections protobuf clients in one room, --rate events/s published
- *      on the room's NATS subject for --fanout-seconds: events delivered per second across all
- *      clients, and publish-to-client latency (sampled frames, every event in them).
+ *   5. WebSocket fan-out: --connections protobuf clients in one room, --rate chat events/s
+ *      published for --fanout-seconds as Chat publishes them (each appended to the room's
+ *      recovery history in Redis first, which gives it its offset, then sent on the room's NATS
+ *      subject): events delivered per second across all clients, and append-to-client latency
+ *      (sampled frames, every event in them).
  *
  * Flags: --seconds N, --concurrency N, --warmup N (HTTP windows), --connections N (default
  * 10000), --rate N (default 120: 1.2 million events/s offered to 10,000 connections, above the
@@ -24,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { credentials, type Metadata, status as Code, type ServiceError } from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
 import { WebSocket } from 'ws';
-import { ChatServiceClient, EventPriority, ListRecentMessagesResponse, RoomEvent, SendMessageRequest } from '../../gen/ts/livemesh/chat/v1/chat.js';
+import { ChatServiceClient, ListRecentMessagesResponse, SendMessageRequest } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import * as giftPb from '../../gen/ts/livemesh/gift/v1/gift.js';
 import { LedgerServiceClient, TopUpRequest } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
@@ -35,6 +37,10 @@ import { isolate } from '../isolation.js';
 import { asUser } from '../tokens.js';
 import { formatK, Interrupted, interruptible, machineLine, measure, runBench, say, setBenchTag, startProcess, startServer, stopServer, type Fire, type Row, type Server } from './harness.js';
 import { percentile, processCpuSeconds } from '../stats.js';
+import { Redis } from 'ioredis';
+import { roomEvent } from '../../services/chat/events.js';
+import { encodeEvent } from '../../services/chat/mapping.js';
+import { RedisChatStore } from '../../services/chat/store/redis-chat.js';
 
 setBenchTag('bff');
 
@@ -124,6 +130,8 @@ interface Fanout {
   connectMs: number;
   published: number;
   delivered: number;
+  /** Events the BFF's frames said they left out (sampling past STREAM_SAMPLE_ABOVE viewers). */
+  dropped: number;
   seconds: number;
   perSecond: number;
   p50: number;
@@ -137,29 +145,36 @@ interface Fanout {
 }
 
 /** Counts the RoomEvents in a protobuf frame by walking its top-level fields, without decoding them. */
-function countEvents(buf: Buffer): number {
+function countEvents(buf: Buffer): { events: number; dropped: number } {
   let n = 0;
+  let dropped = 0;
   let i = 0;
   while (i < buf.length) {
-    i++; // tag 0x0a
-    let len = 0;
+    const tag = buf[i++] ?? 0;
+    let v = 0;
     let shift = 0;
     for (;;) {
       const b = buf[i++] ?? 0;
-      len |= (b & 0x7f) << shift;
+      v |= (b & 0x7f) << shift;
       if (b < 0x80) break;
       shift += 7;
     }
-    i += len;
+    if (tag === 0x18) {
+      dropped += v; // field 3, the frame's dropped count (a varint)
+      continue;
+    }
+    i += v; // field 1, a RoomEvent (length-delimited)
     n++;
   }
-  return n;
+  return { events: n, dropped };
 }
 
-async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: string, opts: Options, signal: AbortSignal): Promise<Fanout> {
+async function fanout(bff: Server, iso: { redisUrl: string; redisPrefix: string; natsUrl: string; natsPrefix: string }, roomId: string, opts: Options, signal: AbortSignal): Promise<Fanout> {
+  const { natsUrl, natsPrefix } = iso;
   const url = `ws://${bff.address}/v1/rooms/${roomId}/stream?format=protobuf`;
   const sockets: WebSocket[] = [];
   let delivered = 0;
+  let dropped = 0;
   let frames = 0;
   let closedEarly = 0;
   let measuring = false;
@@ -170,7 +185,9 @@ async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: 
     if (!isBinary || !measuring) return;
     frames++;
     lastArrival = performance.now();
-    delivered += countEvents(data);
+    const counted = countEvents(data);
+    delivered += counted.events;
+    dropped += counted.dropped;
     // Every 97th frame is decoded in full and each of its events timed (all of them: no
     // favouring the newest event in a batch).
     if (frames % 97 !== 0) return;
@@ -210,16 +227,21 @@ async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: 
   const connectMs = performance.now() - t0;
   const nc = await connect({ servers: natsUrl });
   const subjectName = `${natsPrefix}.chat.room.${roomId}`;
-  let seq = 0;
+  // Chat's own store and history limits (its defaults): every event is appended to the room's
+  // history, which hands out its offset, before it is published, as Chat's RoomStream does.
+  const redis = new Redis(iso.redisUrl, { keyPrefix: iso.redisPrefix, enableAutoPipelining: true });
+  const store = new RedisChatStore(redis);
+  const history = { size: 1000, ttlMs: 600_000 };
+  let n = 0;
+  let failed = 0;
   const publishOne = () => {
-    const event = RoomEvent.fromPartial({
-      seq: String(++seq),
-      roomId,
-      eventTime: new Date(),
-      priority: EventPriority.EVENT_PRIORITY_NORMAL,
-      chat: { messageId: String(seq), senderId: '7001', senderName: 'fan', senderLevel: 3, text: 'what a song!', mergedCount: 1, senderRole: 1 },
-    });
-    nc.publish(subjectName, RoomEvent.encode(event).finish());
+    const id = String(++n);
+    const event = roomEvent(roomId, '0', { chat: { messageId: id, senderId: '7001', senderName: 'fan', senderLevel: 3, text: 'what a song!', mergedCount: 1, senderRole: 'viewer' } }, new Date());
+    // Replies come back in order on the one connection, so publishes leave in offset order.
+    store.append(event, history, Date.now()).then(
+      ({ offset }) => nc.publish(subjectName, encodeEvent({ ...event, seq: offset })),
+      () => failed++,
+    );
   };
   // Warm the path for a second, then measure.
   const every = 1000 / opts.rate;
@@ -254,6 +276,8 @@ async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: 
   const clientUsage = process.cpuUsage(clientCpu0);
   const clientCpu = (clientUsage.user + clientUsage.system) / 1e6 / cpuSeconds;
   await nc.close();
+  await redis.quit();
+  if (failed > 0) say(`[5/5] fan-out: ${failed} history appends failed`);
   for (const ws of sockets) ws.terminate();
   const sorted = Float64Array.from(latencies.subarray(0, samples)).sort();
   return {
@@ -261,6 +285,7 @@ async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: 
     connectMs,
     published,
     delivered,
+    dropped,
     seconds,
     perSecond: delivered / seconds,
     p50: percentile(sorted, 0.5),
@@ -351,7 +376,7 @@ async function main(): Promise<number> {
     const br = await wireBytes(bff.address, path, 'br');
 
     say(`[5/5] fan-out: ${formatK(opts.connections)} WebSocket connections in room ${roomId}, ${opts.rate} events/s`);
-    const fan = await fanout(bff, iso.urls.natsUrl, iso.natsPrefix, roomId, opts, abort.signal);
+    const fan = await fanout(bff, { redisUrl: iso.urls.redisUrl, redisPrefix: iso.redisPrefix, natsUrl: iso.urls.natsUrl, natsPrefix: iso.natsPrefix }, roomId, opts, abort.signal);
     say(`[5/5] fan-out: ${formatK(fan.delivered)} events in ${fan.seconds.toFixed(1)}s, ${formatK(Math.round(fan.perSecond))}/s, p99 ${fan.p99.toFixed(0)} ms`);
 
     process.stdout.write(`\n${machine}\n${report(rows, { raw, gz, br }, fan, screen.degraded, opts)}\n`);
@@ -448,11 +473,11 @@ function report(rows: Row[], bytes: { raw: { bytes: number }; gz: { bytes: numbe
     `| ${bytes.gz.encoding} | ${n(bytes.gz.bytes)} |`,
     `| ${bytes.br.encoding} | ${n(bytes.br.bytes)} |`,
     '',
-    `WebSocket fan-out: ${n(fan.connections)} protobuf connections in one room (opened in ${(fan.connectMs / 1000).toFixed(1)} s), ${opts.rate} chat events/s published for ${opts.fanoutSeconds} s (${n(opts.rate * fan.connections)} events/s offered), 100 ms frames; delivered/s over the window from the first publish to the last arrival.`,
+    `WebSocket fan-out: ${n(fan.connections)} protobuf connections in one room (opened in ${(fan.connectMs / 1000).toFixed(1)} s), ${opts.rate} chat events/s published for ${opts.fanoutSeconds} s (${n(opts.rate * fan.connections)} events/s offered), each appended to the room's recovery history before it is published, 100 ms frames; delivered/s over the window from the first publish to the last arrival.`,
     '',
-    '| events published | events delivered | delivered/s | frames | p50 ms | p99 ms | max ms | dropped connections | BFF CPU | client CPU |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    `| ${n(fan.published)} | ${n(fan.delivered)} | ${n(fan.perSecond)} | ${n(fan.frames)} | ${fan.p50.toFixed(0)} | ${fan.p99.toFixed(0)} | ${fan.max.toFixed(0)} | ${fan.closedEarly} | ${fan.bffCpu.toFixed(2)} | ${fan.clientCpu.toFixed(2)} |`,
+    '| events published | events delivered | delivered/s | frames | events dropped (frames) | p50 ms | p99 ms | max ms | dropped connections | BFF CPU | client CPU |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${n(fan.published)} | ${n(fan.delivered)} | ${n(fan.perSecond)} | ${n(fan.frames)} | ${n(fan.dropped)} | ${fan.p50.toFixed(0)} | ${fan.p99.toFixed(0)} | ${fan.max.toFixed(0)} | ${fan.closedEarly} | ${fan.bffCpu.toFixed(2)} | ${fan.clientCpu.toFixed(2)} |`,
     '',
     'CPU columns: CPU-seconds per second of the window (2.00 would be both cores).',
   ];
