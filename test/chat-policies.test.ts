@@ -24,11 +24,10 @@ describe('a policy change racing a policy read (unit)', () => {
         return stored;
       },
       setPolicy: () => Promise.resolve({ ok: true as const, policy: { ...stored, chatClosed: true, version: '6' }, version: '6' }),
-      nextSeq: () => Promise.resolve(1),
     } as unknown as ConstructorParameters<typeof Policies>[1];
     const rooms = { get: (id: string) => Promise.resolve({ roomId: id, streamerId: '9', live: true, version: '1' }) } as unknown as ConstructorParameters<typeof Policies>[0];
-    const bus = { publish: () => new Uint8Array() } as unknown as ConstructorParameters<typeof Policies>[2];
-    const policies = new Policies(rooms, store, bus, { ttlMs: 60_000, max: 10 });
+    const stream = { publish: () => Promise.resolve() } as unknown as ConstructorParameters<typeof Policies>[2];
+    const policies = new Policies(rooms, store, stream, { ttlMs: 60_000, max: 10 });
 
     const reading = policies.get(roomId); // SendMessage's read: Redis has not answered yet
     await new Promise((r) => setImmediate(r));

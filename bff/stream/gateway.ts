@@ -391,7 +391,8 @@ export class StreamGateway {
     const early = [...room.pending.values()];
     room.pending.clear();
     if (room.next === undefined && early.length > 0) room.next = lowest(early.map((e) => e.offset));
-    for (const e of early) this.arrived(room, e);
+    // Events published before the position was read are behind it: not late, just before this start.
+    for (const e of early) if (e.offset >= (room.next ?? 0)) this.arrived(room, e);
   }
 
   private async position(roomId: string): Promise<StreamPosition> {
