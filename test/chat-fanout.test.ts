@@ -223,7 +223,7 @@ describe('gift barrages and notices', () => {
     sub.stream.cancel();
   });
 
-  it('going live and offline is announced once, whichever replicas hear it', async () => {
+  it('going live, a title edit and going offline are each announced once, in order, whichever replicas hear them', async () => {
     const roomId = await newRoom('9104');
     const subs = replicas.map((r) => follow(r.client, { roomId, minPriority: EventPriority.EVENT_PRIORITY_CRITICAL }));
     await untilLive(gifts, roomId, ...subs);
@@ -231,7 +231,12 @@ describe('gift barrages and notices', () => {
     await roomApi(room.client).updateRoom({ roomId, room: { title: 'renamed' }, updateMask: ['title'] }, as('9104', 'streamer'));
     await roomApi(room.client).stopLive({ roomId }, as('9104', 'streamer'));
     for (const sub of subs) {
-      await eventually(() => expect(sub.events().map((e) => e.notice?.kind)).toEqual([RoomNoticeKind.ROOM_NOTICE_KIND_LIVE_STARTED, RoomNoticeKind.ROOM_NOTICE_KIND_LIVE_STOPPED]));
+      await eventually(() =>
+        expect(sub.events().map((e) => e.notice?.kind ?? e.room?.title)).toEqual([RoomNoticeKind.ROOM_NOTICE_KIND_LIVE_STARTED, 'renamed', RoomNoticeKind.ROOM_NOTICE_KIND_LIVE_STOPPED]),
+      );
+      // One offset counter per room for every kind: consecutive events, consecutive offsets.
+      const offsets = sub.events().map((e) => BigInt(e.seq));
+      expect(offsets.every((o, i) => i === 0 || o === offsets[i - 1]! + 1n)).toBe(true);
       sub.stream.cancel();
     }
   });
