@@ -11,7 +11,9 @@
  * - Past the threshold: frames carry the dropped count, gifts are never dropped, order holds, and
  *   a sender still sees its own lines.
  */
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLOSE_RESET } from '../bff/stream/gateway.js';
 import { isolate } from '../scripts/isolation.js';
 import { json, send, startBff, until, type BffServer } from './support/bff.js';
 import { lastOffset, openStream, type StreamClient } from './support/bff-stream.js';
@@ -210,6 +212,33 @@ describe('a room below the sampling threshold', () => {
     expect(stale.hello).toMatchObject({ recovered: false });
     await Promise.all([close(back), close(stale)]);
   }, 90_000);
+});
+
+describe('a history that is lost', () => {
+  it('gives the room a new epoch: open streams are closed with 4009 and a reconnect gets the current state', async () => {
+    const roomId = await liveRoom();
+    const [viewer] = await viewers(bff.base, roomId, 1, 7400);
+    const talker = await bff.auth('7450', 'viewer', 'Talker');
+    await chat(bff.base, roomId, talker, 'before the loss');
+    await until('the message', () => viewer!.stream.events.length, (n) => n >= 1);
+    const { epoch } = viewer!.stream.hello as { epoch: string };
+    const after = lastOffset(viewer!.stream);
+    // What a Redis failover without persistence (or an eviction) does to the room's stream state.
+    const redis = new Redis(iso.urls.redisUrl, { keyPrefix: iso.redisPrefix });
+    try {
+      await redis.del(`{c:${roomId}}:m`);
+    } finally {
+      redis.disconnect();
+    }
+    const restarted = await chat(bff.base, roomId, talker, 'after the loss');
+    expect(BigInt(restarted)).toBeLessThanOrEqual(BigInt(after));
+    expect((await viewer!.stream.closed).code).toBe(CLOSE_RESET);
+    const back = await openStream(bff.base, roomId, `after=${after}&epoch=${epoch}`);
+    expect(back.hello).toMatchObject({ recovered: false, offset: restarted });
+    expect(back.hello.epoch).not.toBe(epoch);
+    await until('the recent messages', () => back.events.filter((e) => e.frame === 'replay').map((e) => e.body?.chat?.text), (t) => t.includes('after the loss'));
+    await close(back);
+  }, 60_000);
 });
 
 describe('a room past the sampling threshold', () => {
