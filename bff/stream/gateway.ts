@@ -43,6 +43,9 @@ export const CLOSE_SLOW_CONSUMER = 4008;
 /** The room's history was reset (its epoch changed): reconnect with after= and get the current state. */
 export const CLOSE_RESET = 4009;
 
+/** Recent messages in a `recovered: false` state: as many as the room screen shows. */
+const STATE_MESSAGES = 20;
+
 /** A reconnect: the last offset and epoch the client saw, or (`resume=1`) none. */
 interface Resume {
   after: string | undefined;
@@ -315,7 +318,7 @@ export class StreamGateway {
     const { chat, room } = this.deps.upstreams;
     const roomId = viewer.roomId;
     const [recent, likes, info] = await Promise.all([
-      chat.call('listRecentMessages', ListRecentMessagesRequest.fromPartial({ roomId, limit: Math.min(100, Math.max(1, this.settings.resumeMax)) }), ctx),
+      chat.call('listRecentMessages', ListRecentMessagesRequest.fromPartial({ roomId, limit: STATE_MESSAGES }), ctx),
       chat.call('getLikeCount', GetLikeCountRequest.fromPartial({ roomId }), ctx).catch(() => undefined),
       room.call('getRoom', GetRoomRequest.fromPartial({ roomId, readMask: ROOM_FIELDS }), ctx).catch(() => undefined),
     ]);
