@@ -77,6 +77,8 @@ describe('room stream', () => {
     expect(await refusal(fast.base, '/v1/rooms/999999999/stream')).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
     const roomId = await newRoom();
     expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?format=xml`)).toMatchObject({ status: 400, body: { error: { field: 'format' } } });
+    expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?after=-3`)).toMatchObject({ status: 400, body: { error: { code: 'INVALID_ARGUMENT', field: 'after' } } });
+    expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?after=3&epoch=no%20way`)).toMatchObject({ status: 400, body: { error: { code: 'INVALID_ARGUMENT', field: 'epoch' } } });
     expect(await refusal(fast.base, `/v1/rooms/${roomId}/stream?access_token=nope`)).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED' } } });
     expect(await refusal(fast.base, '/v1/elsewhere')).toMatchObject({ status: 404 });
   });
