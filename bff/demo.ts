@@ -83,6 +83,7 @@ let token = '';
 let roomId = '';
 let ws;
 let lastSeq = '0';
+let epoch = '';
 let rankingTimer;
 
 function show(err) { $('error').textContent = err ? String(err) : ''; }
@@ -103,6 +104,7 @@ function addEvent(e) {
   if (e.type === 'chat') li.textContent = e.chat.senderName + ': ' + e.chat.text + (e.chat.mergedCount > 1 ? ' ×' + e.chat.mergedCount : '');
   else if (e.type === 'gift') li.textContent = e.gift.senderName + ' sent gift #' + e.gift.giftId + ' ×' + e.gift.count + ' (combo ' + e.gift.comboCount + ')';
   else if (e.type === 'likes') li.textContent = '♥ ' + e.likes.count + ' (total ' + e.likes.total + ')';
+  else if (e.type === 'room') { li.textContent = 'room: ' + e.room.title + (e.room.notice ? ' — ' + e.room.notice : ''); $('title').textContent = e.room.title; }
   else if (e.type === 'notice') { li.textContent = 'notice: ' + e.notice.kind + (e.notice.text ? ' ' + e.notice.text : ''); if (e.notice.kind === 'online_count') $('online').textContent = e.notice.onlineCount; }
   else return;
   $('events').appendChild(li);
@@ -112,7 +114,7 @@ function addEvent(e) {
 function connect() {
   if (ws) ws.close();
   const q = new URLSearchParams({ format: 'json' });
-  if (lastSeq !== '0') q.set('after', lastSeq); else q.set('resume', '1');
+  if (lastSeq !== '0') { q.set('after', lastSeq); q.set('epoch', epoch); } else q.set('resume', '1');
   if (token) q.set('access_token', token);
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const socket = new WebSocket(proto + '//' + location.host + '/v1/rooms/' + roomId + '/stream?' + q);
@@ -120,6 +122,8 @@ function connect() {
   socket.onopen = () => { $('status').textContent = 'live in room ' + roomId; };
   socket.onmessage = (m) => {
     const msg = JSON.parse(m.data);
+    // The stream position to reconnect from; a state instead of the missed events starts the count again.
+    if (msg.type === 'hello') { epoch = msg.epoch || ''; if (msg.recovered === false) lastSeq = '0'; }
     if (msg.type === 'events' || msg.type === 'replay') msg.events.forEach(addEvent);
   };
   socket.onclose = (c) => {
@@ -141,6 +145,7 @@ async function enter() {
   show();
   roomId = $('room').value.trim();
   lastSeq = '0';
+  epoch = '';
   $('events').innerHTML = '';
   try {
     const s = await api('GET', '/v1/rooms/' + roomId);
