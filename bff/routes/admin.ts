@@ -10,6 +10,7 @@ import { mustCaller, requireRole } from '../auth.js';
 import { callFor, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { presentOrder } from '../present.js';
+import type { Body, stuckOrdersResponse, switchesResponse, switchResponse } from '../responses.js';
 import { isSwitchName, SWITCHES, type SwitchName } from '../switches.js';
 import type { Upstream } from '../upstreams.js';
 import { parseInput } from '../validate.js';
@@ -34,7 +35,7 @@ export function adminRoutes(ctx: BffContext): Router {
     res.json({
       switches: (Object.keys(SWITCHES) as SwitchName[]).map((name) => ({ name, description: SWITCHES[name], off: switches.isOff(name), ...(switches.state(name) ?? {}) })),
       breakers: (Object.values(ctx.upstreams) as Array<Upstream<object>>).map((u) => ({ upstream: u.name, open: u.open })),
-    });
+    } satisfies Body<typeof switchesResponse>);
   });
 
   r.put('/v1/admin/switches/:name', admin, async (req, res) => {
@@ -44,7 +45,7 @@ export function adminRoutes(ctx: BffContext): Router {
     if (!ctx.switches) throw noSwitches();
     const body = parseInput(switchBody, req.body, 'body');
     const state = await ctx.switches.set(name, body.off, caller.userId, body.reason);
-    res.json({ name, ...state });
+    res.json({ name, ...state } satisfies Body<typeof switchResponse>);
   });
 
   r.get('/v1/admin/gift-orders/stuck', admin, async (req, res) => {
@@ -56,7 +57,7 @@ export function adminRoutes(ctx: BffContext): Router {
       callFor(ctx, caller),
     );
     res.setHeader('Cache-Control', 'no-store');
-    res.json({ orders: out.orders.map(presentOrder), total: out.totalCount, nextCursor: out.page?.nextPageToken || null });
+    res.json({ orders: out.orders.map(presentOrder), total: out.totalCount, nextCursor: out.page?.nextPageToken || null } satisfies Body<typeof stuckOrdersResponse>);
   });
 
   return r;
