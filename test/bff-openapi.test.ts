@@ -6,8 +6,11 @@
  * without its schema line fails the validation.
  *
  * Validation is ajv's draft 2020-12 build (OpenAPI 3.1's schema dialect), strict about the
- * schemas themselves. Formats are not asserted (zod already puts a pattern next to each one).
+ * schemas themselves. Formats are not asserted (zod already puts a pattern next to each one). The
+ * document as a whole is checked against the OpenAPI 3.1 specification's own JSON Schema by
+ * @seriousme/openapi-schema-validator (small, ajv-based, resolves every $ref).
  */
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolate } from '../scripts/isolation.js';
@@ -153,6 +156,14 @@ const NOT_API = new Set(['GET /', 'GET /demo.js']);
 const UPGRADES = ['GET /v1/rooms/{id}/stream'];
 
 describe('the document', () => {
+  it('is a valid OpenAPI 3.1 document whose references all resolve', async () => {
+    const validator = new Validator();
+    const result = await validator.validate(structuredClone(doc) as unknown as Record<string, unknown>);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+  });
+
   it('lists every route Express serves (and only those), each with a schema for every status', () => {
     const served = [...new Set(routesOf(bff.bff.app))].filter((r) => !NOT_API.has(r));
     const listed = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
