@@ -93,7 +93,7 @@ function validatorFor(ref: string): ValidateFunction {
 }
 
 /** The documented response of an operation for a status (`default` when not listed), resolved. */
-function documented(op: string, status: number): { schema?: string } {
+function documented(op: string, status: number): { schema?: string; headers: string[] } {
   const [method = '', path = ''] = op.split(' ');
   const operation = doc.paths[path]?.[method.toLowerCase()];
   if (!operation) throw new Error(`${op} is not documented`);
@@ -101,7 +101,7 @@ function documented(op: string, status: number): { schema?: string } {
   if (!response) throw new Error(`${op} answered ${status}, which its documentation does not list`);
   if (typeof response.$ref === 'string') response = doc.components.responses[response.$ref.replace('#/components/responses/', '')] ?? {};
   const content = response.content as Record<string, { schema: { $ref: string } }> | undefined;
-  return { schema: content?.['application/json']?.schema.$ref };
+  return { schema: content?.['application/json']?.schema.$ref, headers: Object.keys((response.headers as Json | undefined) ?? {}) };
 }
 
 /** Validates a real body against what `op` documents for `status`, and records the coverage. */
@@ -115,6 +115,8 @@ function conforms(op: string, status: number, body: unknown): void {
 }
 
 interface CallOptions {
+  /** Another BFF than the main one. */
+  on?: BffServer;
   params?: Record<string, string>;
   query?: string;
   body?: unknown;
@@ -129,10 +131,13 @@ async function call(op: string, opts: CallOptions): Promise<any> {
   const [method = '', template = ''] = op.split(' ');
   const path = template.replace(/\{(\w+)\}/g, (_m, name: string) => encodeURIComponent(opts.params?.[name] ?? ''));
   const url = `${path}${opts.query ? `?${opts.query}` : ''}`;
-  const res = opts.body === undefined ? await fetch(`${bff.base}${url}`, { method, headers: opts.headers ?? {} }) : await send(bff.base, method, url, opts.body, opts.headers ?? {});
+  const base = (opts.on ?? bff).base;
+  const res = opts.body === undefined ? await fetch(`${base}${url}`, { method, headers: opts.headers ?? {} }) : await send(base, method, url, opts.body, opts.headers ?? {});
   const body: unknown = await json(res);
   if (res.status !== opts.expect) throw new Error(`${op} answered ${res.status}, expected ${opts.expect}: ${JSON.stringify(body)}`);
   conforms(op, res.status, body);
+  // The headers the documentation promises for this status (Retry-After, WWW-Authenticate, ETag…) are sent.
+  for (const header of documented(op, res.status).headers) expect(res.headers.get(header), `${op} ${res.status}: ${header}`).not.toBeNull();
   return body;
 }
 
@@ -347,6 +352,22 @@ describe('every route answers what its documentation says', () => {
     const stopped = await call('DELETE /v1/rooms/{id}/live', { params: { id: roomId }, headers: streamer, expect: 200 });
     expect(stopped.room.live).toBe(false);
     await call('DELETE /v1/rooms/{id}/live', { params: { id: roomId }, headers: fan, expect: 403 });
+  });
+
+  it('upstreams down and clients over their limit: 503 and 429 with Retry-After, in the error shape', async () => {
+    // A second BFF whose Gift, Ledger, Chat and Ranking are down, and which allows one request per user per second.
+    const degraded = await startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '1' });
+    try {
+      const down = await call('GET /v1/rooms/{id}/gifts', { on: degraded, params: { id: roomId }, expect: 503 });
+      expect(down.error).toMatchObject({ code: 'UNAVAILABLE', upstream: 'gift' });
+      const entry = await call('GET /v1/rooms/{id}', { on: degraded, params: { id: roomId }, expect: 503 });
+      expect(entry.error.upstream).toBe('gift');
+      await call('GET /v1/me', { on: degraded, headers: fan, expect: 503 });
+      const limited = await call('GET /v1/me', { on: degraded, headers: fan, expect: 429 });
+      expect(limited.error.reason).toBe('RATE_LIMITED');
+    } finally {
+      await degraded.close();
+    }
   });
 
   it('covered every documented operation: a validated success, and an error for each family', () => {
