@@ -19,6 +19,7 @@ import * as chatPb from '../gen/ts/livemesh/chat/v1/chat.js';
 import * as giftPb from '../gen/ts/livemesh/gift/v1/gift.js';
 import * as rankingPb from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import * as roomPb from '../gen/ts/livemesh/room/v1/room.js';
+import { ConfigError, kitConfigShape, parseConfig } from '../kit/config.js';
 import { toStatus } from '../kit/grpc-errors.js';
 import { isolate } from '../scripts/isolation.js';
 import { startMesh, type Mesh } from '../scripts/mesh.js';
@@ -56,6 +57,17 @@ async function errorStats(): Promise<Record<string, number>> {
   }
   return out;
 }
+
+describe('REDIS_CLUSTER_NODES', () => {
+  it('takes host:port entries, and refuses anything else (and braces in REDIS_PREFIX) with one line naming the setting', () => {
+    expect(parseConfig(kitConfigShape, { REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-1.cache:7001,[::1]:7002' }).REDIS_CLUSTER_NODES).toEqual(['10.0.0.1:7000', 'redis-1.cache:7001', '[::1]:7002']);
+    expect(parseConfig(kitConfigShape, {}).REDIS_CLUSTER_NODES).toEqual([]);
+    expect(() => parseConfig(kitConfigShape, { REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis-2' })).toThrow(
+      new ConfigError(['REDIS_CLUSTER_NODES must be a comma-separated list of host:port (got "10.0.0.1:7000,redis-2")']),
+    );
+    expect(() => parseConfig(kitConfigShape, { REDIS_PREFIX: 'lm:{room}:' })).toThrow(/REDIS_PREFIX may contain only/);
+  });
+});
 
 describe.skipIf(gate.skip)('the mesh on a three-master Redis Cluster', () => {
   beforeAll(async () => {

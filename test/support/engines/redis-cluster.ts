@@ -31,7 +31,7 @@ export function redisClusterGate(test: string, what: string): ToolGate & { cli: 
     test,
     what,
     found: missing.length === 0 ? server : undefined,
-    why: `no ${missing.join(' or ')} on PATH`,
+    why: `no ${missing.join(' or ')} found (looked on PATH, or at LM_REDIS_SERVER / LM_REDIS_CLI when set)`,
     install: debian('redis-server redis-tools'),
   });
   return { ...gate, cli };
