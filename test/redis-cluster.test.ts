@@ -9,6 +9,8 @@
  * Needs redis-server and redis-cli (Debian's redis-server and redis-tools): under CI=true the test
  * fails without them; elsewhere it is skipped with a line saying so.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { credentials, status as Code, type Client } from '@grpc/grpc-js';
 import { Cluster, Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -21,6 +23,10 @@ import * as rankingPb from '../gen/ts/livemesh/ranking/v1/ranking.js';
 import * as roomPb from '../gen/ts/livemesh/room/v1/room.js';
 import { ConfigError, kitConfigShape, parseConfig } from '../kit/config.js';
 import { toStatus } from '../kit/grpc-errors.js';
+import { fromRoot } from '../kit/paths.js';
+import { connectRedis } from '../kit/redis.js';
+import type { RoomRecord } from '../services/room/rooms.js';
+import { RedisRoomCache } from '../services/room/store/redis-rooms.js';
 import { isolate } from '../scripts/isolation.js';
 import { startMesh, type Mesh } from '../scripts/mesh.js';
 import { json, providerTopup, send, until } from './support/bff.js';
@@ -205,7 +211,54 @@ describe.skipIf(gate.skip)('the mesh on a three-master Redis Cluster', () => {
     expect(mesh!.crashed()).toEqual([]);
   }, 180_000);
 
+  it("Room's lists repair themselves when a put is retried after losing its lists step; `npm run room -- check` works on the Cluster", async () => {
+    // A store of its own under a sub-prefix, so its figures are not the mesh's.
+    const client = await connectRedis({ REDIS_URL: `redis://${cluster!.nodes[0]}`, REDIS_CLUSTER_NODES: cluster!.nodes, REDIS_PREFIX: `${iso.redisPrefix}repair:` }, silent);
+    try {
+      const cache = new RedisRoomCache(client);
+      const at = new Date('2026-12-01T20:00:00Z');
+      const room = (id: number, version: string, status: RoomRecord['status'] = 'live'): RoomRecord => ({
+        roomId: String(id), streamerId: '77', title: `r${id}`, category: 'music', coverKey: '', notice: '', status, giftGroupId: '0', version,
+        createdAt: at, updatedAt: at, liveStartedAt: status === 'live' ? at : null,
+      });
+      expect(await cache.put(room(5, '3'))).toBe(true);
+      expect((await cache.liveIds('music', 10, undefined)).ids).toEqual(['5']);
+      // A crash after the room's script, before the lists' one: the lists never heard of version 3.
+      await client.hdel('{rl}:v', '5');
+      await client.zrem('{rl}:l', '5');
+      await client.zrem('{rl}:l:music', '5');
+      await client.hincrby('{rl}:m', 'sv', -3);
+      expect(await cache.checksum()).toEqual({ rooms: 0, versionSum: '0' });
+      // The redelivered change: the hash already has it, the lists catch up.
+      expect(await cache.put(room(5, '3'))).toBe(false);
+      expect((await cache.liveIds('music', 10, undefined)).ids).toEqual(['5']);
+      expect(await cache.checksum()).toEqual({ rooms: 1, versionSum: '3' });
+      // An older version moves nothing back, in the hash or the lists.
+      expect(await cache.put(room(5, '2', 'offline'))).toBe(false);
+      expect((await cache.liveIds('', 10, undefined)).ids).toEqual(['5']);
+      expect(await cache.checksum()).toEqual({ rooms: 1, versionSum: '3' });
+      // A backfill batch over rooms in many slots, and a batch read back in request order.
+      const batch = Array.from({ length: 40 }, (_, i) => room(100 + i, '1', i % 2 === 0 ? 'live' : 'offline'));
+      expect(await cache.putMany(batch)).toBe(40);
+      expect((await cache.getMany(batch.map((r) => r.roomId).reverse(), ['title'])).map((r) => r?.title)).toEqual(batch.map((r) => r.title).reverse());
+      expect(await cache.checksum()).toEqual({ rooms: 41, versionSum: '43' });
+      expect((await cache.streamerIds('77', 100, undefined)).ids).toHaveLength(41);
+    } finally {
+      client.disconnect();
+    }
+
+    // The operator's check, against the mesh's Room database and keys.
+    const { stdout } = await promisify(execFile)(process.execPath, [fromRoot('dist', 'services', 'room', 'cli.js'), 'check'], {
+      env: { ...process.env, ...iso.env, MYSQL_DATABASE: `${iso.database}_room`, REDIS_URL: `redis://${cluster!.nodes[0]}`, REDIS_CLUSTER_NODES: cluster!.nodes.join(',') },
+    });
+    expect(stdout).toMatch(/check: Redis is complete \(4 rooms, version sum \d+\)/);
+  }, 60_000);
+
   it('a Cluster error (MOVED past the client, CLUSTERDOWN) is UNAVAILABLE, never INTERNAL', async () => {
+    // Nothing so far (the mesh, the repair above, the CLI) was refused for its slot.
+    const before = await errorStats();
+    expect(Object.keys(before).filter((k) => /^(CROSSSLOT|MOVED|ASK|TRYAGAIN|CLUSTERDOWN)$/.test(k)), JSON.stringify(before)).toEqual([]);
+
     // A redirection a plain client does not follow, as a Cluster client left with one after its retries sees it.
     const [host, port] = cluster!.nodes[0]!.split(':');
     const plain = new Redis({ host, port: Number(port), lazyConnect: true, maxRetriesPerRequest: 0 });
