@@ -135,7 +135,15 @@ export const kitConfigShape = {
   MYSQL_URL: url(['mysql', 'mariadb'], 'mysql://root@127.0.0.1:3306'),
   MYSQL_POOL_SIZE: int(1, 1000, 10),
   REDIS_URL: url(['redis', 'rediss'], 'redis://127.0.0.1:6379'),
-  /** Prepended to every Redis key, so tests and tenants can share one server. */
+  /**
+   * Seed nodes of a Redis Cluster (host:port, comma-separated): every service and the BFF then use
+   * ioredis's Cluster client. Empty: the single server at REDIS_URL (whose credentials and TLS
+   * apply to the Cluster's nodes too).
+   */
+  REDIS_CLUSTER_NODES: list().refine((nodes) => nodes.every((n) => /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(n)), {
+    error: 'must be a comma-separated list of host:port',
+  }),
+  /** Prepended to every Redis key, so tests and tenants can share one server (no braces: hash tags decide Cluster slots). */
   REDIS_PREFIX: prefix('lm:'),
   NATS_URL: url(['nats', 'tls'], 'nats://127.0.0.1:4222'),
   /** Prepended to every NATS subject and stream name, so tests can share one server. */

@@ -71,7 +71,7 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   // The saga's batched writes get their own pool: several statements a round trip, READ COMMITTED.
   const ordersPool = createBatchingPool(config.MYSQL_URL, database, config.MYSQL_POOL_SIZE);
   host.onClose('mysql (orders)', () => ordersPool.end());
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
+  const redis = await connectRedis(config, log);
   host.onClose('redis', () => redis.quit());
   const nats = await connectNats(config.NATS_URL, `gift-${config.REPLICA}`, log);
   host.onClose('nats', () => nats.drain());

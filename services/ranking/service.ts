@@ -39,7 +39,7 @@ export type RankingConfig = ServiceConfig<typeof rankingConfigShape>;
 /** Connects Ranking's dependencies and registers it on the host. */
 export async function wireRanking(host: ServiceHost, config: RankingConfig): Promise<RankingUseCases> {
   const log = host.log;
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log, { autoPipelining: true });
+  const redis = await connectRedis(config, log, { autoPipelining: true });
   host.onClose('redis', () => redis.quit());
   const nats = await connectNats(config.NATS_URL, `ranking-${config.REPLICA}`, log);
   host.onClose('nats', () => nats.drain());

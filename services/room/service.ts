@@ -59,7 +59,7 @@ export const roomDatabase = (config: Pick<RoomConfig, 'MYSQL_DATABASE' | 'MYSQL_
 export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<RoomUseCases> {
   const log = host.log;
   const database = roomDatabase(config);
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
+  const redis = await connectRedis(config, log);
   host.onClose('redis', () => redis.quit());
   const nats = await connectNats(config.NATS_URL, `room-${config.REPLICA}`, log);
   host.onClose('nats', () => nats.drain());
