@@ -317,3 +317,24 @@ describe.skipIf(gate.skip)('Ledger shards on two MariaDB servers', () => {
     expect(await databasesOn(server().url)).toContain(`${iso.database}_ledger_shard1`);
   }, 120_000);
 });
+
+describe('npm start with a MySQL server per service', () => {
+  it('stops before starting anything when a per-service server does not answer, naming the setting', async () => {
+    const [closed] = await freePorts(1);
+    const offset = 11_000 + Math.round(Math.random() * 330) * 10;
+    const res = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn(process.execPath, [fromRoot('dist', 'scripts', 'start.js')], {
+        env: { ...process.env, ...iso.env, LM_PORT_OFFSET: String(offset), HOST: '127.0.0.1', GIFT_MYSQL_URL: `mysql://root:secret@127.0.0.1:${closed}` },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      child.once('exit', (code) => resolve({ code, out }));
+    });
+    expect(res.code).toBe(1);
+    expect(res.out).toContain(`MySQL not reachable: GIFT_MYSQL_URL=mysql://root:***@127.0.0.1:${closed}`);
+    expect(res.out).not.toContain('secret');
+    expect(res.out).not.toMatch(/^ready /m);
+  }, 60_000);
+});
