@@ -787,6 +787,33 @@ describe('deploy/k8s (kustomize base, dev overlay, and dev with the mtls compone
     });
   });
 
+  describe('the hpa-event-loop component', () => {
+    it.skipIf(kubectlTool.skip)('rendered over the base, every HPA scales on the event-loop gauge the processes export as well as on CPU, and the objects still validate', async () => {
+      const kubectlBin = kubectlTool.need();
+      // A throwaway overlay: kustomize takes the base and the component only by relative path.
+      const dir = mkdtempSync(join(tmpdir(), 'lm-k8s-hpa-'));
+      try {
+        const rel = (path: string) => relative(dir, fromRoot(path));
+        writeFileSync(
+          join(dir, 'kustomization.yaml'),
+          `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${rel('deploy/k8s/base')}\ncomponents:\n  - ${rel('deploy/k8s/components/hpa-event-loop')}\n`,
+        );
+        const objects = kustomize(relative(fromRoot(), dir), kubectlBin);
+        const hpas = objects.filter((o) => o.kind === 'HorizontalPodAutoscaler');
+        expect(hpas.map((h) => h.spec.scaleTargetRef.name).sort()).toEqual([...WORKLOADS].sort());
+        for (const hpa of hpas) {
+          const metrics = hpa.spec.metrics as any[];
+          expect(metrics.map((m) => m.type), hpa.metadata.name).toEqual(['Resource', 'Pods']);
+          expect(metrics[1].pods).toEqual({ metric: { name: 'livemesh_load_event_loop_ratio' }, target: { type: 'AverageValue', averageValue: '700m' } });
+        }
+        expect(readFileSync(fromRoot('kit/metrics.ts'), 'utf8'), 'the processes export the gauge under that name').toContain(`name: 'livemesh_load_event_loop_ratio'`);
+        expect((await Promise.all(hpas.map(manifestError))).filter(Boolean)).toEqual([]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+
   describe('the development keys of overlays/dev (files, as they are)', () => {
     it('the development keys committed for overlays/dev pair up, the operator\'s included (for AUTH_OPERATOR_KEY)', () => {
       const dir = fromRoot('deploy/k8s/overlays/dev/auth');
