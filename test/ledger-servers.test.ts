@@ -6,7 +6,7 @@ import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
 import { GiftServiceClient, OrderState } from '../gen/ts/livemesh/gift/v1/gift.js';
 import { LedgerServiceClient, type LedgerServiceClient as LedgerClient } from '../gen/ts/livemesh/ledger/v1/ledger.js';
 import { RoomServiceClient } from '../gen/ts/livemesh/room/v1/room.js';
-import { EXIT_CONFIG } from '../kit/config.js';
+import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig } from '../kit/config.js';
 import { mysqlOptions } from '../kit/mysql.js';
 import { fromRoot } from '../kit/paths.js';
 import { bucketOf } from '../services/ledger/buckets.js';
@@ -337,4 +337,27 @@ describe('npm start with a MySQL server per service', () => {
     expect(res.out).not.toContain('secret');
     expect(res.out).not.toMatch(/^ready /m);
   }, 60_000);
+});
+
+describe('LEDGER_SHARD_URLS settings', () => {
+  const parse = async (env: Record<string, string>) => {
+    const { ledgerConfigShape, shardPlaces } = await import('../services/ledger/service.js');
+    return shardPlaces(parseConfig({ ...kitConfigShape, ...ledgerConfigShape }, { MYSQL_URL: 'mysql://root@db-main:3306', ...env }));
+  };
+
+  it('puts shard N on the Nth URL, the database from its path or <base>_shard<N>; empty keeps every shard on MYSQL_URL', async () => {
+    const { places } = await parse({ MYSQL_DATABASE: 'lm_ledger', LEDGER_SHARD_URLS: 'mysql://u:p@db-a:3306, mariadb://u:p@db-b:3307/own_name' });
+    expect(places).toEqual([
+      { id: 0, url: 'mysql://u:p@db-a:3306', database: 'lm_ledger_shard0' },
+      { id: 1, url: 'mariadb://u:p@db-b:3307/own_name', database: 'own_name' },
+    ]);
+    expect((await parse({ LEDGER_SHARDS: '3' })).places.map((p) => `${p.url} ${p.database}`)).toEqual([0, 1, 2].map((i) => `mysql://root@db-main:3306 livemesh_ledger_shard${i}`));
+  });
+
+  it('refuses contradictions with a line naming the settings', async () => {
+    await expect(parse({ LEDGER_SHARD_URLS: 'http://db-a:3306' })).rejects.toThrow(/LEDGER_SHARD_URLS must be a comma-separated list of URLs starting with mysql:\/\/ or mariadb:\/\//);
+    await expect(parse({ LEDGER_SHARDS: '3', LEDGER_SHARD_URLS: 'mysql://db-a,mysql://db-b' })).rejects.toThrow(/LEDGER_SHARDS is 3 but LEDGER_SHARD_URLS lists 2 servers/);
+    await expect(parse({ LEDGER_SHARD_URLS: 'mysql://db-a/same,mysql://db-a:3306/same' })).rejects.toThrow(/puts shards 0 and 1 in the same database same on db-a:3306/);
+    await expect(parse({ LEDGER_SHARD_URLS: 'mysql://db-a/bad-name' })).rejects.toThrow(ConfigError);
+  });
 });
