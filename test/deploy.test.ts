@@ -543,7 +543,7 @@ describe('deploy/k8s (kustomize base, dev overlay, and dev with the mtls compone
           expect(account, `${name} serviceAccountName`).toBeTruthy();
           expect(accounts.has(account!), `${name}: ServiceAccount ${account} shared`).toBe(false);
           accounts.add(account!);
-          expect(one('ServiceAccount', account!).automountServiceAccountToken, `ServiceAccount ${account}`).toBe(false);
+          expect((one('ServiceAccount', account!) as any).automountServiceAccountToken, `ServiceAccount ${account}`).toBe(false);
           expect(pod.spec.automountServiceAccountToken, `${name} pod automountServiceAccountToken`).toBe(false);
         }
       });
