@@ -28,6 +28,7 @@ import { roomApi } from './support/room.js';
 const gate = mariadbGate(import.meta.filename, 'the Ledger-across-servers tests (a private mariadbd beside the machine\'s)');
 const iso = isolate('ledgersrv');
 let other: MariaDbServer | undefined;
+let third: MariaDbServer | undefined;
 let a: LedgerServer | undefined;
 let b: LedgerServer | undefined;
 let mesh: Mesh | undefined;
@@ -46,6 +47,7 @@ afterAll(async () => {
   await a?.close();
   await iso.cleanup();
   await other?.stop();
+  await third?.stop();
 });
 
 async function query<T>(url: string, sql: string, params: unknown[] = [], database?: string): Promise<T[]> {
@@ -287,6 +289,45 @@ describe.skipIf(gate.skip)('Ledger shards on two MariaDB servers', () => {
       await upgraded.close();
     }
   }, 90_000);
+
+  it('adds a shard on a third server and fills it by moving a bucket to it, as the README says', async () => {
+    third = await startMariaDb(gate);
+    const urls = `${shardUrls()},${third.url}`;
+    // Step 1: every replica gets the new server (a rollout: one replica at a time).
+    await B().close();
+    b = await startLedger(iso, { LEDGER_SHARD_URLS: urls });
+    await A().close();
+    a = await startLedger(iso, { LEDGER_SHARD_URLS: urls });
+    const map = (await A().parts.mapStore.load())?.map;
+    expect(map?.shards.map((s) => s.id)).toEqual([0, 1, 2]);
+    expect(map?.shards[2]?.uid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(map?.buckets.filter((x) => x.shard === 2)).toEqual([]);
+    // A replica still configured with two shards cannot serve the third's buckets: it refuses.
+    const stale = await ledgerProcess({ LEDGER_SHARD_URLS: shardUrls() });
+    expect(stale.code).toBe(EXIT_CONFIG);
+    expect(stale.out).toContain('the shard map has shard 2');
+
+    // Step 2: move a bucket onto it, with money in it.
+    const owner = ownersOn(A().parts, 0, 1, 800_000)[0] ?? '';
+    const bucket = bucketOf(owner);
+    await topUp(A().client, owner, 4_000, 'pay-third-1');
+    const payee = ownersOn(A().parts, 1, 1, 810_000)[0] ?? '';
+    await call(A().client.transfer, A().client, gift('third-1', owner, payee, '1000'), as(owner, 'viewer'));
+    const cli = await runCli(['migrate-bucket', String(bucket), '2', '--request-id', 'third-server']);
+    expect(cli.code, cli.out).toBe(0);
+    expect(B().parts.router.view.shardOf(bucket)).toBe(2);
+    expect(await rowsInBucket(third.url, `${iso.database}_shard2`, bucket)).toBeGreaterThan(0);
+    expect(await rowsInBucket(iso.urls.mysqlUrl, `${iso.database}_shard0`, bucket)).toBe(0);
+    expect((await balanceOf(B().client, owner, Asset.ASSET_COIN)).amount).toBe(3_000n);
+    // It serves there: a replayed top-up is not minted again, a new one is.
+    expect((await topUp(B().client, owner, 4_000, 'pay-third-1')).replayed).toBe(true);
+    await topUp(B().client, owner, 500, 'pay-third-2');
+    expect((await balanceOf(A().client, owner, Asset.ASSET_COIN)).amount).toBe(3_500n);
+    await A().parts.applier.drain();
+    const report = await call(A().client.checkInvariants, A().client, { assets: [] }, ADMIN());
+    expect(report.violations).toEqual([]);
+    expect(report.ok).toBe(true);
+  }, 120_000);
 
   it('runs Room and Gift on a server of their own from the launcher settings, and a gift still goes through', async () => {
     const env = { ...iso.env, LOG_LEVEL: 'warn', ROOM_MYSQL_URL: server().url, GIFT_MYSQL_URL: server().url, LEDGER_SHARD_URLS: shardUrls() };

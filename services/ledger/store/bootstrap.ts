@@ -3,7 +3,7 @@ import { BUCKET_COUNT } from '../buckets.js';
 import type { ShardMapData } from '../ports.js';
 import { BucketDb } from './buckets-db.js';
 import type { Row, Shard } from './db.js';
-import { ledgerIdFor, readIdentity, verifyIdentities, type ShardIdentity } from './identity.js';
+import { ledgerIdFor, readIdentity, ShardIdentityError, verifyIdentities, type ShardIdentity } from './identity.js';
 import { defaultMap, type ShardMapStore } from './shard-map.js';
 
 /**
@@ -44,7 +44,9 @@ export async function loadOrCreateMap(store: ShardMapStore, shards: Map<number, 
   }
   const known = map.shards;
   for (const s of known) {
-    if (!shards.has(s.id)) throw new Error(`the shard map has shard ${s.id} (${s.name}) but this replica configures only ${shards.size} shards (LEDGER_SHARDS / LEDGER_SHARD_URLS)`);
+    if (!shards.has(s.id)) {
+      throw new ShardIdentityError([`the shard map has shard ${s.id} (${s.name}) but this replica configures only ${shards.size} shards: give it every shard's server (LEDGER_SHARD_URLS, or LEDGER_SHARDS)`]);
+    }
   }
   if (described.some((d) => !known.some((s) => s.id === d.id))) {
     map = await store.update((m) => ({ ...m, shards: described.map((d) => m.shards.find((s) => s.id === d.id) ?? d) }));
