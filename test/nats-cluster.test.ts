@@ -19,23 +19,15 @@ import { fromRoot } from '../kit/paths.js';
 import { boards } from '../scripts/chaos/run.js';
 import { checkInvariants } from '../scripts/chaos/invariants.js';
 import { readChaosState, unsettled } from '../scripts/chaos/state.js';
-import { findBinary } from '../scripts/infra.js';
 import { isolate } from '../scripts/isolation.js';
 import { as, unary } from '../scripts/load/calls.js';
 import { meshClients, startLoad } from '../scripts/load/index.js';
 import { startMesh, startServer, stopServer, type Mesh, type Server } from '../scripts/mesh.js';
 import { giftPaidStreamConfig, giftPaidStreamName } from '../services/gift/client.js';
 import { startNatsCluster, type NatsCluster } from './support/engines/nats-cluster.js';
-import { debian, toolGate } from './support/tools.js';
+import { natsServerGate } from './support/tools.js';
 
-const natsServer = findBinary('nats-server');
-const tool = toolGate({
-  test: import.meta.filename,
-  what: 'the NATS cluster test',
-  found: natsServer,
-  why: 'nats-server is not on PATH (nor in /usr/sbin)',
-  install: debian('nats-server'),
-});
+const tool = natsServerGate(import.meta.filename, 'the NATS cluster test');
 
 const iso = isolate('natscluster');
 const dataDir = fromRoot('.data', `nats-cluster-${iso.id}`);
