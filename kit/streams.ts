@@ -14,6 +14,8 @@ export const streamName = (prefix: string, name: string) => `${prefix ? `${prefi
 
 /** JetStream's "stream is offline" API error: the stream's replicas have no leader. */
 const STREAM_OFFLINE = 10118;
+/** "JetStream system temporarily unavailable": the cluster's meta group has no leader (no quorum). */
+const CLUSTER_UNAVAILABLE = 10008;
 
 /**
  * What a failed JetStream call means, for logs. nats.js reports a stream with no leader (its node
@@ -24,6 +26,7 @@ const STREAM_OFFLINE = 10118;
 export function jetStreamProblem(err: unknown): string {
   if ((err instanceof Error && err.name === 'JetStreamNotEnabled') || err instanceof NoRespondersError) return 'stream offline (no JetStream server answered for it)';
   if (err instanceof JetStreamApiError && err.code === STREAM_OFFLINE) return 'stream offline (its replicas have no leader)';
+  if (err instanceof JetStreamApiError && err.code === CLUSTER_UNAVAILABLE) return 'stream offline (the JetStream cluster has no quorum)';
   if (err instanceof TimeoutError) return 'stream offline (JetStream did not answer in time)';
   return err instanceof Error ? err.message : String(err);
 }

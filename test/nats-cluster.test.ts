@@ -137,7 +137,7 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
     expect(lines.filter((l) => l.includes('jetstream is not enabled'))).toEqual([]);
   }, 240_000);
 
-  it('starts and serves a Gift replica while JetStream has no quorum; its paid events wait in the outbox until they publish', async () => {
+  it('starts and serves a Gift replica while JetStream has no quorum, its paid events waiting in the outbox until they publish; a Ledger waits for its map instead of exiting', async () => {
     if (!cluster || !mesh) throw new Error('needs the cluster and the mesh of the test before');
     // A second node down leaves one of three: no stream has a quorum, nor has JetStream itself.
     const alive = cluster.nodes.filter((n) => n.proc.exitDescription === undefined);
@@ -147,6 +147,7 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
     down.push(alive[0]!.name);
 
     const env = { ...iso.env, NATS_URL: cluster.url, NATS_REPLICAS: '3', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0', MYSQL_POOL_SIZE: '4', MYSQL_DATABASE: `${iso.database}_gift`, REPLICA: 'gift-offline', METRICS_PORT: '-1' };
+    let ledger: Server | undefined;
     const gift = await startServer('gift-offline', fromRoot('dist', 'services', 'gift', 'main.js'), { ...env, ...mesh.peerEnv }, false);
     try {
       const client = new GiftServiceClient(gift.address, credentials.createInsecure());
@@ -169,8 +170,19 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
       await expect.poll(() => gift.tail(), { timeout: 30_000 }).toContain('outbox relay: stream offline');
       expect(gift.tail()).not.toContain('jetstream is not enabled');
 
+      // A Ledger replica started now cannot route without its shard map: it waits for the bucket
+      // (it does not serve, and does not exit into a crash loop) and serves once it is back.
+      const ledgerEnv = { ...iso.env, ...mesh.peerEnv, NATS_URL: cluster.url, NATS_REPLICAS: '3', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0', MYSQL_POOL_SIZE: '4', MYSQL_DATABASE: `${iso.database}_ledger`, REPLICA: 'ledger-offline', METRICS_PORT: '-1' };
+      const ledgerStart = startServer('ledger-offline', fromRoot('dist', 'services', 'ledger', 'main.js'), ledgerEnv, false);
+      let ledgerUp = false;
+      void ledgerStart.then(() => (ledgerUp = true), () => undefined);
+      await sleep(4000);
+      expect(ledgerUp).toBe(false);
+
       // The nodes come back: the events publish, the outbox empties, the order reaches DONE.
       for (const name of down) await cluster.restart(name);
+      ledger = await ledgerStart;
+      expect(ledger.tail()).toContain('shard map bucket: stream offline');
       await expect.poll(outbox, { timeout: 60_000, interval: 500 }).toBe(0);
       await expect.poll(() => unsettled(conn, iso.database), { timeout: 60_000, interval: 500 }).toEqual({ openOrders: 0, creditsInFlight: 0 });
       const state = await readChaosState(conn, iso.database);
@@ -178,6 +190,7 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
       expect(mesh.crashed().map((p) => p.name)).toEqual([]);
     } finally {
       await stopServer(gift, { log: () => {} });
+      if (ledger) await stopServer(ledger, { log: () => {} });
     }
   }, 180_000);
 });
