@@ -22,7 +22,7 @@ import { readChaosState, unsettled } from '../scripts/chaos/state.js';
 import { isolate } from '../scripts/isolation.js';
 import { as, unary } from '../scripts/load/calls.js';
 import { meshClients, startLoad } from '../scripts/load/index.js';
-import { startMesh, startServer, stopServer, type Mesh, type Server } from '../scripts/mesh.js';
+import { httpReady, startMesh, startProcess, startServer, stopServer, type Mesh, type Server } from '../scripts/mesh.js';
 import { giftPaidStreamConfig, giftPaidStreamName } from '../services/gift/client.js';
 import { startNatsCluster, type NatsCluster } from './support/engines/nats-cluster.js';
 import { natsServerGate } from './support/tools.js';
@@ -137,7 +137,7 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
     expect(lines.filter((l) => l.includes('jetstream is not enabled'))).toEqual([]);
   }, 240_000);
 
-  it('starts and serves a Gift replica while JetStream has no quorum, its paid events waiting in the outbox until they publish; a Ledger waits for its map instead of exiting', async () => {
+  it('starts and serves a Gift replica and a BFF while JetStream has no quorum, paid events waiting in the outbox until they publish; a Ledger waits for its map instead of exiting', async () => {
     if (!cluster || !mesh) throw new Error('needs the cluster and the mesh of the test before');
     // A second node down leaves one of three: no stream has a quorum, nor has JetStream itself.
     const alive = cluster.nodes.filter((n) => n.proc.exitDescription === undefined);
@@ -148,6 +148,7 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
 
     const env = { ...iso.env, NATS_URL: cluster.url, NATS_REPLICAS: '3', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0', MYSQL_POOL_SIZE: '4', MYSQL_DATABASE: `${iso.database}_gift`, REPLICA: 'gift-offline', METRICS_PORT: '-1' };
     let ledger: Server | undefined;
+    let bff: Server | undefined;
     const gift = await startServer('gift-offline', fromRoot('dist', 'services', 'gift', 'main.js'), { ...env, ...mesh.peerEnv }, false);
     try {
       const client = new GiftServiceClient(gift.address, credentials.createInsecure());
@@ -170,6 +171,13 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
       await expect.poll(() => gift.tail(), { timeout: 30_000 }).toContain('outbox relay: stream offline');
       expect(gift.tail()).not.toContain('jetstream is not enabled');
 
+      // So does a BFF: its switches bucket is offline, so every section is served until it answers.
+      bff = await startProcess(
+        { label: 'bff-offline', script: fromRoot('dist', 'bff', 'main.js'), env: { ...iso.env, ...mesh.peerEnv, NATS_URL: cluster.url, NATS_REPLICAS: '3', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0', REPLICA: 'bff-offline', METRICS_PORT: '-1' }, what: 'answer /readyz' },
+        (server) => httpReady(`http://${server.address}/readyz`),
+      );
+      expect(bff.tail()).toContain('switches: stream offline');
+
       // A Ledger replica started now cannot route without its shard map: it waits for the bucket
       // (it does not serve, and does not exit into a crash loop) and serves once it is back.
       const ledgerEnv = { ...iso.env, ...mesh.peerEnv, NATS_URL: cluster.url, NATS_REPLICAS: '3', LOG_LEVEL: 'warn', DRAIN_GRACE_MS: '0', MYSQL_POOL_SIZE: '4', MYSQL_DATABASE: `${iso.database}_ledger`, REPLICA: 'ledger-offline', METRICS_PORT: '-1' };
@@ -191,6 +199,7 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
     } finally {
       await stopServer(gift, { log: () => {} });
       if (ledger) await stopServer(ledger, { log: () => {} });
+      if (bff) await stopServer(bff, { log: () => {} });
     }
   }, 180_000);
 });
