@@ -1,12 +1,15 @@
 /**
  * The mesh on a real three-node NATS cluster (nats-server from the machine, JetStream, cluster
  * routes), with NATS_REPLICAS=3 and every node in NATS_URL: every stream and KV bucket livemesh
- * creates has three replicas (one made beforehand with one is raised); the node leading GIFT_PAID
- * is SIGKILLed while gifts are being sent, and every paid order still reaches DONE with each
- * effect applied once, and a Gift replica started during the outage serves.
+ * creates has three replicas (a stream and a bucket made beforehand with one are raised); the
+ * node leading GIFT_PAID is SIGKILLed while gifts are being sent, every paid order still reaches
+ * DONE with each effect applied once, and a Gift replica started during the outage serves. Then
+ * with a second node down (no quorum at all) new Gift and BFF processes still start and serve, a
+ * new Ledger waits for its shard map, and paid events wait in the outbox until the nodes return.
  */
 import { credentials } from '@grpc/grpc-js';
 import { jetstreamManager, type StreamInfo } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import mysql, { type Connection } from 'mysql2/promise';
 import { rmSync } from 'node:fs';
@@ -66,6 +69,7 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
     const jsm = await jetstreamManager(nc);
     // A stream left at one replica by an earlier deploy: the mesh must raise it.
     await jsm.streams.add({ ...giftPaidStreamConfig(iso.natsPrefix), num_replicas: 1 });
+    await new Kvm(nc).create(`${iso.natsPrefix}_bff_switches`, { history: 5, replicas: 1 });
 
     const lines: string[] = [];
     const env = {
@@ -89,6 +93,7 @@ describe.skipIf(tool.skip)('the mesh on a three-node NATS cluster (NATS_REPLICAS
     );
     for (const s of streams) expect({ stream: s.config.name, replicas: s.config.num_replicas }).toEqual({ stream: s.config.name, replicas: 3 });
     expect(lines.some((l) => l.includes(`stream ${giftPaidStreamName(prefix)}: replicas raised from 1 to 3`))).toBe(true);
+    expect(lines.some((l) => l.includes(`KV bucket ${prefix}_bff_switches: replicas raised from 1 to 3`))).toBe(true);
     await expect.poll(async () => (await jsm.streams.info(giftPaidStreamName(prefix))).cluster?.replicas?.filter((r) => r.current).length, { timeout: 30_000 }).toBe(2);
 
     const load = await startLoad(mesh, { rates: { gifts: 10, chat: 0, roomReads: 0, bffReads: 0 }, world: { rooms: 2, viewers: 12 }, seed: 18 });
