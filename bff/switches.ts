@@ -91,9 +91,15 @@ export class Switches {
         this.log?.warn({ err }, 'switches: watch ended');
       }
     })();
-    for (const name of Object.keys(SWITCHES) as SwitchName[]) {
-      const e = await kv.get(name);
-      if (e && e.operation === 'PUT') this.apply(name, e.json<SwitchState>(), e.revision);
+    try {
+      for (const name of Object.keys(SWITCHES) as SwitchName[]) {
+        const e = await kv.get(name);
+        if (e && e.operation === 'PUT') this.apply(name, e.json<SwitchState>(), e.revision);
+      }
+    } catch (err) {
+      // The next try starts its own watch.
+      watch.stop();
+      throw err;
     }
   }
 
