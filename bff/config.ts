@@ -35,6 +35,7 @@ export const bffConfigShape = {
   REDIS_PREFIX: kitConfigShape.REDIS_PREFIX,
   NATS_URL: kitConfigShape.NATS_URL,
   NATS_PREFIX: kitConfigShape.NATS_PREFIX,
+  NATS_REPLICAS: kitConfigShape.NATS_REPLICAS,
   ROOM_ADDR: target(50051),
   GIFT_ADDR: target(50052),
   LEDGER_ADDR: target(50053),

@@ -38,7 +38,7 @@ export interface Bff {
 
 export async function createBff(config: BffConfig, log: Logger, readiness = new Readiness()): Promise<Bff> {
   const redis = await connectRedis(config, log);
-  const nats = await connectNats(config.NATS_URL, `bff-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `bff-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   const switches = await Switches.open(nats, config.NATS_PREFIX, log);
   const metrics = new BffMetrics(config.REPLICA);
   const credentials = MeshCredentials.load('bff', config);

@@ -26,7 +26,7 @@ export function adminRoutes(ctx: BffContext): Router {
   const r = Router();
   const admin = requireRole('admin');
 
-  const noSwitches = () => new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'switches are unavailable: this replica has no NATS connection', upstream: 'nats' } }, 5);
+  const noSwitches = () => new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'switches are unavailable: this replica has not reached their NATS KV bucket', upstream: 'nats' } }, 5);
 
   r.get('/v1/admin/switches', admin, (_req, res) => {
     if (!ctx.switches) throw noSwitches();
@@ -42,7 +42,7 @@ export function adminRoutes(ctx: BffContext): Router {
     const caller = mustCaller(res);
     const name = String(req.params.name);
     if (!isSwitchName(name)) throw new HttpError(404, { error: { code: 'NOT_FOUND', message: `no switch ${name}; switches: ${Object.keys(SWITCHES).join(', ')}`, field: 'name' } });
-    if (!ctx.switches) throw noSwitches();
+    if (!ctx.switches?.available) throw noSwitches();
     const body = parseInput(switchBody, req.body, 'body');
     const state = await ctx.switches.set(name, body.off, caller.userId, body.reason);
     res.json({ name, ...state } satisfies Body<typeof switchResponse>);

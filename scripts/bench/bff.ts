@@ -35,6 +35,7 @@ import { isolate } from '../isolation.js';
 import { asUser } from '../tokens.js';
 import { formatK, Interrupted, interruptible, machineLine, measure, runBench, say, setBenchTag, startProcess, startServer, stopServer, type Fire, type Row, type Server } from './harness.js';
 import { percentile, processCpuSeconds } from '../stats.js';
+import { natsServers } from '../../kit/nats.js';
 
 setBenchTag('bff');
 
@@ -208,7 +209,7 @@ async function fanout(bff: Server, natsUrl: string, natsPrefix: string, roomId: 
     if (opened % 2000 === 0 || opened === opts.connections) say(`[5/5] fan-out: ${formatK(opened)}/${formatK(opts.connections)} connections open`);
   }
   const connectMs = performance.now() - t0;
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connect({ servers: natsServers(natsUrl) });
   const subjectName = `${natsPrefix}.chat.room.${roomId}`;
   let seq = 0;
   const publishOne = () => {

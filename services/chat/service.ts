@@ -73,7 +73,7 @@ export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<C
   const log = host.log;
   const redis = await connectRedis(config, log, { autoPipelining: true });
   host.onClose('redis', () => redis.quit());
-  const nats = await connectNats(config.NATS_URL, `chat-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `chat-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   host.onClose('nats', () => nats.drain());
 
   const store = new RedisChatStore(redis);

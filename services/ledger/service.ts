@@ -6,6 +6,7 @@ import { ConfigError, flag, int, list, port } from '../../kit/config.js';
 import { migrate } from '../../kit/migrate.js';
 import { databaseInUrl } from '../../kit/mysql.js';
 import { connectNats } from '../../kit/nats.js';
+import { untilDone } from '../../kit/streams.js';
 import { fromRoot } from '../../kit/paths.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
 import { checkTimeZone } from './days.js';
@@ -151,13 +152,15 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
   for (const p of places) shards.set(p.id, { id: p.id, database: p.database, server: serverOf(p.url), pool: createShardPool(p.url, p.database, config.MYSQL_POOL_SIZE) });
   host.onClose('mysql', () => Promise.all([...shards.values()].map((s) => s.pool.end())));
 
-  const nats = await connectNats(config.NATS_URL, `ledger-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `ledger-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   host.onClose('nats', () => nats.drain());
-  const mapStore = await ShardMapStore.open(nats, kvName(config.NATS_PREFIX, base));
-  const map = await loadOrCreateMap(mapStore, shards, log);
+  // The map is what routes every call, so the Ledger waits for its bucket (offline while its NATS
+  // node is down) rather than exiting, which would only restart it into the same wait.
+  const mapStore = await untilDone('shard map bucket', () => ShardMapStore.open(nats, kvName(config.NATS_PREFIX, base)), log);
+  const map = await untilDone('shard map', () => loadOrCreateMap(mapStore, shards, log), log);
   await ensureBucketRows(shards, map);
   const view = new ShardMapView(map, mapStore);
-  const watch = await mapStore.follow((m) => view.offer(m), log);
+  const watch = await untilDone('shard map watch', () => mapStore.follow((m) => view.offer(m), log), log);
   host.onClose('shard map watch', () => watch.stop());
 
   const router = new BucketRouter(shards, view, config.LEDGER_FENCE_WAIT_MS);

@@ -41,7 +41,7 @@ export async function wireRanking(host: ServiceHost, config: RankingConfig): Pro
   const log = host.log;
   const redis = await connectRedis(config, log, { autoPipelining: true });
   host.onClose('redis', () => redis.quit());
-  const nats = await connectNats(config.NATS_URL, `ranking-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `ranking-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   host.onClose('nats', () => nats.drain());
 
   const boards = new Boards(new Calendar(config.RANKING_TIME_ZONE));

@@ -2,6 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { WebSocket } from 'ws';
 import { EventPriority, ListRecentMessagesResponse, RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import type { Isolation } from '../../scripts/isolation.js';
+import { natsServers } from '../../kit/nats.js';
 
 /** What a test client saw: JSON control messages, and every event (JSON-presented or decoded protobuf) in arrival order. */
 export interface StreamClient {
@@ -61,7 +62,7 @@ export function refusal(base: string, path: string): Promise<{ status: number; b
 
 /** Publishes RoomEvents on a room's subject exactly as Chat does (protobuf on `chat.room.<id>`). */
 export async function roomPublisher(iso: Isolation) {
-  const nc = await connect({ servers: iso.urls.natsUrl });
+  const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
   let seq = 0;
   return {
     publish(roomId: string, payload: Partial<RoomEvent>): string {
