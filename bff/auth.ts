@@ -11,6 +11,9 @@ import { HttpError } from './errors.js';
 
 const ROLES: readonly Role[] = ['viewer', 'streamer', 'admin'];
 
+/** The one algorithm user tokens may be signed with (named in /openapi.json's security scheme too). */
+export const USER_TOKEN_ALGORITHM = 'HS256';
+
 export class TokenVerifier {
   private readonly key: Uint8Array;
 
@@ -25,7 +28,7 @@ export class TokenVerifier {
   async verify(token: string): Promise<Caller> {
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], ...(this.issuer ? { issuer: this.issuer } : {}) }));
+      ({ payload } = await jwtVerify(token, this.key, { algorithms: [USER_TOKEN_ALGORITHM], ...(this.issuer ? { issuer: this.issuer } : {}) }));
     } catch (err) {
       throw unauthenticated(err instanceof joseErrors.JWTExpired ? 'token expired' : err instanceof joseErrors.JOSEError ? `invalid token (${err.code})` : 'invalid token');
     }
@@ -39,7 +42,7 @@ export class TokenVerifier {
 
   /** Mints a token; for the demo page and tests (the real identity provider signs with the same key). */
   sign(caller: Caller, ttlS = 3600): Promise<string> {
-    const jwt = new SignJWT({ role: caller.role, name: caller.name }).setProtectedHeader({ alg: 'HS256' }).setSubject(caller.userId).setIssuedAt().setExpirationTime(`${ttlS}s`);
+    const jwt = new SignJWT({ role: caller.role, name: caller.name }).setProtectedHeader({ alg: USER_TOKEN_ALGORITHM }).setSubject(caller.userId).setIssuedAt().setExpirationTime(`${ttlS}s`);
     if (this.issuer) jwt.setIssuer(this.issuer);
     return jwt.sign(this.key);
   }

@@ -31,9 +31,11 @@ export const bffConfigShape = {
   /** Prometheus `/metrics` on its own port; unset means PORT + 1000, 0 picks a free port, -1 disables it. */
   METRICS_PORT: kitConfigShape.METRICS_PORT,
   REDIS_URL: kitConfigShape.REDIS_URL,
+  REDIS_CLUSTER_NODES: kitConfigShape.REDIS_CLUSTER_NODES,
   REDIS_PREFIX: kitConfigShape.REDIS_PREFIX,
   NATS_URL: kitConfigShape.NATS_URL,
   NATS_PREFIX: kitConfigShape.NATS_PREFIX,
+  NATS_REPLICAS: kitConfigShape.NATS_REPLICAS,
   ROOM_ADDR: target(50051),
   GIFT_ADDR: target(50052),
   LEDGER_ADDR: target(50053),

@@ -3,9 +3,9 @@
  * constructor injection, no container.
  */
 import type { Request, Response } from 'express';
-import type { Redis } from 'ioredis';
 import type { Logger } from '../kit/logger.js';
 import type { Caller } from '../kit/identity.js';
+import type { RedisClient } from '../kit/redis.js';
 import type { TokenVerifier } from './auth.js';
 import type { BffConfig } from './config.js';
 import type { BffMetrics } from './metrics.js';
@@ -28,7 +28,7 @@ export interface BffContext {
   limits: RateLimits;
   /** Absent only when NATS is not reachable at start: every section then counts as switched on. */
   switches?: Switches;
-  redis?: Redis;
+  redis?: RedisClient;
   metrics?: BffMetrics;
   log?: Logger;
 }

@@ -12,7 +12,7 @@ import type { TokenVerifier } from './auth.js';
 import { HttpError } from './errors.js';
 import { int64Id, parseInput } from './validate.js';
 
-const tokenBody = z.strictObject({
+export const tokenBody = z.strictObject({
   userId: int64Id,
   role: z.enum(['viewer', 'streamer', 'admin'], { error: 'must be viewer, streamer or admin' }),
   name: z.string().max(20).default(''),

@@ -7,8 +7,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { RedisClient } from '../kit/redis.js';
 import { callerOf } from './auth.js';
 import { HttpError } from './errors.js';
 
@@ -19,7 +19,7 @@ export interface RateLimitSettings {
   replicas?: number;
 }
 
-function limiter(redis: Redis | undefined, prefix: string, points: number, replicas: number): RateLimiterAbstract {
+function limiter(redis: RedisClient | undefined, prefix: string, points: number, replicas: number): RateLimiterAbstract {
   const memory = new RateLimiterMemory({ keyPrefix: prefix, points: Math.max(1, Math.floor(points / replicas)), duration: 1 });
   if (!redis) return memory;
   return new RateLimiterRedis({ storeClient: redis, keyPrefix: prefix, points, duration: 1, insuranceLimiter: memory });
@@ -30,7 +30,7 @@ export class RateLimits {
   private readonly byIp: RateLimiterAbstract | undefined;
   private readonly byUser: RateLimiterAbstract | undefined;
 
-  constructor(redis: Redis | undefined, settings: RateLimitSettings) {
+  constructor(redis: RedisClient | undefined, settings: RateLimitSettings) {
     const replicas = settings.replicas ?? 2;
     this.byIp = settings.ipPerS > 0 ? limiter(redis, 'bff:rl:ip', settings.ipPerS, replicas) : undefined;
     this.byUser = settings.userPerS > 0 ? limiter(redis, 'bff:rl:user', settings.userPerS, replicas) : undefined;

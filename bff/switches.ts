@@ -4,9 +4,10 @@
  * the same NATS KV bucket. A section is also off, without anyone touching a switch, while the
  * breaker of the upstream it needs is open (see upstreams.ts).
  */
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '../kit/nats.js';
 import type { Logger } from '../kit/logger.js';
+import { ensureKv, jetStreamError, jetStreamProblem, untilDone } from '../kit/streams.js';
 
 /** Every switchable section, with what turning it off costs the user. */
 export const SWITCHES = {
@@ -38,28 +39,46 @@ const switchesBucket = (natsPrefix: string) => `${natsPrefix ? `${natsPrefix}_` 
 export class Switches {
   private readonly states = new Map<SwitchName, SwitchState & { revision: number }>();
   private stopWatch: (() => void) | undefined;
+  private kv: KV | undefined;
+  private closed = false;
+  private readonly abort = new AbortController();
 
-  private constructor(
-    private readonly kv: KV,
-    private readonly log: Logger | undefined,
-  ) {}
+  private constructor(private readonly log: Logger | undefined) {}
 
   /**
    * Opens (or creates) the bucket and follows it; resolves once the current values are loaded, so
-   * a replica never serves a section an operator has switched off.
+   * a replica never serves a section an operator has switched off. If the bucket is offline (its
+   * NATS node down), the replica starts anyway with every section on and keeps trying in the
+   * background: switches only ever turn sections off, so serving them all beats not starting.
    */
   static async open(nc: NatsConnection, natsPrefix: string, log?: Logger): Promise<Switches> {
-    const switches = new Switches(await new Kvm(nc).create(switchesBucket(natsPrefix), { history: 5 }), log);
-    await switches.follow();
+    const switches = new Switches(log);
+    const connect = async () => {
+      const kv = await ensureKv(nc, switchesBucket(natsPrefix), { history: 5 });
+      if (switches.closed) return;
+      await switches.follow(kv);
+      switches.kv = kv;
+    };
+    try {
+      await connect();
+    } catch (err) {
+      log?.warn({ err: jetStreamError(err) }, `switches: ${jetStreamProblem(err)}; serving every section until the bucket answers`);
+      if (log) void untilDone('switches', connect, log, { signal: switches.abort.signal, afterTries: 1 }).catch(() => undefined);
+    }
     return switches;
+  }
+
+  /** False while the bucket has not been reached: switches can then be neither read from nor written to NATS. */
+  get available(): boolean {
+    return this.kv !== undefined;
   }
 
   /**
    * Watch first, then read every known switch: whichever of the two delivers a value first, the
    * revision check keeps the newest, so no change can fall between loading and following.
    */
-  private async follow(): Promise<void> {
-    const watch = await this.kv.watch();
+  private async follow(kv: KV): Promise<void> {
+    const watch = await kv.watch();
     this.stopWatch = () => watch.stop();
     void (async () => {
       try {
@@ -72,9 +91,15 @@ export class Switches {
         this.log?.warn({ err }, 'switches: watch ended');
       }
     })();
-    for (const name of Object.keys(SWITCHES) as SwitchName[]) {
-      const e = await this.kv.get(name);
-      if (e && e.operation === 'PUT') this.apply(name, e.json<SwitchState>(), e.revision);
+    try {
+      for (const name of Object.keys(SWITCHES) as SwitchName[]) {
+        const e = await kv.get(name);
+        if (e && e.operation === 'PUT') this.apply(name, e.json<SwitchState>(), e.revision);
+      }
+    } catch (err) {
+      // The next try starts its own watch.
+      watch.stop();
+      throw err;
     }
   }
 
@@ -101,6 +126,7 @@ export class Switches {
 
   /** Writes a switch; other replicas apply it when their watch delivers it, this one at once. */
   async set(name: SwitchName, off: boolean, by: string, reason: string): Promise<SwitchState> {
+    if (!this.kv) throw new Error('switches: the bucket has not been reached yet');
     const state: SwitchState = { off, by, reason, at: new Date().toISOString() };
     const revision = await this.kv.put(name, JSON.stringify(state));
     this.apply(name, state, revision);
@@ -108,6 +134,8 @@ export class Switches {
   }
 
   close(): void {
+    this.closed = true;
+    this.abort.abort();
     this.stopWatch?.();
   }
 }

@@ -3,10 +3,9 @@
  * the Express app. main.ts runs it as a process; tests build the same thing in-process.
  */
 import type { RequestListener } from 'node:http';
-import type { Redis } from 'ioredis';
 import type { NatsConnection } from '../kit/nats.js';
 import { connectNats } from '../kit/nats.js';
-import { connectRedis } from '../kit/redis.js';
+import { connectRedis, type RedisClient } from '../kit/redis.js';
 import type { Logger } from '../kit/logger.js';
 import { createApp, Readiness } from './app.js';
 import { TokenVerifier } from './auth.js';
@@ -28,7 +27,7 @@ export interface Bff {
   handler: RequestListener;
   ctx: BffContext;
   nats: NatsConnection;
-  redis: Redis;
+  redis: RedisClient;
   /** Where /metrics is served, when it is. */
   metricsPort: number | undefined;
   /** The room stream; `stream.attach(server)` once the HTTP server exists. */
@@ -38,8 +37,8 @@ export interface Bff {
 }
 
 export async function createBff(config: BffConfig, log: Logger, readiness = new Readiness()): Promise<Bff> {
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
-  const nats = await connectNats(config.NATS_URL, `bff-${config.REPLICA}`, log);
+  const redis = await connectRedis(config, log);
+  const nats = await connectNats(config.NATS_URL, `bff-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   const switches = await Switches.open(nats, config.NATS_PREFIX, log);
   const metrics = new BffMetrics(config.REPLICA);
   const credentials = MeshCredentials.load('bff', config);

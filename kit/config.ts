@@ -33,22 +33,38 @@ export const ratio = (fallback: number) =>
     .max(1, { error: 'must be a number between 0 and 1' })
     .default(fallback);
 
+const isUrlOf = (protocols: string[], value: string) => {
+  try {
+    return protocols.includes(new URL(value).protocol.replace(/:$/, ''));
+  } catch {
+    return false;
+  }
+};
+
 export const url = (protocols: string[], fallback: string) =>
   z
     .string()
     .default(fallback)
-    .refine(
-      (value) => {
-        try {
-          return protocols.includes(new URL(value).protocol.replace(/:$/, ''));
-        } catch {
-          return false;
-        }
-      },
-      { error: `must be a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}` },
-    );
+    .refine((value) => isUrlOf(protocols, value), { error: `must be a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}` });
 
 export const port = (fallback: number) => int(0, 65535, fallback);
+
+/** A comma-separated list of URLs (a cluster's seed servers), kept as the string it was given. */
+export const urlList = (protocols: string[], fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((value) => {
+      const parts = value.split(',').map((p) => p.trim());
+      return parts.length > 0 && parts.every((p) => isUrlOf(protocols, p));
+    }, { error: `must be a URL starting with ${protocols.map((p) => `${p}://`).join(' or ')}, or a comma-separated list of them` });
+
+/** JetStream's replica counts that keep a quorum: 1, 3 or 5. */
+export const natsReplicas = () =>
+  z.coerce
+    .number({ error: 'must be 1, 3 or 5' })
+    .refine((n) => n === 1 || n === 3 || n === 5, { error: 'must be 1, 3 or 5' })
+    .default(1);
 
 const ON = new Set(['on', 'true', '1']);
 const OFF = new Set(['off', 'false', '0']);
@@ -135,9 +151,23 @@ export const kitConfigShape = {
   MYSQL_URL: url(['mysql', 'mariadb'], 'mysql://root@127.0.0.1:3306'),
   MYSQL_POOL_SIZE: int(1, 1000, 10),
   REDIS_URL: url(['redis', 'rediss'], 'redis://127.0.0.1:6379'),
-  /** Prepended to every Redis key, so tests and tenants can share one server. */
+  /**
+   * Seed nodes of a Redis Cluster (host:port, comma-separated): every service and the BFF then use
+   * ioredis's Cluster client. Empty: the single server at REDIS_URL (whose credentials and TLS
+   * apply to the Cluster's nodes too).
+   */
+  REDIS_CLUSTER_NODES: list().refine((nodes) => nodes.every((n) => /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/.test(n)), {
+    error: 'must be a comma-separated list of host:port',
+  }),
+  /** Prepended to every Redis key, so tests and tenants can share one server (no braces: hash tags decide Cluster slots). */
   REDIS_PREFIX: prefix('lm:'),
-  NATS_URL: url(['nats', 'tls'], 'nats://127.0.0.1:4222'),
+  /** One NATS server, or a comma-separated list of a cluster's servers (the client tries them all). */
+  NATS_URL: urlList(['nats', 'tls'], 'nats://127.0.0.1:4222'),
+  /**
+   * Replicas of every JetStream stream and KV bucket livemesh creates: 1 on a single server, 3 (or
+   * 5) on a cluster, so losing a node loses no stream. An existing one with fewer is raised at start.
+   */
+  NATS_REPLICAS: natsReplicas(),
   /** Prepended to every NATS subject and stream name, so tests can share one server. */
   NATS_PREFIX: prefix(''),
 };

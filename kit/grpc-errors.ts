@@ -52,9 +52,24 @@ export function isDependencyUnavailable(err: unknown): boolean {
   // ioredis reports a dead connection by message and class name only.
   if (err.name === 'MaxRetriesPerRequestError') return true;
   if (/Connection is closed|Stream isn't writeable|connect ECONNREFUSED/.test(err.message)) return true;
+  if (isRedisClusterUnavailable(err)) return true;
   // A pool that cannot reach its server rejects with AggregateError of socket errors.
   if (err instanceof AggregateError) return err.errors.some(isDependencyUnavailable);
   return false;
+}
+
+/**
+ * A Redis Cluster that is moving or missing slots: MOVED and ASK still answered after the client
+ * ran out of redirections (a reshard in progress), CLUSTERDOWN (slots without a primary during a
+ * failover), TRYAGAIN (a multi-key command while its slot migrates), MASTERDOWN and LOADING; or
+ * ioredis's Cluster client with no node reachable or the slot map not yet known. ioredis retries
+ * each for a moment first; what is left is a dependency briefly away, not a broken server.
+ */
+const REDIS_CLUSTER_REPLIES = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING) /;
+const REDIS_CLUSTER_CLIENT = /^(Failed to refresh slots cache|None of startup nodes is available|Cluster isn't ready|Too many Cluster redirections)/;
+
+export function isRedisClusterUnavailable(err: Error): boolean {
+  return (err.name === 'ReplyError' && REDIS_CLUSTER_REPLIES.test(err.message)) || err.name === 'ClusterAllFailedError' || REDIS_CLUSTER_CLIENT.test(err.message);
 }
 
 /**

@@ -227,7 +227,7 @@ export function loadConfigOrExit<S extends Shape>(shape: S, env: NodeJS.ProcessE
 /**
  * Entry point for a service process: config, logger, host, the service's own wiring, listen, and
  * a drain on SIGTERM/SIGINT that ends with exit code 0. A failure during start-up is logged and
- * exits 1 after closing whatever was opened.
+ * exits 1 after closing whatever was opened (EX_CONFIG for a ConfigError the wiring throws).
  */
 export async function runService<S extends Shape>(opts: {
   name: string;
@@ -261,6 +261,12 @@ export async function runService<S extends Shape>(opts: {
   } catch (err) {
     log.error({ err }, 'start-up failed');
     await host.drain().catch(() => {});
+    // Settings that cannot work (found only once the wiring looked, e.g. a Ledger pointed at the
+    // wrong servers): one line on stderr and EX_CONFIG, like a bad value, so a restart is not mistaken for the cure.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
     process.exit(1);
   }
   return host;

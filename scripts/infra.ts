@@ -4,11 +4,14 @@
  * The rule it implements: MySQL, Redis and NATS come from MYSQL_URL, REDIS_URL and NATS_URL
  * (standard localhost ports by default). Whatever already answers there is used untouched, so a
  * developer's own servers, a docker compose stack or CI service containers all just work. When
- * nothing answers on a local address but the server binaries are installed, a private instance is
- * started with its data under a git-ignored folder, so a fresh clone on a Debian box runs without
- * any manual setup and without touching the system's own services. Otherwise we stop at once with
- * one message that names everything missing and how to get it, instead of letting each service
- * discover a refused connection on its own, one at a time, deep inside a stack trace.
+ * nothing answers at a default local address but the server binaries are installed, a private
+ * instance is started with its data under a git-ignored folder, so a fresh clone on a Debian box
+ * runs without any manual setup and without touching the system's own services. A URL set
+ * explicitly is never replaced that way: a private NATS standing in for a cluster that did not
+ * answer would hold a second copy of the Ledger's shard map (a split brain), a private MySQL an
+ * empty ledger. Otherwise we stop at once with one message that names everything missing and how
+ * to get it, instead of letting each service discover a refused connection on its own, one at a
+ * time, deep inside a stack trace.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
@@ -28,11 +31,19 @@ import { delimiter, isAbsolute, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import mysql from 'mysql2/promise';
+import { natsServers } from '../kit/nats.js';
 
 export interface InfraUrls {
   mysqlUrl: string;
   redisUrl: string;
+  /** One server, or a comma-separated list of a cluster's servers. */
   natsUrl: string;
+  /**
+   * The URLs set explicitly in the environment. A URL equal to its configured value must answer:
+   * no private server is started in its place. One a caller put in instead (a free port for a
+   * private instance) is not bound by it.
+   */
+  configured?: Partial<Record<Kind, string>>;
 }
 
 /**
@@ -40,10 +51,15 @@ export interface InfraUrls {
  * `REDIS_URL= npm start` falls back to the default rather than failing to parse.
  */
 export function infraUrlsFromEnv(env: NodeJS.ProcessEnv = process.env): InfraUrls {
+  const configured: Partial<Record<Kind, string>> = {};
+  if (env.MYSQL_URL) configured.mysql = env.MYSQL_URL;
+  if (env.REDIS_URL) configured.redis = env.REDIS_URL;
+  if (env.NATS_URL) configured.nats = env.NATS_URL;
   return {
     mysqlUrl: env.MYSQL_URL || 'mysql://root@127.0.0.1:3306',
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
     natsUrl: env.NATS_URL || 'nats://127.0.0.1:4222',
+    configured,
   };
 }
 
@@ -155,17 +171,33 @@ export async function ensureInfra(urls: InfraUrls, opts: EnsureInfraOptions): Pr
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const searchPath = opts.searchPath ?? defaultSearchPath();
 
-  const targets = [
-    parseTarget('mysql', urls.mysqlUrl),
-    parseTarget('redis', urls.redisUrl),
-    parseTarget('nats', urls.natsUrl),
+  const components: Array<{ kind: Kind; url: string; targets: Target[] }> = [
+    { kind: 'mysql', url: urls.mysqlUrl, targets: [parseTarget('mysql', urls.mysqlUrl)] },
+    { kind: 'redis', url: urls.redisUrl, targets: [parseTarget('redis', urls.redisUrl)] },
+    // A cluster's seed list: any one server answering is enough, the client finds the others.
+    { kind: 'nats', url: urls.natsUrl, targets: natsServers(urls.natsUrl).map((u) => parseTarget('nats', u)) },
   ];
-  const answering = await Promise.all(targets.map((t) => probeTcp(t.host, t.port, PROBE_TIMEOUT_MS)));
+  const answering = await Promise.all(
+    components.map(async (c) => (await Promise.all(c.targets.map((t) => probeTcp(t.host, t.port, PROBE_TIMEOUT_MS)))).some(Boolean)),
+  );
 
   const plans: StartPlan[] = [];
   const problems: string[] = [];
-  targets.forEach((target, i) => {
+  components.forEach((component, i) => {
     if (answering[i]) return;
+    const info = COMPONENTS[component.kind];
+    if (urls.configured?.[component.kind] === component.url) {
+      problems.push(
+        `${info.label} is not reachable at ${component.url}, which ${info.envVar} names explicitly; no private server is ` +
+          `started in its place (it would not hold that server's data): start it, or unset ${info.envVar} to use a local one.`,
+      );
+      return;
+    }
+    const [target, ...more] = component.targets;
+    if (!target || more.length > 0) {
+      problems.push(`${info.label} is not reachable at any of ${component.url}; a private server stands in for one local address only.`);
+      return;
+    }
     const planned = planPrivate(target, searchPath, opts.dataDir);
     if (typeof planned === 'string') problems.push(planned);
     else plans.push(planned);
@@ -452,7 +484,7 @@ interface LogRef {
   offset: number;
 }
 
-interface PrivateProcess {
+export interface PrivateProcess {
   name: string;
   child: ChildProcess;
   /** log files with their size at spawn time, so a failure shows this run's lines rather than an old run's */
@@ -487,7 +519,7 @@ function installExitHook(): void {
 }
 
 /** stdout/stderr go to a file rather than a pipe: nobody would drain a pipe, and early startup errors (bad flags) are printed there before the server opens its own log. */
-function spawnServer(name: string, bin: string, args: string[], dir: string, logFiles: string[]): PrivateProcess {
+export function spawnServer(name: string, bin: string, args: string[], dir: string, logFiles: string[]): PrivateProcess {
   installExitHook();
   const stdioFile = join(dir, 'stdio.log');
   const logRefs = [stdioFile, ...logFiles].map((file) => ({ file, offset: fileSize(file) }));
@@ -547,7 +579,7 @@ async function waitUntilReady(proc: PrivateProcess, check: () => Promise<void>, 
 }
 
 /** SIGTERM lets MariaDB flush InnoDB cleanly; SIGKILL is the fallback so stop() always finishes. */
-async function stopProcess(proc: PrivateProcess): Promise<void> {
+export async function stopProcess(proc: PrivateProcess): Promise<void> {
   if (proc.exitDescription !== undefined) return;
   proc.child.kill('SIGTERM');
   // The grace timer is cleared on exit so that a stopped stack does not hold the event loop open.
@@ -627,11 +659,11 @@ export function probeTcp(host: string, port: number, timeoutMs = PROBE_TIMEOUT_M
   });
 }
 
-function defaultSearchPath(): string {
+export function defaultSearchPath(): string {
   return [process.env.PATH, '/usr/sbin', '/usr/local/sbin', '/sbin'].filter((p): p is string => !!p).join(delimiter);
 }
 
-function findBinary(name: string, searchPath: string): string | undefined {
+export function findBinary(name: string, searchPath: string = defaultSearchPath()): string | undefined {
   for (const dir of searchPath.split(delimiter)) {
     if (!dir) continue;
     const candidate = join(dir, name);
@@ -645,7 +677,7 @@ function findBinary(name: string, searchPath: string): string | undefined {
   return undefined;
 }
 
-function logTail(logs: LogRef[], lines = 20): string {
+export function logTail(logs: LogRef[], lines = 20): string {
   const parts: string[] = [];
   for (const { file, offset } of logs) {
     let text: string;

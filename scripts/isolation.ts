@@ -5,6 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { infraUrlsFromEnv } from './infra.js';
 import { mysqlOptions, quoteIdent } from '../kit/mysql.js';
+import { natsServers } from '../kit/nats.js';
 
 /**
  * An isolated namespace on shared servers: its own database, Redis key prefix and NATS subject
@@ -79,7 +80,7 @@ export function isolate(name: string, databasePrefix = 'lmt'): Isolation {
  * underscores); a KV bucket `<prefix>_<name>` is the stream `KV_<prefix>_<name>`.
  */
 async function deleteStreams(natsUrl: string, natsPrefix: string): Promise<void> {
-  const nc = await connect({ servers: natsUrl, timeout: 5000 });
+  const nc = await connect({ servers: natsServers(natsUrl), timeout: 5000 });
   try {
     const jsm = await jetstreamManager(nc);
     const mine = `${natsPrefix.replace(/[^A-Za-z0-9_-]/g, '_')}_`;

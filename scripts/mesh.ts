@@ -57,7 +57,7 @@ export interface PlanOptions {
   replicas?: number;
   services?: readonly ServiceName[];
   bff?: boolean;
-  /** what the plan reads: MYSQL_DATABASE, `*_ADDR` overrides and DRAIN_GRACE_MS */
+  /** what the plan reads: MYSQL_DATABASE, `<SERVICE>_MYSQL_URL`, `*_ADDR` overrides and DRAIN_GRACE_MS */
   env: NodeJS.ProcessEnv;
   /**
    * Mutual TLS between every process: a folder of per-process certificate folders
@@ -82,6 +82,23 @@ export interface MeshPlan {
  */
 function ownDatabase(service: string, env: NodeJS.ProcessEnv): Record<string, string> {
   return env.MYSQL_DATABASE ? { MYSQL_DATABASE: `${env.MYSQL_DATABASE}_${service}` } : {};
+}
+
+/** The services that keep data in MySQL: each may have a server of its own. */
+export const MYSQL_SERVICES = ['room', 'gift', 'ledger'] as const;
+
+/** `ROOM_MYSQL_URL` for room, …: the launcher's setting for one service's own MySQL server. */
+export const serviceMysqlVar = (service: string) => `${service.toUpperCase()}_MYSQL_URL`;
+
+/**
+ * A server per service: `<SERVICE>_MYSQL_URL` becomes that service's MYSQL_URL, so Room, Gift and
+ * the Ledger can each run on their own MySQL while every other process keeps MYSQL_URL. (The
+ * Ledger can go further and put each shard on its own server with LEDGER_SHARD_URLS, which reaches
+ * it unchanged.)
+ */
+function ownMysql(service: string, env: NodeJS.ProcessEnv): Record<string, string> {
+  const url = env[serviceMysqlVar(service)];
+  return url ? { MYSQL_URL: url } : {};
 }
 
 /** gRPC port and metrics port of every replica, and the BFF's port. */
@@ -146,7 +163,7 @@ export async function planMesh(root: string, opts: PlanOptions): Promise<MeshPla
     for (let r = 0; r < replicas; r++) {
       const name = `${service.name}-${r + 1}`;
       const { port, metricsPort } = table.grpc(s, r);
-      const env = { ...peerEnv, ...ownDatabase(service.name, opts.env), ...tls(service.name), PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace };
+      const env = { ...peerEnv, ...ownDatabase(service.name, opts.env), ...ownMysql(service.name, opts.env), ...tls(service.name), PORT: String(port), METRICS_PORT: String(metricsPort), REPLICA: name, DRAIN_GRACE_MS: drainGrace };
       specs.push({ name, service: service.name, kind: 'grpc', script, port, metricsPort, env, ...(opts.tlsDir ? { probeTlsDir: join(opts.tlsDir, 'operator') } : {}) });
     }
   });

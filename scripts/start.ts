@@ -7,8 +7,9 @@
  * start-up is reported and left dead, so a crash stays visible instead of being papered over.
  *
  * Environment: LM_PORT_OFFSET (added to every port, so a second mesh or a test can run beside a
- * developer's), LM_LOG=json (raw log lines), LM_START_TIMEOUT_MS, LM_TLS=on (mutual TLS); everything else (MYSQL_URL,
- * LOG_LEVEL, …) passes through to the children, and DEMO defaults to on (the demo page at the BFF's `/`).
+ * developer's), LM_LOG=json (raw log lines), LM_START_TIMEOUT_MS, LM_TLS=on (mutual TLS); ROOM_MYSQL_URL,
+ * GIFT_MYSQL_URL, LEDGER_MYSQL_URL give one service its own MySQL server (else MYSQL_URL); everything else (MYSQL_URL,
+ * LEDGER_SHARD_URLS, LOG_LEVEL, …) passes through to the children, and DEMO defaults to on (the demo page at the BFF's `/`).
  */
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -16,9 +17,9 @@ import { z } from 'zod';
 import { ConfigError, DEV_TLS_DIR, EXIT_CONFIG, int, onOff, parseConfig } from '../kit/config.js';
 import { ensureDevCerts, ensureDevKeys } from './credentials.js';
 import { repoRoot } from '../kit/paths.js';
-import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle, type InfraUrls } from './infra.js';
+import { ensureInfra, InfraError, infraUrlsFromEnv, probeTcp, type InfraHandle, type InfraUrls } from './infra.js';
 import { fetchBlocked, suggestOffset } from './fetch-ports.js';
-import { describeExit, HIGHEST_PORT, hostPort, killOnExit, planMesh, spawnChild, stopChildren, waitReady, type Child, type ProcessSpec } from './mesh.js';
+import { describeExit, HIGHEST_PORT, hostPort, killOnExit, MYSQL_SERVICES, planMesh, serviceMysqlVar, spawnChild, stopChildren, waitReady, type Child, type ProcessSpec } from './mesh.js';
 
 /** A child that ignores SIGTERM this long is killed. */
 const STOP_TIMEOUT_MS = 15_000;
@@ -87,6 +88,40 @@ function redact(url: string): string {
   } catch {
     return url;
   }
+}
+
+/**
+ * The MySQL servers given to single services (ROOM_MYSQL_URL, GIFT_MYSQL_URL, LEDGER_MYSQL_URL) and
+ * to single Ledger shards (LEDGER_SHARD_URLS), each with the variable that names it. The launcher
+ * never starts a private server in their place: they were configured, so they must answer.
+ */
+function serviceMysqlServers(env: NodeJS.ProcessEnv): Array<{ setting: string; url: string }> {
+  const out = MYSQL_SERVICES.flatMap((service) => {
+    const url = env[serviceMysqlVar(service)];
+    return url ? [{ setting: serviceMysqlVar(service), url }] : [];
+  });
+  (env.LEDGER_SHARD_URLS ?? '')
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean)
+    .forEach((url, shard) => out.push({ setting: `LEDGER_SHARD_URLS (shard ${shard})`, url }));
+  return out;
+}
+
+/** Those servers that do not accept a connection, described for the terminal. */
+async function deadServiceMysql(env: NodeJS.ProcessEnv): Promise<string[]> {
+  const servers = serviceMysqlServers(env);
+  const alive = await Promise.all(
+    servers.map(async ({ url }) => {
+      try {
+        const u = new URL(url);
+        return await probeTcp(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || 3306), 2_000);
+      } catch {
+        return false;
+      }
+    }),
+  );
+  return servers.filter((_, i) => !alive[i]).map((s) => `${s.setting}=${redact(s.url)}`);
 }
 
 function describeInfra(urls: InfraUrls, infra: InfraHandle): string {
@@ -230,6 +265,13 @@ async function main(mesh: Mesh): Promise<void> {
   }
   if (mesh.isStopping()) return;
   say(describeInfra(urls, infra));
+  const own = serviceMysqlServers(process.env);
+  if (own.length > 0) say(`mysql per service: ${own.map((s) => `${s.setting}=${redact(s.url)}`).join(', ')}`);
+  const dead = await deadServiceMysql(process.env);
+  if (dead.length > 0) {
+    say(`MySQL not reachable: ${dead.join(', ')}; start it or unset the setting (the service then uses MYSQL_URL)`);
+    await mesh.shutdown(1);
+  }
 
   ensureDevKeys(undefined, say);
   if (config.LM_TLS === 'on') ensureDevCerts(undefined, { log: say });

@@ -250,10 +250,12 @@ describe('Redis layout', () => {
   it('dedupe, slow-mode and mute keys expire; the merge count is removed when its window closes', async () => {
     const redis = new Redis(iso.urls.redisUrl, { keyPrefix: iso.redisPrefix });
     try {
-      const keys = await redis.keys(`${iso.redisPrefix}c:[dsu]:*`);
+      // Dedupe records ({u:<user>}:c:d:<cmid>), slow-mode markers ({c:<room>}:s:<user>) and mutes ({c:<room>}:u:<user>, {u:<user>}:c:u).
+      const patterns = ['{u:*}:c:d:*', '{c:*}:s:*', '{c:*}:u:*', '{u:*}:c:u'];
+      const keys = (await Promise.all(patterns.map((p) => redis.keys(`${iso.redisPrefix}${p}`)))).flat();
       expect(keys.length).toBeGreaterThan(0);
       for (const key of keys) expect(await redis.pttl(key.slice(iso.redisPrefix.length))).toBeGreaterThan(0);
-      await eventually(async () => expect(await redis.keys(`${iso.redisPrefix}c:n:*`)).toEqual([]), MERGE_WINDOW_MS + 5000);
+      await eventually(async () => expect(await redis.keys(`${iso.redisPrefix}{c:*}:n:*`)).toEqual([]), MERGE_WINDOW_MS + 5000);
     } finally {
       redis.disconnect();
     }

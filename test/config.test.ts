@@ -22,8 +22,20 @@ describe('config validation', () => {
     ['MYSQL_URL', 'http://db', 'MYSQL_URL must be a URL starting with mysql:// or mariadb:// (got "http://db")'],
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
     ['DRAIN_TIMEOUT_MS', '-5', 'DRAIN_TIMEOUT_MS must be an integer between 0 and 600000 (got "-5")'],
+    ['NATS_REPLICAS', '2', 'NATS_REPLICAS must be 1, 3 or 5 (got "2")'],
+    ['NATS_REPLICAS', 'three', 'NATS_REPLICAS must be 1, 3 or 5 (got "three")'],
+    ['NATS_URL', 'nats://a:4222,http://b:4222', 'NATS_URL must be a URL starting with nats:// or tls://, or a comma-separated list of them (got "nats://a:4222,http://b:4222")'],
+    ['NATS_URL', 'nats://a:4222,', 'NATS_URL must be a URL starting with nats:// or tls://, or a comma-separated list of them (got "nats://a:4222,")'],
   ])('rejects %s=%s naming the variable', (key, value, message) => {
     expect(() => parseConfig(kitConfigShape, { [key]: value })).toThrow(new ConfigError([message]));
+  });
+
+  it('NATS_URL takes a list of a cluster\'s servers; NATS_REPLICAS is 1 unless set to 3 or 5', () => {
+    const c = parseConfig(kitConfigShape, { NATS_URL: 'nats://n1:4222, nats://n2:4222,tls://n3:4222', NATS_REPLICAS: '3' });
+    expect(c.NATS_URL).toBe('nats://n1:4222, nats://n2:4222,tls://n3:4222');
+    expect(c.NATS_REPLICAS).toBe(3);
+    expect(parseConfig(kitConfigShape, {}).NATS_REPLICAS).toBe(1);
+    expect(parseConfig(kitConfigShape, { NATS_REPLICAS: '5' }).NATS_REPLICAS).toBe(5);
   });
 
   it('every switch reads on/off, true/false and 1/0 (any case); anything else names the variable', () => {

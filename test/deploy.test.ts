@@ -210,6 +210,14 @@ describe('deploy/Dockerfile', () => {
     expectBuiltScript((JSON.parse(cmd.replace(/^CMD\s+/i, '')) as string[])[0]!, 'Dockerfile CMD');
   });
 
+  it('builds and runs on a supported Node (22 or newer), the same major in every stage', () => {
+    const major = Number(/^ARG\s+NODE_MAJOR=(\d+)$/m.exec(lines.join('\n'))?.[1]);
+    expect(major, 'ARG NODE_MAJOR').toBeGreaterThanOrEqual(22);
+    const froms = lines.filter((l) => /^FROM\s/i.test(l));
+    expect(froms.at(-1)).toMatch(/^FROM gcr\.io\/distroless\/nodejs\$\{NODE_MAJOR\}-debian\d+:nonroot\s/);
+    for (const from of froms) expect(from, 'every stage takes NODE_MAJOR').toContain('${NODE_MAJOR}');
+  });
+
   it('the runtime stage carries what services read from the repository root at run time', () => {
     const runtime = lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l))).join('\n');
     expect(runtime).toContain('gen/descriptor.binpb');
@@ -262,6 +270,30 @@ describe('deploy/docker-compose.yml', () => {
         expect(() => parseConfig({ ...kitConfigShape, ...shape }, env), `${name} env`).not.toThrow();
       }
     }
+  });
+
+  it('passes the cluster settings through (NATS_REPLICAS, REDIS_CLUSTER_NODES, LEDGER_SHARD_URLS) and takes a MySQL server per service as npm start does', async () => {
+    const given = {
+      NATS_REPLICAS: '3',
+      REDIS_CLUSTER_NODES: 'redis-a:6379,redis-b:6379',
+      ROOM_MYSQL_URL: 'mysql://u:p@db-room:3306',
+      GIFT_MYSQL_URL: 'mysql://u:p@db-gift:3306',
+      LEDGER_MYSQL_URL: 'mysql://u:p@db-ledger-0:3306',
+      LEDGER_SHARD_URLS: 'mysql://u:p@db-ledger-0:3306,mysql://u:p@db-ledger-1:3306',
+    };
+    const envOf = (name: string, outer: Record<string, string>) =>
+      Object.fromEntries(Object.entries(services[name].environment as Record<string, string>).map(([k, v]) => [k, interpolate(String(v), outer)]));
+    for (const name of WORKLOADS) {
+      expect(envOf(name, given), name).toMatchObject({ NATS_REPLICAS: '3', REDIS_CLUSTER_NODES: given.REDIS_CLUSTER_NODES });
+      expect(envOf(name, {}).NATS_REPLICAS, `${name}: one NATS server by default`).toBe('1');
+    }
+    expect(envOf('room', given).MYSQL_URL).toBe(given.ROOM_MYSQL_URL);
+    expect(envOf('gift', given).MYSQL_URL).toBe(given.GIFT_MYSQL_URL);
+    expect(envOf('ledger', given)).toMatchObject({ MYSQL_URL: given.LEDGER_MYSQL_URL, LEDGER_SHARD_URLS: given.LEDGER_SHARD_URLS });
+    for (const name of ['room', 'gift', 'ledger']) expect(envOf(name, {}).MYSQL_URL, `${name} by default`).toBe('mysql://root@mysql:3306');
+    const { ledgerConfigShape, shardPlaces } = await import('../services/ledger/service.js');
+    const config = parseConfig({ ...kitConfigShape, ...ledgerConfigShape }, envOf('ledger', given)) as Parameters<typeof shardPlaces>[0];
+    expect(shardPlaces(config).places.map((p) => new URL(p.url).host)).toEqual(['db-ledger-0:3306', 'db-ledger-1:3306']);
   });
 });
 
@@ -489,6 +521,89 @@ describe('deploy/k8s (kustomize base, dev overlay, and dev with the mtls compone
         }
       });
 
+      it(`every Deployment: spread over zones (${render.dev ? 'where nodes have zones' : 'a hard rule'}) and nodes, anti-affinity on the node, and a ServiceAccount of its own that mounts no token`, () => {
+        const accounts = new Set<string>();
+        for (const deployment of ofKind('Deployment')) {
+          const name = deployment.metadata.name;
+          const pod = deployment.spec.template;
+          const own = (selector: any) => matches(selector?.matchLabels ?? {}, pod.metadata.labels) && Object.keys(selector?.matchLabels ?? {}).length > 0;
+          const spread = (key: string) => (pod.spec.topologySpreadConstraints ?? []).find((c: any) => c.topologyKey === key && own(c.labelSelector));
+          const zone = spread('topology.kubernetes.io/zone');
+          expect(zone, `${name} zone spread`).toBeDefined();
+          expect(zone.maxSkew, `${name} zone skew`).toBe(1);
+          // The base is for production clusters, whose nodes carry zones; laptop clusters' nodes do not.
+          expect(zone.whenUnsatisfiable, `${name} zone spread`).toBe(render.dev ? 'ScheduleAnyway' : 'DoNotSchedule');
+          expect(zone.nodeTaintsPolicy, `${name}: tainted nodes are no zone to spread over`).toBe('Honor');
+          expect(spread('kubernetes.io/hostname'), `${name} node spread`).toBeDefined();
+          const anti = pod.spec.affinity?.podAntiAffinity;
+          const terms = [...(anti?.requiredDuringSchedulingIgnoredDuringExecution ?? []), ...(anti?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map((t: any) => t.podAffinityTerm)];
+          expect(terms.some((t: any) => t.topologyKey === 'kubernetes.io/hostname' && own(t.labelSelector)), `${name} anti-affinity on kubernetes.io/hostname`).toBe(true);
+
+          const account = pod.spec.serviceAccountName as string | undefined;
+          expect(account, `${name} serviceAccountName`).toBeTruthy();
+          expect(accounts.has(account!), `${name}: ServiceAccount ${account} shared`).toBe(false);
+          accounts.add(account!);
+          expect((one('ServiceAccount', account!) as any).automountServiceAccountToken, `ServiceAccount ${account}`).toBe(false);
+          expect(pod.spec.automountServiceAccountToken, `${name} pod automountServiceAccountToken`).toBe(false);
+        }
+      });
+
+      it(`a MySQL server per service from a Secret of its own, explicit pool sizes, and every server's connections at the HPA maximum within its budget${render.dev ? ' (one server for all here)' : ''}`, () => {
+        // Connections a pod opens per server: its pools (Gift has two) of MYSQL_POOL_SIZE, plus one
+        // migration connection at start. A rollout adds maxSurge pods on top of the HPA maximum.
+        // The budget leaves MYSQL_RESERVED of max_connections to operators, monitoring and replication
+        // (deploy/k8s/README.md, "Connection budget").
+        const POOLS: Record<string, number> = { room: 1, gift: 2, ledger: 1 };
+        const MYSQL_RESERVED = 11;
+        const DEFAULT_MAX_CONNECTIONS = 151;
+        const load = new Map<string, { total: number; by: string[] }>();
+        const secretsRead = new Map<string, string[]>();
+        for (const deployment of ofKind('Deployment')) {
+          for (const from of deployment.spec.template.spec.containers[0].envFrom ?? []) {
+            if (from.secretRef) secretsRead.set(from.secretRef.name, [...(secretsRead.get(from.secretRef.name) ?? []), deployment.metadata.name]);
+          }
+        }
+        for (const [name, pools] of Object.entries(POOLS)) {
+          const deployment = one('Deployment', name);
+          const container = deployment.spec.template.spec.containers[0];
+          expect(secretsRead.get(`livemesh-mysql-${name}`), `Secret livemesh-mysql-${name} is read by ${name} alone`).toEqual([name]);
+          expect((container.env as Array<{ name: string }>).some((e) => e.name === 'MYSQL_POOL_SIZE'), `${name} sets MYSQL_POOL_SIZE explicitly`).toBe(true);
+          const env = containerEnv(container, objects);
+          const pool = Number(env.MYSQL_POOL_SIZE);
+          const hpa = ofKind('HorizontalPodAutoscaler').find((h) => h.spec.scaleTargetRef.name === name)!;
+          const pods = Number(hpa.spec.maxReplicas) + Number(deployment.spec.strategy.rollingUpdate.maxSurge);
+          const shardUrls = (env.LEDGER_SHARD_URLS ?? '').split(',').filter(Boolean);
+          const urls = name === 'ledger' ? (shardUrls.length > 0 ? shardUrls : Array.from({ length: Number(env.LEDGER_SHARDS || 2) }, () => env.MYSQL_URL!)) : [env.MYSQL_URL!];
+          if (!render.dev && name === 'ledger') expect(new Set(shardUrls.map((u) => new URL(u).host)).size, 'the Ledger\'s shards on servers of their own').toBeGreaterThanOrEqual(2);
+          for (const url of urls) {
+            const server = new URL(url).host;
+            const entry = load.get(server) ?? { total: 0, by: [] };
+            entry.total += pods * (pools * pool + 1);
+            entry.by.push(`${name} ${pods} x (${pools} x ${pool} + 1)`);
+            load.set(server, entry);
+          }
+        }
+        const maxConnections = render.dev
+          ? Number(/^--max-connections=(\d+)$/.exec((one('StatefulSet', 'mysql').spec.template.spec.containers[0].args ?? []).find((a: string) => a.startsWith('--max-connections=')) ?? '')?.[1] ?? DEFAULT_MAX_CONNECTIONS)
+          : DEFAULT_MAX_CONNECTIONS;
+        if (!render.dev) expect(load.size, 'Room, Gift and each Ledger shard on a server of their own').toBe(4);
+        for (const [server, { total, by }] of load) {
+          expect(total, `${server}: ${by.join(' + ')} = ${total} connections, budget ${maxConnections} - ${MYSQL_RESERVED}`).toBeLessThanOrEqual(maxConnections - MYSQL_RESERVED);
+        }
+      });
+
+      it(render.dev ? 'the engines as the dev overlay runs them: one NATS server (NATS_REPLICAS=1), one Redis server (no REDIS_CLUSTER_NODES), all Ledger shards on one MySQL' : 'the engines as the production charts run them: NATS_REPLICAS=3, REDIS_CLUSTER_NODES and LEDGER_SHARD_URLS set', () => {
+        for (const name of WORKLOADS) {
+          const env = containerEnv(one('Deployment', name).spec.template.spec.containers[0], objects);
+          expect(env.NATS_REPLICAS, `${name} NATS_REPLICAS`).toBe(render.dev ? '1' : '3');
+          if (render.dev) expect(env.REDIS_CLUSTER_NODES ?? '', `${name} REDIS_CLUSTER_NODES`).toBe('');
+          else expect(env.REDIS_CLUSTER_NODES, `${name} REDIS_CLUSTER_NODES`).toMatch(/^[\w.-]+:\d+(,[\w.-]+:\d+)*$/);
+        }
+        const ledger = containerEnv(one('Deployment', 'ledger').spec.template.spec.containers[0], objects);
+        if (render.dev) expect(ledger.LEDGER_SHARD_URLS ?? '').toBe('');
+        else expect(ledger.LEDGER_SHARD_URLS?.split(',').every((u) => /^mysql:\/\//.test(u))).toBe(true);
+      });
+
       it(`every process: AUTH_PUBLIC_KEYS_DIR on the public-key ConfigMap and AUTH_SIGNING_KEY in its own Secret, mounted read-only and readable by its user only; ${render.dev ? 'the development keys load and pair up' : 'the placeholders stop it at start'}`, async () => {
         const { MeshCredentials } = await import('../kit/credentials.js');
         const { AuthKeysMissing, ISSUERS } = await import('../kit/auth.js');
@@ -669,6 +784,33 @@ describe('deploy/k8s (kustomize base, dev overlay, and dev with the mtls compone
         expect(certificate!.spec.dnsNames).toEqual(expect.arrayContaining([`${name}.livemesh.svc.cluster.local`]));
       }
       expect(certificates.length).toBe(WORKLOADS.length);
+    });
+  });
+
+  describe('the hpa-event-loop component', () => {
+    it.skipIf(kubectlTool.skip)('rendered over the base, every HPA scales on the event-loop gauge the processes export as well as on CPU, and the objects still validate', async () => {
+      const kubectlBin = kubectlTool.need();
+      // A throwaway overlay: kustomize takes the base and the component only by relative path.
+      const dir = mkdtempSync(join(tmpdir(), 'lm-k8s-hpa-'));
+      try {
+        const rel = (path: string) => relative(dir, fromRoot(path));
+        writeFileSync(
+          join(dir, 'kustomization.yaml'),
+          `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${rel('deploy/k8s/base')}\ncomponents:\n  - ${rel('deploy/k8s/components/hpa-event-loop')}\n`,
+        );
+        const objects = kustomize(relative(fromRoot(), dir), kubectlBin);
+        const hpas = objects.filter((o) => o.kind === 'HorizontalPodAutoscaler');
+        expect(hpas.map((h) => h.spec.scaleTargetRef.name).sort()).toEqual([...WORKLOADS].sort());
+        for (const hpa of hpas) {
+          const metrics = hpa.spec.metrics as any[];
+          expect(metrics.map((m) => m.type), hpa.metadata.name).toEqual(['Resource', 'Pods']);
+          expect(metrics[1].pods).toEqual({ metric: { name: 'livemesh_load_event_loop_ratio' }, target: { type: 'AverageValue', averageValue: '700m' } });
+        }
+        expect(readFileSync(fromRoot('kit/metrics.ts'), 'utf8'), 'the processes export the gauge under that name').toContain(`name: 'livemesh_load_event_loop_ratio'`);
+        expect((await Promise.all(hpas.map(manifestError))).filter(Boolean)).toEqual([]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 

@@ -14,6 +14,7 @@ import type { Server } from '../scripts/mesh.js';
 import { isolate } from '../scripts/isolation.js';
 import { allOrders, giftApi, giftEnv, ledgerBalance, spawnLedger, stopServer, topUp, until, withGiftProcess } from './support/gift.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
+import { natsServers } from '../kit/nats.js';
 
 /**
  * SendGift's group commits under load and under SIGKILL (issue 14, "Done when"): concurrent sends
@@ -275,7 +276,7 @@ beforeAll(async () => {
     await until('the plug order to be DONE', () => api.getOrder({ orderId: plug.order!.orderId }, admin), (r) => r.order?.state === OrderState.ORDER_STATE_DONE);
   });
   db = await mysql.createConnection(mysqlOptions(iso.urls.mysqlUrl, GIFT_DB));
-  nats = await connect({ servers: iso.urls.natsUrl });
+  nats = await connect({ servers: natsServers(iso.urls.natsUrl) });
   jsm = await jetstreamManager(nats);
 }, 60_000);
 

@@ -42,11 +42,13 @@ describe('infraUrlsFromEnv', () => {
       mysqlUrl: 'mysql://root@127.0.0.1:3306',
       redisUrl: 'redis://127.0.0.1:6379',
       natsUrl: 'nats://127.0.0.1:4222',
+      configured: {},
     });
     expect(infraUrlsFromEnv({ REDIS_URL: 'redis://cache:6380', MYSQL_URL: '', NATS_URL: 'nats://bus:4223' })).toEqual({
       mysqlUrl: 'mysql://root@127.0.0.1:3306',
       redisUrl: 'redis://cache:6380',
       natsUrl: 'nats://bus:4223',
+      configured: { redis: 'redis://cache:6380', nats: 'nats://bus:4223' },
     });
   });
 });
@@ -147,6 +149,35 @@ describe('ensureInfra', () => {
     expect(message).toContain(urls.redisUrl);
     // Nothing was started or created for the components that could not be satisfied.
     expect(existsSync(dataDir) ? readdirSync(dataDir) : []).toEqual([]);
+  });
+
+  it('never stands a private server in for one set explicitly that does not answer: it fails naming each', async () => {
+    const { urls } = await urlsOnFreePorts();
+    const dataDir = tempDataDir();
+    // What `MYSQL_URL=… REDIS_URL=… NATS_URL=… npm start` reads: local addresses, binaries installed,
+    // nothing listening. Without the variables the same addresses would get private servers.
+    const [natsSeed2] = (await freePorts(1)) as [number];
+    const natsList = `${urls.natsUrl},nats://127.0.0.1:${natsSeed2}`;
+    const fromEnv = infraUrlsFromEnv({ MYSQL_URL: urls.mysqlUrl, REDIS_URL: urls.redisUrl, NATS_URL: natsList });
+    const err = await ensureInfra(fromEnv, { dataDir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfraError);
+    const message = (err as Error).message;
+    expect(message).toContain(`MySQL is not reachable at ${urls.mysqlUrl}, which MYSQL_URL names explicitly`);
+    expect(message).toContain(`Redis is not reachable at ${urls.redisUrl}, which REDIS_URL names explicitly`);
+    expect(message).toContain(`NATS is not reachable at ${natsList}, which NATS_URL names explicitly`);
+    expect(existsSync(dataDir) ? readdirSync(dataDir) : []).toEqual([]);
+    expect(await answers(Number(new URL(urls.redisUrl).port))).toBe(false);
+  });
+
+  it('takes a NATS seed list when one of its servers answers', async () => {
+    const [dead] = (await freePorts(1)) as [number];
+    const shared = infraUrlsFromEnv({});
+    const handle = await ensureInfra(
+      { ...shared, natsUrl: `nats://127.0.0.1:${dead},${shared.natsUrl}`, configured: { nats: `nats://127.0.0.1:${dead},${shared.natsUrl}` } },
+      { dataDir: tempDataDir() },
+    );
+    handles.push(handle);
+    expect(handle.started).toEqual([]);
   });
 
   it('does not try to start servers for a non-local host', async () => {

@@ -14,6 +14,7 @@ import { RankingUpdates } from '../services/ranking/updates.js';
 import { eventually, giftPublisher, rankingApi, refusal, startRanking, startStandIn, type RankingServer } from './support/chat.js';
 import { startGift } from './support/gift.js';
 import { as } from './support/room.js';
+import { natsServers } from '../kit/nats.js';
 
 const iso = isolate('ranking');
 const { LIVE, DAY, WEEK } = { LIVE: RankingPeriod.RANKING_PERIOD_LIVE, DAY: RankingPeriod.RANKING_PERIOD_DAY, WEEK: RankingPeriod.RANKING_PERIOD_WEEK };
@@ -46,7 +47,7 @@ function paid(roomId: string, senderId: string, amountMinor: string, extra: Part
 const scores = (entries: Array<{ userId: string; scoreMinor: string; rank: number }>) => entries.map((e) => [e.rank, e.userId, e.scoreMinor]);
 
 async function consumerInfo() {
-  const nc = await connect({ servers: iso.urls.natsUrl });
+  const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
   try {
     return await (await jetstreamManager(nc)).consumers.info(giftPaidStreamName(iso.natsPrefix), DURABLE);
   } finally {
@@ -157,7 +158,7 @@ describe('idempotent by order id', () => {
     await server.close();
     // The doomed replica: the real update path, on its own NATS connection, that dies after
     // applying and before acknowledging.
-    const nc = await connect({ servers: iso.urls.natsUrl });
+    const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
     const updatesRedis = new Redis(iso.urls.redisUrl, { keyPrefix: iso.redisPrefix });
     const boards = new Boards(new Calendar('UTC'));
     const updates = new RankingUpdates(boards, new RedisBoards(updatesRedis), pino({ level: 'silent' }));

@@ -130,7 +130,7 @@ describe('Room reads', () => {
     monitor.on('monitor', (_time: string, args: string[]) => {
       // Reads only: the region refresher may still be applying the creations (EVALSHA) under load.
       const read = ['hmget', 'hgetall', 'hget'].includes(args[0]?.toLowerCase() ?? '');
-      if (read && args.some((a) => ids.some((id) => a === `${server.iso.redisPrefix}r:${id}`))) commands.push(args);
+      if (read && args.some((a) => ids.some((id) => a === `${server.iso.redisPrefix}${roomKey(id)}`))) commands.push(args);
     });
     try {
       const res = await api().batchGetRooms({ roomIds: ids, readMask: ['title', 'status'] }, viewer());

@@ -8,6 +8,7 @@ import { isolate } from '../scripts/isolation.js';
 import { fromRoot } from '../kit/paths.js';
 import { roomStreamName } from '../services/room/store/nats-events.js';
 import { as, failure, roomApi, startRoom, type RoomServer } from './support/room.js';
+import { natsServers } from '../kit/nats.js';
 
 const iso = isolate('roombackfill');
 const servers: RoomServer[] = [];
@@ -30,7 +31,7 @@ function roomCli(...args: string[]): Promise<{ code: number | null; out: string 
  * loaded machine) puts a room back, and the gap the tests measure is no longer the one they made.
  */
 async function wipeRedis(): Promise<void> {
-  const nc = await connect({ servers: iso.urls.natsUrl });
+  const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
   try {
     const jsm = await jetstreamManager(nc);
     await expect

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Room } from '../gen/ts/livemesh/room/v1/room.js';
 import { isolate } from '../scripts/isolation.js';
 import { freePorts } from '../scripts/net.js';
+import { roomKey } from '../services/room/store/redis-rooms.js';
 import { as, failure, roomApi, startRoom, type RoomServer } from './support/room.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
@@ -47,7 +48,7 @@ describe('single flight', () => {
     const ttlMs = 5000;
     const fresh = [await startRoom(iso, { ROOM_CACHE_TTL_MS: String(ttlMs) }), await startRoom(iso, { ROOM_CACHE_TTL_MS: String(ttlMs) })];
     servers.push(...fresh);
-    const key = `${iso.redisPrefix}r:${room?.roomId}`;
+    const key = `${iso.redisPrefix}${roomKey(room?.roomId ?? '')}`;
     const monitor = await new Redis(iso.urls.redisUrl).monitor();
     const reads: string[][] = [];
     /** When each read reached Redis (its own clock, ms), by client connection: one per replica. */

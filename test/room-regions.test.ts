@@ -7,6 +7,7 @@ import { isolate } from '../scripts/isolation.js';
 import { roomChangedSubject } from '../services/room/client.js';
 import { roomKey } from '../services/room/store/redis-rooms.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
+import { natsServers } from '../kit/nats.js';
 
 /**
  * Two regions on one machine: "east" (primary, where writes go) and "west", each with its own
@@ -32,7 +33,7 @@ beforeAll(async () => {
   west = await startRoom(iso, { REGION: 'west', REDIS_URL: westRedisUrl, ROOM_CACHE_TTL_MS: '1000' });
   eastRedis = new Redis(iso.urls.redisUrl, { keyPrefix: iso.redisPrefix });
   westRedis = new Redis(westRedisUrl, { keyPrefix: iso.redisPrefix });
-  nc = await connect({ servers: iso.urls.natsUrl });
+  nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
 });
 
 afterAll(async () => {

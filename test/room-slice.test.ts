@@ -6,6 +6,7 @@ import { RoomChangedEvent, RoomStatus, type RoomServiceClient } from '../gen/ts/
 import { errorInfoOf } from '../kit/grpc-errors.js';
 import { roomKey } from '../services/room/store/redis-rooms.js';
 import { as, call, useRoomServer } from './support/room.js';
+import { natsServers } from '../kit/nats.js';
 
 const server = useRoomServer('roomslice');
 const iso = server.iso;
@@ -70,7 +71,7 @@ describe('Room slice: CreateRoom and GetRoom over MySQL and Redis', () => {
   });
 
   it('publishes the whole room on room.changed.<id> after a write', async () => {
-    const nc = await connect({ servers: iso.urls.natsUrl });
+    const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
     try {
       const sub = nc.subscribe(`${iso.natsPrefix}.room.changed.*`, { max: 1 });
       await nc.flush();

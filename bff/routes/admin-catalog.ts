@@ -9,6 +9,7 @@ import { AssignGiftGroupRequest } from '../../gen/ts/livemesh/room/v1/room.js';
 import { mustCaller, requireRole } from '../auth.js';
 import { callFor, type BffContext } from '../context.js';
 import { presentRoom } from '../present.js';
+import type { assignedRoomResponse, Body, catalogGiftJson, giftGroupJson } from '../responses.js';
 import { int64Id, parseInput } from '../validate.js';
 
 /** The bounds Gift documents for a catalog entry (gift.proto). */
@@ -47,7 +48,7 @@ export const catalogParams = z.object({ id: int64Id });
 const STATUS = { active: GiftStatus.GIFT_STATUS_ACTIVE, disabled: GiftStatus.GIFT_STATUS_DISABLED } as const;
 const iso = (d: Date | undefined) => d?.toISOString() ?? null;
 
-function presentCatalogGift(g: Gift) {
+function presentCatalogGift(g: Gift): Body<typeof catalogGiftJson> {
   return {
     id: g.giftId,
     name: g.name,
@@ -60,7 +61,7 @@ function presentCatalogGift(g: Gift) {
   };
 }
 
-function presentGroup(g: GiftGroup) {
+function presentGroup(g: GiftGroup): Body<typeof giftGroupJson> {
   return { id: g.giftGroupId, name: g.name, giftIds: g.giftIds, isDefault: g.isDefault, version: g.version, updatedAt: iso(g.updateTime) };
 }
 
@@ -123,7 +124,7 @@ export function adminCatalogRoutes(ctx: BffContext): Router {
     const { id } = parseInput(catalogParams, req.params, 'path');
     const body = parseInput(assignGroupBody, req.body, 'body');
     const out = await room.call('assignGiftGroup', AssignGiftGroupRequest.fromPartial({ roomId: id, giftGroupId: body.giftGroupId ?? '0' }), callFor(ctx, caller));
-    res.json({ room: out.room ? { ...presentRoom(out.room), giftGroupId: out.room.giftGroupId === '0' ? null : out.room.giftGroupId } : null });
+    res.json({ room: out.room ? { ...presentRoom(out.room), giftGroupId: out.room.giftGroupId === '0' ? null : out.room.giftGroupId } : null } satisfies Body<typeof assignedRoomResponse>);
   });
 
   return r;

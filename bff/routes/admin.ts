@@ -10,6 +10,7 @@ import { mustCaller, requireRole } from '../auth.js';
 import { callFor, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { presentOrder } from '../present.js';
+import type { Body, stuckOrdersResponse, switchesResponse, switchResponse } from '../responses.js';
 import { isSwitchName, SWITCHES, type SwitchName } from '../switches.js';
 import type { Upstream } from '../upstreams.js';
 import { parseInput } from '../validate.js';
@@ -25,7 +26,7 @@ export function adminRoutes(ctx: BffContext): Router {
   const r = Router();
   const admin = requireRole('admin');
 
-  const noSwitches = () => new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'switches are unavailable: this replica has no NATS connection', upstream: 'nats' } }, 5);
+  const noSwitches = () => new HttpError(503, { error: { code: 'UNAVAILABLE', message: 'switches are unavailable: this replica has not reached their NATS KV bucket', upstream: 'nats' } }, 5);
 
   r.get('/v1/admin/switches', admin, (_req, res) => {
     if (!ctx.switches) throw noSwitches();
@@ -34,17 +35,17 @@ export function adminRoutes(ctx: BffContext): Router {
     res.json({
       switches: (Object.keys(SWITCHES) as SwitchName[]).map((name) => ({ name, description: SWITCHES[name], off: switches.isOff(name), ...(switches.state(name) ?? {}) })),
       breakers: (Object.values(ctx.upstreams) as Array<Upstream<object>>).map((u) => ({ upstream: u.name, open: u.open })),
-    });
+    } satisfies Body<typeof switchesResponse>);
   });
 
   r.put('/v1/admin/switches/:name', admin, async (req, res) => {
     const caller = mustCaller(res);
     const name = String(req.params.name);
     if (!isSwitchName(name)) throw new HttpError(404, { error: { code: 'NOT_FOUND', message: `no switch ${name}; switches: ${Object.keys(SWITCHES).join(', ')}`, field: 'name' } });
-    if (!ctx.switches) throw noSwitches();
+    if (!ctx.switches?.available) throw noSwitches();
     const body = parseInput(switchBody, req.body, 'body');
     const state = await ctx.switches.set(name, body.off, caller.userId, body.reason);
-    res.json({ name, ...state });
+    res.json({ name, ...state } satisfies Body<typeof switchResponse>);
   });
 
   r.get('/v1/admin/gift-orders/stuck', admin, async (req, res) => {
@@ -56,7 +57,7 @@ export function adminRoutes(ctx: BffContext): Router {
       callFor(ctx, caller),
     );
     res.setHeader('Cache-Control', 'no-store');
-    res.json({ orders: out.orders.map(presentOrder), total: out.totalCount, nextCursor: out.page?.nextPageToken || null });
+    res.json({ orders: out.orders.map(presentOrder), total: out.totalCount, nextCursor: out.page?.nextPageToken || null } satisfies Body<typeof stuckOrdersResponse>);
   });
 
   return r;

@@ -10,6 +10,7 @@ import { ConsumptionSide, ListConsumptionRequest, type ConsumptionRecord } from 
 import { EntrySide, ListTransfersRequest, TransferKind, TransferStatus, type Transfer } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { mustCaller, requireRole } from '../auth.js';
 import { callFor, type BffContext } from '../context.js';
+import type { Body, consumptionRecordJson, consumptionResponse, topupJson, topupsResponse } from '../responses.js';
 import { parseInput } from '../validate.js';
 
 const cursor = z.string().max(512, { error: 'must be the nextCursor of a previous page' }).default('');
@@ -33,7 +34,7 @@ const SIDES = { sent: ConsumptionSide.CONSUMPTION_SIDE_SENT, received: Consumpti
 const iso = (d: Date | undefined) => d?.toISOString() ?? null;
 const at = (s: string | undefined) => (s === undefined ? undefined : new Date(s));
 
-function presentConsumption(c: ConsumptionRecord) {
+function presentConsumption(c: ConsumptionRecord): Body<typeof consumptionRecordJson> {
   return {
     comboId: c.comboId,
     senderId: c.senderId,
@@ -49,7 +50,7 @@ function presentConsumption(c: ConsumptionRecord) {
   };
 }
 
-function presentTopup(t: Transfer) {
+function presentTopup(t: Transfer): Body<typeof topupJson> {
   const credit = t.entries.find((e) => e.side === EntrySide.ENTRY_SIDE_CREDIT);
   return {
     id: t.transferId,
@@ -75,7 +76,7 @@ export function historyRoutes(ctx: BffContext): Router {
       callFor(ctx, caller),
     );
     res.setHeader('Cache-Control', 'private, no-cache');
-    res.json({ side: q.side, records: out.records.map(presentConsumption), nextCursor: out.page?.nextPageToken || null });
+    res.json({ side: q.side, records: out.records.map(presentConsumption), nextCursor: out.page?.nextPageToken || null } satisfies Body<typeof consumptionResponse>);
   });
 
   /** My top-ups (COIN bought with money), newest first. */
@@ -94,7 +95,7 @@ export function historyRoutes(ctx: BffContext): Router {
       callFor(ctx, caller),
     );
     res.setHeader('Cache-Control', 'private, no-cache');
-    res.json({ topups: out.transfers.map(presentTopup), nextCursor: out.page?.nextPageToken || null });
+    res.json({ topups: out.transfers.map(presentTopup), nextCursor: out.page?.nextPageToken || null } satisfies Body<typeof topupsResponse>);
   });
 
   return r;

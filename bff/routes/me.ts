@@ -9,6 +9,7 @@ import { BatchGetRoomsRequest, ListHotRoomsRequest, ListRoomsByStreamerRequest, 
 import { mustCaller, requireRole } from '../auth.js';
 import { callFor, type BffContext } from '../context.js';
 import { presentRoom, presentWallet, ROOM_FIELDS } from '../present.js';
+import type { Body, incomeResponse, meResponse } from '../responses.js';
 import { assemble } from '../sections.js';
 import { parseInput } from '../validate.js';
 import { recentRoomIds } from './recent.js';
@@ -60,7 +61,7 @@ export function meRoutes(ctx: BffContext): Router {
       { startedAt, budgetMs: ctx.settings.REQUEST_BUDGET_MS, optionalDeadlineMs: ctx.settings.OPTIONAL_DEADLINE_MS, switches: ctx.switches },
     );
     res.setHeader('Cache-Control', 'private, no-cache');
-    res.json({
+    const body = {
       user: { id: caller.userId, name: caller.name, role: caller.role },
       wallet: {
         ...presentWallet(values.wallet.balances, values.wallet.level),
@@ -68,9 +69,11 @@ export function meRoutes(ctx: BffContext): Router {
       },
       hostedRooms: values.hosted.rooms.map(presentRoom),
       recent: values.recent ? values.recent.map(presentRoom) : null,
-      recommended: values.recommended ? values.recommended.rooms.map((h) => ({ ...(h.room ? presentRoom(h.room) : {}), onlineCount: h.onlineCount })) : null,
+      // A hot-list entry without its room (never expected) is left out rather than sent as a bare count.
+      recommended: values.recommended ? values.recommended.rooms.flatMap((h) => (h.room ? [{ ...presentRoom(h.room), onlineCount: h.onlineCount }] : [])) : null,
       degraded,
-    });
+    } satisfies Body<typeof meResponse>;
+    res.json(body);
   });
 
   r.get('/v1/me/income', requireRole('streamer', 'admin'), async (req, res) => {
@@ -85,7 +88,7 @@ export function meRoutes(ctx: BffContext): Router {
       totalMinor: out.totalIncomeMinor,
       days: out.days.map((d) => ({ day: d.day, incomeMinor: d.incomeMinor, transfers: d.transferCount, reconciled: d.reconciled })),
       asOf: out.asOfTime?.toISOString() ?? null,
-    });
+    } satisfies Body<typeof incomeResponse>);
   });
 
   return r;

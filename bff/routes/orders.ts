@@ -9,6 +9,7 @@ import { mustCaller, requireRole } from '../auth.js';
 import { callFor, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { presentOrder } from '../present.js';
+import type { Body, orderResponse } from '../responses.js';
 import { int64Id, parseInput } from '../validate.js';
 
 export const orderParams = z.object({ id: int64Id });
@@ -23,7 +24,7 @@ export function orderRoutes(ctx: BffContext): Router {
     const out = await ctx.upstreams.gift.call('getOrder', GetOrderRequest.fromPartial({ orderId: id }), callFor(ctx, caller));
     if (!out.order) throw new HttpError(404, { error: { code: 'NOT_FOUND', message: `order ${id} not found`, reason: 'ORDER_NOT_FOUND' } });
     res.setHeader('Cache-Control', 'private, no-cache');
-    res.json({ order: presentOrder(out.order) });
+    res.json({ order: presentOrder(out.order) } satisfies Body<typeof orderResponse>);
   });
 
   return r;

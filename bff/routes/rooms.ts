@@ -15,6 +15,7 @@ import { callerOf, mustCaller, requireRole, shortName } from '../auth.js';
 import { callFor, sendCachedScreen, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
 import { presentEvent, presentGifts, presentOrder, presentRank, presentRoom, ROOM_FIELDS } from '../present.js';
+import type { Body, discoveryResponse, rankingResponse, roomGiftsResponse, sendGiftResponse } from '../responses.js';
 import { ROOM_SCREENS } from '../screens.js';
 import { assemble } from '../sections.js';
 import { int64Id, minorAmount, parseInput } from '../validate.js';
@@ -120,7 +121,7 @@ export function roomRoutes(ctx: BffContext): Router {
     const { id } = parseInput(roomParams, req.params, 'path');
     await sendCachedScreen(ctx, req, res, ROOM_SCREENS.gifts.cacheKey(id), async () => {
       const { values } = await assemble({ gifts: { upstream: gift, run: (deadline) => gift.call('listRoomGifts', ListRoomGiftsRequest.fromPartial({ roomId: id }), { deadline }) } }, {}, screenBudget(ctx));
-      return { roomId: id, giftGroupId: values.gifts.giftGroupId, gifts: presentGifts(values.gifts.gifts) };
+      return { roomId: id, giftGroupId: values.gifts.giftGroupId, gifts: presentGifts(values.gifts.gifts) } satisfies Body<typeof roomGiftsResponse>;
     });
   });
 
@@ -133,7 +134,7 @@ export function roomRoutes(ctx: BffContext): Router {
         {},
         screenBudget(ctx),
       );
-      return { roomId: id, period, entries: values.board.entries.map(presentRank), total: values.board.totalEntries, asOf: values.board.snapshotTime?.toISOString() ?? null };
+      return { roomId: id, period, entries: values.board.entries.map(presentRank), total: values.board.totalEntries, asOf: values.board.snapshotTime?.toISOString() ?? null } satisfies Body<typeof rankingResponse>;
     });
   });
 
@@ -155,7 +156,7 @@ export function roomRoutes(ctx: BffContext): Router {
           return { ...presentRoom(x), onlineCount: c?.status === 'fulfilled' ? c.value.onlineCount : null };
         }),
         nextCursor: values.list.page?.nextPageToken || null,
-      };
+      } satisfies Body<typeof discoveryResponse>;
     });
   });
 
@@ -170,7 +171,7 @@ export function roomRoutes(ctx: BffContext): Router {
       SendGiftRequest.fromPartial({ idempotencyKey: key, roomId: id, giftId: body.giftId, count: body.count, expectedUnitPriceMinor: body.expectedUnitPriceMinor ?? '0', senderName: shortName(caller.name, GIFT_NAME_MAX) }),
       callFor(ctx, caller),
     );
-    res.status(out.replayed ? 200 : 201).json({ order: out.order ? presentOrder(out.order) : null, comboCount: out.comboCount, balanceMinor: out.senderBalance?.amountMinor ?? null, replayed: out.replayed });
+    res.status(out.replayed ? 200 : 201).json({ order: out.order ? presentOrder(out.order) : null, comboCount: out.comboCount, balanceMinor: out.senderBalance?.amountMinor ?? null, replayed: out.replayed } satisfies Body<typeof sendGiftResponse>);
   });
 
   /** `clientMessageId` makes a retried send count once; without one the BFF picks a fresh id (no retry safety). */

@@ -10,6 +10,7 @@ import { TopUpRequest } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
 import { LEDGER_CONTRACT } from '../../kit/contract-rules.js';
 import { callFor, type BffContext } from '../context.js';
 import { HttpError } from '../errors.js';
+import type { Body, topupCreditedResponse } from '../responses.js';
 import { int64Id, parseInput } from '../validate.js';
 
 export const SIGNATURE_HEADER = 'X-Signature';
@@ -62,7 +63,7 @@ export function walletRoutes(ctx: BffContext): Router {
       // No user: the call carries the BFF's own service token, the one caller TopUp accepts besides operators.
       callFor(ctx, undefined),
     );
-    res.status(out.replayed ? 200 : 201).json({ transferId: out.transfer?.transferId ?? null, balanceMinor: out.balance?.amountMinor ?? null, replayed: out.replayed });
+    res.status(out.replayed ? 200 : 201).json({ transferId: out.transfer?.transferId ?? null, balanceMinor: out.balance?.amountMinor ?? null, replayed: out.replayed } satisfies Body<typeof topupCreditedResponse>);
   });
   return r;
 }

@@ -41,6 +41,7 @@ import { Redis } from 'ioredis';
 import { roomEvent } from '../../services/chat/events.js';
 import { encodeEvent } from '../../services/chat/mapping.js';
 import { RedisChatStore } from '../../services/chat/store/redis-chat.js';
+import { natsServers } from '../../kit/nats.js';
 
 setBenchTag('bff');
 
@@ -225,7 +226,7 @@ async function fanout(bff: Server, iso: { redisUrl: string; redisPrefix: string;
     if (opened % 2000 === 0 || opened === opts.connections) say(`[5/5] fan-out: ${formatK(opened)}/${formatK(opts.connections)} connections open`);
   }
   const connectMs = performance.now() - t0;
-  const nc = await connect({ servers: natsUrl });
+  const nc = await connect({ servers: natsServers(natsUrl) });
   const subjectName = `${natsPrefix}.chat.room.${roomId}`;
   // Chat's own store and history limits (its defaults): every event is appended to the room's
   // history, which hands out its offset, before it is published, as Chat's RoomStream does.

@@ -36,6 +36,7 @@ import { sharedUserMetadata } from '../tokens.js';
 import { EchoClient } from './echo.js';
 import { formatK, Interrupted, interruptible, machineLine, measure, runBench, say, setBenchTag, startServer, stopServer, type Row, type Server } from './harness.js';
 import { percentile } from '../stats.js';
+import { natsServers } from '../../kit/nats.js';
 
 setBenchTag('chat');
 
@@ -147,8 +148,8 @@ async function main(): Promise<number> {
     rows.push(await measure('[2/5]', 'Chat SendMessage (published, not merged)', chat, (done) => sendMessage(`message ${n} from the benchmark`, done), opts, abort.signal));
 
     say(`[3/5] bare NATS publish → subscriber at ${formatK(opts.rate)}/s`);
-    const pub = await connect({ servers: iso.urls.natsUrl });
-    const subConn = await connect({ servers: iso.urls.natsUrl });
+    const pub = await connect({ servers: natsServers(iso.urls.natsUrl) });
+    const subConn = await connect({ servers: natsServers(iso.urls.natsUrl) });
     closers.push(() => pub.close(), () => subConn.close());
     const bareLat: number[] = [];
     const bareSent: number[] = [];

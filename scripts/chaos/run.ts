@@ -164,7 +164,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
  * previous one, however old (its time is in the answer): a board is read until its snapshot is
  * younger than the question.
  */
-async function boards(c: MeshClients, roomIds: string[], period: RankingPeriod): Promise<Map<string, Map<string, bigint>>> {
+export async function boards(c: MeshClients, roomIds: string[], period: RankingPeriod): Promise<Map<string, Map<string, bigint>>> {
   const out = new Map<string, Map<string, bigint>>();
   for (const roomId of roomIds) {
     const asked = Date.now();

@@ -43,7 +43,7 @@ export interface RouteTarget {
   websocket: boolean;
 }
 
-/** Every route of the BFF, from its own OpenAPI document, plus those it does not describe. */
+/** Every route of the BFF, from its own OpenAPI document, plus the demo page and unrouted paths it does not describe. */
 export function routeTargets(): RouteTarget[] {
   const doc = openApiDocument() as { paths: Record<string, Record<string, { parameters?: Param[]; requestBody?: { content: Record<string, { schema: JsonSchema }> }; security?: unknown[] }>> };
   const out: RouteTarget[] = [];
@@ -55,17 +55,17 @@ export function routeTargets(): RouteTarget[] {
         template,
         params: op.parameters ?? [],
         body: op.requestBody?.content['application/json']?.schema,
-        secured: (op.security?.length ?? 0) > 0,
+        // `[{}, { bearer: [] }]` is an optional token (public screens); only a list without `{}` requires one.
+        secured: (op.security?.length ?? 0) > 0 && !(op.security ?? []).some((s) => typeof s === 'object' && s !== null && Object.keys(s).length === 0),
         websocket: template.endsWith('/stream'),
       });
     }
   }
   const extra = (method: string, template: string, body?: JsonSchema): RouteTarget => ({ name: `${method} ${template}`, method, template, params: [], body, secured: false, websocket: false });
   out.push(
-    extra('GET', '/openapi.json'),
+    // The demo page and its script are not API, so the document leaves them out.
     extra('GET', '/'),
     extra('GET', '/demo.js'),
-    extra('POST', '/demo/token', { type: 'object', properties: { userId: { type: 'string' }, role: { enum: ['viewer', 'streamer', 'admin'] }, name: { type: 'string', maxLength: 20 } }, required: ['userId', 'role'] }),
     // Paths no route matches, with any method: the 404 handler and Express's own parsing.
     extra('ANY', '/{random}'),
   );

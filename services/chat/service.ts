@@ -76,9 +76,9 @@ const DEDUPE_MS = 10 * 60_000;
 /** Connects Chat's dependencies and registers it on the host. */
 export async function wireChat(host: ServiceHost, config: ChatConfig): Promise<ChatUseCases> {
   const log = host.log;
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log, { autoPipelining: true });
+  const redis = await connectRedis(config, log, { autoPipelining: true });
   host.onClose('redis', () => redis.quit());
-  const nats = await connectNats(config.NATS_URL, `chat-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `chat-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   host.onClose('nats', () => nats.drain());
 
   const store = new RedisChatStore(redis);

@@ -14,7 +14,7 @@ import { failed, GroupCommit, ok, type Outcome } from '../../kit/group-commit.js
 import { GrpcCallError, serviceErrorOf } from '../../kit/grpc-errors.js';
 import type { Logger } from '../../kit/logger.js';
 import { subject, type NatsConnection } from '../../kit/nats.js';
-import { consumeDurable, ensureStream, streamName, type Verdict } from '../../kit/streams.js';
+import { consumeDurable, ensureStream, startWhenStreamUp, streamName, type Verdict } from '../../kit/streams.js';
 
 export type GiftClient = PromiseClient<GiftServiceClient>;
 
@@ -68,8 +68,12 @@ export interface GiftConsumerOptions {
  * redelivered.
  */
 export async function consumeGiftPaid(nc: NatsConnection, prefix: string, opts: GiftConsumerOptions): Promise<{ stop(): Promise<void> }> {
-  await ensureGiftPaidStream(nc, prefix);
-  return consumeDurable(nc, giftPaidStreamName(prefix), { ...opts, decode: (data) => GiftPaidEvent.decode(data), describe: (e) => ({ orderId: e.orderId }) });
+  // A stream offline at start (its node down) must not stop the process: the consumer starts
+  // once the stream is back, and the events wait in it meanwhile.
+  return startWhenStreamUp(`consumer ${opts.durable}`, async () => {
+    await ensureGiftPaidStream(nc, prefix);
+    return consumeDurable(nc, giftPaidStreamName(prefix), { ...opts, decode: (data) => GiftPaidEvent.decode(data), describe: (e) => ({ orderId: e.orderId }) });
+  }, opts.log);
 }
 
 /** Reports one applied effect of a paid order to the Gift service (AckOrderEffect). */

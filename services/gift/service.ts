@@ -4,6 +4,7 @@ import { int, list, port } from '../../kit/config.js';
 import { migrate } from '../../kit/migrate.js';
 import { createBatchingPool, createMysqlPool, databaseInUrl } from '../../kit/mysql.js';
 import { connectNats } from '../../kit/nats.js';
+import { ensureWhenStreamUp } from '../../kit/streams.js';
 import { fromRoot } from '../../kit/paths.js';
 import { connectRedis } from '../../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
@@ -71,11 +72,13 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   // The saga's batched writes get their own pool: several statements a round trip, READ COMMITTED.
   const ordersPool = createBatchingPool(config.MYSQL_URL, database, config.MYSQL_POOL_SIZE);
   host.onClose('mysql (orders)', () => ordersPool.end());
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
+  const redis = await connectRedis(config, log);
   host.onClose('redis', () => redis.quit());
-  const nats = await connectNats(config.NATS_URL, `gift-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `gift-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   host.onClose('nats', () => nats.drain());
-  await ensureGiftPaidStream(nats, config.NATS_PREFIX);
+  // Paid orders wait in the outbox while the stream is offline, so Gift serves without it.
+  const paidStream = await ensureWhenStreamUp('stream GIFT_PAID', () => ensureGiftPaidStream(nats, config.NATS_PREFIX), log);
+  host.onClose('paid stream set-up', () => paidStream.stop());
 
   const crash: CrashPoint = (step) => {
     if (config.GIFT_FAULT_KILL_AT !== step) return;

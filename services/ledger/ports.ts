@@ -120,7 +120,13 @@ export interface ShardMapData {
   /** Bumped on every change; a replica never replaces a newer map with an older one. */
   version: number;
   bucketCount: number;
-  shards: Array<{ id: number; name: string }>;
+  /**
+   * The ledger every shard database of this map belongs to (each carries it, store/identity.ts).
+   * Absent only in a map written before identities existed, until the first replica that knows them starts.
+   */
+  ledgerId?: string;
+  /** `uid`: the identity of the database that is this shard, recorded by the first replica to start with it. */
+  shards: Array<{ id: number; name: string; uid?: string }>;
   buckets: Array<{ shard: number; state: BucketRouteState; migrationId: string }>;
   updatedAt: string;
 }

@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { LedgerServiceService } from '../../gen/ts/livemesh/ledger/v1/ledger.js';
-import { flag, int, port } from '../../kit/config.js';
+import { ConfigError, flag, int, list, port } from '../../kit/config.js';
 import { migrate } from '../../kit/migrate.js';
 import { databaseInUrl } from '../../kit/mysql.js';
 import { connectNats } from '../../kit/nats.js';
+import { untilDone } from '../../kit/streams.js';
 import { fromRoot } from '../../kit/paths.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
 import { checkTimeZone } from './days.js';
@@ -14,7 +15,7 @@ import { Ledger } from './ledger.js';
 import { ShardAudits } from './store/audits.js';
 import { ensureBucketRows, loadOrCreateMap } from './store/bootstrap.js';
 import { CreditApplier } from './store/credit-applier.js';
-import { createShardPool, type Shard } from './store/db.js';
+import { createShardPool, serverOf, type Shard } from './store/db.js';
 import { Migrator } from './store/migrator.js';
 import { LedgerReads } from './store/reads.js';
 import { BucketRouter } from './store/router.js';
@@ -28,8 +29,23 @@ export const ledgerConfigShape = {
   PORT: port(50053),
   /** Base name of the shard databases (`<base>_shard0`, `_shard1`, …); defaults to MYSQL_URL's path, else livemesh_ledger. */
   MYSQL_DATABASE: z.string().regex(/^[A-Za-z0-9_]{1,50}$/, { error: 'must be 1-50 letters, digits or underscores' }).optional(),
-  /** Shard databases on the MySQL server. Adding one later adds an empty shard; buckets move to it by migration. */
-  LEDGER_SHARDS: int(1, 64, 2),
+  /**
+   * Number of shards (default: as many as LEDGER_SHARD_URLS lists, else 2). Adding one later adds an
+   * empty shard; buckets move to it by migration.
+   */
+  LEDGER_SHARDS: z.coerce
+    .number({ error: 'must be an integer between 1 and 64' })
+    .int({ error: 'must be an integer between 1 and 64' })
+    .min(1, { error: 'must be an integer between 1 and 64' })
+    .max(64, { error: 'must be an integer between 1 and 64' })
+    .optional(),
+  /**
+   * One MySQL URL per shard, comma-separated in shard order, so each shard can live on its own
+   * server; empty puts every shard on MYSQL_URL. A URL's path names that shard's database (default
+   * `<base>_shard<N>`). Every replica must list the same servers: each shard database carries an
+   * identity that the shard map records, and a replica whose servers do not match refuses to start.
+   */
+  LEDGER_SHARD_URLS: list().refine((urls) => urls.every(isMysqlUrl), { error: 'must be a comma-separated list of URLs starting with mysql:// or mariadb://' }),
   /** IANA zone that business days (daily income) are counted in. */
   LEDGER_TIME_ZONE: z
     .string()
@@ -67,9 +83,47 @@ export const ledgerConfigShape = {
 
 export type LedgerConfig = ServiceConfig<typeof ledgerConfigShape>;
 
-function shardDatabases(config: Pick<LedgerConfig, 'MYSQL_DATABASE' | 'MYSQL_URL' | 'LEDGER_SHARDS'>): { base: string; names: string[] } {
+const isMysqlUrl = (value: string) => {
+  try {
+    return ['mysql:', 'mariadb:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+};
+
+/** Where one shard lives. */
+export interface ShardPlace {
+  id: number;
+  url: string;
+  database: string;
+}
+
+/**
+ * Each shard's server and database, from LEDGER_SHARD_URLS (one server per shard) or MYSQL_URL (all
+ * on one). Throws a ConfigError for settings that contradict each other.
+ */
+export function shardPlaces(config: Pick<LedgerConfig, 'MYSQL_DATABASE' | 'MYSQL_URL' | 'LEDGER_SHARDS' | 'LEDGER_SHARD_URLS'>): { base: string; places: ShardPlace[] } {
   const base = config.MYSQL_DATABASE ?? databaseInUrl(config.MYSQL_URL) ?? 'livemesh_ledger';
-  return { base, names: Array.from({ length: config.LEDGER_SHARDS }, (_, i) => `${base}_shard${i}`) };
+  const urls = config.LEDGER_SHARD_URLS;
+  if (urls.length > 0 && config.LEDGER_SHARDS !== undefined && config.LEDGER_SHARDS !== urls.length) {
+    throw new ConfigError([`LEDGER_SHARDS is ${config.LEDGER_SHARDS} but LEDGER_SHARD_URLS lists ${urls.length} servers: one URL per shard, or leave LEDGER_SHARDS unset`]);
+  }
+  const count = urls.length || (config.LEDGER_SHARDS ?? 2);
+  if (count > 64) throw new ConfigError([`LEDGER_SHARD_URLS lists ${count} servers; at most 64 shards`]);
+  const places = Array.from({ length: count }, (_, id): ShardPlace => {
+    const url = urls[id] ?? config.MYSQL_URL;
+    const database = (urls[id] === undefined ? undefined : databaseInUrl(url)) ?? `${base}_shard${id}`;
+    if (!/^[A-Za-z0-9_]{1,64}$/.test(database)) throw new ConfigError([`LEDGER_SHARD_URLS entry ${id} names the database ${JSON.stringify(database)}; use letters, digits and underscores`]);
+    return { id, url, database };
+  });
+  const seen = new Map<string, number>();
+  for (const p of places) {
+    const key = `${serverOf(p.url)}/${p.database}`;
+    const other = seen.get(key);
+    if (other !== undefined) throw new ConfigError([`LEDGER_SHARD_URLS puts shards ${other} and ${p.id} in the same database ${p.database} on ${serverOf(p.url)}`]);
+    seen.set(key, p.id);
+  }
+  return { base, places };
 }
 
 /** Everything a running Ledger is made of, for the process, the tests and the benchmark. */
@@ -90,21 +144,23 @@ export interface LedgerParts {
  */
 export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promise<LedgerParts> {
   const log = host.log;
-  const { base, names } = shardDatabases(config);
-  for (const database of names) {
-    await migrate({ url: config.MYSQL_URL, database, dir: fromRoot('services', 'ledger', 'migrations'), log: (line) => log.info(line) });
+  const { base, places } = shardPlaces(config);
+  for (const p of places) {
+    await migrate({ url: p.url, database: p.database, dir: fromRoot('services', 'ledger', 'migrations'), log: (line) => log.info(line) });
   }
   const shards = new Map<number, Shard>();
-  names.forEach((database, id) => shards.set(id, { id, database, pool: createShardPool(config.MYSQL_URL, database, config.MYSQL_POOL_SIZE) }));
+  for (const p of places) shards.set(p.id, { id: p.id, database: p.database, server: serverOf(p.url), pool: createShardPool(p.url, p.database, config.MYSQL_POOL_SIZE) });
   host.onClose('mysql', () => Promise.all([...shards.values()].map((s) => s.pool.end())));
 
-  const nats = await connectNats(config.NATS_URL, `ledger-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `ledger-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   host.onClose('nats', () => nats.drain());
-  const mapStore = await ShardMapStore.open(nats, kvName(config.NATS_PREFIX, base));
-  const map = await loadOrCreateMap(mapStore, shards, log);
+  // The map is what routes every call, so the Ledger waits for its bucket (offline while its NATS
+  // node is down) rather than exiting, which would only restart it into the same wait.
+  const mapStore = await untilDone('shard map bucket', () => ShardMapStore.open(nats, kvName(config.NATS_PREFIX, base)), log);
+  const map = await untilDone('shard map', () => loadOrCreateMap(mapStore, shards, log), log);
   await ensureBucketRows(shards, map);
   const view = new ShardMapView(map, mapStore);
-  const watch = await mapStore.follow((m) => view.offer(m), log);
+  const watch = await untilDone('shard map watch', () => mapStore.follow((m) => view.offer(m), log), log);
   host.onClose('shard map watch', () => watch.stop());
 
   const router = new BucketRouter(shards, view, config.LEDGER_FENCE_WAIT_MS);
@@ -124,6 +180,8 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
     onCredits: (shardId) => applier.nudge(shardId),
   });
   const lockScope = createHash('sha256').update(base).digest('hex').slice(0, 8);
+  // Named locks (one driver per migration, one reconcile per day) live on shard 0's server: with
+  // shards on several servers every replica still agrees on it, since its identity matches the map.
   const firstShard = shards.get(0);
   if (!firstShard) throw new Error('no shards configured');
   const migrator = new Migrator(router, mapStore, { log, chunkRows: 500, fenceBelowLag: 200, lockShard: firstShard, lockScope });
@@ -137,7 +195,7 @@ export async function wireLedger(host: ServiceHost, config: LedgerConfig): Promi
   migrator.startResuming();
   host.onClose('migrations', () => migrator.stopResuming());
   host.addService(LedgerServiceService, ledgerHandlers(ledger, log), LEDGER_ACCESS);
-  log.info({ shards: names, mapVersion: map.version }, 'ledger shards ready');
+  log.info({ shards: places.map((p) => `${p.database}@${serverOf(p.url)}`), ledgerId: map.ledgerId, mapVersion: map.version }, 'ledger shards ready');
   return { ledger, engine, applier, router, migrator, mapStore, reads, shards };
 }
 

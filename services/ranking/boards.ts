@@ -48,24 +48,27 @@ export interface Contribution {
  * Which boards exist and which ones a gift touches: room boards rank the room's senders, the
  * streamer boards rank streamers by what they received. Keys (under REDIS_PREFIX):
  *
- *   k:b:r:<room>:L:<live start ms>   k:b:r:<room>:D:<yyyyMMdd>   k:b:r:<room>:W:<yyyy>W<ww>
- *   k:b:s:D:<yyyyMMdd>               k:b:s:W:<yyyy>W<ww>
+ *   k:{rk:<room>}:L:<live start ms>   k:{rk:<room>}:D:<yyyyMMdd>   k:{rk:<room>}:W:<yyyy>W<ww>
+ *   k:{rk:s}:D:<yyyyMMdd>             k:{rk:s}:W:<yyyy>W<ww>
+ *
+ * The hash tag puts a room's boards in one Redis Cluster slot (a gift updates them in one script)
+ * and the streamer boards in another: rooms spread over the Cluster, and a gift costs two scripts.
  */
 export class Boards {
   constructor(readonly calendar: Calendar) {}
 
   live(roomId: string, liveStart: Date, lastGiftAt: number): BoardRef {
-    return { key: `k:b:r:${roomId}:L:${liveStart.getTime()}`, period: 'live', start: liveStart, expireAt: lastGiftAt + RETENTION.liveMs };
+    return { key: `k:{rk:${roomId}}:L:${liveStart.getTime()}`, period: 'live', start: liveStart, expireAt: lastGiftAt + RETENTION.liveMs };
   }
 
   room(roomId: string, period: 'day' | 'week', at: Date | number): BoardRef {
     const span = this.span(period, at);
-    return { key: `k:b:r:${roomId}:${period === 'day' ? 'D' : 'W'}:${span.id}`, period, start: span.start, expireAt: expiry(period, span) };
+    return { key: `k:{rk:${roomId}}:${period === 'day' ? 'D' : 'W'}:${span.id}`, period, start: span.start, expireAt: expiry(period, span) };
   }
 
   streamer(period: 'day' | 'week', at: Date | number): BoardRef {
     const span = this.span(period, at);
-    return { key: `k:b:s:${period === 'day' ? 'D' : 'W'}:${span.id}`, period, start: span.start, expireAt: expiry(period, span) };
+    return { key: `k:{rk:s}:${period === 'day' ? 'D' : 'W'}:${span.id}`, period, start: span.start, expireAt: expiry(period, span) };
   }
 
   /** Every board a gift adds to. */

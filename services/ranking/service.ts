@@ -39,9 +39,9 @@ export type RankingConfig = ServiceConfig<typeof rankingConfigShape>;
 /** Connects Ranking's dependencies and registers it on the host. */
 export async function wireRanking(host: ServiceHost, config: RankingConfig): Promise<RankingUseCases> {
   const log = host.log;
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log, { autoPipelining: true });
+  const redis = await connectRedis(config, log, { autoPipelining: true });
   host.onClose('redis', () => redis.quit());
-  const nats = await connectNats(config.NATS_URL, `ranking-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `ranking-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   host.onClose('nats', () => nats.drain());
 
   const boards = new Boards(new Calendar(config.RANKING_TIME_ZONE));

@@ -15,9 +15,9 @@
  * second entry point of the service, wired like main.ts from the service's own store and sync.
  */
 import { SingleBar, Presets } from 'cli-progress';
-import { Redis } from 'ioredis';
 import { ConfigError, EXIT_CONFIG, kitConfigShape, parseConfig } from '../../kit/config.js';
 import { createMysqlPool } from '../../kit/mysql.js';
+import { createRedis } from '../../kit/redis.js';
 import { roomConfigShape, roomDatabase } from './service.js';
 import { MysqlRoomStore } from './store/mysql-rooms.js';
 import { RedisRoomCache } from './store/redis-rooms.js';
@@ -69,11 +69,11 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const config = parseConfig(
-    { MYSQL_URL: kitConfigShape.MYSQL_URL, MYSQL_DATABASE: roomConfigShape.MYSQL_DATABASE, REDIS_URL: kitConfigShape.REDIS_URL, REDIS_PREFIX: kitConfigShape.REDIS_PREFIX },
+    { MYSQL_URL: kitConfigShape.MYSQL_URL, MYSQL_DATABASE: roomConfigShape.MYSQL_DATABASE, REDIS_URL: kitConfigShape.REDIS_URL, REDIS_CLUSTER_NODES: kitConfigShape.REDIS_CLUSTER_NODES, REDIS_PREFIX: kitConfigShape.REDIS_PREFIX },
     process.env,
   );
   const pool = createMysqlPool(config.MYSQL_URL, roomDatabase(config), 4);
-  const redis = new Redis(config.REDIS_URL, { keyPrefix: config.REDIS_PREFIX, maxRetriesPerRequest: 1 });
+  const redis = createRedis(config);
   try {
     const store = new MysqlRoomStore(pool);
     const cache = new RedisRoomCache(redis);

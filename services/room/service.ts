@@ -7,6 +7,7 @@ import type { Logger } from '../../kit/logger.js';
 import { migrate } from '../../kit/migrate.js';
 import { createMysqlPool, databaseInUrl } from '../../kit/mysql.js';
 import { connectNats } from '../../kit/nats.js';
+import { ensureWhenStreamUp } from '../../kit/streams.js';
 import { fromRoot } from '../../kit/paths.js';
 import { connectRedis } from '../../kit/redis.js';
 import type { ServiceConfig, ServiceHost } from '../../kit/server.js';
@@ -59,11 +60,12 @@ export const roomDatabase = (config: Pick<RoomConfig, 'MYSQL_DATABASE' | 'MYSQL_
 export async function wireRoom(host: ServiceHost, config: RoomConfig): Promise<RoomUseCases> {
   const log = host.log;
   const database = roomDatabase(config);
-  const redis = await connectRedis(config.REDIS_URL, config.REDIS_PREFIX, log);
+  const redis = await connectRedis(config, log);
   host.onClose('redis', () => redis.quit());
-  const nats = await connectNats(config.NATS_URL, `room-${config.REPLICA}`, log);
+  const nats = await connectNats(config.NATS_URL, `room-${config.REPLICA}`, log, { replicas: config.NATS_REPLICAS });
   host.onClose('nats', () => nats.drain());
-  await ensureRoomStream(nats, config.NATS_PREFIX);
+  const roomStream = await ensureWhenStreamUp('stream ROOM_CHANGES', () => ensureRoomStream(nats, config.NATS_PREFIX), log);
+  host.onClose('room stream set-up', () => roomStream.stop());
 
   const store = new MysqlRoomStore(createMysqlPoolClosedBy(host, config, database));
   const cache = new RedisRoomCache(redis);

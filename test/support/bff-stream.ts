@@ -2,6 +2,7 @@ import { connect } from '@nats-io/transport-node';
 import { WebSocket } from 'ws';
 import { EventPriority, ListRecentMessagesResponse, RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import type { Isolation } from '../../scripts/isolation.js';
+import { natsServers } from '../../kit/nats.js';
 
 /** A presented event, typed loosely: tests walk it field by field. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately `any`, as json() in bff.ts
@@ -93,7 +94,7 @@ export function refusal(base: string, path: string): Promise<{ status: number; b
 
 /** Publishes RoomEvents on a room's subject exactly as Chat does (protobuf on `chat.room.<id>`). */
 export async function roomPublisher(iso: Isolation) {
-  const nc = await connect({ servers: iso.urls.natsUrl });
+  const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
   let seq = 0;
   return {
     publish(roomId: string, payload: Partial<RoomEvent>): string {

@@ -13,6 +13,7 @@ import { rankingConfigShape, wireRanking } from '../../services/ranking/service.
 import type { Isolation } from '../../scripts/isolation.js';
 import { failure, unaryApi } from './room.js';
 import { startInProcess } from './service.js';
+import { natsServers } from '../../kit/nats.js';
 
 /**
  * Test support for Chat and Ranking: in-process servers wired exactly as their processes are,
@@ -106,7 +107,7 @@ export async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 20_
 
 /** Passes once a durable consumer of the paid-gift stream has nothing left to deliver or to be acknowledged. */
 export async function giftConsumerIdle(iso: Isolation, durable: string): Promise<void> {
-  const nc = await connect({ servers: iso.urls.natsUrl });
+  const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
   try {
     const info = await (await jetstreamManager(nc)).consumers.info(giftPaidStreamName(iso.natsPrefix), durable);
     if (info.num_pending !== 0 || info.num_ack_pending !== 0) throw new Error(`${durable}: ${info.num_pending} pending, ${info.num_ack_pending} unacknowledged`);
@@ -117,7 +118,7 @@ export async function giftConsumerIdle(iso: Isolation, durable: string): Promise
 
 /** A plain NATS connection under the isolation's prefix, for untilLive's probes where no giftPublisher is at hand. */
 export async function natsProbe(iso: Isolation) {
-  const nc = await connect({ servers: iso.urls.natsUrl });
+  const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
   return {
     raw(subjectName: string, data: Uint8Array) {
       nc.publish(iso.natsPrefix ? `${iso.natsPrefix}.${subjectName}` : subjectName, data);
@@ -129,7 +130,7 @@ export async function natsProbe(iso: Isolation) {
 
 /** Publishes paid-gift events to JetStream the way Gift's outbox relay will (subject, msgID). */
 export async function giftPublisher(iso: Isolation) {
-  const nc = await connect({ servers: iso.urls.natsUrl });
+  const nc = await connect({ servers: natsServers(iso.urls.natsUrl) });
   await ensureGiftPaidStream(nc, iso.natsPrefix);
   const js = jetstream(nc);
   return {

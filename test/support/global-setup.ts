@@ -6,7 +6,8 @@ import { repoRoot } from '../../kit/paths.js';
 
 /**
  * Runs once before all test files: makes sure MariaDB, Redis and NATS answer (starting private
- * instances under .data/ when only the binaries are installed), with the same rule as `npm start`.
+ * instances under .data/ when only the binaries are installed), with the same rule as `npm start`:
+ * a MYSQL_URL, REDIS_URL or NATS_URL set explicitly must answer, and is never replaced by a private one.
  */
 export default async function setup(): Promise<() => Promise<void>> {
   const root = repoRoot();

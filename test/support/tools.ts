@@ -1,16 +1,17 @@
 /**
  * Tools a few tests need beyond Node and the infrastructure: Debian's Chromium, Debian's Python with
- * Google's grpcio, kubectl. `.ci/deps` installs the Debian ones where they are missing.
+ * Google's grpcio, kubectl, nats-server (for a cluster of its own). `.ci/deps` installs the Debian ones where they are missing.
  *
  * Where a tool is missing, the tests that need it fail under CI=true (CI must run every test), with
  * the package to install in the message; elsewhere they are skipped, with one line saying which
  * package to install. Each lookup honours an environment variable naming the executable (LM_CHROMIUM,
- * LM_PYTHON, LM_KUBECTL), e.g. to use another build, or `LM_CHROMIUM=/nonexistent` to see what a
+ * LM_PYTHON, LM_KUBECTL, LM_NATS_SERVER), e.g. to use another build, or `LM_CHROMIUM=/nonexistent` to see what a
  * machine without it does.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
+import { findBinary } from '../../scripts/infra.js';
 
 /** CI=true (or any value but empty, 0 and false), as CI systems set it. */
 export const inCi = ((v) => v !== '' && v !== '0' && v !== 'false')((process.env.CI ?? '').toLowerCase());
@@ -63,6 +64,17 @@ function executable(envVar: string, paths: string[]): { path: string | undefined
 export function chromiumGate(test: string, what: string): ToolGate {
   const { path, looked } = executable('LM_CHROMIUM', ['/usr/bin/chromium', '/usr/bin/chromium-browser']);
   return toolGate({ test, what, found: path, why: `no Chromium at ${looked}`, install: debian('chromium') });
+}
+
+/**
+ * nats-server, for tests that run servers of their own (a cluster) whatever answers at NATS_URL;
+ * found where scripts/infra.ts finds it (PATH, then the sbin directories Debian installs it in).
+ */
+export function natsServerGate(test: string, what: string): ToolGate {
+  const override = process.env.LM_NATS_SERVER;
+  const found = override ? (existsSync(override) ? override : undefined) : findBinary('nats-server');
+  const why = override ? `no nats-server at ${override} (LM_NATS_SERVER)` : 'nats-server is not on PATH nor in /usr/sbin';
+  return toolGate({ test, what, found, why, install: debian('nats-server') });
 }
 
 /**

@@ -1,50 +1,54 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import { pipelineByOwner, type RedisClient } from '../../../kit/redis.js';
 import type { ChatEvent } from '../events.js';
 import { decodeEvent, encodeEvent } from '../mapping.js';
 import type { Policy } from '../model.js';
 import type { Admission, AdmitInput, ChatStore, HistoryLimits, HistoryRead, MuteRecord, StreamPosition } from '../ports.js';
 
 /**
- * Chat's Redis layout (every key also carries REDIS_PREFIX):
+ * Chat's Redis layout (every key also carries REDIS_PREFIX). A room's keys carry the hash tag
+ * {c:<room>} and a user's {u:<user>}, so on a Redis Cluster every script stays in one slot and
+ * rooms and users spread over every primary:
  *
- *   {c:<room>}:m        hash, the room's stream: o last offset handed out, e epoch; never expires
- *   {c:<room>}:x        stream, the room's history: entry id "<offset>-0", fields d (RoomEvent
- *                       protobuf without its seq) and t (ms); capped at CHAT_HISTORY_SIZE entries,
- *                       expires CHAT_HISTORY_TTL_MS after the last append
- *   {c:<room>}:r        list, the room's last published chat events, newest first, each
- *                       "<offset>|<RoomEvent protobuf without its seq>"
- *   c:p:<room>          hash, the room's policy; never expires
- *   c:u:<room>:<user>   hash, a mute (room 0: platform-wide); expires when the mute ends
- *   c:d:<user>:<cmid>   dedupe of client_message_id: "<fingerprint>|<message id>", 10 minutes
- *   c:r:<user>          hash, the user's token bucket (t tokens, a last update in ms)
- *   c:s:<room>:<user>   slow-mode marker, expires when the user may speak again
- *   c:f:<room>:<hash>   the message a flood of this text merges into, for the merge window
- *   c:n:<message id>    how many sends a merged message counts
- *   c:l:<room>          hash, n like total, t last flush (ms)
- *   c:g:<order>         a gift barrage being published (claimed, seconds) or published (done, 1 day)
- *   c:rs:<room>         hash, last room version and status seen (for live notices), 30 days
- *   c:w                 replica counter: a starting replica takes the next message-id worker
- *   c:o                 hash, room → online count last announced; c:ol the announcer's turn
+ *   {c:<room>}:m          hash, the room's stream: o last offset handed out, e epoch; never expires
+ *   {c:<room>}:x          stream, the room's history: entry id "<offset>-0", fields d (RoomEvent
+ *                         protobuf without its seq) and t (ms); capped at CHAT_HISTORY_SIZE
+ *                         entries, expires CHAT_HISTORY_TTL_MS after the last append
+ *   {c:<room>}:r          list, the room's last published chat events, newest first, each
+ *                         "<offset>|<RoomEvent protobuf without its seq>"
+ *   {c:<room>}:p          hash, the room's policy; never expires
+ *   {c:<room>}:u:<user>   hash, a mute in the room; expires when the mute ends
+ *   {u:<user>}:c:u        hash, a platform-wide mute (room 0); expires when the mute ends
+ *   {u:<user>}:c:d:<cmid> dedupe of client_message_id: "<fingerprint>|<message id>", 10 minutes
+ *   {u:<user>}:c:r        hash, the user's token bucket (t tokens, a last update in ms)
+ *   {c:<room>}:s:<user>   slow-mode marker, expires when the user may speak again
+ *   {c:<room>}:f:<hash>   the message a flood of this text merges into, for the merge window
+ *   {c:<room>}:n:<id>     how many sends a merged message counts
+ *   {c:<room>}:l          hash, n like total, t last flush (ms)
+ *   {c:<room>}:rs         hash, last room version, status and texts seen (for notices), 30 days
+ *   {c:<room>}:o          online count last announced, 30 days
+ *   c:g:<order>           a gift barrage being published (claimed, seconds) or published (done, 1 day)
+ *   c:w                   replica counter: a starting replica takes the next message-id worker
+ *   c:ol                  the online announcer's turn
  */
 const k = {
-  // A room's stream keys share the hash tag {c:<room>}: the scripts that touch them stay in one cluster slot.
   meta: (room: string) => `{c:${room}}:m`,
   history: (room: string) => `{c:${room}}:x`,
   recent: (room: string) => `{c:${room}}:r`,
-  online: 'c:o',
+  online: (room: string) => `{c:${room}}:o`,
   onlineTurn: 'c:ol',
-  policy: (room: string) => `c:p:${room}`,
-  mute: (room: string, user: string) => `c:u:${room}:${user}`,
-  dedupe: (user: string, cmid: string) => `c:d:${user}:${cmid}`,
-  rate: (user: string) => `c:r:${user}`,
-  slow: (room: string, user: string) => `c:s:${room}:${user}`,
-  flood: (room: string, hash: string) => `c:f:${room}:${hash}`,
-  mergeCount: (id: string) => `c:n:${id}`,
-  mergeCountPrefix: 'c:n:',
-  likes: (room: string) => `c:l:${room}`,
+  policy: (room: string) => `{c:${room}}:p`,
+  mute: (room: string, user: string) => (room === '0' ? `{u:${user}}:c:u` : `{c:${room}}:u:${user}`),
+  dedupe: (user: string, cmid: string) => `{u:${user}}:c:d:${cmid}`,
+  rate: (user: string) => `{u:${user}}:c:r`,
+  slow: (room: string, user: string) => `{c:${room}}:s:${user}`,
+  flood: (room: string, hash: string) => `{c:${room}}:f:${hash}`,
+  mergeCount: (room: string, id: string) => `{c:${room}}:n:${id}`,
+  mergeCountPrefix: (room: string) => `{c:${room}}:n:`,
+  likes: (room: string) => `{c:${room}}:l`,
   barrage: (order: string) => `c:g:${order}`,
-  roomStatus: (room: string) => `c:rs:${room}`,
+  roomStatus: (room: string) => `{c:${room}}:rs`,
   worker: 'c:w',
 };
 
@@ -52,13 +56,12 @@ const k = {
 const RECENT_KEPT = 200;
 
 /**
- * Everything SendMessage decides in Redis, in one round trip and atomically: the retry check,
- * mutes, the token bucket, slow mode, then the flood merge. A refused message consumes nothing; a
- * retry (same client_message_id) is answered before any limit. KEYS[7] is the merge-count key
- * prefix as ioredis prefixed it, so the script can reach the count of a message id it only learns
- * from the flood key. A new message then takes its offset in APPEND.
+ * What SendMessage decides in Redis, in two atomic steps, one per owner (a Cluster keeps a script
+ * in one slot). The user's step first: the retry check (a retry is answered before any limit), the
+ * platform-wide mute and the token bucket; it takes a token and records the client_message_id
+ * with the candidate id. ARGV: now, fingerprint, candidate id, burst, per second, dedupe ms.
  */
-const ADMIT = `
+const ADMIT_USER = `
 local now = tonumber(ARGV[1])
 local d = redis.call('GET', KEYS[1])
 if d then
@@ -66,38 +69,57 @@ if d then
   if string.sub(d, 1, sep - 1) == ARGV[2] then return {'dup', string.sub(d, sep + 1)} end
   return {'reused', ''}
 end
-for i = 2, 3 do
-  local e = redis.call('HGET', KEYS[i], 'e')
-  if e and tonumber(e) > now then return {'muted', e} end
-end
+local e = redis.call('HGET', KEYS[2], 'e')
+if e and tonumber(e) > now then return {'muted', e} end
 local burst = tonumber(ARGV[4])
 local rate = tonumber(ARGV[5])
-local b = redis.call('HMGET', KEYS[4], 't', 'a')
+local b = redis.call('HMGET', KEYS[3], 't', 'a')
 local tokens = burst
 if b[1] then tokens = math.min(burst, tonumber(b[1]) + math.max(0, now - tonumber(b[2])) * rate / 1000) end
 if tokens < 1 then return {'rate', tostring(math.ceil((1 - tokens) * 1000 / rate))} end
-local slow = tonumber(ARGV[6])
+redis.call('HSET', KEYS[3], 't', tostring(tokens - 1), 'a', ARGV[1])
+redis.call('PEXPIRE', KEYS[3], math.ceil(burst * 1000 / rate) + 1000)
+redis.call('SET', KEYS[1], ARGV[2] .. '|' .. ARGV[3], 'PX', ARGV[6])
+return {'ok', ''}`;
+
+/**
+ * Then the room's step: the room's mute and slow mode, then the flood merge. KEYS[4] is the room's
+ * merge-count key prefix as ioredis prefixed it, so the script can reach the count of a message id
+ * it only learns from the flood key. ARGV: now, candidate id, slow ms, merge ms. A new message then
+ * takes its offset in APPEND.
+ */
+const ADMIT_ROOM = `
+local now = tonumber(ARGV[1])
+local e = redis.call('HGET', KEYS[1], 'e')
+if e and tonumber(e) > now then return {'muted', e} end
+local slow = tonumber(ARGV[3])
 if slow > 0 then
-  local left = redis.call('PTTL', KEYS[5])
+  local left = redis.call('PTTL', KEYS[2])
   if left > 0 then return {'slow', tostring(left)} end
+  redis.call('SET', KEYS[2], '1', 'PX', slow)
 end
-redis.call('HSET', KEYS[4], 't', tostring(tokens - 1), 'a', ARGV[1])
-redis.call('PEXPIRE', KEYS[4], math.ceil(burst * 1000 / rate) + 1000)
-if slow > 0 then redis.call('SET', KEYS[5], '1', 'PX', slow) end
-local id = redis.call('GET', KEYS[6])
+local id = redis.call('GET', KEYS[3])
 if id then
-  local n = redis.call('INCR', KEYS[7] .. id)
-  redis.call('SET', KEYS[1], ARGV[2] .. '|' .. id, 'PX', ARGV[8])
+  local n = redis.call('INCR', KEYS[4] .. id)
   return {'merged', id, tostring(n)}
 end
-id = ARGV[3]
-local window = tonumber(ARGV[7])
+id = ARGV[2]
+local window = tonumber(ARGV[4])
 if window > 0 then
-  redis.call('SET', KEYS[6], id, 'PX', window)
-  redis.call('SET', KEYS[7] .. id, '1', 'PX', window + 60000)
+  redis.call('SET', KEYS[3], id, 'PX', window)
+  redis.call('SET', KEYS[4] .. id, '1', 'PX', window + 60000)
 end
-redis.call('SET', KEYS[1], ARGV[2] .. '|' .. id, 'PX', ARGV[8])
 return {'new', id}`;
+
+/**
+ * A message the room refused consumes nothing: the token goes back (up to the burst) and the
+ * client_message_id is forgotten, unless a later send already replaced its record.
+ */
+const ADMIT_UNDO = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+local t = redis.call('HGET', KEYS[2], 't')
+if t then redis.call('HSET', KEYS[2], 't', tostring(math.min(tonumber(ARGV[2]), tonumber(t) + 1))) end
+return 1`;
 
 /** Closes a merge window: the final count, 0 when nothing merged. */
 const CLOSE_MERGE = `
@@ -112,10 +134,10 @@ redis.call('HSET', KEYS[1], 't', ARGV[2])
 return total`;
 
 /**
- * The start of every stream script (KEYS[1] meta, KEYS[2] history, KEYS[3] recent list; ARGV[1]
- * an epoch to use if there is none): a room without a stream hash gets one, with a new epoch, and
- * whatever history and recent list survived the hash (evicted, lost in a failover) go with it, so
- * offsets restarting at 1 never meet an older history.
+ * The start of every stream script (KEYS[1] meta, KEYS[2] history, KEYS[3] recent list, one room,
+ * one slot; ARGV[1] an epoch to use if there is none): a room without a stream hash gets one, with
+ * a new epoch, and whatever history and recent list survived the hash (evicted, lost in a
+ * failover) go with it, so offsets restarting at 1 never meet an older history.
  */
 const ENSURE_EPOCH = `
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -191,50 +213,52 @@ if cur[3] and cur[3] ~= ARGV[3] then edit = 1 end
 return {status, edit}`;
 
 /**
- * Online counts worth announcing: for each (room, count) pair in ARGV, 1 when the count moved by
- * at least ARGV[1] percent (and by at least one) since the last announcement, else 0. The stored
- * counts are updated for the rooms announced.
+ * An online count worth announcing: 1 when the count moved by at least ARGV[1] percent (and by at
+ * least one) since the room's last announcement, else 0. The stored count is updated when
+ * announced.
  */
-const ONLINE_CHANGES = `
+const ONLINE_CHANGE = `
 local pct = tonumber(ARGV[1])
-local out = {}
-for i = 2, #ARGV, 2 do
-  local room, n = ARGV[i], tonumber(ARGV[i + 1])
-  local last = tonumber(redis.call('HGET', KEYS[1], room) or '-1')
-  local moved = 0
-  if last < 0 or math.abs(n - last) >= math.max(1, last * pct / 100) then
-    redis.call('HSET', KEYS[1], room, n)
-    moved = 1
-  end
-  table.insert(out, moved)
+local n = tonumber(ARGV[2])
+local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if last < 0 or math.abs(n - last) >= math.max(1, last * pct / 100) then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', 2592000000)
+  return 1
 end
-return out`;
+return 0`;
 
 interface ChatScripts {
-  chatOnlineChanges(...args: string[]): Promise<number[]>;
-  chatAdmit(...args: Array<string | Buffer>): Promise<string[]>;
+  chatAdmitUser(...args: string[]): Promise<string[]>;
+  chatAdmitRoom(...args: string[]): Promise<string[]>;
+  chatAdmitUndo(...args: string[]): Promise<number>;
   chatFlushLikes(...args: string[]): Promise<number>;
   chatSetPolicy(...args: string[]): Promise<string[]>;
   chatRoomChanged(...args: string[]): Promise<[number, number]>;
   chatAppend(...args: Array<string | Buffer>): Promise<[number, string]>;
   chatHistoryBuffer(...args: string[]): Promise<[number, Buffer, number, ...Buffer[]]>;
-  chatPosition(...args: string[]): Promise<[number, string]>;
 }
-type ChatRedis = Redis & ChatScripts;
+type ChatRedis = RedisClient & ChatScripts;
+type ChatPipeline = ChainableCommander & {
+  chatCloseMerge(...args: string[]): unknown;
+  chatOnlineChange(...args: string[]): unknown;
+  chatPosition(...args: string[]): unknown;
+};
 
 export type { Admission, AdmitInput, MuteRecord } from '../ports.js';
 
 export class RedisChatStore implements ChatStore {
   private readonly redis: ChatRedis;
 
-  constructor(redis: Redis) {
-    if (!('chatAdmit' in redis)) {
-      redis.defineCommand('chatAdmit', { numberOfKeys: 7, lua: ADMIT });
+  constructor(redis: RedisClient) {
+    if (!('chatAdmitUser' in redis)) {
+      redis.defineCommand('chatAdmitUser', { numberOfKeys: 3, lua: ADMIT_USER });
+      redis.defineCommand('chatAdmitRoom', { numberOfKeys: 4, lua: ADMIT_ROOM });
+      redis.defineCommand('chatAdmitUndo', { numberOfKeys: 2, lua: ADMIT_UNDO });
       redis.defineCommand('chatCloseMerge', { numberOfKeys: 1, lua: CLOSE_MERGE });
       redis.defineCommand('chatFlushLikes', { numberOfKeys: 1, lua: FLUSH_LIKES });
       redis.defineCommand('chatSetPolicy', { numberOfKeys: 1, lua: SET_POLICY });
       redis.defineCommand('chatRoomChanged', { numberOfKeys: 1, lua: ROOM_CHANGED });
-      redis.defineCommand('chatOnlineChanges', { numberOfKeys: 1, lua: ONLINE_CHANGES });
+      redis.defineCommand('chatOnlineChange', { numberOfKeys: 1, lua: ONLINE_CHANGE });
       redis.defineCommand('chatAppend', { numberOfKeys: 3, lua: APPEND });
       redis.defineCommand('chatHistory', { numberOfKeys: 3, lua: HISTORY });
       redis.defineCommand('chatPosition', { numberOfKeys: 3, lua: POSITION });
@@ -242,29 +266,44 @@ export class RedisChatStore implements ChatStore {
     this.redis = redis as ChatRedis;
   }
 
+  /**
+   * The user's step, then the room's (see ADMIT_USER and ADMIT_ROOM). When the room refuses, the
+   * user's step is undone; when the text merged into an earlier message, the retry record names
+   * that message.
+   */
   async admit(a: AdmitInput): Promise<Admission> {
-    const [kind, x = '', y = ''] = await this.redis.chatAdmit(
-      k.dedupe(a.userId, a.clientMessageId), k.mute(a.roomId, a.userId), k.mute('0', a.userId), k.rate(a.userId),
-      k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.mergeCountPrefix,
-      String(a.nowMs), a.fingerprint, a.candidateId, String(a.burst), String(a.perSecond), String(a.slowModeMs), String(a.mergeWindowMs), String(a.dedupeMs),
+    const dedupe = k.dedupe(a.userId, a.clientMessageId);
+    const [userKind, ux = ''] = await this.redis.chatAdmitUser(
+      dedupe, k.mute('0', a.userId), k.rate(a.userId),
+      String(a.nowMs), a.fingerprint, a.candidateId, String(a.burst), String(a.perSecond), String(a.dedupeMs),
     );
-    switch (kind) {
-      case 'dup': return { kind: 'duplicate', messageId: x };
+    switch (userKind) {
+      case 'ok': break;
+      case 'dup': return { kind: 'duplicate', messageId: ux };
       case 'reused': return { kind: 'reused' };
+      case 'muted': return { kind: 'muted', until: new Date(Number(ux)) };
+      case 'rate': return { kind: 'rate_limited', retryAfterMs: Number(ux) };
+      default: throw new Error(`unexpected admit answer ${String(userKind)}`);
+    }
+    const [kind, x = '', y = ''] = await this.redis.chatAdmitRoom(
+      k.mute(a.roomId, a.userId), k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.mergeCountPrefix(a.roomId),
+      String(a.nowMs), a.candidateId, String(a.slowModeMs), String(a.mergeWindowMs),
+    );
+    if (kind === 'muted' || kind === 'slow') await this.redis.chatAdmitUndo(dedupe, k.rate(a.userId), `${a.fingerprint}|${a.candidateId}`, String(a.burst));
+    switch (kind) {
       case 'muted': return { kind: 'muted', until: new Date(Number(x)) };
-      case 'rate': return { kind: 'rate_limited', retryAfterMs: Number(x) };
       case 'slow': return { kind: 'slow_mode', retryAfterMs: Number(x) };
-      case 'merged': return { kind: 'merged', messageId: x, count: Number(y) };
+      case 'merged':
+        await this.redis.set(dedupe, `${a.fingerprint}|${x}`, 'PX', a.dedupeMs, 'XX');
+        return { kind: 'merged', messageId: x, count: Number(y) };
       case 'new': return { kind: 'new', messageId: x };
       default: throw new Error(`unexpected admit answer ${String(kind)}`);
     }
   }
 
-  /** Closes merge windows, in one pipeline: for each message, the merged count, or undefined when nothing merged into it. */
+  /** Closes merge windows, in one pipeline (one per room on a Cluster): for each message, the merged count, or undefined when nothing merged into it. */
   async closeMerges(open: Array<{ roomId: string; messageId: string }>): Promise<Array<number | undefined>> {
-    const p = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { chatCloseMerge(...args: string[]): unknown };
-    for (const o of open) p.chatCloseMerge(k.mergeCount(o.messageId));
-    const results = (await p.exec()) ?? [];
+    const results = await pipelineByOwner(this.redis, open, (o) => k.meta(o.roomId), (p, o) => (p as ChatPipeline).chatCloseMerge(k.mergeCount(o.roomId, o.messageId)));
     return results.map(([err, res]) => {
       if (err) throw err;
       const count = res as number;
@@ -297,9 +336,9 @@ export class RedisChatStore implements ChatStore {
     return { position, covered: true, events };
   }
 
-  /** Kept chat events, oldest first, with their offsets (the caller collapses updates of one message), read atomically with the position. */
+  /** Kept chat events, oldest first, with their offsets (the caller collapses updates of one message), read atomically with the position (one slot). */
   async recent(roomId: string): Promise<{ events: ChatEvent[]; position: StreamPosition }> {
-    const m = this.redis.multi() as ReturnType<Redis['multi']> & { chatPosition(...args: string[]): unknown };
+    const m = this.redis.multi() as ChatPipeline;
     m.lrangeBuffer(k.recent(roomId), 0, RECENT_KEPT - 1);
     m.chatPosition(k.meta(roomId), k.history(roomId), k.recent(roomId), newEpoch());
     const results = (await m.exec()) ?? [];
@@ -381,11 +420,15 @@ export class RedisChatStore implements ChatStore {
     return (await this.redis.set(k.onlineTurn, '1', 'PX', ms, 'NX')) === 'OK';
   }
 
-  /** Which of these counts moved enough to announce. */
+  /** Which of these counts moved enough to announce (one pipeline, one per room on a Cluster). */
   async onlineChanges(counts: Array<{ roomId: string; online: number }>, minChangePct: number): Promise<boolean[]> {
-    if (counts.length === 0) return [];
-    const moved = await this.redis.chatOnlineChanges(k.online, String(minChangePct), ...counts.flatMap((c) => [c.roomId, String(c.online)]));
-    return moved.map((m) => m === 1);
+    const results = await pipelineByOwner(this.redis, counts, (c) => k.online(c.roomId), (p, c) =>
+      (p as ChatPipeline).chatOnlineChange(k.online(c.roomId), String(minChangePct), String(c.online)),
+    );
+    return results.map(([err, moved]) => {
+      if (err) throw err;
+      return moved === 1;
+    });
   }
 
   /** A worker number for message ids, distinct among the last 1024 replicas started. */

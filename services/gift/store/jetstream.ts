@@ -5,6 +5,7 @@ import type { Logger } from '../../../kit/logger.js';
 import type { NatsConnection } from '../../../kit/nats.js';
 import { consumeGiftPaid, giftPaidSubject } from '../client.js';
 import { GroupCommit, type GroupCommitOptions } from '../../../kit/group-commit.js';
+import { jetStreamError, jetStreamProblem } from '../../../kit/streams.js';
 import type { CrashPoint, ExpGrant, OrderStore, Payments } from '../ports.js';
 
 interface OutboxRow extends RowDataPacket {
@@ -27,6 +28,9 @@ export class OutboxRelay {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** When the current run of failed passes began; undefined while passes succeed. */
+  private failingSince: number | undefined;
+  private lastWarnAt = 0;
 
   constructor(
     private readonly pool: Pool,
@@ -59,7 +63,22 @@ export class OutboxRelay {
       return;
     }
     this.running = this.drain()
-      .catch((err: unknown) => this.log.warn({ err }, 'outbox relay pass failed; will retry'))
+      .then(() => {
+        if (this.failingSince === undefined) return;
+        this.log.info({ failedForMs: Date.now() - this.failingSince }, 'outbox relay: publishing again; the paid events held in the outbox are on their way');
+        this.failingSince = undefined;
+      })
+      .catch((err: unknown) => {
+        // Rows stay in the outbox until JetStream has stored them: a pass that fails deletes
+        // nothing, so an offline stream delays paid events but never drops one. One line per
+        // outage (and one a minute while it lasts), not one per pass.
+        const now = Date.now();
+        if (this.failingSince === undefined || now - this.lastWarnAt >= 60_000) {
+          this.failingSince ??= now;
+          this.lastWarnAt = now;
+          this.log.warn({ err: jetStreamError(err), failingForMs: now - this.failingSince }, `outbox relay: ${jetStreamProblem(err)}; paid events stay in the outbox until they publish`);
+        }
+      })
       .finally(() => {
         this.running = undefined;
         if (this.again) {

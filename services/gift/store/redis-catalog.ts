@@ -1,6 +1,6 @@
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
-import type { Redis } from 'ioredis';
+import { deleteKeys, type RedisClient } from '../../../kit/redis.js';
 import { ListRoomGiftsResponse } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import type { GiftListCache } from '../catalog.js';
 import { giftRecordFromProto, toProtoGift } from '../mapping.js';
@@ -28,7 +28,7 @@ function decodeGiftList(bytes: Uint8Array): GiftRecord[] {
  * `npm run bench:gift` reports the bytes before and after.
  */
 export class RedisGiftListCache implements GiftListCache {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async get(groupId: string): Promise<GiftRecord[] | undefined> {
     const raw = await this.redis.getBuffer(listKey(groupId));
@@ -39,8 +39,8 @@ export class RedisGiftListCache implements GiftListCache {
     await this.redis.set(listKey(groupId), await zip(encodeGiftList(gifts)), 'EX', LIST_TTL_S);
   }
 
+  /** The groups' lists (and group 0's); each list is its own key, so on a Cluster one DEL per slot. */
   async drop(groupIds: string[]): Promise<void> {
-    const keys = [...groupIds, '0'].map(listKey);
-    if (groupIds.length > 0) await this.redis.del(...keys);
+    if (groupIds.length > 0) await deleteKeys(this.redis, [...groupIds, '0'].map(listKey));
   }
 }

@@ -3,11 +3,19 @@ import { createBatchingPool } from '../../../kit/mysql.js';
 
 export { affected, isDuplicate, isRetryable, retrying, rowsOf, sleep, Statements, withConnection } from '../../../kit/mysql.js';
 
-/** One shard: a MySQL database and this replica's pool for it. */
+/** One shard: a MySQL database, the server it lives on, and this replica's pool for it. */
 export interface Shard {
   id: number;
   database: string;
+  /** host:port of its server, for logs and messages (the URL may carry a password). */
+  server: string;
   pool: Pool;
+}
+
+/** host:port of a mysql:// URL. */
+export function serverOf(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || '3306'}`;
 }
 
 /**

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { PoolConnection } from 'mysql2/promise';
 import { idempotencyKeyReused } from '../../../kit/domain-error.js';
 import type { Logger } from '../../../kit/logger.js';
+import { untilDone } from '../../../kit/streams.js';
 import { bucketAlreadyOnShard, migrationInProgress, migrationNotFound, shardNotFound } from '../errors.js';
 import { BucketDb } from './buckets-db.js';
 import { affected, sleep, type Row, type Shard } from './db.js';
@@ -49,6 +50,7 @@ const migrationKey = (id: string) => `migration.${id}`;
 export class Migrator {
   private readonly running = new Set<string>();
   private resumer: NodeJS.Timeout | undefined;
+  private stopWatch: (() => void) | undefined;
 
   constructor(
     private readonly router: BucketRouter,
@@ -105,25 +107,46 @@ export class Migrator {
     return record;
   }
 
-  /** Looks for unfinished migrations whose driver is gone, now and every `everyMs`, and resumes them. */
+  /**
+   * Looks for unfinished migrations whose driver is gone, now and every `everyMs`, and resumes
+   * them. The records are followed with one KV watch, kept in memory, so the periodic look costs
+   * NATS nothing; listing the keys every time created an ephemeral consumer per look.
+   */
   startResuming(everyMs = 2000): void {
+    const unfinished = new Map<string, MigrationRecord>();
     const scan = async () => {
-      try {
-        for (const key of await this.store.keys('migration.*')) {
-          const record = await this.store.getJson<MigrationRecord>(key);
-          if (record && !terminal(record.phase) && !this.running.has(record.id)) await this.drive(record);
+      for (const record of [...unfinished.values()]) {
+        if (this.running.has(record.id)) continue;
+        try {
+          await this.drive(record);
+        } catch (err) {
+          this.opts.log.warn({ err, migration: record.id }, 'migration: resuming an unfinished migration failed');
         }
-      } catch (err) {
-        this.opts.log.warn({ err }, 'migration: scan for unfinished migrations failed');
       }
     };
-    void scan();
+    const stopped = new AbortController();
+    this.stopWatch = () => stopped.abort();
+    void untilDone(
+      'migration watch',
+      () =>
+        this.store.watchJson<MigrationRecord>('migration.*', (key, record) => {
+          if (record && !terminal(record.phase)) unfinished.set(key, record);
+          else unfinished.delete(key);
+        }, this.opts.log),
+      this.opts.log,
+      { signal: stopped.signal },
+    ).then((watch) => {
+      if (stopped.signal.aborted) watch.stop();
+      else this.stopWatch = () => watch.stop();
+      void scan();
+    }, () => undefined);
     this.resumer = setInterval(() => void scan(), everyMs);
     this.resumer.unref();
   }
 
   stopResuming(): void {
     if (this.resumer) clearInterval(this.resumer);
+    this.stopWatch?.();
   }
 
   /** Drives a migration if no other replica is: holds the bucket's named lock for the whole run. */

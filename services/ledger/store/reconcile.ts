@@ -1,5 +1,6 @@
 import type { PoolConnection } from 'mysql2/promise';
 import { reconcileInProgress } from '../errors.js';
+import { BUCKET_COUNT } from '../buckets.js';
 import { Asset, Kind } from '../model.js';
 import { BucketDb, ChangeLog } from './buckets-db.js';
 import { big, retrying, sleep, Statements, withConnection, type Row, type Shard } from './db.js';
@@ -30,8 +31,16 @@ export async function reconcileDay(
     if (Number(got[0]?.ok) !== 1) throw reconcileInProgress(opts.day);
     try {
       const report: ReconcileReport = { day: opts.day, streamersChecked: 0, transfersScanned: 0, mismatchCount: 0, mismatches: [], repaired: false, durationMs: 0 };
-      for (const shard of router.shards.values()) {
-        await retrying(() => withConnection(shard.pool, (conn) => reconcileShard(conn, opts, report)));
+      // Shards are visited one after another (on their own servers), so a bucket a migration moves
+      // meanwhile can be on a visited shard when it is time for it, or on a shard not yet visited
+      // and then also on the next: each bucket is reconciled once, on the shard that serves it when
+      // its turn comes, and a bucket no pass found is looked for again.
+      const covered = new Set<number>();
+      for (let pass = 0; pass < 10 && covered.size < BUCKET_COUNT; pass++) {
+        for (const shard of router.shards.values()) {
+          const done = await retrying(() => withConnection(shard.pool, (conn) => reconcileShard(conn, opts, report, covered)));
+          for (const b of done) covered.add(b);
+        }
       }
       report.repaired = !opts.dryRun && report.mismatchCount > 0;
       report.durationMs = Date.now() - started;
@@ -42,7 +51,13 @@ export async function reconcileDay(
   });
 }
 
-async function reconcileShard(conn: PoolConnection, opts: { day: string; streamer: string | undefined; dryRun: boolean }, report: ReconcileReport): Promise<void> {
+/** Reconciles the buckets this shard serves that are not `covered` yet; returns the ones it did. */
+async function reconcileShard(
+  conn: PoolConnection,
+  opts: { day: string; streamer: string | undefined; dryRun: boolean },
+  report: ReconcileReport,
+  covered: ReadonlySet<number>,
+): Promise<number[]> {
   let states = new Map<number, number>();
   // A fence lasts milliseconds: wait it out rather than skip the bucket.
   for (let attempt = 0; ; attempt++) {
@@ -54,10 +69,10 @@ async function reconcileShard(conn: PoolConnection, opts: { day: string; streame
     await conn.query('ROLLBACK');
     await sleep(10);
   }
-  const buckets = [...states].filter(([, s]) => s !== BucketDb.FENCED).map(([b]) => b);
+  const buckets = [...states].filter(([b, s]) => s !== BucketDb.FENCED && !covered.has(b)).map(([b]) => b);
   if (buckets.length === 0) {
     await conn.query('COMMIT');
-    return;
+    return [];
   }
   const streamerFilter = opts.streamer ? ' AND streamer_id = ?' : '';
   const ownerFilter = opts.streamer ? ' AND owner_id = ?' : '';
@@ -97,7 +112,7 @@ async function reconcileShard(conn: PoolConnection, opts: { day: string; streame
   }
   if (opts.dryRun) {
     await conn.query('ROLLBACK');
-    return;
+    return buckets;
   }
   if (fixes.length > 0) {
     await conn.query(
@@ -112,4 +127,5 @@ async function reconcileShard(conn: PoolConnection, opts: { day: string; streame
   log.addTo(st);
   st.add('COMMIT');
   await st.run(conn);
+  return buckets;
 }

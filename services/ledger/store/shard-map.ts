@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import { ensureKv } from '../../../kit/streams.js';
 import type { NatsConnection } from '../../../kit/nats.js';
 import type { Logger } from '../../../kit/logger.js';
 import { BUCKET_COUNT } from '../buckets.js';
@@ -42,8 +43,8 @@ export class ShardMapStore {
   ) {}
 
   static async open(nc: NatsConnection, name: string): Promise<ShardMapStore> {
-    // JetStream file storage (the default): the map survives a NATS restart.
-    const kv = await new Kvm(nc).create(name, { history: 10 });
+    // JetStream file storage (the default): the map survives a NATS restart; NATS_REPLICAS copies.
+    const kv = await ensureKv(nc, name, { history: 10 });
     return new ShardMapStore(kv, name);
   }
 
@@ -118,6 +119,29 @@ export class ShardMapStore {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Calls `onValue` with every key matching `filter` as stored now and on each later change
+   * (undefined once deleted), until `stop`. One watch (one ordered consumer) for the life of the
+   * process, where listing the keys would create a consumer on every call.
+   */
+  async watchJson<T>(filter: string, onValue: (key: string, value: T | undefined) => void, log: Logger): Promise<{ stop(): void }> {
+    const watch = await this.kv.watch({ key: filter });
+    void (async () => {
+      try {
+        for await (const e of watch) {
+          try {
+            onValue(e.key, e.operation === 'PUT' ? e.json<T>() : undefined);
+          } catch (err) {
+            log.error({ err, key: e.key }, 'shard map: unreadable entry ignored');
+          }
+        }
+      } catch (err) {
+        log.warn({ err, filter }, 'shard map: watch ended');
+      }
+    })();
+    return { stop: () => watch.stop() };
   }
 
   async keys(filter: string): Promise<string[]> {

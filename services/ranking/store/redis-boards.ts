@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { deleteKeys, slotOwner, type RedisClient } from '../../../kit/redis.js';
 import type { Contribution } from '../boards.js';
 import type { Around, BoardContent, BoardStore, Entry, RebuildLock, Top } from '../ports.js';
 
@@ -12,18 +12,21 @@ import type { Around, BoardContent, BoardStore, Entry, RebuildLock, Top } from '
  *               order), m:<user> the user's current member, r:<user> reach ms, n:<user> name
  *   <board>:o   set of order ids counted: what makes a redelivered event count once per board
  *
- * plus k:ls:<room> (the room's latest broadcast start, ms) and the rebuild locks k:x:r:<room> and
- * k:x:w:<week id>. All three keys of a board expire together.
+ * plus k:{rk:<room>}:ls (the room's latest broadcast start, ms) and the rebuild locks
+ * k:{rk:<room>}:x (a room) and k:{rk:s}:x:w:<week id> (a week). All three keys of a board expire
+ * together. Each lock shares the slot of the boards it guards (boards.ts tags the keys), so the
+ * apply script checks it atomically; a gift touches two slots, its room's and the streamer boards'.
  */
 const APPLY = `
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local first = tonumber(ARGV[6])
 local ls = tonumber(ARGV[4])
-if ls > 0 and ls > tonumber(redis.call('GET', KEYS[3]) or '0') then redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5]) end
+if first == 3 and ls > 0 and ls > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5]) end
 local reach = tonumber(ARGV[2])
 local applied = 0
-for i = 4, #KEYS do
+for i = first, #KEYS do
   local board = KEYS[i]
-  local j = 6 + (i - 4) * 3
+  local j = 7 + (i - first) * 3
   local user, exp, name = ARGV[j], ARGV[j + 1], ARGV[j + 2]
   if redis.call('SADD', board .. ':o', ARGV[3]) == 1 then
     local h = board .. ':h'
@@ -85,7 +88,7 @@ interface BoardScripts {
   rankTop(...args: string[]): Promise<Array<string | number>>;
   rankUser(...args: string[]): Promise<Array<string | number>>;
 }
-type BoardRedis = Redis & BoardScripts;
+type BoardRedis = RedisClient & BoardScripts;
 
 export type { Around, BoardContent, Entry, Top } from '../ports.js';
 
@@ -101,16 +104,16 @@ function entriesFrom(flat: Array<string | number>, from: number): Entry[] {
   return out;
 }
 
-const roomLockKey = (roomId: string) => `k:x:r:${roomId}`;
-const weekLockKey = (weekId: string) => `k:x:w:${weekId}`;
-const liveStartKey = (roomId: string) => `k:ls:${roomId}`;
+const roomLockKey = (roomId: string) => `k:{rk:${roomId}}:x`;
+const weekLockKey = (weekId: string) => `k:{rk:s}:x:w:${weekId}`;
+const liveStartKey = (roomId: string) => `k:{rk:${roomId}}:ls`;
 /** The apply script checks the same keys, so an event for a locked room or week is put back. */
 const lockKey = (l: RebuildLock) => ('room' in l ? roomLockKey(l.room) : weekLockKey(l.week));
 
 export class RedisBoards implements BoardStore {
   private readonly redis: BoardRedis;
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisClient) {
     if (!('rankApply' in redis)) {
       redis.defineCommand('rankApply', { lua: APPLY });
       redis.defineCommand('rankTop', { numberOfKeys: 1, lua: READ_TOP });
@@ -121,19 +124,38 @@ export class RedisBoards implements BoardStore {
   }
 
   /**
-   * Adds one order to every board it touches, in one script: boards that already counted it are
-   * skipped. Returns how many boards changed, or 'locked' while a rebuild holds the room or week.
+   * Adds one order to every board it touches, one script per slot (the streamer boards', then the
+   * room's): boards that already counted it are skipped. Returns how many boards changed, or
+   * 'locked' while a rebuild holds the room or week.
+   *
+   * The week lock lives with the streamer boards, so the room's week boards are checked against it
+   * a moment before their script runs. That is enough: an event in hand is for an order already
+   * paid, which a rebuild that locks after the check lists, and the board it writes records the
+   * order, so the script either lands before the rebuild's replace (and is overwritten by a total
+   * that includes it) or after (and skips it as counted).
    */
   async apply(
     order: { orderId: string; roomId: string; amountMinor: string; reachMs: number; liveStartMs: number; weekId: string },
     contributions: Contribution[],
     liveStartTtlMs: number,
   ): Promise<number | 'locked'> {
-    const keys = [roomLockKey(order.roomId), weekLockKey(order.weekId), liveStartKey(order.roomId), ...contributions.map((c) => c.board.key)];
-    const args = [order.amountMinor, String(order.reachMs), order.orderId, String(order.liveStartMs), String(liveStartTtlMs)];
-    for (const c of contributions) args.push(c.userId, String(c.board.expireAt), c.name);
-    const applied = await this.redis.rankApply(String(keys.length), ...keys, ...args);
-    return applied === -1 ? 'locked' : applied;
+    const roomOwner = slotOwner(roomLockKey(order.roomId));
+    const room = contributions.filter((c) => slotOwner(c.board.key) === roomOwner);
+    const streamer = contributions.filter((c) => slotOwner(c.board.key) !== roomOwner);
+    const run = async (lead: string[], group: Contribution[]) => {
+      const args = [order.amountMinor, String(order.reachMs), order.orderId, String(order.liveStartMs), String(liveStartTtlMs), String(lead.length + 1)];
+      for (const c of group) args.push(c.userId, String(c.board.expireAt), c.name);
+      const keys = [...lead, ...group.map((c) => c.board.key)];
+      return this.redis.rankApply(String(keys.length), ...keys, ...args);
+    };
+    let applied = 0;
+    if (streamer.length > 0) {
+      const n = await run([weekLockKey(order.weekId)], streamer);
+      if (n === -1) return 'locked';
+      applied += n;
+    }
+    const n = await run([roomLockKey(order.roomId), liveStartKey(order.roomId)], room);
+    return n === -1 ? 'locked' : applied + n;
   }
 
   async top(board: string, n: number): Promise<Top> {
@@ -165,8 +187,18 @@ export class RedisBoards implements BoardStore {
     return out;
   }
 
-  /** Replaces boards wholesale in one transaction: content, counted orders and expiry. */
+  /**
+   * Replaces boards wholesale: content, counted orders and expiry, in one transaction per slot
+   * (a room's boards together, the streamer boards together). The rebuild's lock keeps the live
+   * consumer off them meanwhile.
+   */
   async replace(boards: BoardContent[]): Promise<void> {
+    const bySlot = new Map<string, BoardContent[]>();
+    for (const b of boards) bySlot.set(slotOwner(b.board.key), [...(bySlot.get(slotOwner(b.board.key)) ?? []), b]);
+    await Promise.all([...bySlot.values()].map((group) => this.replaceInOneSlot(group)));
+  }
+
+  private async replaceInOneSlot(boards: BoardContent[]): Promise<void> {
     const tx = this.redis.multi();
     for (const { board, entries } of boards) {
       const h = `${board.key}:h`;
@@ -190,7 +222,7 @@ export class RedisBoards implements BoardStore {
     const taken: string[] = [];
     for (const key of locks.map(lockKey)) {
       if ((await this.redis.set(key, '1', 'PX', ttlMs, 'NX')) !== 'OK') {
-        if (taken.length > 0) await this.redis.del(...taken);
+        await deleteKeys(this.redis, taken);
         return false;
       }
       taken.push(key);
@@ -203,6 +235,6 @@ export class RedisBoards implements BoardStore {
   }
 
   async unlock(locks: RebuildLock[]): Promise<void> {
-    if (locks.length > 0) await this.redis.del(...locks.map(lockKey));
+    await deleteKeys(this.redis, locks.map(lockKey));
   }
 }

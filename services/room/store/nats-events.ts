@@ -3,7 +3,7 @@ import { nanos } from '@nats-io/nats-core';
 import { RoomChangedEvent } from '../../../gen/ts/livemesh/room/v1/room.js';
 import type { Logger } from '../../../kit/logger.js';
 import type { NatsConnection } from '../../../kit/nats.js';
-import { consumeDurable, ensureStream, streamName } from '../../../kit/streams.js';
+import { consumeDurable, ensureStream, startWhenStreamUp, streamName } from '../../../kit/streams.js';
 import { decodeRoomChange, roomChangedSubject, roomChangesSubject, watchRoomChanges as watchChanges } from '../client.js';
 import { fromProtoRoom, toProtoRoom } from '../mapping.js';
 import type { RoomEvents, RoomRecord } from '../rooms.js';
@@ -77,7 +77,7 @@ export async function runRegionRefresher(
   // The kit's durable-consumer loop, like every other consumer: created or brought up to date,
   // acked after the refresh, redelivered with a backoff when Redis fails. Refreshes are "only if
   // newer" by version, so handling several at once cannot put an older copy over a newer one.
-  return consumeDurable(nc, roomStreamName(prefix), {
+  return startWhenStreamUp(`region refresher ${region}`, () => consumeDurable(nc, roomStreamName(prefix), {
     durable: `room-refresh-${region}`,
     ackWaitMs: 10_000,
     concurrency: 16,
@@ -88,5 +88,5 @@ export async function runRegionRefresher(
       return { ack: true };
     },
     log,
-  });
+  }), log);
 }
