@@ -1,5 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from './logger.js';
+import { tracingOn } from './tracing.js';
+import { traceRedis } from './tracing-redis.js';
 
 /**
  * A Redis client that reconnects forever but fails individual commands fast while disconnected,
@@ -27,5 +29,5 @@ export async function connectRedis(url: string, keyPrefix: string, log: Logger, 
     down = false;
   });
   await redis.connect();
-  return redis;
+  return tracingOn() ? traceRedis(redis, keyPrefix) : redis;
 }

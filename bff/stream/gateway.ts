@@ -30,6 +30,7 @@ import { clientIp, type RateLimits } from '../rate-limits.js';
 import type { Switches } from '../switches.js';
 import type { Upstreams } from '../upstreams.js';
 import { Frame, kindOf, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
+import { noteEventContext, traceRoomFrame } from '../../kit/tracing-frames.js';
 
 export const CLOSE_SLOW_CONSUMER = 4008;
 const CLOSE_GOING_AWAY = 1001;
@@ -217,6 +218,7 @@ export class StreamGateway {
           if (err) return;
           try {
             const event = PreparedEvent.decode(msg.data);
+            noteEventContext(event, msg.headers);
             // The `stream.chat` switch sheds chat at the gateway during a big event; gifts and notices still flow.
             if (kindOf(event.event) === 'chat' && this.deps.switches?.isOff('stream.chat')) {
               this.stats.chatDropped++;
@@ -269,7 +271,7 @@ export class StreamGateway {
       const frame = room.feed.tick();
       this.stats.chatDropped += room.feed.droppedChats - before;
       if (!frame) continue;
-      for (const viewer of room.viewers) this.send(viewer, frame);
+      traceRoomFrame(frame, room.viewers, () => room.viewers.forEach((viewer) => this.send(viewer, frame)));
     }
   }
 
