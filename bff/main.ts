@@ -11,9 +11,9 @@ import { DEV_JWT_SECRET, DEV_TOPUP_SECRET, loadBffConfigOrExit } from './config.
 import { createBff, type Bff } from './wiring.js';
 
 const config = loadBffConfigOrExit();
-const log = createLogger({ service: 'bff', replica: config.REPLICA, level: config.LOG_LEVEL });
-// Before the wiring: clients and pools install their tracing hooks only if it is on by then.
+// Before the logger and the wiring: they add trace ids and tracing hooks only if it is on by then.
 const tracing = await startTracing('bff', config.REPLICA);
+const log = createLogger({ service: 'bff', replica: config.REPLICA, level: config.LOG_LEVEL });
 if (config.JWT_SECRET === DEV_JWT_SECRET || config.TOPUP_SECRET === DEV_TOPUP_SECRET) log.warn('using the development JWT_SECRET / TOPUP_SECRET: set both outside local runs');
 const readiness = new Readiness();
 

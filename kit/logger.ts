@@ -1,5 +1,5 @@
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
-import { traceFields } from './tracing.js';
+import { traceFields, tracingOn } from './tracing.js';
 
 export type { Logger };
 
@@ -14,8 +14,9 @@ export function createLogger(opts: { service: string; replica: string; level: st
     base: { service: opts.service, replica: opts.replica },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
-    // The active trace's id on every line logged inside a span (nothing when tracing is off).
-    mixin: traceFields,
+    // The active trace's id on every line logged inside a span; not even asked for when tracing
+    // is off (start tracing before making the logger).
+    ...(tracingOn() ? { mixin: traceFields } : {}),
   };
   return destination ? pino(options, destination) : pino(options);
 }

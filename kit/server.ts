@@ -239,8 +239,9 @@ export async function runService<S extends Shape>(opts: {
   wire: (host: ServiceHost, config: ServiceConfig<S>) => Promise<void>;
 }): Promise<ServiceHost> {
   const config = loadConfigOrExit(opts.configShape);
-  const log = createLogger({ service: opts.name, replica: config.REPLICA, level: config.LOG_LEVEL });
+  // Tracing first: the logger adds trace ids to its lines only if tracing is on by then.
   const tracing = await startTracing(opts.name, config.REPLICA);
+  const log = createLogger({ service: opts.name, replica: config.REPLICA, level: config.LOG_LEVEL });
   const host = new ServiceHost(opts.name, config, log);
   // Registered first, so closed last: spans of the drain's own work still go out.
   host.onClose('tracing', () => tracing.shutdown());

@@ -11,8 +11,9 @@
  *      time from the send until the order is DONE (all four effects applied);
  *   D. A again on a mesh of two replicas of every service, the client balancing over both Gift
  *      replicas with lb/ (as the BFF and internal teams do);
- *   E. A's workload on a fresh mesh with OpenTelemetry off, on at 1% and on at 100% sampling
- *      (`--tracing-only` runs just these three); target ≤ 10% throughput cost at 1%;
+ *   E. A's workload on three meshes side by side, OpenTelemetry off, on at 1% and on at 100%
+ *      sampling, in alternating slices (`--tracing-only` runs just these); target ≤ 10%
+ *      throughput cost at 1%;
  *   plus what one send costs, per send and amortized over A's window: MySQL statements and
  *   transactions (MariaDB's own counters), service-to-service gRPC calls (the services' served
  *   calls less the load generator's), and the CPU of every process involved.
@@ -46,7 +47,7 @@ import { startMesh, type Mesh } from '../mesh.js';
 import { sharedUserMetadata } from '../tokens.js';
 import { costsBetween, DatabaseCounters, localDatabasePid, localPid, snapshot, type Costs, type CostWatch } from './costs.js';
 import { EchoClient } from './echo.js';
-import { drive, formatK, Interrupted, interruptible, machineLine, measure, parseArgs, runBench, say, serverNodeArgs, setBenchTag, startServer, stopServer, type BenchOptions, type Fire, type Row, type Server } from './harness.js';
+import { drive, formatK, Interrupted, interruptible, machineLine, measure, measureInterleaved, parseArgs, runBench, say, serverNodeArgs, setBenchTag, startServer, stopServer, type BenchOptions, type Fire, type Row, type Server, type Variant } from './harness.js';
 import { percentile } from '../stats.js';
 import { startOtlpSink, tracingEnv, TRACING_MODES } from './otlp-sink.js';
 
@@ -206,65 +207,64 @@ async function measureWithCosts(step: string, label: string, giftPid: number, fi
 
 interface TracingRun {
   label: string;
-  m: Measured;
+  row: Row;
   exported: { requests: number; bytes: number };
 }
 
 /**
- * E: A's workload on three fresh single-replica meshes, one after the other, identical but for
- * OpenTelemetry: off (no endpoint: the SDK is not even loaded), then on in every process with
- * parent-based ratio sampling at 1% and at 100%, exporting over OTLP/HTTP to a sink in this
- * process. The bench's calls carry no trace context, so Gift's server span decides for the whole
- * send (Ledger, MySQL, JetStream and the consumers follow its decision). Target: ≤ 10% throughput
- * cost at 1%.
+ * E: A's workload on three single-replica meshes running side by side, identical but for
+ * OpenTelemetry: off (no endpoint: the SDK is not even loaded), and on in every process with
+ * parent-based ratio sampling at 1% and at 100%, each exporting over OTLP/HTTP to its own sink in
+ * this process. The three are driven in alternating one-second slices (measureInterleaved), so the
+ * shared machine's changing load falls on all of them alike; windows one after the other differed
+ * by more than the effect being measured. The bench's calls carry no trace context, so Gift's
+ * server span decides for the whole send (Ledger, MySQL, JetStream and the consumers follow).
+ * Server CPU is Gift's. Target: ≤ 10% throughput cost at 1%.
  */
-async function tracingRuns(step: string, opts: BenchOptions, signal: AbortSignal, db: DatabaseCounters, own: { isolations: Isolation[]; meshes: Mesh[] }): Promise<TracingRun[]> {
-  const sink = await startOtlpSink();
-  const out: TracingRun[] = [];
+async function tracingRuns(step: string, opts: BenchOptions, signal: AbortSignal, own: { isolations: Isolation[]; meshes: Mesh[] }): Promise<TracingRun[]> {
+  const sinks: Array<Awaited<ReturnType<typeof startOtlpSink>>> = [];
+  const closers: Array<{ close(): void }> = [];
   try {
+    const variants: Variant[] = [];
     for (const [i, mode] of TRACING_MODES.entries()) {
+      const sink = await startOtlpSink();
+      sinks.push(sink);
       say(`${step} E. ${mode.label}: starting a mesh (one process per service)${mode.ratio === undefined ? '' : `, exporting to ${sink.url}`}`);
       const iso = isolate(`benchgifttr${i}`, 'livemesh_bench');
       own.isolations.push(iso);
       const mesh = await startBenchMesh(iso, 1, tracingEnv(sink.url, mode.ratio));
       own.meshes.push(mesh);
       const giftC = new GiftServiceClient(mesh.addresses('gift')[0]!, credentials.createInsecure());
-      try {
-        const world = await seed(mesh, giftC);
-        try {
-          sink.take();
-          const m = await measureWithCosts(step, `E. SendGift as A, ${mode.label}`, mesh.get('gift-1').pid!, sender(giftC, world, () => world.roomIds[seq % ROOMS]!), opts, signal, db, costWatch(mesh));
-          // The batch processors export every 5 s: wait for the window's last spans before counting.
-          await new Promise((resolve) => setTimeout(resolve, 5500));
-          out.push({ label: mode.label, m, exported: sink.take() });
-        } finally {
-          for (const c of world.closers) c.close();
-        }
-      } finally {
-        giftC.close();
-        await mesh.stop();
-      }
+      closers.push(giftC);
+      const world = await seed(mesh, giftC);
+      closers.push(...world.closers);
+      variants.push({ label: `E. SendGift as A, ${mode.label}`, server: { pid: mesh.get('gift-1').pid! } as Server, fire: sender(giftC, world, () => world.roomIds[seq % ROOMS]!) });
     }
+    for (const sink of sinks) sink.take();
+    const { rows } = await measureInterleaved(step, variants, opts, signal, 1);
+    // The batch processors export every 5 s: wait for the window's last spans before counting.
+    await new Promise((resolve) => setTimeout(resolve, 5500));
+    return rows.map((row, i) => ({ label: TRACING_MODES[i]!.label, row, exported: sinks[i]!.take() }));
   } finally {
-    await sink.close();
+    for (const c of closers) c.close();
+    await Promise.all(own.meshes.splice(own.meshes.length - TRACING_MODES.length).map((m) => m.stop()));
+    for (const sink of sinks) await sink.close();
   }
-  return out;
 }
 
 function tracingReport(runs: TracingRun[]): string {
   const off = runs[0]!;
-  const cpu = (m: Measured) => [...m.costs.cpuUs.values()].reduce((s, us) => s + us, 0);
-  const cost = (r: TracingRun) => 1 - r.m.row.callsPerSec / off.m.row.callsPerSec;
+  const cost = (r: TracingRun) => 1 - r.row.callsPerSec / off.row.callsPerSec;
   const one = runs.find((r) => r.label.includes('1%'));
   return [
     '',
-    'E. tracing (A\'s workload on a fresh one-replica mesh per row, one after the other; OTLP/HTTP export to a local sink):',
+    'E. tracing (A\'s workload on three one-replica meshes side by side, alternating 1 s slices; OTLP/HTTP export to local sinks):',
     '',
-    '| run | calls/s | vs off | p50 ms | p99 ms | CPU µs/send, all processes | OTLP exports (requests, bytes) | errors |',
+    '| run | calls/s | vs off | p50 ms | p99 ms | Gift CPU µs/send | OTLP exports (requests, bytes) | errors |',
     '|---|---:|---:|---:|---:|---:|---|---:|',
     ...runs.map(
       (r) =>
-        `| ${r.label} | ${n0(r.m.row.callsPerSec)} | ${(r.m.row.callsPerSec / off.m.row.callsPerSec).toFixed(3)}× | ${r.m.row.p50.toFixed(2)} | ${r.m.row.p99.toFixed(2)} | ${n0(cpu(r.m))} | ${r.exported.requests}, ${formatK(r.exported.bytes)} | ${r.m.row.errors} |`,
+        `| ${r.label} | ${n0(r.row.callsPerSec)} | ${(r.row.callsPerSec / off.row.callsPerSec).toFixed(3)}× | ${r.row.p50.toFixed(2)} | ${r.row.p99.toFixed(2)} | ${n0(r.row.serverCpuUsPerCall)} | ${r.exported.requests}, ${formatK(r.exported.bytes)} | ${r.row.errors} |`,
     ),
     '',
     one ? `- ≤ 10% throughput cost at 1% sampling: ${(cost(one) * 100).toFixed(1)}% — ${verdict(cost(one) <= 0.1)}` : '',
@@ -428,7 +428,7 @@ async function main(): Promise<number> {
   const db = await DatabaseCounters.open(urls.mysqlUrl);
   try {
     if (tracingOnly) {
-      const runs = await tracingRuns('[E]', opts, abort.signal, db, { isolations, meshes });
+      const runs = await tracingRuns('[E]', opts, abort.signal, { isolations, meshes });
       process.stdout.write(`\n${machine}\n${opts.concurrency} calls in flight, ${opts.warmup}s warm-up, ${opts.seconds}s measured.\n${tracingReport(runs)}`);
       return 0;
     }
@@ -492,7 +492,7 @@ async function main(): Promise<number> {
     rows.push(d.row);
     await mesh2.stop();
 
-    const traced = await tracingRuns('[9/9]', opts, abort.signal, db, { isolations, meshes });
+    const traced = await tracingRuns('[9/9]', opts, abort.signal, { isolations, meshes });
 
     process.stdout.write(
       report({ machine, opts, echo: echoRow, rawRate, a, b, d, rate, c, doneMs, list: world.list }) + tracingReport(traced),
