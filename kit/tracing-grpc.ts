@@ -39,9 +39,21 @@ function endWithStatus(span: Span, code: number, details: string | undefined, se
  * channel (kit/clients.ts) when tracing is on.
  */
 export const traceClientInterceptor: Interceptor = (options, nextCall) => {
+  const active = context.active();
+  const current = trace.getSpan(active);
+  if (current && !current.isRecording()) {
+    // Inside an unsampled trace: no span of our own, only the context passed on, so the callee
+    // follows the same decision.
+    return new InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        propagation.inject(active, metadata, metadataSetter);
+        next(metadata, listener);
+      },
+    });
+  }
   const path = options.method_definition.path;
   const span = tracer().startSpan(path.slice(1), { kind: SpanKind.CLIENT, attributes: rpcAttributes(path) });
-  const ctx = trace.setSpan(context.active(), span);
+  const ctx = trace.setSpan(active, span);
   return new InterceptingCall(nextCall(options), {
     start(metadata, listener, next) {
       propagation.inject(ctx, metadata, metadataSetter);

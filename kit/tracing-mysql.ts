@@ -33,8 +33,9 @@ function traced(target: { query: Run; execute: Run }, database: string): void {
     const original = target[name].bind(target);
     target[name] = (...args: unknown[]) => {
       const sql = sqlOf(args[0]);
-      // No span of our own outside a trace: a statement with no parent would start a trace per query.
-      if (!trace.getSpan(context.active())) return original(...args);
+      // Only inside a sampled trace: a statement outside any would start a trace per query, and
+      // one inside an unsampled trace would make a span nobody records.
+      if (!trace.getSpan(context.active())?.isRecording()) return original(...args);
       const span = tracer().startSpan(`mysql ${operationOf(sql)}`, {
         kind: SpanKind.CLIENT,
         attributes: { 'db.system.name': 'mysql', 'db.namespace': database, 'db.query.text': sql.slice(0, QUERY_TEXT_LIMIT) },

@@ -16,7 +16,8 @@ interface SentCommand {
 export function traceRedis(redis: Redis, keyPrefix: string): Redis {
   const send = redis.sendCommand.bind(redis) as (command: SentCommand, ...rest: unknown[]) => unknown;
   (redis as unknown as { sendCommand: typeof send }).sendCommand = (command, ...rest) => {
-    if (!trace.getSpan(context.active())) return send(command, ...rest);
+    // Only inside a sampled trace (see tracing-mysql.ts).
+    if (!trace.getSpan(context.active())?.isRecording()) return send(command, ...rest);
     const span = tracer().startSpan(`redis ${command.name}`, {
       kind: SpanKind.CLIENT,
       attributes: { 'db.system.name': 'redis', 'db.operation.name': command.name.toUpperCase(), 'livemesh.redis.key_prefix': keyPrefix },
