@@ -7,7 +7,7 @@
  * reach the handler's awaits.
  */
 import { InterceptingCall, Metadata, status as Code, type Interceptor, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation, type handleServerStreamingCall, type handleUnaryCall, type sendUnaryData, type StatusObject } from '@grpc/grpc-js';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, tracer, type Span } from './tracing.js';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, tracer, unsampled, type Span } from './tracing.js';
 
 const metadataSetter = { set: (md: Metadata, key: string, value: string) => md.set(key, value) };
 const metadataGetter = {
@@ -83,6 +83,8 @@ export function traceHandlers(definition: ServiceDefinition, implementation: Unt
     const attributes = rpcAttributes(path);
     const begin = (metadata: Metadata) => {
       const parent = propagation.extract(ROOT_CONTEXT, metadata, metadataGetter);
+      // A caller's trace that was not sampled: its context is passed on, no span is made.
+      if (unsampled(parent)) return { ctx: parent };
       const span = tracer().startSpan(path.slice(1), { kind: SpanKind.SERVER, attributes }, parent);
       return { span, ctx: trace.setSpan(parent, span) };
     };
@@ -90,6 +92,7 @@ export function traceHandlers(definition: ServiceDefinition, implementation: Unt
       const h = handler as handleServerStreamingCall<unknown, unknown>;
       wrapped[key] = (call: ServerWritableStream<unknown, unknown>) => {
         const { span, ctx } = begin(call.metadata);
+        if (!span) return context.with(ctx, () => h(call));
         let ended = false;
         const end = (code: number, details?: string) => {
           if (ended) return;
@@ -105,6 +108,7 @@ export function traceHandlers(definition: ServiceDefinition, implementation: Unt
       const h = handler as handleUnaryCall<unknown, unknown>;
       wrapped[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
         const { span, ctx } = begin(call.metadata);
+        if (!span) return context.with(ctx, () => h(call, callback));
         context.with(ctx, () =>
           h(call, (err, value, trailer, flags) => {
             const e: { code?: number; details?: string; message?: string } | null | undefined = err;

@@ -5,7 +5,7 @@
  * event where the request's context is no longer the active one.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, tracer, type Context } from './tracing.js';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, tracer, unsampled, type Context } from './tracing.js';
 
 type Next = (err?: unknown) => void;
 type Middleware = (req: IncomingMessage, res: ServerResponse, next: Next) => void;
@@ -17,6 +17,12 @@ export function requestTracing(): { begin: Middleware; resume: Middleware } {
   return {
     begin(req, res, next) {
       const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+      if (unsampled(parent)) {
+        // The caller's trace was not sampled: pass its context on, make no span.
+        (req as Traced)[CONTEXT] = parent;
+        context.with(parent, next);
+        return;
+      }
       const method = req.method ?? 'GET';
       const span = tracer().startSpan(method, { kind: SpanKind.SERVER, attributes: { 'http.request.method': method, 'url.path': (req.url ?? '').split('?')[0] } }, parent);
       const ctx = trace.setSpan(parent, span);

@@ -14,7 +14,7 @@
  * OTLP/HTTP in protobuf, batched, and the sampler is the standard one from OTEL_TRACES_SAMPLER and
  * OTEL_TRACES_SAMPLER_ARG (`parentbased_traceidratio` with a ratio is the production choice).
  */
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Context, type Span } from '@opentelemetry/api';
 
 export { SpanKind, SpanStatusCode, ROOT_CONTEXT, context, trace, propagation, type Context, type Span, type Attributes };
 
@@ -75,6 +75,17 @@ export function traceFields(): { trace_id?: string; span_id?: string } {
   return sc && trace.isSpanContextValid(sc) ? { trace_id: sc.traceId, span_id: sc.spanId } : {};
 }
 
+/**
+ * Whether `ctx` belongs to a trace that was decided against (a valid span context whose sampled
+ * flag is off). Work inside such a trace makes no span of its own and only passes the context on:
+ * a parent-based sampler would decide against every child anyway, and 99 requests in 100 at a
+ * 1% ratio are of this kind.
+ */
+export function unsampled(ctx: Context): boolean {
+  const sc = trace.getSpanContext(ctx);
+  return sc !== undefined && trace.isSpanContextValid(sc) && (sc.traceFlags & TraceFlags.SAMPLED) === 0;
+}
+
 /** Marks a span failed with the error's message and records it as an exception event. */
 export function failSpan(span: Span, err: unknown): void {
   span.recordException(err instanceof Error ? err : String(err));
@@ -87,6 +98,7 @@ export function failSpan(span: Span, err: unknown): void {
  */
 export async function inSpan<T>(name: string, opts: { kind?: SpanKind; attributes?: Attributes; parent?: Context }, fn: (span: Span) => Promise<T>): Promise<T> {
   const parent = opts.parent ?? context.active();
+  if (unsampled(parent)) return context.with(parent, () => fn(trace.getSpan(parent)!));
   const span = tracer().startSpan(name, { kind: opts.kind ?? SpanKind.INTERNAL, ...(opts.attributes ? { attributes: opts.attributes } : {}) }, parent);
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));
@@ -100,10 +112,11 @@ export async function inSpan<T>(name: string, opts: { kind?: SpanKind; attribute
 
 /**
  * The active context as a W3C `traceparent` value, for a carrier that outlives the call (the gift
- * outbox row); null when nothing is being traced, so untraced rows store nothing.
+ * outbox row); null when nothing is being traced or the trace is not sampled, so those rows
+ * store nothing and their events travel without headers.
  */
 export function currentTraceparent(ctx: Context = context.active()): string | null {
-  if (!enabled) return null;
+  if (!enabled || unsampled(ctx)) return null;
   const carrier: Record<string, string> = {};
   propagation.inject(ctx, carrier);
   return carrier.traceparent ?? null;
