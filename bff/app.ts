@@ -13,6 +13,8 @@ import cors from 'cors';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import type { Logger } from '../kit/logger.js';
+import { tracingOn } from '../kit/tracing.js';
+import { requestTracing } from '../kit/tracing-http.js';
 import { authenticate } from './auth.js';
 import type { BffContext } from './context.js';
 import { demoRoutes } from './demo.js';
@@ -65,6 +67,8 @@ export function createApp(opts: AppOptions = {}): Express {
   // Advertising the framework helps only someone scanning for vulnerable versions.
   app.disable('x-powered-by');
   const ctx = opts.context;
+  const tracing = tracingOn() ? requestTracing() : undefined;
+  if (tracing) app.use(tracing.begin);
   if (ctx?.settings.TRUST_PROXY_HOPS) app.set('trust proxy', ctx.settings.TRUST_PROXY_HOPS);
   if (ctx?.metrics) app.use(ctx.metrics.http());
   app.use(closeWhileDraining(readiness));
@@ -81,6 +85,8 @@ export function createApp(opts: AppOptions = {}): Express {
       },
     }),
   );
+  // The body parser calls on from a stream event: the request's trace context is entered again.
+  if (tracing) app.use(tracing.resume);
 
   // Liveness: the process answers at all. Deliberately independent of upstreams, so a dead
   // dependency never gets every BFF pod restarted at once.

@@ -5,11 +5,14 @@
  * the wiring in wiring.ts.
  */
 import { createLogger } from '../kit/logger.js';
+import { startTracing } from '../kit/tracing.js';
 import { boundPort, drainHttpServer, listen, Readiness } from './app.js';
 import { DEV_JWT_SECRET, DEV_TOPUP_SECRET, loadBffConfigOrExit } from './config.js';
 import { createBff, type Bff } from './wiring.js';
 
 const config = loadBffConfigOrExit();
+// Before the logger and the wiring: they add trace ids and tracing hooks only if it is on by then.
+const tracing = await startTracing('bff', config.REPLICA);
 const log = createLogger({ service: 'bff', replica: config.REPLICA, level: config.LOG_LEVEL });
 if (config.JWT_SECRET === DEV_JWT_SECRET || config.TOPUP_SECRET === DEV_TOPUP_SECRET) log.warn('using the development JWT_SECRET / TOPUP_SECRET: set both outside local runs');
 const readiness = new Readiness();
@@ -29,6 +32,7 @@ function stop(signal: string): void {
     .then(async (clean) => {
       if (!clean) log.warn('drain deadline passed; closed the connections still open');
       await bff.close();
+      await tracing.shutdown();
       log.info({ ms: Date.now() - started, clean }, 'drained');
       process.exit(0);
     })

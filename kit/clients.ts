@@ -1,8 +1,10 @@
-import { Metadata, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type CallOptions, type ClientOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { createLbClient, describeService, type GeneratedClientClass } from '../lb/client.js';
 import { audienceOf } from './auth.js';
 import type { MeshCredentials } from './credentials.js';
 import { GrpcCallError } from './grpc-errors.js';
+import { tracingOn } from './tracing.js';
+import { traceClientInterceptor } from './tracing-grpc.js';
 
 /**
  * The one place a service makes a client for another livemesh service: lb/'s P2C balancing over
@@ -14,8 +16,13 @@ export function serviceClient<C>(Ctor: GeneratedClientClass<C>, target: string, 
   const service = audienceOf(describeService(Ctor.service).service);
   return createLbClient(Ctor, target, {
     credentials: credentials.channelCredentials(),
-    channelOptions: { 'grpc.keepalive_time_ms': 30_000, ...credentials.clientOptions(service) },
+    channelOptions: withTracing({ 'grpc.keepalive_time_ms': 30_000, ...credentials.clientOptions(service) }),
   });
+}
+
+/** Adds the tracing interceptor (outermost, so its span covers the others) when tracing is on. */
+function withTracing(options: Partial<ClientOptions>): Partial<ClientOptions> {
+  return tracingOn() ? { ...options, interceptors: [traceClientInterceptor, ...(options.interceptors ?? [])] } : options;
 }
 
 type Unary<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => ClientUnaryCall;

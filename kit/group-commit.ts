@@ -1,3 +1,5 @@
+import { context, type Context } from '@opentelemetry/api';
+
 /** One item's outcome inside a batch: its own value or its own error, never its neighbours'. */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
@@ -13,6 +15,8 @@ export interface GroupCommitOptions {
 
 interface Waiting<In, Out> {
   item: In;
+  /** The submitter's trace context: the batch runs in its first item's, not in whichever callback started it. */
+  ctx: Context;
   resolve: (out: Out) => void;
   reject: (err: unknown) => void;
 }
@@ -40,7 +44,7 @@ export class GroupCommit<In, Out> {
 
   submit(item: In): Promise<Out> {
     return new Promise<Out>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, ctx: context.active(), resolve, reject });
       this.schedule();
     });
   }
@@ -73,7 +77,7 @@ export class GroupCommit<In, Out> {
   private async execute(batch: Array<Waiting<In, Out>>): Promise<void> {
     let outcomes: Array<Outcome<Out>>;
     try {
-      outcomes = await this.run(batch.map((w) => w.item));
+      outcomes = await context.with(batch[0]!.ctx, () => this.run(batch.map((w) => w.item)));
     } catch (err) {
       for (const w of batch) w.reject(err);
       return;

@@ -1,4 +1,6 @@
 import mysql, { type Pool, type PoolConnection, type PoolOptions } from 'mysql2/promise';
+import { tracingOn } from './tracing.js';
+import { tracePool } from './tracing-mysql.js';
 
 /**
  * Connection options from a mysql:// URL. The database is passed separately because each service
@@ -35,7 +37,7 @@ export function databaseInUrl(url: string): string | undefined {
  * `multipleStatements`); the defaults above stay as they are.
  */
 export function createMysqlPool(url: string, database: string, connectionLimit = 10, extra: PoolOptions = {}): Pool {
-  return mysql.createPool({
+  const pool = mysql.createPool({
     ...mysqlOptions(url, database),
     connectionLimit,
     maxIdle: connectionLimit,
@@ -44,6 +46,7 @@ export function createMysqlPool(url: string, database: string, connectionLimit =
     queueLimit: 0,
     ...extra,
   });
+  return tracingOn() ? tracePool(pool, database) : pool;
 }
 
 /**

@@ -1,5 +1,7 @@
 import { Cluster, Redis, type ChainableCommander } from 'ioredis';
 import type { Logger } from './logger.js';
+import { tracingOn } from './tracing.js';
+import { traceRedis } from './tracing-redis.js';
 
 /**
  * A single Redis server or a Redis Cluster: both speak the same commands, scripts, pipelines and
@@ -46,7 +48,7 @@ export async function connectRedis(settings: RedisSettings, log: Logger, opts: {
     down = false;
   });
   await redis.connect();
-  return redis;
+  return tracingOn() ? traceRedis(redis, settings.REDIS_PREFIX) : redis;
 }
 
 /**

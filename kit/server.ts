@@ -9,6 +9,8 @@ import { faultInterceptor, observeInterceptor } from './interceptors.js';
 import { LoadMonitor } from './load.js';
 import { CpuStealer } from './noisy-neighbour.js';
 import { createLogger, type Logger } from './logger.js';
+import { startTracing, tracingOn } from './tracing.js';
+import { traceHandlers } from './tracing-grpc.js';
 import { KitMetrics, serveMetrics } from './metrics.js';
 import { addReflection, DescriptorIndex } from './reflection.js';
 import { guardRequestDecoding, rejectUndecodableInterceptor } from './request-decoding.js';
@@ -89,7 +91,9 @@ export class ServiceHost {
    */
   addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation, access: AccessTable = {}): void {
     const name = serviceNameOf(definition);
-    this.server.addService(definition, this.authenticated(definition, implementation, this.auth.withAccess(access)));
+    const authenticated = this.authenticated(definition, implementation, this.auth.withAccess(access));
+    // Tracing wraps authentication, so a refused call is a span too.
+    this.server.addService(definition, tracingOn() ? traceHandlers(definition, authenticated) : authenticated);
     this.services.push(name);
     this.health.set(name, Serving.NOT_SERVING);
   }
@@ -235,8 +239,12 @@ export async function runService<S extends Shape>(opts: {
   wire: (host: ServiceHost, config: ServiceConfig<S>) => Promise<void>;
 }): Promise<ServiceHost> {
   const config = loadConfigOrExit(opts.configShape);
+  // Tracing first: the logger adds trace ids to its lines only if tracing is on by then.
+  const tracing = await startTracing(opts.name, config.REPLICA);
   const log = createLogger({ service: opts.name, replica: config.REPLICA, level: config.LOG_LEVEL });
   const host = new ServiceHost(opts.name, config, log);
+  // Registered first, so closed last: spans of the drain's own work still go out.
+  host.onClose('tracing', () => tracing.shutdown());
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {

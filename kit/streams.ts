@@ -3,6 +3,7 @@ import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import { nanos, NoRespondersError, TimeoutError } from '@nats-io/nats-core';
 import type { Logger } from './logger.js';
 import { jetStreamSettings, type NatsConnection } from './nats.js';
+import { consumeInSpan } from './tracing-nats.js';
 
 /**
  * JetStream plumbing every service shares; each stream's own contract (name, subjects, limits,
@@ -198,7 +199,8 @@ export async function consumeDurable<E>(nc: NatsConnection, stream: string, opts
       return;
     }
     try {
-      const verdict = await opts.handle(event, m);
+      // Traced as the publisher's child: the trace context rides in the message's headers.
+      const verdict = await consumeInSpan(stream, opts.durable, m.headers, () => describeForSpan(opts.describe?.(event)), () => opts.handle(event, m));
       if (verdict.ack) m.ack();
       else m.nak(verdict.retryInMs ?? backoff(m.info.deliveryCount));
     } catch (err) {
@@ -225,4 +227,10 @@ export async function consumeDurable<E>(nc: NatsConnection, stream: string, opts
       await done;
     },
   };
+}
+
+/** A consumer's `describe` fields as span attributes (`livemesh.orderId`…). */
+function describeForSpan(fields: Record<string, unknown> | undefined): Record<string, string> | undefined {
+  if (!fields) return undefined;
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [`livemesh.${k}`, String(v)]));
 }

@@ -242,7 +242,10 @@ describe('deploy/docker-compose.yml', () => {
 
   it('plain `up` starts the infrastructure only; the mesh profile adds five services x 2 replicas and the BFF', () => {
     expect(Object.keys(services).filter((s) => !services[s].profiles).sort()).toEqual([...INFRA].sort());
-    expect(Object.keys(services).sort()).toEqual([...INFRA, ...WORKLOADS, 'auth-keys'].sort());
+    expect(Object.keys(services).sort()).toEqual([...INFRA, ...WORKLOADS, 'auth-keys', 'jaeger'].sort());
+    // The trace backend is optional (its own profile), and the processes export nothing unless told to.
+    expect(services.jaeger.profiles).toEqual(['tracing']);
+    expect(interpolate(String(services.bff.environment.OTEL_EXPORTER_OTLP_ENDPOINT))).toBe('');
     expect(services.mysql.image).toMatch(/^mysql:8/);
     expect(services.nats.command).toContain('-js');
     for (const { name } of SERVICES) expect(services[name]?.deploy?.replicas, name).toBe(2);

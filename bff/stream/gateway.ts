@@ -38,6 +38,7 @@ import type { Switches } from '../switches.js';
 import type { Upstreams } from '../upstreams.js';
 import { presentRoom, ROOM_FIELDS } from '../present.js';
 import { Frame, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
+import { noteEventContext, traceRoomFrame } from '../../kit/tracing-frames.js';
 
 export const CLOSE_SLOW_CONSUMER = 4008;
 /** The room's history was reset (its epoch changed): reconnect with after= and get the current state. */
@@ -356,6 +357,7 @@ export class StreamGateway {
           let event: PreparedEvent;
           try {
             event = PreparedEvent.decode(msg.data);
+            noteEventContext(event, msg.headers);
           } catch (e) {
             return this.deps.log?.warn({ err: e, subject: msg.subject }, 'undecodable room event ignored');
           }
@@ -525,7 +527,9 @@ export class StreamGateway {
       this.stats.chatDropped += room.feed.droppedChats - before;
       if (!frame) continue;
       const own = this.ownFrames(room, frame);
-      for (const viewer of room.viewers) this.send(viewer, own?.get(viewer) ?? frame);
+      traceRoomFrame(frame, room.viewers, () => {
+        for (const viewer of room.viewers) this.send(viewer, own?.get(viewer) ?? frame);
+      });
     }
   }
 

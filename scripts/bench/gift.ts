@@ -11,6 +11,9 @@
  *      time from the send until the order is DONE (all four effects applied);
  *   D. A again on a mesh of two replicas of every service, the client balancing over both Gift
  *      replicas with lb/ (as the BFF and internal teams do);
+ *   E. A's workload on three meshes side by side, OpenTelemetry off, on at 1% and on at 100%
+ *      sampling, in alternating slices (`--tracing-only` runs just these); target ≤ 10%
+ *      throughput cost at 1%;
  *   plus what one send costs, per send and amortized over A's window: MySQL statements and
  *   transactions (MariaDB's own counters), service-to-service gRPC calls (the services' served
  *   calls less the load generator's), and the CPU of every process involved.
@@ -44,8 +47,9 @@ import { startMesh, type Mesh } from '../mesh.js';
 import { sharedUserMetadata } from '../tokens.js';
 import { costsBetween, DatabaseCounters, localDatabasePid, localPid, snapshot, type Costs, type CostWatch } from './costs.js';
 import { EchoClient } from './echo.js';
-import { drive, formatK, Interrupted, interruptible, machineLine, measure, parseArgs, runBench, say, serverNodeArgs, setBenchTag, startServer, stopServer, type BenchOptions, type Fire, type Row, type Server } from './harness.js';
+import { drive, formatK, Interrupted, interruptible, machineLine, measure, measureInterleaved, parseArgs, runBench, say, serverNodeArgs, setBenchTag, startServer, stopServer, type BenchOptions, type Fire, type Row, type Server, type Variant } from './harness.js';
 import { percentile } from '../stats.js';
+import { startOtlpSink, tracingEnv, TRACING_MODES } from './otlp-sink.js';
 
 setBenchTag('gift');
 
@@ -104,9 +108,9 @@ async function rawInsertRate(url: string, database: string, concurrency: number,
 }
 
 /** The bench's mesh: every service, `replicas` each, no BFF, in the run's isolation; default pools and batching. */
-function startBenchMesh(iso: Isolation, replicas: number): Promise<Mesh> {
+function startBenchMesh(iso: Isolation, replicas: number, extraEnv: Record<string, string> = {}): Promise<Mesh> {
   return startMesh({
-    env: { ...iso.env, LOG_LEVEL: 'warn' },
+    env: { ...iso.env, LOG_LEVEL: 'warn', ...extraEnv },
     replicas,
     bff: false,
     nodeArgs: serverNodeArgs(),
@@ -199,6 +203,73 @@ async function measureWithCosts(step: string, label: string, giftPid: number, fi
   const units = sent;
   const after = await snapshot(db, watch);
   return { row, costs: costsBetween(before, after, Math.max(1, units), new Map([['SendGift', units + row.errors]])) };
+}
+
+interface TracingRun {
+  label: string;
+  row: Row;
+  exported: { requests: number; bytes: number };
+}
+
+/**
+ * E: A's workload on three single-replica meshes running side by side, identical but for
+ * OpenTelemetry: off (no endpoint: the SDK is not even loaded), and on in every process with
+ * parent-based ratio sampling at 1% and at 100%, each exporting over OTLP/HTTP to its own sink in
+ * this process. The three are driven in alternating one-second slices (measureInterleaved), so the
+ * shared machine's changing load falls on all of them alike; windows one after the other differed
+ * by more than the effect being measured. The bench's calls carry no trace context, so Gift's
+ * server span decides for the whole send (Ledger, MySQL, JetStream and the consumers follow).
+ * Server CPU is Gift's. Target: ≤ 10% throughput cost at 1%.
+ */
+async function tracingRuns(step: string, opts: BenchOptions, signal: AbortSignal, own: { isolations: Isolation[]; meshes: Mesh[] }): Promise<TracingRun[]> {
+  const sinks: Array<Awaited<ReturnType<typeof startOtlpSink>>> = [];
+  const closers: Array<{ close(): void }> = [];
+  try {
+    const variants: Variant[] = [];
+    for (const [i, mode] of TRACING_MODES.entries()) {
+      const sink = await startOtlpSink();
+      sinks.push(sink);
+      say(`${step} E. ${mode.label}: starting a mesh (one process per service)${mode.ratio === undefined ? '' : `, exporting to ${sink.url}`}`);
+      const iso = isolate(`benchgifttr${i}`, 'livemesh_bench');
+      own.isolations.push(iso);
+      const mesh = await startBenchMesh(iso, 1, tracingEnv(sink.url, mode.ratio));
+      own.meshes.push(mesh);
+      const giftC = new GiftServiceClient(mesh.addresses('gift')[0]!, credentials.createInsecure());
+      closers.push(giftC);
+      const world = await seed(mesh, giftC);
+      closers.push(...world.closers);
+      variants.push({ label: `E. SendGift as A, ${mode.label}`, server: { pid: mesh.get('gift-1').pid! } as Server, fire: sender(giftC, world, () => world.roomIds[seq % ROOMS]!) });
+    }
+    for (const sink of sinks) sink.take();
+    const { rows } = await measureInterleaved(step, variants, opts, signal, 1);
+    // The batch processors export every 5 s: wait for the window's last spans before counting.
+    await new Promise((resolve) => setTimeout(resolve, 5500));
+    return rows.map((row, i) => ({ label: TRACING_MODES[i]!.label, row, exported: sinks[i]!.take() }));
+  } finally {
+    for (const c of closers) c.close();
+    await Promise.all(own.meshes.splice(own.meshes.length - TRACING_MODES.length).map((m) => m.stop()));
+    for (const sink of sinks) await sink.close();
+  }
+}
+
+function tracingReport(runs: TracingRun[]): string {
+  const off = runs[0]!;
+  const cost = (r: TracingRun) => 1 - r.row.callsPerSec / off.row.callsPerSec;
+  const one = runs.find((r) => r.label.includes('1%'));
+  return [
+    '',
+    'E. tracing (A\'s workload on three one-replica meshes side by side, alternating 1 s slices; OTLP/HTTP export to local sinks):',
+    '',
+    '| run | calls/s | vs off | p50 ms | p99 ms | Gift CPU µs/send | OTLP exports (requests, bytes) | errors |',
+    '|---|---:|---:|---:|---:|---:|---|---:|',
+    ...runs.map(
+      (r) =>
+        `| ${r.label} | ${n0(r.row.callsPerSec)} | ${(r.row.callsPerSec / off.row.callsPerSec).toFixed(3)}× | ${r.row.p50.toFixed(2)} | ${r.row.p99.toFixed(2)} | ${n0(r.row.serverCpuUsPerCall)} | ${r.exported.requests}, ${formatK(r.exported.bytes)} | ${r.row.errors} |`,
+    ),
+    '',
+    one ? `- ≤ 10% throughput cost at 1% sampling: ${(cost(one) * 100).toFixed(1)}% — ${verdict(cost(one) <= 0.1)}` : '',
+    '',
+  ].join('\n');
 }
 
 /** C: sends at a fixed rate; latencies, and every tenth order's id for the time-to-DONE sample. */
@@ -342,7 +413,9 @@ function report(r: {
 }
 
 async function main(): Promise<number> {
-  const opts = parseArgs(process.argv.slice(2), { seconds: 8, concurrency: 64, warmup: 1 });
+  // --tracing-only: just E (tracing off, 1%, 100%), for checking the tracing cost without the rest.
+  const tracingOnly = process.argv.includes('--tracing-only');
+  const opts = parseArgs(process.argv.slice(2).filter((a) => a !== '--tracing-only'), { seconds: 8, concurrency: 64, warmup: 1 });
   const abort = interruptible();
   const machine = machineLine();
   say(machine);
@@ -354,45 +427,50 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   const db = await DatabaseCounters.open(urls.mysqlUrl);
   try {
-    say('[1/8] bare grpc-js echo');
+    if (tracingOnly) {
+      const runs = await tracingRuns('[E]', opts, abort.signal, { isolations, meshes });
+      process.stdout.write(`\n${machine}\n${opts.concurrency} calls in flight, ${opts.warmup}s warm-up, ${opts.seconds}s measured.\n${tracingReport(runs)}`);
+      return 0;
+    }
+    say('[1/9] bare grpc-js echo');
     const bare = await startServer('bare', fromRoot('dist', 'scripts', 'bench', 'bare-server.js'), {}, true, abort.signal);
     const echo = new EchoClient(bare.address, credentials.createInsecure()) as unknown as EchoStub;
     const payload = Buffer.alloc(60, 7);
-    const echoRow = await measure('[1/8]', 'bare grpc-js echo', bare, (done) => void echo.echo(payload, viewerMd(0), (err) => done(err)), opts, abort.signal);
+    const echoRow = await measure('[1/9]', 'bare grpc-js echo', bare, (done) => void echo.echo(payload, viewerMd(0), (err) => done(err)), opts, abort.signal);
     echo.close();
     await stopServer(bare);
 
-    say(`[2/8] raw MariaDB single-row INSERT, autocommit, ${opts.concurrency} connections, ${opts.seconds}s`);
+    say(`[2/9] raw MariaDB single-row INSERT, autocommit, ${opts.concurrency} connections, ${opts.seconds}s`);
     const iso1 = isolate('benchgift', 'livemesh_bench');
     isolations.push(iso1);
     const rawRate = await rawInsertRate(urls.mysqlUrl, `${iso1.database}_raw`, opts.concurrency, opts.seconds * 1000);
-    say(`[2/8] raw inserts: ${Math.round(rawRate)}/s`);
+    say(`[2/9] raw inserts: ${Math.round(rawRate)}/s`);
 
-    say('[3/8] starting the mesh: Room, Gift, Ledger, Chat and Ranking, one process each');
+    say('[3/9] starting the mesh: Room, Gift, Ledger, Chat and Ranking, one process each');
     const mesh1 = await startBenchMesh(iso1, 1);
     meshes.push(mesh1);
     const watch = costWatch(mesh1);
     const giftC = new GiftServiceClient(mesh1.addresses('gift')[0]!, credentials.createInsecure());
     closers.push(giftC);
-    say(`[4/8] catalog (30 gifts), ${ROOMS} live rooms, ${VIEWERS} viewers with COIN`);
+    say(`[4/9] catalog (30 gifts), ${ROOMS} live rooms, ${VIEWERS} viewers with COIN`);
     const world = await seed(mesh1, giftC);
     closers.push(...world.closers);
 
     const fireA = sender(giftC, world, () => world.roomIds[seq % ROOMS]!);
-    const a = await measureWithCosts('[5/8]', `A. SendGift, ${VIEWERS} viewers → ${ROOMS} rooms`, mesh1.get('gift-1').pid!, fireA, opts, abort.signal, db, watch);
+    const a = await measureWithCosts('[5/9]', `A. SendGift, ${VIEWERS} viewers → ${ROOMS} rooms`, mesh1.get('gift-1').pid!, fireA, opts, abort.signal, db, watch);
     const fireB = sender(giftC, world, () => world.roomIds[0]!);
-    const b = await measureWithCosts('[6/8]', `B. SendGift, ${VIEWERS} viewers → 1 hot room`, mesh1.get('gift-1').pid!, fireB, opts, abort.signal, db, watch);
+    const b = await measureWithCosts('[6/9]', `B. SendGift, ${VIEWERS} viewers → 1 hot room`, mesh1.get('gift-1').pid!, fireB, opts, abort.signal, db, watch);
     rows.push(echoRow, a.row, b.row);
 
     const rate = Math.max(10, Math.round(a.row.callsPerSec / 2));
-    say(`[7/8] C. open loop at ${rate}/s (half of A) for ${opts.seconds}s`);
+    say(`[7/9] C. open loop at ${rate}/s (half of A) for ${opts.seconds}s`);
     const c = await openLoop(giftC, world, rate, opts.seconds, abort.signal);
     say(`C: ${c.latencies.length} sends, p50 ${percentile(c.latencies, 0.5).toFixed(2)} ms, p99 ${percentile(c.latencies, 0.99).toFixed(2)} ms, errors ${c.errors}; waiting for ${c.sampled.length} sampled orders to be DONE`);
     const doneMs = await timesToDone(giftC, c.sampled);
     giftC.close();
     await mesh1.stop();
 
-    say('[8/8] D. the mesh with two replicas of every service; the client balances over both Gift replicas (lb/ P2C)');
+    say('[8/9] D. the mesh with two replicas of every service; the client balances over both Gift replicas (lb/ P2C)');
     const iso2 = isolate('benchgift2', 'livemesh_bench');
     isolations.push(iso2);
     const mesh2 = await startBenchMesh(iso2, 2);
@@ -402,7 +480,7 @@ async function main(): Promise<number> {
     const world2 = await seed(mesh2, giftLb);
     closers.push(...world2.closers);
     const d = await measureWithCosts(
-      '[8/8]',
+      '[8/9]',
       `D. SendGift on 2 replicas of everything, ${VIEWERS} viewers → ${ROOMS} rooms`,
       mesh2.get('gift-1').pid!,
       sender(giftLb, world2, () => world2.roomIds[seq % ROOMS]!),
@@ -414,8 +492,10 @@ async function main(): Promise<number> {
     rows.push(d.row);
     await mesh2.stop();
 
+    const traced = await tracingRuns('[9/9]', opts, abort.signal, { isolations, meshes });
+
     process.stdout.write(
-      report({ machine, opts, echo: echoRow, rawRate, a, b, d, rate, c, doneMs, list: world.list }),
+      report({ machine, opts, echo: echoRow, rawRate, a, b, d, rate, c, doneMs, list: world.list }) + tracingReport(traced),
     );
     return 0;
   } finally {

@@ -22,7 +22,10 @@
  *      (a), (b) and (b) under TLS alternate in half-second slices (summed into one row each), so a
  *      difference of a few µs is not lost in the machine's changing background load;
  *   4. the real Room process answering GetRoom for a room created first (served from its local
- *      cache), for scale, on its own database, Redis prefix and NATS prefix, removed afterwards.
+ *      cache), for scale, on its own database, Redis prefix and NATS prefix, removed afterwards;
+ *   5. the kit host's Echo (b) with OpenTelemetry off, on at 1% and on at 100% sampling (three
+ *      hosts exporting to an OTLP/HTTP sink in this process), in alternating slices; target: ≤ 10%
+ *      throughput cost at 1%.
  *
  * For each: warm up, then measure calls/s, p50/p99 latency, errors and the server's CPU time per
  * call (from /proc/<pid>/stat). A benchmark, not a timed test: it prints numbers and the targets
@@ -44,6 +47,7 @@ import { isolate } from '../isolation.js';
 import { EchoClient } from './echo.js';
 import { formatK, interruptible, machineLine, measure, measureInterleaved, parseArgs, runBench, say, setBenchTag, startServer, stopServer, type Fire, type Row, type Variant } from './harness.js';
 import { CLK_TCK } from '../stats.js';
+import { startOtlpSink, tracingEnv, TRACING_MODES } from './otlp-sink.js';
 
 setBenchTag('kit');
 
@@ -252,6 +256,53 @@ async function benchTokens(step: string, opts: MeasureOpts, signal: AbortSignal)
 }
 
 // ---------------------------------------------------------------------------------------------
+// Tracing: the same Echo with OpenTelemetry off, on at 1% and on at 100%
+
+/**
+ * Three kit hosts, identical but for their OTEL_* environment: tracing off (no endpoint: the SDK
+ * is not even loaded), and on with parent-based ratio sampling at 1% and at 100%, exporting over
+ * OTLP/HTTP to a sink in this process. The calls carry no trace context, so each server span is a
+ * root the sampler decides on. Measured in alternating slices like the token rows, so the three
+ * see the same background load. Target: ≤ 10% throughput cost at 1%.
+ */
+async function benchTracing(step: string, opts: MeasureOpts, signal: AbortSignal): Promise<{ rows: KitRow[]; notes: string[] }> {
+  const sink = await startOtlpSink();
+  const closers: Array<() => Promise<void> | void> = [() => sink.close()];
+  try {
+    const md = bearer(devUserToken(BENCH_USER, 'streamer', 'bench', { audience: [KIT_AUDIENCE] }));
+    const variants: Variant[] = [];
+    for (const mode of TRACING_MODES) {
+      const label = `kit host Echo (b), ${mode.label}`;
+      say(`${step} ${label}: starting dist/scripts/bench/kit-server.js${mode.ratio === undefined ? '' : ` exporting to ${sink.url}`}`);
+      const server = await startServer(label, KIT_SERVER(), { METRICS_PORT: '0', LOG_LEVEL: 'info', BENCH_KIT_SERVICE: KIT_AUDIENCE, ...tracingEnv(sink.url, mode.ratio) }, true, signal);
+      closers.push(() => stopServer(server));
+      const client = echoClient(server.address);
+      closers.unshift(() => client.close());
+      await echoOnce(client, md);
+      variants.push({ label, server, fire: (done) => void client.echo(ECHO_PAYLOAD, md, (err) => done(err)) });
+    }
+    sink.take();
+    const { rows } = await measureInterleaved(step, variants, opts, signal);
+    // Let the 100% host's last batch go out before counting.
+    await new Promise((resolve) => setTimeout(resolve, 5500));
+    const exported = sink.take();
+    const [off, one, all] = rows as [Row, Row, Row];
+    const cost = (r: Row) => 1 - r.callsPerSec / off.callsPerSec;
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    return {
+      rows: [
+        { ...off, target: 'baseline for the tracing rows' },
+        { ...one, target: `≤ 10% throughput cost at 1%: ${pct(cost(one))} (${signedUs(one.serverCpuUsPerCall - off.serverCpuUsPerCall)} µs/call) — ${cost(one) <= 0.1 ? 'met' : 'NOT met'}` },
+        { ...all, target: `none (every call exported): ${pct(cost(all))} (${signedUs(all.serverCpuUsPerCall - off.serverCpuUsPerCall)} µs/call)` },
+      ],
+      notes: [`tracing rows: the sink received ${exported.requests} OTLP export requests, ${formatK(exported.bytes)} bytes, over the warm-ups and the window`],
+    };
+  } finally {
+    for (const close of closers) await close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Report
 
 function table(rows: KitRow[], opts: { seconds: number; concurrency: number; warmup: number }, extraNotes: string[]): string {
@@ -297,7 +348,7 @@ async function main(): Promise<number> {
   const root = repoRoot();
   const machine = machineLine();
   say(machine);
-  say(`plan: 4 steps (7 rows), each row ${opts.warmup}s warm-up + ${opts.seconds}s at ${opts.concurrency} calls in flight ((a), (b) and (b) under TLS in alternating slices)`);
+  say(`plan: 5 steps (10 rows), each row ${opts.warmup}s warm-up + ${opts.seconds}s at ${opts.concurrency} calls in flight ((a), (b) and (b) under TLS in alternating slices; tracing off, 1% and 100% likewise)`);
   ensureDevKeys(undefined, (line) => say(line));
 
   let infra: InfraHandle | undefined;
@@ -313,15 +364,18 @@ async function main(): Promise<number> {
   const rows: KitRow[] = [];
   const notes: string[] = [];
   try {
-    rows.push(await benchHealth('[1/4]', 'bare grpc-js (Health/Check)', fromRoot('dist', 'scripts', 'bench', 'bare-server.js'), {}, opts, abort.signal));
+    rows.push(await benchHealth('[1/5]', 'bare grpc-js (Health/Check)', fromRoot('dist', 'scripts', 'bench', 'bare-server.js'), {}, opts, abort.signal));
     rows.push(
-      await benchHealth('[2/4]', 'kit host (Health/Check)', fromRoot('dist', 'scripts', 'bench', 'kit-server.js'), { METRICS_PORT: '0', LOG_LEVEL: 'info' }, opts, abort.signal),
+      await benchHealth('[2/5]', 'kit host (Health/Check)', fromRoot('dist', 'scripts', 'bench', 'kit-server.js'), { METRICS_PORT: '0', LOG_LEVEL: 'info' }, opts, abort.signal),
     );
-    const tokens = await benchTokens('[3/4]', opts, abort.signal);
+    const tokens = await benchTokens('[3/5]', opts, abort.signal);
     rows.push(...tokens.rows);
     notes.push(...tokens.notes);
     if (infraProblem) rows.push(skippedRow('Room GetRoom (local-cache hit)', 'MariaDB/Redis/NATS not available'));
-    else rows.push(await benchRoom('[4/4]', 'Room GetRoom (local-cache hit)', opts, abort.signal));
+    else rows.push(await benchRoom('[4/5]', 'Room GetRoom (local-cache hit)', opts, abort.signal));
+    const tracing = await benchTracing('[5/5]', opts, abort.signal);
+    rows.push(...tracing.rows);
+    notes.push(...tracing.notes);
   } finally {
     await infra?.stop();
   }

@@ -10,6 +10,7 @@ import type { MeshCredentials } from '../../kit/credentials.js';
 import { GrpcCallError } from '../../kit/grpc-errors.js';
 import type { Logger } from '../../kit/logger.js';
 import { subject, type NatsConnection } from '../../kit/nats.js';
+import { receiveInSpan } from '../../kit/tracing-nats.js';
 import { VersionedCache } from '../../kit/versioned-cache.js';
 
 export type RoomClient = PromiseClient<RoomServiceClient>;
@@ -71,7 +72,7 @@ export function watchRoomChanges<T>(nc: NatsConnection, prefix: string, onRoom: 
       } catch (e) {
         return log.warn({ err: (e as Error).message, subject: msg.subject }, 'undecodable room change event ignored');
       }
-      if (room) onRoom(toT(room));
+      if (room) receiveInSpan(msg, () => onRoom(toT(room)));
     },
   });
   return { stop: () => sub.unsubscribe() };

@@ -1,4 +1,5 @@
 import type { Logger } from '../../../kit/logger.js';
+import { traceHeaders } from '../../../kit/tracing-nats.js';
 import { subject, type NatsConnection } from '../../../kit/nats.js';
 import type { ChatEvent, EventBus } from '../events.js';
 import { decodeEvent, encodeEvent } from '../mapping.js';
@@ -8,7 +9,9 @@ export const chatRoomSubject = (prefix: string, roomId: string) => subject(prefi
 
 /**
  * Room events on core NATS: at-most-once and fast, which is what chat wants; a gateway that
- * missed some sees a gap in `seq` and can fetch ListRecentMessages. Nothing is stored in NATS.
+ * missed some sees a gap in the room's offsets and fills it from the history (GetRoomHistory),
+ * which Chat's Redis keeps. Nothing is stored in NATS. A sampled trace's context rides in the
+ * headers, so a gift's room frame joins the gift's trace.
  */
 export class NatsEventBus implements EventBus {
   constructor(
@@ -18,7 +21,8 @@ export class NatsEventBus implements EventBus {
   ) {}
 
   publish(event: ChatEvent): void {
-    this.nc.publish(chatRoomSubject(this.prefix, event.roomId), encodeEvent(event));
+    const headers = traceHeaders();
+    this.nc.publish(chatRoomSubject(this.prefix, event.roomId), encodeEvent(event), headers ? { headers } : undefined);
   }
 
   subscribe(roomId: string, onEvent: (event: ChatEvent) => void): { stop(): void; ready: Promise<void> } {

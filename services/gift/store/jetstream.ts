@@ -3,6 +3,7 @@ import type { Pool, RowDataPacket } from 'mysql2/promise';
 import { rowsOf, Statements, withConnection } from '../../../kit/mysql.js';
 import type { Logger } from '../../../kit/logger.js';
 import type { NatsConnection } from '../../../kit/nats.js';
+import { publishFromStored } from '../../../kit/tracing-nats.js';
 import { consumeGiftPaid, giftPaidSubject } from '../client.js';
 import { GroupCommit, type GroupCommitOptions } from '../../../kit/group-commit.js';
 import { jetStreamError, jetStreamProblem } from '../../../kit/streams.js';
@@ -13,6 +14,7 @@ interface OutboxRow extends RowDataPacket {
   subject_room_id: string;
   msg_id: string;
   payload: Buffer;
+  traceparent: string | null;
 }
 
 /**
@@ -106,13 +108,19 @@ export class OutboxRelay {
       // as a ceiling of about 150 sends/s.
       const claim = new Statements();
       claim.add('START TRANSACTION');
-      const iRows = claim.add('SELECT outbox_id, subject_room_id, msg_id, payload FROM outbox ORDER BY outbox_id LIMIT ? FOR UPDATE SKIP LOCKED', [this.batch]);
+      const iRows = claim.add('SELECT outbox_id, subject_room_id, msg_id, payload, traceparent FROM outbox ORDER BY outbox_id LIMIT ? FOR UPDATE SKIP LOCKED', [this.batch]);
       const rows = rowsOf<OutboxRow>((await claim.run(conn))[iRows]);
       if (rows.length === 0) {
         await conn.query('COMMIT');
         return 0;
       }
-      await Promise.all(rows.map((r) => this.js.publish(giftPaidSubject(this.prefix, String(r.subject_room_id)), r.payload, { msgID: r.msg_id })));
+      await Promise.all(
+        rows.map((r) => {
+          const subject = giftPaidSubject(this.prefix, String(r.subject_room_id));
+          // Published in the trace that paid the order, its context in the message's headers.
+          return publishFromStored(r.traceparent, subject, (headers) => this.js.publish(subject, r.payload, { msgID: r.msg_id, ...(headers ? { headers } : {}) }));
+        }),
+      );
       this.crash('after_publish');
       const finish = new Statements();
       finish.add('DELETE FROM outbox WHERE outbox_id IN (?)', [rows.map((r) => r.outbox_id)]);

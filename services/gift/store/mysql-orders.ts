@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { retrying, rowsOf, Statements, withConnection, withTransaction } from '../../../kit/mysql.js';
+import { currentTraceparent } from '../../../kit/tracing.js';
 import { giftErrorReasonFromJSON, GiftPaidEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import { giftReason } from '../errors.js';
 import { EFFECTS, LIMITS, type ComboRecord, type Effect, type EffectRecord, type OrderRecord, type OrderState } from '../model.js';
@@ -362,13 +363,17 @@ export class MysqlOrderStore implements OrderStore {
       comboCount: String(p.comboCount),
       effects: EFFECTS.map((effect) => ({ effect, doneAt: effect === 'combo' ? now : null, attempts: 0, lastError: '' })),
     }));
-    st3.add('INSERT INTO outbox (order_id, subject_room_id, msg_id, payload, created_at) VALUES ?', [
+    // The trace the PAID transaction runs in goes with each event (under group commit, a batch
+    // runs in the trace of the send that opened it).
+    const traceparent = currentTraceparent();
+    st3.add('INSERT INTO outbox (order_id, subject_room_id, msg_id, payload, created_at, traceparent) VALUES ?', [
       placed.map((p, i) => [
         BigInt(p.order.orderId),
         BigInt(p.order.roomId),
         p.order.orderId,
         Buffer.from(paidEvent(records[i]!, { comboId: p.combo.comboId!, comboCount: String(p.comboCount), amountMinor: String(p.comboAmount) }, now, 1)),
         now,
+        traceparent,
       ]),
     ]);
     st3.add('COMMIT');
@@ -483,12 +488,13 @@ export class MysqlOrderStore implements OrderStore {
       const attempt = Number((attempts[0] as { a: number | null }).a ?? 0) + 1;
       const event = paidEvent(order, { comboId: order.comboId, comboCount: order.comboCount, amountMinor: '0' }, order.paidAt ?? now, attempt);
       // A new message id: the original is still inside JetStream's duplicate window.
-      await conn.execute('INSERT INTO outbox (order_id, subject_room_id, msg_id, payload, created_at) VALUES (?, ?, ?, ?, ?)', [
+      await conn.execute('INSERT INTO outbox (order_id, subject_room_id, msg_id, payload, created_at, traceparent) VALUES (?, ?, ?, ?, ?, ?)', [
         orderId,
         order.roomId,
         `${orderId}:retry:${now.getTime()}`,
         Buffer.from(event),
         now,
+        currentTraceparent(),
       ]);
       return true;
     });

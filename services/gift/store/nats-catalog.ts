@@ -1,6 +1,7 @@
 import { GiftCatalogChangedEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
 import type { Logger } from '../../../kit/logger.js';
 import { subject, type NatsConnection } from '../../../kit/nats.js';
+import { receiveInSpan, traceHeaders } from '../../../kit/tracing-nats.js';
 import { watchRoomChanges, type RoomFacts } from '../../room/client.js';
 import type { CatalogEvents } from '../catalog.js';
 
@@ -14,7 +15,8 @@ export class NatsCatalogEvents implements CatalogEvents {
   ) {}
 
   async changed(giftIds: string[], groupIds: string[]): Promise<void> {
-    this.nc.publish(catalogSubject(this.prefix), GiftCatalogChangedEvent.encode({ giftIds, giftGroupIds: groupIds, changeTime: new Date() }).finish());
+    const headers = traceHeaders();
+    this.nc.publish(catalogSubject(this.prefix), GiftCatalogChangedEvent.encode({ giftIds, giftGroupIds: groupIds, changeTime: new Date() }).finish(), headers ? { headers } : undefined);
     await this.nc.flush();
   }
 }
@@ -34,7 +36,7 @@ export function watchChanges(
       } catch (err) {
         return log.warn({ err: (err as Error).message }, 'undecodable catalog event ignored');
       }
-      handlers.catalog(e.giftIds, e.giftGroupIds);
+      receiveInSpan(msg, () => handlers.catalog(e.giftIds, e.giftGroupIds));
     },
   });
   const rooms = watchRoomChanges(nc, prefix, (room) => handlers.room(room), log);

@@ -4,6 +4,7 @@ import { RoomChangedEvent } from '../../../gen/ts/livemesh/room/v1/room.js';
 import type { Logger } from '../../../kit/logger.js';
 import type { NatsConnection } from '../../../kit/nats.js';
 import { consumeDurable, ensureStream, startWhenStreamUp, streamName } from '../../../kit/streams.js';
+import { traceHeaders } from '../../../kit/tracing-nats.js';
 import { decodeRoomChange, roomChangedSubject, roomChangesSubject, watchRoomChanges as watchChanges } from '../client.js';
 import { fromProtoRoom, toProtoRoom } from '../mapping.js';
 import type { RoomEvents, RoomRecord } from '../rooms.js';
@@ -47,7 +48,9 @@ export class NatsRoomEvents implements RoomEvents {
 
   async changed(room: RoomRecord): Promise<void> {
     const event = RoomChangedEvent.encode({ room: toProtoRoom(room), originRegion: this.region }).finish();
-    await this.js.publish(roomChangedSubject(this.prefix, room.roomId), event, { msgID: `${room.roomId}:${room.version}` });
+    // The writer's trace context rides along (no headers at all when nothing is traced).
+    const headers = traceHeaders();
+    await this.js.publish(roomChangedSubject(this.prefix, room.roomId), event, { msgID: `${room.roomId}:${room.version}`, ...(headers ? { headers } : {}) });
   }
 }
 
