@@ -18,7 +18,8 @@ import { connectRedis } from '../kit/redis.js';
  *   c:l:<room>          -> {c:<room>}:l          like total; added into a new total already counting
  *   c:rs:<room>         -> {c:<room>}:rs         last room version/status seen (no repeated live notice)
  *   c:q:<room> + c:h:<room> -> {c:<room>}:m + :r the room's sequence becomes the stream's offset (a
- *                            new epoch) and the recent messages move, so offsets keep rising
+ *                            new epoch) and the recent messages move, so offsets keep rising;
+ *                            likewise {c:<room>}:q + {c:<room>}:h (the tagged layout before the stream)
  *   k:b:r:<room>:<P>:<span>[:h|:o] -> k:{rk:<room>}:<P>:<span>[:h|:o]   a room's board, three keys together
  *   k:b:s:<P>:<span>[:h|:o]        -> k:{rk:s}:<P>:<span>[:h|:o]        a streamer board
  *   k:ls:<room>         -> k:{rk:<room>}:ls      the room's latest broadcast start
@@ -141,6 +142,13 @@ export const FAMILIES: readonly Family[] = [
     pattern: 'c:q:*',
     script: 'retagMoveStream',
     plan: (key) => match(new RegExp(`^c:q:${ID}$`), key)?.flatMap((room) => [`c:h:${room}`, `{c:${room}}:m`, `{c:${room}}:r`]),
+  },
+  {
+    // The same two keys under the room's hash tag, as main had them between the Cluster layout and the room stream.
+    name: 'chat tagged sequences and recent messages',
+    pattern: '{c:*}:q',
+    script: 'retagMoveStream',
+    plan: (key) => match(new RegExp(`^\\{c:${ID}\\}:q$`), key)?.flatMap((room) => [`{c:${room}}:h`, `{c:${room}}:m`, `{c:${room}}:r`]),
   },
   {
     name: 'ranking room boards',

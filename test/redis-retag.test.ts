@@ -125,6 +125,10 @@ describe('redis-retag (function)', () => {
     await redis.hset(`c:l:${conflict}`, 'n', '1000', 't', String(now - 5000));
     await chat.setPolicy(conflict, { minLevel: 8 }, '0', '9', now);
     await chat.flushLikes(conflict, 5, now);
+    // Room 503 ran on the hash-tagged layout main had before the room stream: {c:<room>}:q and :h.
+    const tagged = '503';
+    await redis.set(`{c:${tagged}}:q`, '7');
+    await redis.lpush(`{c:${tagged}}:h`, Buffer.concat([Buffer.from('6|'), encodeEvent(chatLine(tagged, '0', '200', 'tagged'))]));
 
     // A dry run counts and changes nothing.
     const before = await snapshot(redis, iso.redisPrefix);
@@ -142,6 +146,7 @@ describe('redis-retag (function)', () => {
       ['chat like totals', 1, 1, 0],
       ['chat room status', 1, 0, 0],
       ['chat sequences and recent messages', 1, 0, 0],
+      ['chat tagged sequences and recent messages', 1, 0, 0],
       ['ranking room boards', 1, 0, 0],
       ['ranking streamer boards', 1, 0, 0],
       ['ranking live starts', 1, 0, 0],
@@ -168,6 +173,8 @@ describe('redis-retag (function)', () => {
     // Offsets continue above the old sequence, in the same epoch.
     expect(await chat.append(chatLine(roomId, '0', '102', 'third'), { size: 100, ttlMs: DAY_MS }, Date.now())).toEqual({ offset: '43', epoch: recent.position.epoch });
     expect((await chat.recent(roomId)).events.map((e) => e.seq)).toEqual(['40', '42', '43']);
+    const taggedRecent = await chat.recent(tagged);
+    expect([taggedRecent.position.offset, taggedRecent.events.map((e) => e.seq)]).toEqual(['7', ['6']]);
 
     // Ranking, through its store.
     const day = await ranking.top(roomDay, 10);
@@ -186,7 +193,7 @@ describe('redis-retag (function)', () => {
     expect(applied).toBe(0);
 
     // Nothing of the old layout is left but the conflicting policy.
-    const left = (await redis.keys(`${iso.redisPrefix}*`)).map((k) => k.slice(iso.redisPrefix.length)).filter((k) => /^(c:[pulq]|c:h|c:rs|k:b|k:ls):/.test(k));
+    const left = (await redis.keys(`${iso.redisPrefix}*`)).map((k) => k.slice(iso.redisPrefix.length)).filter((k) => /^(c:[pulq]|c:h|c:rs|k:b|k:ls):|^\{c:[^}]+\}:[qh]$/.test(k));
     expect(left).toEqual([`c:p:${conflict}`]);
 
     // A re-run finds only what it skipped and changes nothing.
