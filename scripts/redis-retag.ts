@@ -30,7 +30,8 @@ import { connectRedis } from '../kit/redis.js';
  * extra announcement); Ranking's rebuild locks (a rebuild running across the upgrade is re-run).
  *
  * A new key that already exists (the new release wrote it first) is never overwritten: the old
- * key stays and is counted as skipped, except a like total, whose two counts add up. Each key is
+ * key stays and is counted as skipped, except a like total, whose two counts add up, and a board,
+ * which is added into the new one when no order counts in both. Each key is
  * moved by one script, so an interrupted run leaves every key either moved or not, and a re-run
  * only finds what is left.
  */
@@ -74,18 +75,50 @@ end
 return 'merged'`;
 
 /**
- * A board is three keys (KEYS[1..3] old board, :h, :o; KEYS[4..6] new) that move together, or
- * not at all when any new one exists.
+ * A board is three keys (KEYS[1..3] old board, :h, :o; KEYS[4..6] new) that move together. When
+ * the new release already started the board (a gift since the upgrade), the old one is added into
+ * it, as the gift script would have: per user the totals add up, the later reach time and a name
+ * kept, the member rebuilt, the counted orders united, the later expiry kept. An order both boards
+ * counted would count twice, so such a board is skipped instead (RebuildRanking recomputes it).
  */
 const MOVE_BOARD = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'gone' end
-if redis.call('EXISTS', KEYS[4], KEYS[5], KEYS[6]) > 0 then return 'skipped' end
-if ARGV[1] ~= '1' then
-  for i = 1, 3 do
-    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 3]) end
+if redis.call('EXISTS', KEYS[4], KEYS[5], KEYS[6]) == 0 then
+  if ARGV[1] ~= '1' then
+    for i = 1, 3 do
+      if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 3]) end
+    end
+  end
+  return 'moved'
+end
+local orders = redis.call('SMEMBERS', KEYS[3])
+for _, o in ipairs(orders) do
+  if redis.call('SISMEMBER', KEYS[6], o) == 1 then return 'skipped' end
+end
+if ARGV[1] == '1' then return 'merged' end
+local old = redis.call('HGETALL', KEYS[2])
+local f = {}
+for i = 1, #old, 2 do f[old[i]] = old[i + 1] end
+for field, total in pairs(f) do
+  if string.sub(field, 1, 2) == 's:' then
+    local user = string.sub(field, 3)
+    local score = redis.call('HINCRBY', KEYS[5], field, total)
+    local r = math.max(tonumber(f['r:' .. user] or '0'), tonumber(redis.call('HGET', KEYS[5], 'r:' .. user) or '0'))
+    local was = redis.call('HGET', KEYS[5], 'm:' .. user)
+    if was then redis.call('ZREM', KEYS[4], was) end
+    local member = string.format('%013d', 9999999999999 - r) .. ':' .. user
+    redis.call('ZADD', KEYS[4], score, member)
+    redis.call('HSET', KEYS[5], 'm:' .. user, member, 'r:' .. user, tostring(r))
+    if f['n:' .. user] then redis.call('HSETNX', KEYS[5], 'n:' .. user, f['n:' .. user]) end
   end
 end
-return 'moved'`;
+for i = 1, #orders, 1000 do redis.call('SADD', KEYS[6], unpack(orders, i, math.min(i + 999, #orders))) end
+local ttl = math.max(redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[4]))
+if ttl > 0 then
+  for i = 4, 6 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 'merged'`;
 
 /**
  * A room's old sequence (KEYS[1], a counter) and recent list (KEYS[2], "<seq>|<event>" newest

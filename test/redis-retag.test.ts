@@ -8,7 +8,7 @@ import { retagRedis, summary, type FamilyTally } from '../scripts/redis-retag.js
 import type { ChatEvent } from '../services/chat/events.js';
 import { encodeEvent } from '../services/chat/mapping.js';
 import { RedisChatStore } from '../services/chat/store/redis-chat.js';
-import { Boards } from '../services/ranking/boards.js';
+import { Boards, type Contribution } from '../services/ranking/boards.js';
 import { Calendar } from '../services/ranking/calendar.js';
 import { RedisBoards } from '../services/ranking/store/redis-boards.js';
 
@@ -76,18 +76,16 @@ const calendar = new Calendar('UTC');
 const boards = new Boards(calendar);
 const oldBoardKey = (newKey: string) => newKey.replace(/^k:\{rk:s\}:/, 'k:b:s:').replace(/^k:\{rk:([^}]+)\}:/, 'k:b:r:$1:');
 
-/** Two gifts in a room as the old release applied them: its day board and the streamer week board, and its live start. */
-async function writeOldBoards(r: Redis, roomId: string): Promise<{ roomDay: string; streamerWeek: string }> {
+interface OldGift { order: string; sender: string; amount: string; reach: number }
+
+/** Gifts in a room as the old release applied them: its day board, the streamer week board if asked, and its live start. */
+async function writeOldBoards(r: Redis, roomId: string, gifts: OldGift[], streamer = true): Promise<{ roomDay: string; streamerWeek: string }> {
   const roomDay = boards.room(roomId, 'day', now);
   const streamerWeek = boards.streamer('week', now);
-  const keys = [`k:x:r:${roomId}`, 'k:x:w:none', `k:ls:${roomId}`, oldBoardKey(roomDay.key), oldBoardKey(streamerWeek.key)];
-  const gifts = [
-    { order: '5001', sender: '31', amount: '700', reach: now - 5000 },
-    { order: '5002', sender: '32', amount: '900', reach: now - 4000 },
-  ];
+  const keys = [`k:x:r:${roomId}`, 'k:x:w:none', `k:ls:${roomId}`, oldBoardKey(roomDay.key), ...(streamer ? [oldBoardKey(streamerWeek.key)] : [])];
   for (const g of gifts) {
     await r.eval(OLD_APPLY, keys.length, ...keys, g.amount, String(g.reach), g.order, String(now - 3600_000), String(DAY_MS),
-      g.sender, String(roomDay.expireAt), `viewer ${g.sender}`, `9${roomId}`, String(streamerWeek.expireAt), `streamer 9${roomId}`);
+      g.sender, String(roomDay.expireAt), `viewer ${g.sender}`, ...(streamer ? [`9${roomId}`, String(streamerWeek.expireAt), ''] : []));
   }
   return { roomDay: roomDay.key, streamerWeek: streamerWeek.key };
 }
@@ -117,7 +115,10 @@ describe('redis-retag (function)', () => {
     const roomId = '501';
     const conflict = '502';
     await writeOldChat(redis, roomId);
-    const { roomDay, streamerWeek } = await writeOldBoards(redis, roomId);
+    const { roomDay, streamerWeek } = await writeOldBoards(redis, roomId, [
+      { order: '5001', sender: '31', amount: '700', reach: now - 5000 },
+      { order: '5002', sender: '32', amount: '900', reach: now - 4000 },
+    ]);
     const chat = new RedisChatStore(redis);
     const ranking = new RedisBoards(redis);
     // Room 502 ran on the new release already: a policy set and likes flushed there first.
@@ -125,6 +126,18 @@ describe('redis-retag (function)', () => {
     await redis.hset(`c:l:${conflict}`, 'n', '1000', 't', String(now - 5000));
     await chat.setPolicy(conflict, { minLevel: 8 }, '0', '9', now);
     await chat.flushLikes(conflict, 5, now);
+    // Gifts the new release counted before the command ran: one more on both boards (they add up),
+    // and in room 504 an order the old board counted too (that board is skipped, not counted twice).
+    const gift = (room: string, order: string, sender: string, amount: string, onBoards: Contribution[]) =>
+      ranking.apply({ orderId: order, roomId: room, amountMinor: amount, reachMs: now - 1000, liveStartMs: 0, weekId: 'none' }, onBoards, DAY_MS);
+    expect(await gift(roomId, '6001', '31', '300', [
+      { board: boards.room(roomId, 'day', now), userId: '31', name: 'viewer 31' },
+      { board: boards.streamer('week', now), userId: `9${roomId}`, name: '' },
+    ])).toBe(2);
+    const twice = '504';
+    await writeOldBoards(redis, twice, [{ order: '5001', sender: '31', amount: '700', reach: now - 5000 }], false);
+    const old504 = oldBoardKey(boards.room(twice, 'day', now).key);
+    expect(await gift(twice, '5001', '31', '700', [{ board: boards.room(twice, 'day', now), userId: '31', name: 'viewer 31' }])).toBe(1);
     // Room 503 ran on the hash-tagged layout main had before the room stream: {c:<room>}:q and :h.
     const tagged = '503';
     await redis.set(`{c:${tagged}}:q`, '7');
@@ -147,9 +160,9 @@ describe('redis-retag (function)', () => {
       ['chat room status', 1, 0, 0],
       ['chat sequences and recent messages', 1, 0, 0],
       ['chat tagged sequences and recent messages', 1, 0, 0],
-      ['ranking room boards', 1, 0, 0],
-      ['ranking streamer boards', 1, 0, 0],
-      ['ranking live starts', 1, 0, 0],
+      ['ranking room boards', 0, 1, 1],
+      ['ranking streamer boards', 0, 1, 0],
+      ['ranking live starts', 2, 0, 0],
     ]);
 
     // Chat, through its store.
@@ -179,9 +192,13 @@ describe('redis-retag (function)', () => {
     // Ranking, through its store.
     const day = await ranking.top(roomDay, 10);
     expect(day.total).toBe(2);
-    expect(day.entries.map((e) => [e.userId, e.score, e.name])).toEqual([['32', '900', 'viewer 32'], ['31', '700', 'viewer 31']]);
+    expect(day.entries.map((e) => [e.userId, e.score, e.name])).toEqual([['31', '1000', 'viewer 31'], ['32', '900', 'viewer 32']]);
     const week = await ranking.top(streamerWeek, 10);
-    expect(week.entries.map((e) => [e.userId, e.score])).toEqual([[`9${roomId}`, '1600']]);
+    expect(week.entries.map((e) => [e.userId, e.score])).toEqual([[`9${roomId}`, '1900']]);
+    expect(await redis.scard(`${roomDay}:o`)).toBe(3);
+    // Room 504's board counted order 5001 on both sides: the new board alone, the old left behind.
+    expect((await ranking.top(boards.room(twice, 'day', now).key, 10)).entries.map((e) => [e.userId, e.score])).toEqual([['31', '700']]);
+    expect(await redis.exists(old504)).toBe(1);
     expect(await redis.pttl(`${roomDay}:o`)).toBeGreaterThan(0);
     expect(await redis.get(`k:{rk:${roomId}}:ls`)).toBe(String(now - 3600_000));
     // A redelivered gift still counts once: the counted orders moved with the board.
@@ -192,9 +209,9 @@ describe('redis-retag (function)', () => {
     );
     expect(applied).toBe(0);
 
-    // Nothing of the old layout is left but the conflicting policy.
+    // Nothing of the old layout is left but the conflicting policy and room 504's board.
     const left = (await redis.keys(`${iso.redisPrefix}*`)).map((k) => k.slice(iso.redisPrefix.length)).filter((k) => /^(c:[pulq]|c:h|c:rs|k:b|k:ls):|^\{c:[^}]+\}:[qh]$/.test(k));
-    expect(left).toEqual([`c:p:${conflict}`]);
+    expect(left.sort()).toEqual([`c:p:${conflict}`, old504, `${old504}:h`, `${old504}:o`].sort());
 
     // A re-run finds only what it skipped and changes nothing.
     const settled = await snapshot(redis, iso.redisPrefix);
