@@ -46,6 +46,8 @@ interface Family {
   /** The new name(s) for an old key (prefix stripped), or undefined when the key is not this family's (left alone). */
   plan(key: string): string[] | undefined;
   script: keyof RetagScripts;
+  /** Keys the pattern also finds that move with another (a board's :h and :o): not counted. */
+  companion?: RegExp;
 }
 
 /**
@@ -187,6 +189,7 @@ export const FAMILIES: readonly Family[] = [
     name: 'ranking room boards',
     pattern: 'k:b:r:*',
     script: 'retagMoveBoard',
+    companion: /:[ho]$/,
     plan: (key) => {
       const [room, board] = match(new RegExp(`^k:b:r:${ID}:([LDW]:${SEG})$`), key) ?? [];
       return room === undefined || board === undefined ? undefined : boardKeys(key, `k:{rk:${room}}:${board}`);
@@ -196,6 +199,7 @@ export const FAMILIES: readonly Family[] = [
     name: 'ranking streamer boards',
     pattern: 'k:b:s:*',
     script: 'retagMoveBoard',
+    companion: /:[ho]$/,
     plan: (key) => {
       const [board] = match(new RegExp(`^k:b:s:([DW]:${SEG})$`), key) ?? [];
       return board === undefined ? undefined : boardKeys(key, `k:{rk:s}:${board}`);
@@ -215,7 +219,7 @@ export interface FamilyTally {
   moved: number;
   merged: number;
   skipped: number;
-  /** Keys matching the pattern but not the family's shape (a board's :h/:o, counted with the board), or gone meanwhile. */
+  /** Keys matching the pattern but not the family's shape (left alone), or gone meanwhile. */
   ignored: number;
 }
 
@@ -248,22 +252,25 @@ export async function retagRedis(redis: Redis | Cluster, prefix: string, opts: R
   for (const family of FAMILIES) {
     const tally: FamilyTally = { family: family.name, scanned: 0, moved: 0, merged: 0, skipped: 0, ignored: 0 };
     let cursor = '0';
+    let reported = 0;
     do {
       const [next, found] = await redis.scan(cursor, 'MATCH', globEscape(prefix) + family.pattern, 'COUNT', opts.batch ?? 1000);
       cursor = next;
-      for (const full of found) {
-        tally.scanned++;
-        const key = full.slice(prefix.length);
+      const mine = found.map((full) => full.slice(prefix.length)).filter((key) => !family.companion?.test(key));
+      // One script per key, all of a SCAN batch at once: the client's auto-pipelining sends them in one write.
+      const outcomes = await Promise.all(mine.map((key) => {
         const keys = family.plan(key);
-        if (!keys) {
-          tally.ignored++;
-          continue;
-        }
-        const outcome = await scripts[family.script](key, ...keys, dry, newEpoch());
+        return keys ? scripts[family.script](key, ...keys, dry, newEpoch()) : Promise.resolve('gone' as const);
+      }));
+      for (const outcome of outcomes) {
+        tally.scanned++;
         if (outcome === 'gone') tally.ignored++;
         else tally[outcome]++;
       }
-      if (tally.scanned > 0 && tally.scanned % 10_000 < found.length) log(`redis-retag: ${family.name}: ${tally.scanned} scanned so far`);
+      if (tally.scanned - reported >= 10_000) {
+        reported = tally.scanned;
+        log(`redis-retag: ${family.name}: ${tally.scanned} scanned so far`);
+      }
     } while (cursor !== '0');
     log(`redis-retag: ${family.name}: ${describe(tally, opts.dryRun)}`);
     tallies.push(tally);
@@ -301,7 +308,7 @@ async function main(argv: string[]): Promise<number> {
     );
     return EXIT_CONFIG;
   }
-  const redis = await connectRedis(config, createLogger({ service: 'redis-retag', replica: '', level: 'warn' }));
+  const redis = await connectRedis(config, createLogger({ service: 'redis-retag', replica: '', level: 'warn' }), { autoPipelining: true });
   try {
     console.log(`redis-retag: ${dryRun ? 'dry run on' : 'moving keys on'} ${new URL(config.REDIS_URL).host} under prefix ${JSON.stringify(config.REDIS_PREFIX)}`);
     const tallies = await retagRedis(redis, config.REDIS_PREFIX, { dryRun, log: (line) => console.log(line) });
