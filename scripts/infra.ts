@@ -39,6 +39,11 @@ export interface InfraUrls {
   /** One server, or a comma-separated list of a cluster's servers. */
   natsUrl: string;
   /**
+   * REDIS_CLUSTER_NODES when set (host:port, comma-separated): the services then use that Cluster,
+   * not REDIS_URL, so its first node is what is probed, and it is never replaced by a private server.
+   */
+  redisClusterNodes?: string;
+  /**
    * The URLs set explicitly in the environment. A URL equal to its configured value must answer:
    * no private server is started in its place. One a caller put in instead (a free port for a
    * private instance) is not bound by it.
@@ -59,6 +64,7 @@ export function infraUrlsFromEnv(env: NodeJS.ProcessEnv = process.env): InfraUrl
     mysqlUrl: env.MYSQL_URL || 'mysql://root@127.0.0.1:3306',
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
     natsUrl: env.NATS_URL || 'nats://127.0.0.1:4222',
+    ...(env.REDIS_CLUSTER_NODES?.trim() ? { redisClusterNodes: env.REDIS_CLUSTER_NODES.trim() } : {}),
     configured,
   };
 }
@@ -171,9 +177,9 @@ export async function ensureInfra(urls: InfraUrls, opts: EnsureInfraOptions): Pr
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const searchPath = opts.searchPath ?? defaultSearchPath();
 
-  const components: Array<{ kind: Kind; url: string; targets: Target[] }> = [
+  const components: Array<{ kind: Kind; url: string; targets: Target[]; cluster?: string }> = [
     { kind: 'mysql', url: urls.mysqlUrl, targets: [parseTarget('mysql', urls.mysqlUrl)] },
-    { kind: 'redis', url: urls.redisUrl, targets: [parseTarget('redis', urls.redisUrl)] },
+    redisComponent(urls),
     // A cluster's seed list: any one server answering is enough, the client finds the others.
     { kind: 'nats', url: urls.natsUrl, targets: natsServers(urls.natsUrl).map((u) => parseTarget('nats', u)) },
   ];
@@ -186,6 +192,14 @@ export async function ensureInfra(urls: InfraUrls, opts: EnsureInfraOptions): Pr
   components.forEach((component, i) => {
     if (answering[i]) return;
     const info = COMPONENTS[component.kind];
+    if (component.cluster !== undefined) {
+      problems.push(
+        `${info.label} is not reachable at ${component.url}, the first node of REDIS_CLUSTER_NODES=${component.cluster}; ` +
+          `no private server is started in its place (the services use that Cluster, not REDIS_URL): start the Cluster, ` +
+          `or unset REDIS_CLUSTER_NODES to use the single server at REDIS_URL.`,
+      );
+      return;
+    }
     if (urls.configured?.[component.kind] === component.url) {
       problems.push(
         `${info.label} is not reachable at ${component.url}, which ${info.envVar} names explicitly; no private server is ` +
@@ -222,6 +236,17 @@ export async function ensureInfra(urls: InfraUrls, opts: EnsureInfraOptions): Pr
     started: running.map(({ plan, dir }) => `${plan.name} (private, ${displayPath(dir)})`),
     stop: stopAll,
   };
+}
+
+/**
+ * Redis as the services will use it: the Cluster's first seed node when REDIS_CLUSTER_NODES is set
+ * (starting or checking the Redis at REDIS_URL would help nobody), else REDIS_URL.
+ */
+function redisComponent(urls: InfraUrls): { kind: Kind; url: string; targets: Target[]; cluster?: string } {
+  const first = urls.redisClusterNodes?.split(',').map((n) => n.trim()).find((n) => n !== '');
+  if (first === undefined) return { kind: 'redis', url: urls.redisUrl, targets: [parseTarget('redis', urls.redisUrl)] };
+  const target = parseTarget('redis', first);
+  return { kind: 'redis', url: first, targets: [target], cluster: urls.redisClusterNodes ?? first };
 }
 
 async function startPrivate(

@@ -126,7 +126,8 @@ async function deadServiceMysql(env: NodeJS.ProcessEnv): Promise<string[]> {
 
 function describeInfra(urls: InfraUrls, infra: InfraHandle): string {
   if (infra.started.length > 0) return `infra: up; started ${infra.started.join(', ')} (stopped again when the mesh stops)`;
-  return `infra: up (${[urls.mysqlUrl, urls.redisUrl, urls.natsUrl].map(redact).join(', ')})`;
+  const redis = urls.redisClusterNodes ? `redis cluster ${urls.redisClusterNodes}` : redact(urls.redisUrl);
+  return `infra: up (${[redact(urls.mysqlUrl), redis, redact(urls.natsUrl)].join(', ')})`;
 }
 
 // ---------------------------------------------------------------------------------------------

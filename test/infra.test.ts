@@ -169,6 +169,29 @@ describe('ensureInfra', () => {
     expect(await answers(Number(new URL(urls.redisUrl).port))).toBe(false);
   });
 
+  it('with REDIS_CLUSTER_NODES, probes the first Cluster node instead of REDIS_URL, and fails naming it when it does not answer', async () => {
+    const [deadUrl, deadNode, otherNode] = (await freePorts(3)) as [number, number, number];
+    const shared = infraUrlsFromEnv({});
+    // REDIS_URL names nothing that answers, but the services use the Cluster: its first node answers (a TCP probe).
+    const sharedRedis = new URL(shared.redisUrl);
+    const answering = infraUrlsFromEnv({ REDIS_URL: `redis://127.0.0.1:${deadUrl}`, REDIS_CLUSTER_NODES: `${sharedRedis.hostname}:${sharedRedis.port || 6379},127.0.0.1:${otherNode}` });
+    expect(answering.redisClusterNodes).toBe(`${sharedRedis.hostname}:${sharedRedis.port || 6379},127.0.0.1:${otherNode}`);
+    const handle = await ensureInfra(answering, { dataDir: tempDataDir() });
+    handles.push(handle);
+    expect(handle.started).toEqual([]);
+    expect(await answers(deadUrl)).toBe(false);
+
+    // A first node that does not answer is an error naming it; no private Redis stands in, even with REDIS_URL unset.
+    const dataDir = tempDataDir();
+    const nodes = `127.0.0.1:${deadNode},${sharedRedis.hostname}:${sharedRedis.port || 6379}`;
+    const err = await ensureInfra(infraUrlsFromEnv({ REDIS_CLUSTER_NODES: nodes }), { dataDir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfraError);
+    expect((err as Error).message).toContain(`Redis is not reachable at 127.0.0.1:${deadNode}, the first node of REDIS_CLUSTER_NODES=${nodes}`);
+    expect((err as Error).message).toContain('unset REDIS_CLUSTER_NODES');
+    expect(existsSync(dataDir) ? readdirSync(dataDir) : []).toEqual([]);
+    expect(await answers(deadNode)).toBe(false);
+  });
+
   it('takes a NATS seed list when one of its servers answers', async () => {
     const [dead] = (await freePorts(1)) as [number];
     const shared = infraUrlsFromEnv({});
