@@ -1,6 +1,7 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
 import { nanos, NoRespondersError, TimeoutError } from '@nats-io/nats-core';
+import { ConfigError } from './config.js';
 import type { Logger } from './logger.js';
 import { jetStreamSettings, type NatsConnection } from './nats.js';
 import { consumeInSpan } from './tracing-nats.js';
@@ -100,7 +101,9 @@ export async function untilDone<T>(what: string, attempt: () => Promise<T>, log:
       if (i > 1) log.info({ tries: i }, `${what}: done after ${i} tries`);
       return out;
     } catch (err) {
-      if (signal?.aborted) throw err;
+      // A setting that contradicts the world (a shard's identity, say) does not heal by waiting:
+      // the process exits EX_CONFIG instead of looking alive while it retries forever.
+      if (signal?.aborted || err instanceof ConfigError) throw err;
       if (i === 1 || i % 10 === 0) log.warn({ err: jetStreamError(err), tries: i }, `${what}: ${jetStreamProblem(err)}; retrying`);
     }
   }
