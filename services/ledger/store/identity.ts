@@ -90,7 +90,9 @@ export async function verifyIdentities(
   const ledgerId = current.ledgerId ?? '';
   const mapName = `the shard map (NATS KV ${store.name})`;
   for (const shard of shards.values()) {
-    let held = identities.get(shard.id);
+    // Read again now: a replica starting beside this one may have written the identity and
+    // recorded it in the map since this one first looked, which is agreement, not a mismatch.
+    let held = (await readIdentity(shard)) ?? identities.get(shard.id);
     const recorded = () => current.shards.find((s) => s.id === shard.id)?.uid;
     const expected = (uid: string): ShardIdentity => ({ ledgerId, shard: shard.id, uid });
     const refuse = (what: string) => new ShardIdentityError([`shard ${shard.id}: ${what}; this replica is pointed at other servers than the ones the map was made with: check LEDGER_SHARD_URLS and MYSQL_URL`]);
