@@ -3,7 +3,7 @@
  * as processes, exporting over OTLP/HTTP to a real receiver started here, every trace sampled.
  * One gift sent through the BFF must come back as one connected trace covering the BFF's route,
  * Gift, the Ledger and its MySQL statements, the JetStream publish from the outbox, and the Chat
- * and Ranking consumers' handling of that very order.
+ * and Ranking consumers' handling of that very order, and the room frame the BFF writes to a viewer.
  */
 import { credentials, type Client } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { startMesh, type Mesh } from '../scripts/mesh.js';
 import { createLogger } from '../kit/logger.js';
 import { inSpan, startTracing } from '../kit/tracing.js';
 import { providerTopup } from './support/bff.js';
+import { openStream } from './support/bff-stream.js';
 import { until } from './support/gift.js';
 import { KIND, startOtlpReceiver, type ReceivedSpan } from './support/otlp.js';
 import { as, unaryApi } from './support/room.js';
@@ -71,6 +72,8 @@ describe('tracing (OpenTelemetry over OTLP/HTTP)', () => {
     const top = await providerTopup(mesh.bffUrl, DEV_TOPUP_SECRET, { paymentReference: 'trace-pay-1', userId: '9102', amountMinor: '1000', provider: 'test' });
     expect(top.status, await top.clone().text()).toBe(201);
 
+    // A viewer in the room: the gift's room frame, written to its socket, belongs to the trace too.
+    const viewer = await openStream(mesh.bffUrl, room.roomId);
     const token = await new AppTokens(DEV_JWT_SECRET).sign({ userId: '9102', role: 'viewer', name: 'Fan' });
     const sent = await until(
       'the gift to be accepted (the BFF caches the room a moment)',
@@ -100,6 +103,7 @@ describe('tracing (OpenTelemetry over OTLP/HTTP)', () => {
       publish: (s: ReceivedSpan) => s.service === 'gift' && s.kind === KIND.producer && /gift\.paid/.test(s.name),
       chatConsumer: (s: ReceivedSpan) => s.service === 'chat' && s.kind === KIND.consumer && s.attributes['messaging.consumer.group.name'] === 'chat-barrage',
       rankingConsumer: (s: ReceivedSpan) => s.service === 'ranking' && s.kind === KIND.consumer && s.attributes['messaging.consumer.group.name'] === 'ranking-boards',
+      roomFrame: (s: ReceivedSpan) => s.service === 'bff' && s.name === 'ws room frame send',
     };
     const missing = (spans: ReceivedSpan[]) => Object.entries(has).filter(([, test]) => !spans.some(test)).map(([name]) => name);
     // Every span's parent is in the trace too: one connected tree (parents end, and so are
@@ -125,6 +129,10 @@ describe('tracing (OpenTelemetry over OTLP/HTTP)', () => {
     const rankingChain = chain(spans.find(has.rankingConsumer)!);
     expect(rankingChain[1]).toMatch(/^gift:.*gift\.paid.* publish$/);
     expect(rankingChain.at(-1)).toBe(describeSpan(spans.find(has.bffRoute)!));
+    // Chat's barrage event carried the consumer's context over core NATS to the BFF's gateway.
+    expect(chain(spans.find(has.roomFrame)!)[1]).toMatch(/^chat:/);
+    expect(viewer.events.some((e) => e.type === 'gift')).toBe(true);
+    viewer.ws.close();
     const ledgerMysqlChain = chain(spans.find(has.ledgerMysql)!);
     expect(ledgerMysqlChain).toEqual(expect.arrayContaining([expect.stringMatching(/^ledger:livemesh\.ledger\.v1\.LedgerService\//), 'gift:livemesh.gift.v1.GiftService/SendGift', 'bff:livemesh.gift.v1.GiftService/SendGift']));
   }, 90_000);
