@@ -220,13 +220,14 @@ export function openApiDocument(): Json {
         operationId: 'openRoomStream',
         summary: 'WebSocket of room events',
         description:
-          'Upgrade to a WebSocket (this operation documents the handshake; refusals are JSON errors). Query: format=json|protobuf, resume=1 or after=<seq> to replay missed events first, access_token=<JWT> (optional). JSON frames carry `type` (hello, events, replay, replay_failed) and RoomEvent objects; protobuf frames are livemesh.chat.v1.ListRecentMessagesResponse. Close 4008: too slow; 1001: server restarting.',
+          'Upgrade to a WebSocket (this operation documents the handshake; refusals are JSON errors). Messages, all JSON text unless format=protobuf: first a StreamHello, then StreamEvents frames (`events`, in offset order; `dropped` counts what sampling in a big room left out; gifts are never left out). Every event carries `seq`, its offset in the room stream (one counter per room for all kinds). To reconnect, pass the last offset and the epoch as `after` and `epoch`: every missed event comes in a `replay` frame (hello `recovered: true`), or, when the room history no longer covers the gap or the epoch changed, a StreamState and a `replay` frame of recent messages (`recovered: false`); `resume=1` asks for the current state. StreamReplayFailed: missed events unavailable, live ones follow. With format=protobuf, event frames are binary livemesh.chat.v1.ListRecentMessagesResponse (field 3: dropped). Close 4008: too slow; 4009: the room history was reset (reconnect with after=); 1001: server restarting. Schemas: #/components/schemas/StreamHello, StreamEvents, StreamState, StreamReplayFailed.',
         tags: ['rooms'],
         access: 'public',
         parameters: [
           roomId,
           { name: 'format', in: 'query', required: false, schema: { type: 'string', enum: ['json', 'protobuf'], default: 'json' } },
-          { name: 'after', in: 'query', required: false, schema: { type: 'string', pattern: '^(0|[1-9][0-9]{0,18})$' }, description: 'The last seq the client saw' },
+          { name: 'after', in: 'query', required: false, schema: { type: 'string', pattern: '^(0|[1-9][0-9]{0,18})$' }, description: 'The last offset (event `seq`, or the hello’s `offset`) the client has' },
+          { name: 'epoch', in: 'query', required: false, schema: { type: 'string', pattern: '^[A-Za-z0-9]{0,32}$' }, description: 'The epoch of the stream that offset belongs to (from the hello or the room screen’s `stream`)' },
           { name: 'resume', in: 'query', required: false, schema: { type: 'string', enum: ['1'] } },
           { name: 'access_token', in: 'query', required: false, schema: { type: 'string' }, description: 'The user token, for clients that cannot set headers' },
         ],

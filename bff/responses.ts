@@ -305,6 +305,49 @@ export const openApiDocumentResponse = named(
 );
 export const demoTokenResponse = named('DemoToken', 'A development user token (12 h).', z.strictObject({ token: z.string() }));
 
+// ---- the room stream's WebSocket messages (GET /v1/rooms/{id}/stream) -------------------------
+
+const streamPosition = {
+  epoch: z.string().nullable().describe('the room stream’s epoch: reconnect with `epoch=`; it changes when the room’s history was lost; null when not known yet'),
+  offset: int64.nullable().describe('the last offset this client has (or will have, once it has read the frames that follow): reconnect with `after=`'),
+};
+
+export const streamHello = named(
+  'StreamHello',
+  'The first message on every stream: where the client stands, and the stream’s limits. After a reconnect with `after=`, `recovered` says whether every missed event follows (true, in a `replay` frame) or the current state does instead (false, a `StreamState` and a `replay` frame of recent messages).',
+  z.strictObject({
+    type: z.literal('hello'),
+    roomId: id,
+    format: z.enum(['json', 'protobuf']),
+    ...streamPosition,
+    recovered: z.boolean().optional(),
+    sampleAbove: count.describe('viewers of this room on one server above which chat is sampled (frames then say how many they left out)'),
+    eventsPerS: count.describe('chat events per second a viewer receives once sampling applies'),
+    heartbeatMs: count.describe('the server pings this often; a client that misses a pong is dropped'),
+  }),
+);
+
+export const streamEvents = named(
+  'StreamEvents',
+  'A frame of events in offset order (`events`: live; `replay`: missed or recent ones). `dropped`: events this frame left out (sampling in a big room, or gone from the history); gifts are never left out. Binary clients get the same as livemesh.chat.v1.ListRecentMessagesResponse.',
+  z.strictObject({ type: z.enum(['events', 'replay']), events: z.array(roomEventJson), dropped: count }),
+);
+
+export const streamState = named(
+  'StreamState',
+  'The current state, sent when a reconnect could not be recovered: the room and its like total (null when their service failed); recent messages follow in a `replay` frame.',
+  z.strictObject({ type: z.literal('state'), recovered: z.literal(false), ...streamPosition, room: roomJson.nullable(), likes: z.strictObject({ total: int64 }).nullable() }),
+);
+
+export const streamReplayFailed = named(
+  'StreamReplayFailed',
+  'Missed events could not be fetched (Chat unavailable): live events follow; reconnect later to recover.',
+  z.strictObject({ type: z.literal('replay_failed'), error: errorResponse.shape.error }),
+);
+
+/** Any JSON message the stream sends. */
+export const streamMessage = z.union([streamHello, streamEvents, streamState, streamReplayFailed]);
+
 /**
  * The JSON a route answers with, as the schema describes it, for `satisfies` in the routes: every
  * field present, none extra, right types. Enum values are checked as strings (the presenters map

@@ -12,11 +12,11 @@
  *   a sender still sees its own lines.
  */
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLOSE_RESET } from '../bff/stream/gateway.js';
 import { isolate } from '../scripts/isolation.js';
 import { json, send, startBff, until, type BffServer } from './support/bff.js';
-import { lastOffset, openStream, type StreamClient } from './support/bff-stream.js';
+import { lastOffset, openStream, type StreamClient, undocumentedMessages } from './support/bff-stream.js';
 import { chatApi, giftPublisher, startChat, type ChatServer } from './support/chat.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
@@ -54,6 +54,11 @@ beforeAll(async () => {
   ]);
   streamer = await bff.auth(STREAMER, 'streamer', 'Host');
 }, 60_000);
+
+// Every JSON message a stream sent matches its documented schema (the OpenAPI Stream* components).
+afterEach(() => {
+  expect(undocumentedMessages()).toEqual([]);
+});
 
 afterAll(async () => {
   await gifts?.close();

@@ -3,11 +3,11 @@
  * Events are published on the room's subject exactly as Chat publishes them.
  */
 import { request } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLOSE_SLOW_CONSUMER } from '../bff/stream/gateway.js';
 import { isolate } from '../scripts/isolation.js';
 import { startBff, until, type BffServer } from './support/bff.js';
-import { openStream, refusal, roomPublisher, type StreamClient } from './support/bff-stream.js';
+import { openStream, refusal, roomPublisher, type StreamClient, undocumentedMessages } from './support/bff-stream.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('bffws');
@@ -29,6 +29,11 @@ beforeAll(async () => {
     startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '5', STREAM_EVENTS_PER_S: '100', STREAM_TICK_MS: '100', STREAM_SAMPLE_ABOVE: '0' }),
     roomPublisher(iso),
   ]);
+});
+
+// Every JSON message a stream sent matches its documented schema (the OpenAPI Stream* components).
+afterEach(() => {
+  expect(undocumentedMessages()).toEqual([]);
 });
 
 afterAll(async () => {

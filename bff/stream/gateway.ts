@@ -37,6 +37,7 @@ import { clientIp, type RateLimits } from '../rate-limits.js';
 import type { Switches } from '../switches.js';
 import type { Upstreams } from '../upstreams.js';
 import { presentRoom, ROOM_FIELDS } from '../present.js';
+import type { Body, streamHello, streamReplayFailed, streamState } from '../responses.js';
 import { Frame, PreparedEvent, RoomFeed, type FeedLimits, type Format } from './room-feed.js';
 import { noteEventContext, traceRoomFrame } from '../../kit/tracing-frames.js';
 
@@ -275,7 +276,7 @@ export class StreamGateway {
         sampleAbove: s.sampleAbove,
         eventsPerS: s.eventsPerS,
         heartbeatMs: s.heartbeatMs,
-      }),
+      } satisfies Body<typeof streamHello>),
     );
   }
 
@@ -305,7 +306,7 @@ export class StreamGateway {
       viewer.after = room.released ?? -Infinity;
       this.hello(viewer, room.epoch, room.released, false);
       const body: ErrorBody = { error: { code: 'UNAVAILABLE', message: 'missed events are unavailable; live events follow', upstream: 'chat' } };
-      if (viewer.ws.readyState === WebSocket.OPEN) viewer.ws.send(JSON.stringify({ type: 'replay_failed', ...body }));
+      if (viewer.ws.readyState === WebSocket.OPEN) viewer.ws.send(JSON.stringify({ type: 'replay_failed', ...body } satisfies Body<typeof streamReplayFailed>));
       this.deps.log?.debug({ err, roomId: viewer.roomId }, 'stream recovery failed');
     }
   }
@@ -335,7 +336,7 @@ export class StreamGateway {
         offset: position.offset,
         room: info?.room ? presentRoom(info.room) : null,
         likes: likes ? { total: likes.likeCount } : null,
-      }),
+      } satisfies Body<typeof streamState>),
     );
     this.write(viewer, new Frame('replay', recent.events.map((e) => PreparedEvent.of(e))));
   }

@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import { EventPriority, ListRecentMessagesResponse, RoomEvent } from '../../gen/ts/livemesh/chat/v1/chat.js';
 import type { Isolation } from '../../scripts/isolation.js';
 import { natsServers } from '../../kit/nats.js';
+import { streamMessage } from '../../bff/responses.js';
 
 /** A presented event, typed loosely: tests walk it field by field. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberately `any`, as json() in bff.ts
@@ -30,6 +31,16 @@ export interface StreamClient {
   closed: Promise<{ code: number; reason: string }>;
 }
 
+const violations: string[] = [];
+
+/**
+ * JSON messages any stream opened here received that do not match their documented schema
+ * (bff/responses.ts, the OpenAPI document's Stream* components); reading them clears the list.
+ */
+export function undocumentedMessages(): string[] {
+  return violations.splice(0);
+}
+
 /** Opens `GET /v1/rooms/:id/stream` and collects what arrives; resolves once the hello is in. */
 export async function openStream(base: string, roomId: string, query = '', opts: { autoPong?: boolean } = {}): Promise<StreamClient> {
   const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/rooms/${roomId}/stream${query ? `?${query}` : ''}`, { autoPong: opts.autoPong ?? true });
@@ -50,7 +61,10 @@ export async function openStream(base: string, roomId: string, query = '', opts:
       client.dropped += frame.dropped;
       return;
     }
-    const msg = JSON.parse(data.toString()) as { type: string; events?: Array<Presented & { seq: string; type: string }>; dropped?: number };
+    const raw: unknown = JSON.parse(data.toString());
+    const documented = streamMessage.safeParse(raw);
+    if (!documented.success) violations.push(`${data.toString().slice(0, 300)}: ${documented.error.message.slice(0, 500)}`);
+    const msg = raw as { type: string; events?: Array<Presented & { seq: string; type: string }>; dropped?: number };
     if (msg.type === 'events' || msg.type === 'replay') {
       for (const e of msg.events ?? []) client.events.push({ seq: e.seq, type: e.type, frame: msg.type, body: e });
       if (msg.type === 'events') client.frameDrops.push(msg.dropped ?? 0);
