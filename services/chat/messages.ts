@@ -53,9 +53,9 @@ const hash = (s: string) => createHash('sha1').update(s).digest('base64url').sli
 /**
  * SendMessage and the recent-message history. Checks that need no shared state (the text, the
  * policy's closed flag and level) run in the replica; everything that must hold across replicas
- * (retries, mutes, rate limit, slow mode, the flood merge) is one Redis script, so a refused or
- * merged message costs one round trip; a published one a second, its append to the room's
- * stream (offset and history, see stream.ts).
+ * (retries, mutes, rate limit, slow mode, the flood merge) is two Redis scripts, the user's step
+ * and the room's (each in one Cluster slot); a new message is appended to the room's stream
+ * (offset and history, see stream.ts) by the room's script itself, so it costs no third trip.
  *
  * A flood of one text is published once, at once, with merged_count 1; when its merge window
  * closes, the replica that published it publishes one update with the final count (same
@@ -106,6 +106,7 @@ export class Messages {
       mergedCount: 1,
       senderRole: caller.role,
     };
+    const pending = this.stream.prepare(room.roomId, { chat: message }, new Date(now));
     const admission = await this.store.admit({
       roomId: room.roomId,
       userId: caller.userId,
@@ -119,6 +120,7 @@ export class Messages {
       slowModeMs: manager ? 0 : policy.slowModeMs,
       mergeWindowMs: this.settings.mergeWindowMs,
       dedupeMs: this.settings.dedupeMs,
+      append: pending,
     });
     switch (admission.kind) {
       case 'duplicate':
@@ -134,7 +136,7 @@ export class Messages {
       case 'merged':
         return { messageId: admission.messageId, outcome: 'merged', seq: undefined, sentAt: undefined };
       case 'new': {
-        const published = await this.stream.publish(room.roomId, { chat: message }, new Date(now));
+        const published = admission.position ? this.stream.announce(pending.event, admission.position.offset) : await this.stream.publish(room.roomId, { chat: message }, new Date(now));
         if (this.settings.mergeWindowMs > 0) this.windows.push({ dueAt: now + this.settings.mergeWindowMs + MERGE_GRACE_MS, roomId: room.roomId, message });
         return { messageId: admission.messageId, outcome: 'published', seq: published.seq, sentAt: published.at };
       }

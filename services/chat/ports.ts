@@ -14,7 +14,8 @@ export type Admission =
   | { kind: 'rate_limited'; retryAfterMs: number }
   | { kind: 'slow_mode'; retryAfterMs: number }
   | { kind: 'merged'; messageId: string; count: number }
-  | { kind: 'new'; messageId: string };
+  /** `position`: the message's place in the room stream, when it was appended in the same step. */
+  | { kind: 'new'; messageId: string; position: StreamPosition | undefined };
 
 export interface AdmitInput {
   roomId: string;
@@ -32,6 +33,8 @@ export interface AdmitInput {
   slowModeMs: number;
   mergeWindowMs: number;
   dedupeMs: number;
+  /** The message as it is published if it is new: appended to the room's stream in the same step (see ChatStore.append). */
+  append?: { event: ChatEvent; limits: HistoryLimits };
 }
 
 /** Where a room's stream is: the last offset handed out and the epoch of the history it counts in. */
@@ -62,7 +65,11 @@ export interface MuteRecord {
 }
 
 export interface ChatStore {
-  /** One round trip for everything a message must pass across replicas: retries, mutes, rate, slow mode, the flood merge. */
+  /**
+   * Everything a message must pass across replicas: retries, mutes, rate, slow mode, the flood
+   * merge; a new message with `append` also takes its offset (two round trips: the user's step,
+   * then the room's, each in its own Cluster slot).
+   */
   admit(a: AdmitInput): Promise<Admission>;
   /** Closes merge windows: for each message, its merged count, or undefined when nothing merged. */
   closeMerges(open: Array<{ roomId: string; messageId: string }>): Promise<Array<number | undefined>>;

@@ -11,6 +11,10 @@ export const HISTORY_READ = { max: 10_000, default: 1000 } as const;
 /** Where the use cases publish: every event takes the room's next offset on its way out. */
 export interface RoomPublisher {
   publish(roomId: string, payload: Payload, at?: Date): Promise<ChatEvent>;
+  /** An event to append as part of another step (a message's admission), with the history's limits. */
+  prepare(roomId: string, payload: Payload, at: Date): { event: ChatEvent; limits: HistoryLimits };
+  /** Publishes an event that another step already appended at `offset`. */
+  announce(event: ChatEvent, offset: string): ChatEvent;
 }
 
 export interface Recovery {
@@ -39,6 +43,14 @@ export class RoomStream implements RoomPublisher {
   async publish(roomId: string, payload: Payload, at = new Date(this.clock())): Promise<ChatEvent> {
     const event = roomEvent(roomId, '0', payload, at);
     const { offset } = await this.store.append(event, this.limits, this.clock());
+    return this.announce(event, offset);
+  }
+
+  prepare(roomId: string, payload: Payload, at: Date): { event: ChatEvent; limits: HistoryLimits } {
+    return { event: roomEvent(roomId, '0', payload, at), limits: this.limits };
+  }
+
+  announce(event: ChatEvent, offset: string): ChatEvent {
     const published = { ...event, seq: offset };
     this.bus.publish(published);
     return published;

@@ -164,6 +164,23 @@ end
 return {o, epoch}`;
 
 /**
+ * The room's step and, for a new message, its append (offset, history, recent list) in one call:
+ * both touch only the room's keys (one slot), and a message admitted is a message appended, so a
+ * published line costs two round trips (the user's step, then this), not three. KEYS 1-4 and
+ * ARGV 1-4 are ADMIT_ROOM's; KEYS 5-7 and ARGV 5-10 are APPEND's. Answers ADMIT_ROOM's refusals,
+ * or {'new', id, offset, epoch}.
+ */
+const ADMIT_ROOM_APPEND = `
+local function admit(KEYS, ARGV)${ADMIT_ROOM}
+end
+local function append(KEYS, ARGV)${APPEND}
+end
+local r = admit({KEYS[1], KEYS[2], KEYS[3], KEYS[4]}, {ARGV[1], ARGV[2], ARGV[3], ARGV[4]})
+if r[1] ~= 'new' then return r end
+local a = append({KEYS[5], KEYS[6], KEYS[7]}, {ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]})
+return {'new', r[2], a[1], a[2]}`;
+
+/**
  * The events after offset ARGV[2], if the history holds every one of them (at most ARGV[3]) and
  * the oldest is younger than ARGV[5] ms at time ARGV[4]. Answers {top offset, epoch, 1 and the
  * events' bytes in order} or {top offset, epoch, 0}.
@@ -230,6 +247,7 @@ return 0`;
 interface ChatScripts {
   chatAdmitUser(...args: string[]): Promise<string[]>;
   chatAdmitRoom(...args: string[]): Promise<string[]>;
+  chatAdmitRoomAppend(...args: Array<string | Buffer>): Promise<Array<string | number>>;
   chatAdmitUndo(...args: string[]): Promise<number>;
   chatFlushLikes(...args: string[]): Promise<number>;
   chatSetPolicy(...args: string[]): Promise<string[]>;
@@ -253,6 +271,7 @@ export class RedisChatStore implements ChatStore {
     if (!('chatAdmitUser' in redis)) {
       redis.defineCommand('chatAdmitUser', { numberOfKeys: 3, lua: ADMIT_USER });
       redis.defineCommand('chatAdmitRoom', { numberOfKeys: 4, lua: ADMIT_ROOM });
+      redis.defineCommand('chatAdmitRoomAppend', { numberOfKeys: 7, lua: ADMIT_ROOM_APPEND });
       redis.defineCommand('chatAdmitUndo', { numberOfKeys: 2, lua: ADMIT_UNDO });
       redis.defineCommand('chatCloseMerge', { numberOfKeys: 1, lua: CLOSE_MERGE });
       redis.defineCommand('chatFlushLikes', { numberOfKeys: 1, lua: FLUSH_LIKES });
@@ -285,18 +304,30 @@ export class RedisChatStore implements ChatStore {
       case 'rate': return { kind: 'rate_limited', retryAfterMs: Number(ux) };
       default: throw new Error(`unexpected admit answer ${String(userKind)}`);
     }
-    const [kind, x = '', y = ''] = await this.redis.chatAdmitRoom(
-      k.mute(a.roomId, a.userId), k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.mergeCountPrefix(a.roomId),
-      String(a.nowMs), a.candidateId, String(a.slowModeMs), String(a.mergeWindowMs),
-    );
-    if (kind === 'muted' || kind === 'slow') await this.redis.chatAdmitUndo(dedupe, k.rate(a.userId), `${a.fingerprint}|${a.candidateId}`, String(a.burst));
+    const roomKeys = [k.mute(a.roomId, a.userId), k.slow(a.roomId, a.userId), k.flood(a.roomId, a.textHash), k.mergeCountPrefix(a.roomId)];
+    const roomArgs = [String(a.nowMs), a.candidateId, String(a.slowModeMs), String(a.mergeWindowMs)];
+    const undo = () => this.redis.chatAdmitUndo(dedupe, k.rate(a.userId), `${a.fingerprint}|${a.candidateId}`, String(a.burst));
+    let answer: Array<string | number>;
+    try {
+      answer = a.append
+        ? await this.redis.chatAdmitRoomAppend(...roomKeys, k.meta(a.roomId), k.history(a.roomId), k.recent(a.roomId), ...roomArgs, ...appendArgs(a.append.event, a.append.limits, a.nowMs))
+        : await this.redis.chatAdmitRoom(...roomKeys, ...roomArgs);
+    } catch (err) {
+      // The room's step failed, or its answer was lost: give the user's step back, so the client's
+      // retry is admitted afresh instead of answered `duplicate` for a line nobody saw (when only
+      // the answer was lost, the retry shows the line twice: the lesser harm for chat).
+      await undo().catch(() => undefined);
+      throw err;
+    }
+    const [kind, x = '', y = ''] = answer.map(String);
+    if (kind === 'muted' || kind === 'slow') await undo();
     switch (kind) {
       case 'muted': return { kind: 'muted', until: new Date(Number(x)) };
       case 'slow': return { kind: 'slow_mode', retryAfterMs: Number(x) };
       case 'merged':
         await this.redis.set(dedupe, `${a.fingerprint}|${x}`, 'PX', a.dedupeMs, 'XX');
         return { kind: 'merged', messageId: x, count: Number(y) };
-      case 'new': return { kind: 'new', messageId: x };
+      case 'new': return { kind: 'new', messageId: x, position: a.append ? { offset: String(answer[2]), epoch: String(answer[3]) } : undefined };
       default: throw new Error(`unexpected admit answer ${String(kind)}`);
     }
   }
@@ -313,10 +344,7 @@ export class RedisChatStore implements ChatStore {
 
   async append(event: ChatEvent, limits: HistoryLimits, nowMs: number): Promise<StreamPosition> {
     const room = event.roomId;
-    const [offset, epoch] = await this.redis.chatAppend(
-      k.meta(room), k.history(room), k.recent(room),
-      newEpoch(), Buffer.from(withoutSeq(event)), String(nowMs), String(limits.size), 'chat' in event.payload ? '1' : '0', String(limits.ttlMs),
-    );
+    const [offset, epoch] = await this.redis.chatAppend(k.meta(room), k.history(room), k.recent(room), ...appendArgs(event, limits, nowMs));
     return { offset: String(offset), epoch };
   }
 
@@ -458,3 +486,13 @@ const newEpoch = (): string => randomBytes(8).toString('hex');
 
 /** History and recent list keep the offset beside the bytes (the append script assigns it after encoding), so the encoded event leaves it out. */
 const withoutSeq = (event: ChatEvent): Uint8Array => encodeEvent(event.seq === '0' ? event : { ...event, seq: '0' });
+
+/** APPEND's arguments: an epoch in case the room has none, the event without its seq, the time, the history's size, whether it is chat (kept in the recent list), the history's TTL. */
+const appendArgs = (event: ChatEvent, limits: HistoryLimits, nowMs: number): Array<string | Buffer> => [
+  newEpoch(),
+  Buffer.from(withoutSeq(event)),
+  String(nowMs),
+  String(limits.size),
+  'chat' in event.payload ? '1' : '0',
+  String(limits.ttlMs),
+];
