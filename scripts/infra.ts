@@ -104,7 +104,7 @@ export class InfraError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Components
 
-type Kind = 'mysql' | 'redis' | 'nats';
+export type Kind = 'mysql' | 'redis' | 'nats';
 
 interface Target {
   kind: Kind;
@@ -164,6 +164,8 @@ interface StartContext {
   port: number;
   timeoutMs: number;
   log: (line: string) => void;
+  /** Flags after the usual ones (a test's Cluster mode, a smaller buffer pool). */
+  extraArgs?: string[];
 }
 
 /**
@@ -263,6 +265,26 @@ async function startPrivate(
   return { plan, proc, dir };
 }
 
+/**
+ * One private server of `kind` on 127.0.0.1:`port`, in `<dataDir>/<name>-<port>`, started exactly
+ * as ensureInfra starts one (binary lookup, flags, readiness check, killed with this process):
+ * for tests that need servers beside the configured ones, such as a second MariaDB or a Redis
+ * Cluster's nodes. `searchPath` is where the binaries are looked for first. Throws InfraError
+ * naming what is missing.
+ */
+export async function startPrivateServer(
+  kind: Kind,
+  opts: { port: number; dataDir: string; extraArgs?: string[]; timeoutMs?: number; log?: (line: string) => void; searchPath?: string },
+): Promise<{ proc: PrivateProcess; dir: string }> {
+  const target: Target = { kind, url: `${kind}://127.0.0.1:${opts.port}`, host: '127.0.0.1', port: opts.port };
+  const plan = planPrivate(target, opts.searchPath ?? defaultSearchPath(), opts.dataDir);
+  if (typeof plan === 'string') throw new InfraError(`infra: ${plan}`);
+  const dir = join(opts.dataDir, `${plan.name}-${opts.port}`);
+  mkdirSync(dir, { recursive: true });
+  const proc = await plan.start({ dir, bindHost: '127.0.0.1', port: opts.port, timeoutMs: opts.timeoutMs ?? 30_000, log: opts.log ?? (() => {}), extraArgs: opts.extraArgs });
+  return { proc, dir };
+}
+
 /** Returns a launch plan, or the human-readable reason why no private instance is possible. */
 function planPrivate(target: Target, searchPath: string, dataDir: string): StartPlan | string {
   const info = COMPONENTS[target.kind];
@@ -319,6 +341,7 @@ async function startRedis(bin: string, ctx: StartContext): Promise<PrivateProces
     '--appendonly', 'no',
     '--dir', ctx.dir,
     '--logfile', join(ctx.dir, 'redis.log'),
+    ...(ctx.extraArgs ?? []),
   ];
   const proc = spawnServer('redis', bin, args, ctx.dir, [join(ctx.dir, 'redis.log')]);
   await waitUntilReady(proc, () => redisPing(ctx.bindHost, ctx.port), ctx);
@@ -355,7 +378,7 @@ async function startNats(bin: string, ctx: StartContext): Promise<PrivateProcess
   const logFile = join(ctx.dir, 'nats.log');
   // JetStream is on because gift events and KV buckets need it; its store lives in the private
   // folder so streams survive restarts the same way they would on a real server.
-  const args = ['-a', ctx.bindHost, '-p', String(ctx.port), '-js', '-sd', join(ctx.dir, 'jetstream'), '-l', logFile];
+  const args = ['-a', ctx.bindHost, '-p', String(ctx.port), '-js', '-sd', join(ctx.dir, 'jetstream'), '-l', logFile, ...(ctx.extraArgs ?? [])];
   const proc = spawnServer('nats', bin, args, ctx.dir, [logFile]);
   await waitUntilReady(proc, () => natsCheck(ctx.bindHost, ctx.port), ctx);
   return proc;
@@ -445,6 +468,7 @@ async function startMysql(
     `--log-error=${errLog}`,
     '--skip-log-bin',
     ...userArgs,
+    ...(ctx.extraArgs ?? []),
   ];
   // MySQL 8's X Protocol plugin would otherwise try to claim port 33060, which a system MySQL may hold.
   if (flavor.kind === 'mysql' && flavor.major >= 8) args.push('--mysqlx=OFF');

@@ -4,28 +4,24 @@
  * `redis-cli --cluster create`. Each node's cluster bus gets its own free port (`cluster-port`)
  * rather than port + 10000, which another listener or the port range's end could hold.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join, delimiter } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { fromRoot } from '../../../kit/paths.js';
+import { findBinary, startPrivateServer, stopProcess, type PrivateProcess } from '../../../scripts/infra.js';
 import { freePorts } from '../../../scripts/net.js';
 import { debian, toolGate, type ToolGate } from '../tools.js';
 
 const run = promisify(execFile);
 
-function onPath(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin'];
-  return dirs.map((d) => join(d, name)).find((p) => existsSync(p));
-}
-
 /** redis-server and redis-cli (Debian's redis-server package brings redis-tools with redis-cli). */
 export function redisClusterGate(test: string, what: string): ToolGate & { cli: string | undefined } {
-  const server = process.env.LM_REDIS_SERVER ?? onPath('redis-server');
-  const cli = process.env.LM_REDIS_CLI ?? onPath('redis-cli');
+  const server = process.env.LM_REDIS_SERVER ?? findBinary('redis-server');
+  const cli = process.env.LM_REDIS_CLI ?? findBinary('redis-cli');
   const missing = [server && existsSync(server) ? undefined : 'redis-server', cli && existsSync(cli) ? undefined : 'redis-cli'].filter(Boolean);
   const gate = toolGate({
     test,
@@ -67,50 +63,37 @@ async function ask<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
 }
 
 /**
- * Starts `masters` redis-server processes in cluster mode, joins them with redis-cli and waits
- * until every node reports `cluster_state:ok`. `server`/`cli` are the binaries (see the gate).
+ * Starts `masters` redis-server processes in cluster mode (each as `npm start` starts its private
+ * Redis, plus the Cluster flags), joins them with redis-cli and waits until every node reports
+ * `cluster_state:ok`. `server`/`cli` are the binaries (see the gate).
  */
 export async function startRedisCluster(opts: { server: string; cli: string; masters?: number; log?: (line: string) => void }): Promise<RedisCluster> {
   const masters = opts.masters ?? 3;
   const log = opts.log ?? (() => {});
   const ports = await freePorts(masters * 2);
-  const dir = fromRoot('.data', 'redis-cluster', `${process.pid}-${ports[0]}`);
-  const children: ChildProcess[] = [];
+  const dataDir = fromRoot('.data', 'redis-cluster', `${process.pid}-${ports[0]}`);
+  const procs: PrivateProcess[] = [];
   const nodeDirs: string[] = [];
   const stop = async () => {
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            const force = setTimeout(() => c.kill('SIGKILL'), 5000);
-            c.once('exit', () => {
-              clearTimeout(force);
-              resolve();
-            });
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
-    await rm(dir, { recursive: true, force: true });
+    await Promise.all(procs.map((p) => stopProcess(p)));
+    await rm(dataDir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < masters; i++) {
-      const port = ports[i] as number;
-      const nodeDir = join(dir, String(port));
-      nodeDirs.push(nodeDir);
-      await mkdir(nodeDir, { recursive: true });
-      const args = [
-        '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(ports[masters + i]),
-        '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--cluster-node-timeout', '5000',
-        '--save', '', '--appendonly', 'no', '--dir', nodeDir, '--logfile', join(nodeDir, 'redis.log'),
-      ];
-      const child = spawn(opts.server, args, { stdio: 'ignore' });
-      child.on('error', (err) => log(`redis cluster: ${opts.server} failed to start: ${err.message}`));
-      children.push(child);
-    }
     const nodes = ports.slice(0, masters).map((p) => `127.0.0.1:${p}`);
-    for (const port of ports.slice(0, masters)) await waitFor(`node ${port} answering PING`, () => ask(port, async (r) => (await r.ping()) === 'PONG'), 15_000);
+    await Promise.all(
+      ports.slice(0, masters).map(async (port, i) => {
+        const { proc, dir } = await startPrivateServer('redis', {
+          port,
+          dataDir,
+          searchPath: dirname(opts.server),
+          timeoutMs: 15_000,
+          // nodes.conf lands in the node's own folder (the server's working directory).
+          extraArgs: ['--cluster-enabled', 'yes', '--cluster-port', String(ports[masters + i]), '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],
+        });
+        procs.push(proc);
+        nodeDirs.push(dir);
+      }),
+    );
     log(`redis cluster: ${masters} nodes up on ${nodes.join(', ')}; creating the cluster`);
     await run(opts.cli, ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
     for (const port of ports.slice(0, masters)) {
