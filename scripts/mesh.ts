@@ -308,9 +308,19 @@ export function hostPort(host: string, port: number): string {
 }
 
 /** Check("") answers SERVING only once the kit's listen() finished, i.e. after migrations and connections. */
-function grpcServing(client: HealthClient): Promise<boolean> {
+/**
+ * The health name a livemesh service registers (`livemesh.gift.v1.GiftService` for
+ * dist/services/gift/main.js), so a readiness probe is answered by that kind of service only and
+ * not by another process that holds the port meanwhile; '' (the whole server) for other scripts.
+ */
+function healthNameOf(script: string): string {
+  const svc = /services[/\\]([a-z]+)[/\\]main\.js$/.exec(script)?.[1];
+  return svc ? `livemesh.${svc}.v1.${svc[0]!.toUpperCase()}${svc.slice(1)}Service` : '';
+}
+
+function grpcServing(client: HealthClient, service = ''): Promise<boolean> {
   return new Promise((resolve) => {
-    client.check({ service: '' }, new Metadata(), { deadline: Date.now() + PROBE_DEADLINE_MS }, (err, res) =>
+    client.check({ service }, new Metadata(), { deadline: Date.now() + PROBE_DEADLINE_MS }, (err, res) =>
       resolve(!err && res.status === Serving.SERVING),
     );
   });
@@ -351,7 +361,7 @@ export async function waitReady(child: Child, host: string, abandoned: () => boo
       : undefined;
   try {
     while (!child.ended && !abandoned()) {
-      const ready = client ? await grpcServing(client) : await httpReady(`http://${address}/readyz`);
+      const ready = client ? await grpcServing(client, healthNameOf(child.spec.script)) : await httpReady(`http://${address}/readyz`);
       if (ready && !child.ended) return true;
       await Promise.race([sleep(PROBE_INTERVAL_MS), child.done]);
     }
@@ -620,6 +630,18 @@ export const serverNodeArgs = (): string[] => (process.env.BENCH_NODE_ARGS ?? ''
  * child here, so a Ctrl-C reaches only this process, which then stops the child with SIGTERM.
  */
 export async function startProcess(opts: ProcessOptions, ready: (server: Server) => Promise<boolean>, signal: AbortSignal = new AbortController().signal): Promise<Server> {
+  // A port picked free can be taken by another test's process before this one binds it (a slow
+  // start leaves seconds): that start ends in EADDRINUSE, and another free port is tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startProcessOnce(opts, ready, signal);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !(err instanceof Error) || !err.message.includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
+async function startProcessOnce(opts: ProcessOptions, ready: (server: Server) => Promise<boolean>, signal: AbortSignal): Promise<Server> {
   // Every livemesh process loads its keys at start (services verify tokens, and sign their own).
   ensureDevKeys();
   const port = opts.port ?? pick(await freePorts(1), 0);
@@ -676,7 +698,7 @@ export async function startServer(
       { label, script, env, ipc, ...(fixedPort === undefined ? {} : { port: fixedPort }), what: 'report SERVING' },
       (server) => {
         probe ??= new HealthClient(server.address, probeChannel?.credentials ?? credentials.createInsecure(), probeChannel?.options ?? {});
-        return grpcServing(probe);
+        return grpcServing(probe, healthNameOf(script));
       },
       signal,
     );
