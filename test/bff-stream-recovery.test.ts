@@ -8,6 +8,8 @@
  *   order, each sender its own; a viewer away for 30 events (gifts, chat, likes, a room edit)
  *   recovers every one of them with `after=`; one away past the history is told
  *   `recovered: false` and gets the current state.
+ * - A room first joined while Chat was down learns its epoch once Chat is back, so viewers
+ *   joining then can recover.
  * - Past the threshold: frames carry the dropped count, gifts are never dropped, order holds, and
  *   a sender still sees its own lines.
  */
@@ -19,6 +21,7 @@ import { json, send, startBff, until, type BffServer } from './support/bff.js';
 import { lastOffset, openStream, type StreamClient, undocumentedMessages } from './support/bff-stream.js';
 import { chatApi, giftPublisher, startChat, type ChatServer } from './support/chat.js';
 import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
+import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 const iso = isolate('bffwsr');
 /** Events of a room Chat keeps for recovery. */
@@ -30,6 +33,9 @@ let chats: ChatServer[];
 let bff: BffServer;
 /** Samples past 5 viewers, at 50 events/s per viewer in 100 ms ticks (5 per frame). */
 let crowded: BffServer;
+/** Reaches Chat only through a proxy the test cuts: a room joined while Chat is down. */
+let cutOff: BffServer;
+let chatLink: TcpProxy;
 let gifts: Awaited<ReturnType<typeof giftPublisher>>;
 let streamer: Record<string, string>;
 let seq = 0;
@@ -47,9 +53,12 @@ beforeAll(async () => {
   };
   chats = await Promise.all([startChat(iso, chatEnv), startChat(iso, chatEnv)]);
   const common = { ROOM_ADDR: room.address, CHAT_ADDR: chats.map((c) => c.address).join(','), RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '0' };
-  [bff, crowded, gifts] = await Promise.all([
+  const [chatHost, chatPort] = chats[0]!.address.split(':') as [string, string];
+  chatLink = await startTcpProxy(chatHost, Number(chatPort));
+  [bff, crowded, cutOff, gifts] = await Promise.all([
     startBff(iso, { ...common, STREAM_TICK_MS: '50' }),
     startBff(iso, { ...common, STREAM_SAMPLE_ABOVE: '5', STREAM_EVENTS_PER_S: '50', STREAM_TICK_MS: '100' }),
+    startBff(iso, { ...common, CHAT_ADDR: `127.0.0.1:${chatLink.port}`, STREAM_TICK_MS: '50', REQUEST_BUDGET_MS: '1000' }),
     giftPublisher(iso),
   ]);
   streamer = await bff.auth(STREAMER, 'streamer', 'Host');
@@ -63,6 +72,8 @@ afterEach(() => {
 afterAll(async () => {
   await gifts?.close();
   await crowded?.close();
+  await cutOff?.close();
+  await chatLink?.cut();
   await bff?.close();
   for (const c of chats ?? []) await c.close();
   await room?.close();
@@ -243,6 +254,43 @@ describe('a history that is lost', () => {
     expect(back.hello.epoch).not.toBe(epoch);
     await until('the recent messages', () => back.events.filter((e) => e.frame === 'replay').map((e) => e.body?.chat?.text), (t) => t.includes('after the loss'));
     await close(back);
+  }, 60_000);
+});
+
+describe('a room first joined while Chat was down', () => {
+  it('learns its epoch once Chat is back, so viewers joining then can recover', async () => {
+    const roomId = await liveRoom();
+    await chatLink.cut();
+    const early = await openStream(cutOff.base, roomId);
+    try {
+      // No position: the room follows from its first event, and the hello has no epoch to recover with.
+      expect(early.hello).toMatchObject({ type: 'hello', epoch: null });
+      const first = gift(roomId);
+      await gifts.flush();
+      await until('the gift', () => early.events.map((e) => e.body?.gift?.orderId), (ids) => ids.includes(first));
+    } finally {
+      await chatLink.resume();
+    }
+    const chatEpoch = (await chatApi(chats[0]!.client).getRoomHistory({ roomId, afterOffset: '0', limit: 1 })).position!.epoch;
+    expect(chatEpoch).toMatch(/^[0-9a-f]{16}$/);
+    // The BFF's channel to Chat may still be backing off: a viewer joining a little later gets the epoch.
+    let late: StreamClient | undefined;
+    await until('a hello with the epoch', async () => {
+      if (late) await close(late);
+      late = await openStream(cutOff.base, roomId);
+      return late.hello.epoch;
+    }, (epoch) => epoch === chatEpoch, 30_000);
+    const after = String(late!.hello.offset);
+    await close(late!);
+
+    const missed = [gift(roomId), gift(roomId), gift(roomId)];
+    await gifts.flush();
+    await until('the gifts on the early stream', () => early.events.filter((e) => e.type === 'gift').length, (n) => n === 1 + missed.length);
+    const back = await openStream(cutOff.base, roomId, `after=${after}&epoch=${chatEpoch}`);
+    expect(back.hello).toMatchObject({ recovered: true, epoch: chatEpoch });
+    await until('the replay', () => back.events.filter((e) => e.frame === 'replay').length, (n) => n >= missed.length);
+    expect(back.events.filter((e) => e.frame === 'replay').map((e) => e.body?.gift?.orderId).sort()).toEqual([...missed].sort());
+    await Promise.all([close(back), close(early)]);
   }, 60_000);
 });
 

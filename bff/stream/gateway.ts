@@ -123,6 +123,9 @@ class Room {
   gapSince = 0;
   filling = false;
   lastEpochCheck = 0;
+  /** A read of the position for a room that started without one (Chat was down); shared by the viewers that wait on it. */
+  learning: Promise<void> | undefined;
+  lastLearn = 0;
   sub!: Subscription;
   /** Resolves once the NATS server has the subscription and the position is read: nothing published after a hello is missed. */
   ready!: Promise<void>;
@@ -243,6 +246,7 @@ export class StreamGateway {
     this.presence(viewer, 'enter');
     void room.ready.then(
       async () => {
+        if (!room.epoch) await this.learnEpoch(room);
         if (ws.readyState !== WebSocket.OPEN) return;
         if (resume) await this.recover(viewer, room, resume);
         else {
@@ -399,6 +403,30 @@ export class StreamGateway {
     if (room.next === undefined && early.length > 0) room.next = lowest(early.map((e) => e.offset));
     // Events published before the position was read are behind it: not late, just before this start.
     for (const e of early) if (e.offset >= (room.next ?? 0)) this.arrived(room, e);
+  }
+
+  /**
+   * A room that started while Chat could not be asked has no epoch, so its viewers could not
+   * recover after a reconnect. The next viewer to join asks again (at most once a second, one
+   * call shared by the viewers joining meanwhile). The offsets it released are Chat's offsets
+   * all along, so only the epoch is learnt; the release point stays where the events put it.
+   */
+  private learnEpoch(room: Room): Promise<void> {
+    if (room.learning) return room.learning;
+    if (Date.now() - room.lastLearn < 1000) return Promise.resolve();
+    room.lastLearn = Date.now();
+    room.learning = this.position(room.id).then(
+      (position) => {
+        room.learning = undefined;
+        if (room.epoch || !position.epoch) return;
+        room.epoch = position.epoch;
+        this.deps.log?.info({ roomId: room.id, epoch: room.epoch }, 'room stream position read after Chat came back');
+      },
+      () => {
+        room.learning = undefined;
+      },
+    );
+    return room.learning;
   }
 
   private async position(roomId: string): Promise<StreamPosition> {
