@@ -20,6 +20,11 @@ export interface P2cOptions {
   slowStartMs: number;
   /** How often pool means, the usable set and the forced picks are recomputed. */
   scanIntervalMs: number;
+  /**
+   * How long an endpoint whose connection just failed a call is left out (unless every endpoint
+   * is), or until it is ready again, whichever comes first.
+   */
+  transportEjectMs: number;
 }
 
 export const DEFAULT_P2C_OPTIONS: Readonly<P2cOptions> = Object.freeze({
@@ -32,6 +37,7 @@ export const DEFAULT_P2C_OPTIONS: Readonly<P2cOptions> = Object.freeze({
   minSuccess: 0.5,
   slowStartMs: 3000,
   scanIntervalMs: 100,
+  transportEjectMs: 1000,
 });
 
 /** What the pool looks like on average; the reference for new endpoints and stale reports. */
@@ -53,6 +59,14 @@ export interface CallOutcome {
   latencyMs?: number;
   /** Server load from the response (max of CPU and event-loop utilization), if it sent one. */
   load?: number;
+  /**
+   * The call failed on the connection, not with an answer from the server (UNAVAILABLE with no
+   * load report: refused, reset, dropped). The endpoint is left out at once rather than when the
+   * success average has sunk: a replica killed under load otherwise looks idle (its calls all
+   * ended) in the moments before its connection state reaches the picker, and a retry, sent
+   * there 10 ms later, fails too.
+   */
+  transportFailure?: boolean;
 }
 
 /** The inputs of an endpoint's score at one instant: what the metrics and the debug view show. */
@@ -93,6 +107,8 @@ export class EndpointStats {
   private success: SuccessEwma;
   private reportedLoad: number | undefined;
   private reportAt = 0;
+  /** Left out until then after a transport failure (see CallOutcome.transportFailure). */
+  private ejectedUntil = -Infinity;
 
   constructor(
     readonly address: string,
@@ -117,6 +133,7 @@ export class EndpointStats {
     this.pending = 0;
     this.readySince = now;
     this.lastPickAt = now;
+    this.ejectedUntil = -Infinity;
   }
 
   onPick(now: number, forced: boolean): void {
@@ -134,6 +151,7 @@ export class EndpointStats {
   onEnd(now: number, outcome: CallOutcome): void {
     if (this.inflight > 0) this.inflight--;
     if (outcome.failed !== undefined) this.success.observe(!outcome.failed, now);
+    if (outcome.transportFailure) this.ejectedUntil = now + this.opts.transportEjectMs;
     if (outcome.latencyMs !== undefined) this.latency.observe(outcome.latencyMs, now);
     if (outcome.load !== undefined) {
       this.reportedLoad = outcome.load;
@@ -178,7 +196,7 @@ export class EndpointStats {
   }
 
   avoided(now: number, pool: PoolMeans): boolean {
-    return this.successAt(now) < this.opts.minSuccess || this.effectiveLoad(now, pool.load) > this.opts.maxLoad;
+    return now < this.ejectedUntil || this.successAt(now) < this.opts.minSuccess || this.effectiveLoad(now, pool.load) > this.opts.maxLoad;
   }
 
   score(now: number, pool: PoolMeans): number {

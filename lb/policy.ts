@@ -56,6 +56,7 @@ const CONFIG_KEYS = {
   min_success: 'minSuccess',
   slow_start_ms: 'slowStartMs',
   scan_interval_ms: 'scanIntervalMs',
+  transport_eject_ms: 'transportEjectMs',
 } as const satisfies Record<string, keyof P2cOptions>;
 
 /** The parsed `livemesh_p2c` config. Unknown keys are ignored, wrong types are an error. */
@@ -304,10 +305,13 @@ export class P2cPicker implements Picker {
       },
       onCallEnded: (code: Status, details: string, trailers: Metadata) => {
         const now = this.sources.now();
+        const load = readLoad(entry.loadCache, trailers);
         stats.onEnd(now, {
           failed: code === Status.CANCELLED ? undefined : FAILURE_CODES.has(code),
           latencyMs: NO_LATENCY_CODES.has(code) ? undefined : now - startedAt,
-          load: readLoad(entry.loadCache, trailers),
+          load,
+          // Every answer from a livemesh server carries its load; an UNAVAILABLE without one came from the connection.
+          transportFailure: code === Status.UNAVAILABLE && load === undefined,
         });
         onCallEnded?.(code, details, trailers);
       },

@@ -170,6 +170,30 @@ describe('ejection', () => {
     expect(c!.avoided(clock.t, chooser.pool)).toBe(false);
   });
 
+  it('one call failed by its connection leaves the endpoint out at once, until it is ready again or a second has passed', () => {
+    const { clock, chooser, endpoints } = testChooser(3);
+    const [a, b, c] = endpoints;
+    for (let i = 0; i < 30; i++) completeCall(chooser, endpoints, clock);
+    // A server answering UNAVAILABLE (with its load) is one failure among many; the connection failing is not.
+    c!.onEnd(clock.t, { failed: true, load: 0.2 });
+    expect(c!.avoided(clock.t, chooser.pool)).toBe(false);
+    c!.onEnd(clock.t, { failed: true, transportFailure: true });
+    expect(c!.avoided(clock.t, chooser.pool)).toBe(true);
+    const before = c!.picks;
+    for (let i = 0; i < 100; i++) {
+      clock.advance(5);
+      completeCall(chooser, endpoints, clock);
+    }
+    expect(c!.picks).toBe(before);
+    expect(a!.picks + b!.picks).toBeGreaterThan(100);
+    clock.advance(600);
+    expect(c!.avoided(clock.t, chooser.pool)).toBe(false);
+    // Reconnected (ready again) before the second is up: back in at once.
+    c!.onEnd(clock.t, { failed: true, transportFailure: true });
+    chooser.restart(c!);
+    expect(c!.avoided(clock.t, chooser.pool)).toBe(false);
+  });
+
   it('an endpoint reporting load over 90% is avoided', () => {
     const { clock, chooser, endpoints } = testChooser(3);
     const [, , c] = endpoints;
