@@ -12,7 +12,8 @@ function grpcError(code: Code): Error {
   return Object.assign(new Error(Code[code]), { code, details: Code[code] });
 }
 
-const budget = { startedAt: Date.now(), budgetMs: 1500, optionalDeadlineMs: 300, switches: undefined };
+/** A request's budget, starting now: one fixed at import would run out on a loaded machine before the test builds. */
+const budget = () => ({ startedAt: Date.now(), budgetMs: 1500, optionalDeadlineMs: 300, switches: undefined });
 const failing = { upstream: { name: 'ranking', open: false }, run: () => Promise.reject(grpcError(Code.DEADLINE_EXCEEDED)) };
 const answering = { upstream: { name: 'ranking', open: false }, run: () => Promise.resolve({ entries: [] }) };
 
@@ -86,7 +87,12 @@ describe('MicroCache with degraded screens', () => {
   it('keeps a build with a section that ran out of time only for the short TTL, then rebuilds it in the background', async () => {
     const { cache, advance } = degradedSetup();
     let builds = 0;
-    const load = () => assemble({}, { ranking: ++builds === 1 ? failing : answering }, budget);
+    const built: Promise<unknown>[] = [];
+    const load = () => {
+      const screen = assemble({}, { ranking: ++builds === 1 ? failing : answering }, budget());
+      built.push(screen);
+      return screen;
+    };
     const first = await cache.get('k', load);
     expect([first.status, first.degraded, body(first).degraded]).toEqual(['MISS', true, ['ranking']]);
     expect(cache.degradedLoads).toBe(1);
@@ -97,8 +103,9 @@ describe('MicroCache with degraded screens', () => {
     advance(100); // 300 ms: past the short TTL, far inside the full one
     const during = await cache.get('k', load);
     expect([during.status, during.degraded]).toEqual(['UPDATING', true]);
-    await settle();
     expect(builds).toBe(2);
+    await built[1];
+    await settle();
     const after = await cache.get('k', load);
     expect([after.status, after.degraded, body(after).degraded]).toEqual(['HIT', false, []]);
     // The complete screen is kept the full TTL.
@@ -111,7 +118,7 @@ describe('MicroCache with degraded screens', () => {
     const { cache, advance } = degradedSetup();
     const off = { isOff: (name: string) => name === 'room.ranking' };
     const down = { upstream: { name: 'likes', open: false }, run: () => Promise.reject(grpcError(Code.UNAVAILABLE)) };
-    const load = () => assemble({}, { ranking: { ...answering, switch: 'room.ranking' as const }, messages: { upstream: { name: 'chat', open: true }, run: () => Promise.resolve(1) }, likes: down }, { ...budget, switches: off });
+    const load = () => assemble({}, { ranking: { ...answering, switch: 'room.ranking' as const }, messages: { upstream: { name: 'chat', open: true }, run: () => Promise.resolve(1) }, likes: down }, { ...budget(), switches: off });
     const first = await cache.get('k', load);
     expect([first.degraded, body(first).degraded]).toEqual([false, ['ranking', 'messages', 'likes']]);
     advance(1500);
@@ -123,8 +130,8 @@ describe('MicroCache with degraded screens', () => {
     const upstream = { name: 'ranking', open: false };
     const deadlines: number[] = [];
     const section = { upstream, run: (deadline: number) => (deadlines.push(deadline - Date.now()), Promise.resolve(1)) };
-    await assemble({}, { ranking: section }, { ...budget, startedAt: Date.now() });
-    await assemble({}, { ranking: section }, { ...budget, startedAt: Date.now() });
+    await assemble({}, { ranking: section }, budget());
+    await assemble({}, { ranking: section }, budget());
     expect(deadlines[0]).toBeGreaterThan(1400);
     expect(deadlines[1]).toBeLessThanOrEqual(300);
   });
