@@ -4,6 +4,7 @@
  * Process concerns only (config, logger, signals, exit codes); the HTTP behaviour is in app.ts and
  * the wiring in wiring.ts.
  */
+import { ConfigError, EXIT_CONFIG } from '../kit/config.js';
 import { createLogger } from '../kit/logger.js';
 import { startTracing } from '../kit/tracing.js';
 import { boundPort, drainHttpServer, listen, Readiness } from './app.js';
@@ -50,6 +51,11 @@ try {
   bff.stream.attach(server);
 } catch (err) {
   log.error({ err }, 'start-up failed');
+  // Settings found unworkable only once connected (NATS_REPLICAS on a standalone server): EX_CONFIG, as the services do.
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(EXIT_CONFIG);
+  }
   process.exit(1);
 }
 process.on('SIGTERM', () => stop('SIGTERM'));

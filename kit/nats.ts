@@ -1,5 +1,6 @@
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { ConfigError } from './config.js';
 import type { Logger } from './logger.js';
 
 export type { NatsConnection };
@@ -37,7 +38,15 @@ export function jetStreamSettings(nc: NatsConnection): JetStreamSettings {
  */
 export async function connectNats(url: string, name: string, log: Logger, opts: { replicas?: number } = {}): Promise<NatsConnection> {
   const nc = await connect({ servers: natsServers(url), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, timeout: 5000 });
-  settingsOf.set(nc, { replicas: opts.replicas ?? 1, log });
+  const replicas = opts.replicas ?? 1;
+  // A standalone server can never place more than one replica: JetStream would refuse every
+  // stream and the process would wait for ever, so it is refused here, where the cause is known.
+  if (replicas > 1 && !nc.info?.cluster) {
+    const server = nc.getServer();
+    await nc.close();
+    throw new ConfigError([`NATS_REPLICAS=${replicas} needs a JetStream cluster of at least ${replicas} servers, but ${server} is a standalone server (it names no cluster); set NATS_REPLICAS=1 or point NATS_URL at the cluster`]);
+  }
+  settingsOf.set(nc, { replicas, log });
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.info({ nats: s.type }, `nats ${s.type}`);

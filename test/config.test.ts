@@ -68,4 +68,19 @@ describe('config validation', () => {
     expect(stderr.trim().split('\n')).toEqual(['config error: PORT must be an integer between 0 and 65535 (got "50o51")']);
     expect(stdout).toBe('');
   });
+
+  it('NATS_REPLICAS=3 against a standalone NATS server exits EX_CONFIG naming the setting, rather than waiting for ever', async () => {
+    const iso = isolate('config-replicas');
+    try {
+      const child = spawnRoom(iso, { NATS_REPLICAS: '3' });
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const [code] = (await once(child, 'exit')) as [number];
+      expect(code).toBe(EXIT_CONFIG);
+      expect(stderr).toContain('config error: NATS_REPLICAS=3 needs a JetStream cluster of at least 3 servers, but');
+      expect(stderr).toContain('is a standalone server');
+    } finally {
+      await iso.cleanup();
+    }
+  }, 30_000);
 });
