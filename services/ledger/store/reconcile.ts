@@ -38,8 +38,14 @@ export async function reconcileDay(
       const covered = new Set<number>();
       for (let pass = 0; pass < 10 && covered.size < BUCKET_COUNT; pass++) {
         for (const shard of router.shards.values()) {
-          const done = await retrying(() => withConnection(shard.pool, (conn) => reconcileShard(conn, opts, report, covered)));
-          for (const b of done) covered.add(b);
+          // A deadlock retried mid-shard reruns the shard's transaction: its figures join the report
+          // only once that transaction committed, so a retry never counts twice.
+          const done = await retrying(() => withConnection(shard.pool, (conn) => reconcileShard(conn, opts, covered)));
+          for (const b of done.buckets) covered.add(b);
+          report.streamersChecked += done.found.streamersChecked;
+          report.transfersScanned += done.found.transfersScanned;
+          report.mismatchCount += done.found.mismatchCount;
+          report.mismatches.push(...done.found.mismatches.slice(0, MAX_REPORTED - report.mismatches.length));
         }
       }
       report.repaired = !opts.dryRun && report.mismatchCount > 0;
@@ -51,13 +57,15 @@ export async function reconcileDay(
   });
 }
 
-/** Reconciles the buckets this shard serves that are not `covered` yet; returns the ones it did. */
+type Findings = Pick<ReconcileReport, 'streamersChecked' | 'transfersScanned' | 'mismatchCount' | 'mismatches'>;
+
+/** Reconciles the buckets this shard serves that are not `covered` yet; returns the ones it did and what it found in them. */
 async function reconcileShard(
   conn: PoolConnection,
   opts: { day: string; streamer: string | undefined; dryRun: boolean },
-  report: ReconcileReport,
   covered: ReadonlySet<number>,
-): Promise<number[]> {
+): Promise<{ buckets: number[]; found: Findings }> {
+  const report: Findings = { streamersChecked: 0, transfersScanned: 0, mismatchCount: 0, mismatches: [] };
   let states = new Map<number, number>();
   // A fence lasts milliseconds: wait it out rather than skip the bucket.
   for (let attempt = 0; ; attempt++) {
@@ -72,7 +80,7 @@ async function reconcileShard(
   const buckets = [...states].filter(([b, s]) => s !== BucketDb.FENCED && !covered.has(b)).map(([b]) => b);
   if (buckets.length === 0) {
     await conn.query('COMMIT');
-    return [];
+    return { buckets, found: report };
   }
   const streamerFilter = opts.streamer ? ' AND streamer_id = ?' : '';
   const ownerFilter = opts.streamer ? ' AND owner_id = ?' : '';
@@ -112,7 +120,7 @@ async function reconcileShard(
   }
   if (opts.dryRun) {
     await conn.query('ROLLBACK');
-    return buckets;
+    return { buckets, found: report };
   }
   if (fixes.length > 0) {
     await conn.query(
@@ -127,5 +135,5 @@ async function reconcileShard(
   log.addTo(st);
   st.add('COMMIT');
   await st.run(conn);
-  return buckets;
+  return { buckets, found: report };
 }
