@@ -179,8 +179,8 @@ export const chatSentResponse = named(
   z.strictObject({
     messageId: z.string(),
     outcome: z.enum(['published', 'merged', 'duplicate']),
-    seq: int64.nullable().describe('the message’s offset in the room stream; null unless published'),
-    sentAt: time.nullable().describe('null unless published'),
+    seq: int64.nullable().describe('the message’s offset in the room stream; null when merged, and for a duplicate whose line is no longer among the room’s last 200 messages'),
+    sentAt: time.nullable().describe('when the line was published; null when seq is'),
   }),
 );
 

@@ -152,7 +152,7 @@ describe.skipIf(gate.skip)('the mesh on a three-master Redis Cluster', () => {
     const first = await json(said);
     expect(first.outcome).toBe('published');
     const retry = await json(await send(mesh!.bffUrl, 'POST', `/v1/rooms/${roomId}/chat`, { text: 'hello cluster', clientMessageId: 'rc-msg-1' }, await bearer(VIEWER)));
-    expect(retry).toEqual({ messageId: first.messageId, outcome: 'duplicate', seq: null, sentAt: null });
+    expect(retry).toEqual({ messageId: first.messageId, outcome: 'duplicate', seq: first.seq, sentAt: first.sentAt });
     const recent = await chat.listRecentMessages({ roomId, limit: 20 }, viewer);
     expect(recent.events.map((e) => e.chat?.text)).toContain('hello cluster');
 

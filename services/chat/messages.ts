@@ -123,8 +123,10 @@ export class Messages {
       append: pending,
     });
     switch (admission.kind) {
-      case 'duplicate':
-        return { messageId: admission.messageId, outcome: 'duplicate', seq: undefined, sentAt: undefined };
+      case 'duplicate': {
+        const line = await this.placed(room.roomId, admission.messageId);
+        return { messageId: admission.messageId, outcome: 'duplicate', seq: line?.seq, sentAt: line?.at };
+      }
       case 'reused':
         throw idempotencyKeyReused(input.clientMessageId, 'client_message_id');
       case 'muted':
@@ -141,6 +143,23 @@ export class Messages {
         return { messageId: admission.messageId, outcome: 'published', seq: published.seq, sentAt: published.at };
       }
     }
+  }
+
+  /**
+   * Where a line went, for a retry whose first answer was lost: the app places its own line by
+   * the offset, and the retry must tell it the same as the first answer would have. Read from the
+   * room's recent messages (its first appearance, not a later merged form) only for duplicates,
+   * so the send path writes nothing more; a line already pushed out of them (a very busy room,
+   * a late retry) has no place to give, as for a merged line.
+   */
+  private async placed(roomId: string, messageId: string): Promise<{ seq: string; at: Date | undefined } | undefined> {
+    const kept = await this.store.recent(roomId).catch(() => undefined);
+    let first: ChatEvent | undefined;
+    for (const event of kept?.events ?? []) {
+      if (!('chat' in event.payload) || event.payload.chat.messageId !== messageId) continue;
+      if (!first || BigInt(event.seq) < BigInt(first.seq)) first = event;
+    }
+    return first && { seq: first.seq, at: first.at };
   }
 
   /** The room's recent messages, each in its latest merged form, oldest first, and the stream position they were read at. */
