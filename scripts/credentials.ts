@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { credentials as grpcCredentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, Metadata, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { AUTH_METADATA_KEY, ISSUERS, loadSigningKey, MESH_SERVICES, OPERATOR, signJwt } from '../kit/auth.js';
 import { DEV_AUTH_DIR, DEV_TLS_DIR } from '../kit/config.js';
 import { MeshCredentials } from '../kit/credentials.js';
@@ -164,4 +164,14 @@ export function operatorChannelCredentials(tlsDir = process.env.GRPC_TLS_DIR ?? 
   if (!tlsDir) return grpcCredentials.createInsecure();
   const read = (f: string) => readFileSync(join(tlsDir, f));
   return grpcCredentials.createSsl(read('ca.crt'), read('tls.key'), read('tls.crt'));
+}
+
+/**
+ * An operator's tool's channel to one mesh service: its credentials (operatorChannelCredentials)
+ * and, under TLS, the name its certificate carries (`ledger`, `room`, …) as the name to check
+ * and to send as SNI, whatever address is dialled. Without it grpc-js sends the dialled host,
+ * and an IP address is no server name: Node 26 refuses the connection outright.
+ */
+export function operatorChannel(service: string, tlsDir = process.env.GRPC_TLS_DIR ?? ''): { credentials: ChannelCredentials; options: ChannelOptions } {
+  return { credentials: operatorChannelCredentials(tlsDir), options: tlsDir ? { 'grpc.ssl_target_name_override': service } : {} };
 }

@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { credentials, Metadata, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { DEV_TLS_DIR } from '../kit/config.js';
-import { ensureDevCerts, ensureDevKeys, operatorChannelCredentials } from './credentials.js';
+import { ensureDevCerts, ensureDevKeys, operatorChannel } from './credentials.js';
 import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from '../gen/ts/grpc/health/v1/health.js';
 import { repoRoot } from '../kit/paths.js';
 import { freePorts } from './net.js';
@@ -350,15 +350,10 @@ export function httpReady(url: string, deadlineMs = PROBE_DEADLINE_MS): Promise<
  */
 export async function waitReady(child: Child, host: string, abandoned: () => boolean): Promise<boolean> {
   const address = hostPort(host, child.spec.port);
-  const client =
-    child.spec.kind === 'grpc'
-      ? new HealthClient(address, child.spec.probeTlsDir ? operatorChannelCredentials(child.spec.probeTlsDir) : credentials.createInsecure(), {
-          'grpc.initial_reconnect_backoff_ms': 100,
-          'grpc.max_reconnect_backoff_ms': 500,
-          // Under TLS the certificate names the service, not the address dialled.
-          ...(child.spec.probeTlsDir ? { 'grpc.ssl_target_name_override': child.spec.service } : {}),
-        })
-      : undefined;
+  const channel = child.spec.kind === 'grpc' ? operatorChannel(child.spec.service, child.spec.probeTlsDir ?? '') : undefined;
+  const client = channel
+    ? new HealthClient(address, channel.credentials, { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 500, ...channel.options })
+    : undefined;
   try {
     while (!child.ended && !abandoned()) {
       const ready = client ? await grpcServing(client, healthNameOf(child.spec.script)) : await httpReady(`http://${address}/readyz`);

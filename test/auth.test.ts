@@ -6,7 +6,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, credentials, Metadata, status as Code, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status as Code, type ChannelCredentials, type ChannelOptions, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenVerifier as AppTokens } from '../bff/auth.js';
 import { DEV_JWT_SECRET, DEV_TOPUP_SECRET } from '../bff/config.js';
@@ -21,7 +21,7 @@ import { signJwt } from '../kit/auth.js';
 import { DEV_TLS_DIR } from '../kit/config.js';
 import { errorInfoOf } from '../kit/grpc-errors.js';
 import { fromRoot } from '../kit/paths.js';
-import { bearer, devServiceToken, devSigningKey, devUserToken, operatorChannelCredentials, operatorServiceToken } from '../scripts/credentials.js';
+import { bearer, devServiceToken, devSigningKey, devUserToken, operatorChannel, operatorServiceToken } from '../scripts/credentials.js';
 import { isolate } from '../scripts/isolation.js';
 import { startMesh, type Mesh } from '../scripts/mesh.js';
 import { until } from './support/gift.js';
@@ -30,10 +30,11 @@ import { as, failure, unaryApi } from './support/room.js';
 
 const iso = isolate('auth');
 let mesh: Mesh;
-const operatorTls = () => operatorChannelCredentials(join(DEV_TLS_DIR, 'operator'));
+const operatorTls = (service: string) => operatorChannel(service, join(DEV_TLS_DIR, 'operator'));
 const clients: Client[] = [];
-function client<C extends Client>(Ctor: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => C, service: string): C {
-  const c = new Ctor(mesh.addresses(service as 'room')[0]!, operatorTls());
+function client<C extends Client>(Ctor: new (address: string, creds: ChannelCredentials, options: ChannelOptions) => C, service: string): C {
+  const tls = operatorTls(service);
+  const c = new Ctor(mesh.addresses(service as 'room')[0]!, tls.credentials, tls.options);
   clients.push(c);
   return c;
 }
@@ -52,8 +53,10 @@ afterAll(async () => {
 });
 
 /** One raw unary call: an empty request (every field at its default) with the given metadata. */
-function rawCall(address: string, path: string, md: Metadata, creds = operatorTls()): Promise<ServiceError | null> {
-  const c = new Client(address, creds);
+function rawCall(address: string, path: string, md: Metadata, creds?: ChannelCredentials): Promise<ServiceError | null> {
+  // '/livemesh.room.v1.RoomService/GetRoom': the certificate names the service, `room`.
+  const tls = operatorTls(path.split('.')[1]!);
+  const c = new Client(address, creds ?? tls.credentials, tls.options);
   return new Promise<ServiceError | null>((resolve) =>
     c.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), md, { deadline: Date.now() + 5000 }, (err) => resolve(err)),
   ).finally(() => c.close());
@@ -157,7 +160,7 @@ describe('identity is proved, never claimed', () => {
 describe('mutual TLS, one switch', () => {
   it('refuses a client without a certificate, and without TLS at all', async () => {
     const address = mesh.addresses('room')[0]!;
-    const ca = operatorTls();
+    const ca = operatorTls('room').credentials;
     const plaintext = await rawCall(address, '/livemesh.room.v1.RoomService/GetRoom', new Metadata(), credentials.createInsecure());
     expect(plaintext?.code).toBe(Code.UNAVAILABLE);
     const noCert = await rawCall(address, '/livemesh.room.v1.RoomService/GetRoom', new Metadata(), credentials.createSsl(readFileSync(join(DEV_TLS_DIR, 'operator', 'ca.crt'))));

@@ -41,7 +41,7 @@ import { RoomServiceClient } from '../../gen/ts/livemesh/room/v1/room.js';
 import { signJwt } from '../../kit/auth.js';
 import { DEV_TLS_DIR } from '../../kit/config.js';
 import { fromRoot, repoRoot } from '../../kit/paths.js';
-import { bearer, devSigningKey, devUserToken, ensureDevCerts, ensureDevKeys, operatorChannelCredentials } from '../credentials.js';
+import { bearer, devSigningKey, devUserToken, ensureDevCerts, ensureDevKeys, operatorChannel } from '../credentials.js';
 import { ensureInfra, InfraError, infraUrlsFromEnv, type InfraHandle } from '../infra.js';
 import { isolate } from '../isolation.js';
 import { EchoClient } from './echo.js';
@@ -212,7 +212,7 @@ async function benchTokens(step: string, opts: MeasureOpts, signal: AbortSignal)
     if (!tlsProblem) {
       const service = 'room';
       const tlsDir = join(DEV_TLS_DIR, service);
-      const channel = { credentials: operatorChannelCredentials(join(DEV_TLS_DIR, 'operator')), options: { 'grpc.ssl_target_name_override': service } };
+      const channel = operatorChannel(service, join(DEV_TLS_DIR, 'operator'));
       const tlsServer = await startServer(tlsLabel, KIT_SERVER(), { ...kitEnv, BENCH_KIT_SERVICE: service, GRPC_TLS_DIR: tlsDir }, true, signal, undefined, channel);
       closers.push(() => stopServer(tlsServer));
       // A plaintext call must be refused, or the row would measure plaintext.

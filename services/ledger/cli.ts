@@ -30,7 +30,7 @@ import { assetToJSON } from '../../gen/ts/livemesh/common/v1/common.js';
 import { durationToMs } from '../../kit/contract-rules.js';
 import { call, type UnaryMethod } from '../../kit/clients.js';
 import { errorInfoOf } from '../../kit/grpc-errors.js';
-import { bearer, operatorChannelCredentials } from '../../scripts/credentials.js';
+import { bearer, operatorChannel } from '../../scripts/credentials.js';
 import { operatorAdminToken } from '../../scripts/tokens.js';
 
 const USAGE = `usage: npm run ledger -- <command> [options]
@@ -112,9 +112,8 @@ async function main(): Promise<void> {
   const [command, ...rest] = args;
   let client: LedgerServiceClient;
   try {
-    // Under mutual TLS the server's certificate names the service, not the address dialled.
-    const tls = Boolean(process.env.GRPC_TLS_DIR);
-    client = new LedgerServiceClient(address, operatorChannelCredentials(), tls ? { 'grpc.ssl_target_name_override': 'ledger' } : {});
+    const channel = operatorChannel('ledger');
+    client = new LedgerServiceClient(address, channel.credentials, channel.options);
   } catch (err) {
     fail(`ledger: ${(err as Error).message}`);
   }
