@@ -124,6 +124,14 @@ describe.skipIf(gate.skip)('Ledger shards on two MariaDB servers', () => {
       { id: 0, name: `${iso.database}_shard0`, uid: id0?.database_uid },
       { id: 1, name: `${iso.database}_shard1`, uid: id1?.database_uid },
     ]);
+    // What an operator sees: the RPC and `npm run ledger -- shard-map` show the recorded identities.
+    const served = (await call(A().client.getShardMap, A().client, {}, ADMIN())).shardMap;
+    expect(served?.ledgerId).toBe(map?.ledgerId);
+    expect(served?.shards.map((s) => s.databaseUid)).toEqual([id0?.database_uid, id1?.database_uid]);
+    const cli = await runCli(['shard-map']);
+    expect(cli.code, cli.out).toBe(0);
+    expect(cli.out).toContain(`ledger ${map?.ledgerId}`);
+    expect(cli.out).toContain(`shard 1 (${iso.database}_shard1, database uid ${id1?.database_uid}):`);
 
     // A top-up for an owner on shard 1 lands on the private server, and only there.
     const owner = ownersOn(A().parts, 1, 1, 900_000)[0] ?? '';

@@ -6,7 +6,8 @@
  *
  *   migrate-bucket <bucket> <shard>   move a bucket online, with a progress bar until it is done
  *   migration <id>                    show a migration
- *   shard-map                         buckets per shard, and any that are not serving normally
+ *   shard-map                         buckets per shard, the identities the map records, and
+ *                                     any bucket that is not serving normally
  *   invariants                        run CheckInvariants; exit 1 if anything is wrong
  *   reconcile <YYYY-MM-DD> [--dry-run] recompute a day's income statistics
  *
@@ -129,14 +130,20 @@ async function main(): Promise<void> {
         break;
       }
       case 'shard-map': {
-        const res = await unary<object, { shardMap?: { version: string; shards: Array<{ shardId: number; name: string }>; buckets: Array<{ bucket: number; shardId: number; state: number; migrationId: string }> } }>(
+        const res = await unary<
+          object,
+          { shardMap?: { version: string; ledgerId: string; shards: Array<{ shardId: number; name: string; databaseUid: string }>; buckets: Array<{ bucket: number; shardId: number; state: number; migrationId: string }> } }
+        >(
           client,
           'getShardMap',
           {},
         );
         const map = res.shardMap ?? fail('no shard map');
-        process.stdout.write(`shard map version ${map.version}\n`);
-        for (const s of map.shards) process.stdout.write(`  shard ${s.shardId} (${s.name}): ${map.buckets.filter((b) => b.shardId === s.shardId).length} buckets\n`);
+        process.stdout.write(`shard map version ${map.version}, ledger ${map.ledgerId || '(no identity recorded yet)'}\n`);
+        for (const s of map.shards) {
+          const uid = s.databaseUid ? `, database uid ${s.databaseUid}` : '';
+          process.stdout.write(`  shard ${s.shardId} (${s.name}${uid}): ${map.buckets.filter((b) => b.shardId === s.shardId).length} buckets\n`);
+        }
         for (const b of map.buckets.filter((x) => x.state !== 1)) process.stdout.write(`  bucket ${b.bucket}: state ${b.state}, migration ${b.migrationId}\n`);
         break;
       }

@@ -74,9 +74,10 @@ export function toProtoShardMap(m: ShardMapData): ShardMap {
   return {
     version: String(m.version),
     bucketCount: m.bucketCount,
-    shards: m.shards.map((s) => ({ shardId: s.id, name: s.name })),
+    shards: m.shards.map((s) => ({ shardId: s.id, name: s.name, databaseUid: s.uid ?? '' })),
     buckets: m.buckets.map((b, bucket) => ({ bucket, shardId: b.shard, state: BUCKET_STATE[b.state], migrationId: b.migrationId })),
     updateTime: new Date(m.updatedAt),
+    ledgerId: m.ledgerId ?? '',
   };
 }
 
