@@ -5,7 +5,7 @@
 // set of test files (vitest; the processes the tests spawn run on the same node). Prints one line
 // per step and a summary; exits 1 if any build or test failed.
 //
-//   node scripts/node-versions.mjs                      Node 22 and 24, the default test files
+//   node scripts/node-versions.mjs                      Node 22, 24 and 26, the default test files
 //   node scripts/node-versions.mjs 24                   one major
 //   node scripts/node-versions.mjs 22 24 --full         the whole suite on each (slow)
 //   node scripts/node-versions.mjs 22 -- test/gift.test.ts test/bff.test.ts
@@ -84,7 +84,7 @@ function main() {
     return 1;
   }
   const results = [];
-  for (const major of majors.length > 0 ? majors : ['22', '24']) {
+  for (const major of majors.length > 0 ? majors : ['22', '24', '26']) {
     const { bin, version } = runtime(major);
     const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
     const node = join(bin, 'node');
