@@ -1,7 +1,9 @@
 import { Redis } from 'ioredis';
+import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Asset } from '../gen/ts/livemesh/common/v1/common.js';
-import { ConsumptionSide, OrderState, type Gift } from '../gen/ts/livemesh/gift/v1/gift.js';
+import { ConsumptionSide, OrderEffect, OrderState, type Gift } from '../gen/ts/livemesh/gift/v1/gift.js';
+import { mysqlOptions, quoteIdent } from '../kit/mysql.js';
 import { isolate } from '../scripts/isolation.js';
 import { balance, giftApi, giftEnv, spawnLedger, startGift, stopServer, topUp, until, type GiftServer } from './support/gift.js';
 import { EventPriority } from '../gen/ts/livemesh/chat/v1/chat.js';
@@ -33,7 +35,8 @@ beforeAll(async () => {
   ledger = await spawnLedger(iso);
   // Every effect is required: an order is DONE only once Chat (barrage) and Ranking (board) have
   // reported theirs to this Gift with AckOrderEffect.
-  gift = await startGift(iso, giftEnv(iso, room.address, ledger.server.address));
+  // Paid orders still missing effects 3 s after creation are published again (normally 2 minutes).
+  gift = await startGift(iso, giftEnv(iso, room.address, ledger.server.address, { GIFT_REPUBLISH_AFTER_MS: '3000' }));
   const effects = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LEDGER_ADDR: ledger.server.address, GIFT_CONSUMER_ACK_WAIT_MS: '2000' };
   chat = await startChat(iso, effects);
   ranking = await startRanking(iso, { ...effects, RANKING_SNAPSHOT_MS: '100' });
@@ -103,6 +106,32 @@ describe('SendGift', () => {
     await until('the barrage', () => mine().length, (n) => n >= 1);
     expect(mine()).toHaveLength(1);
     barrages.stream.cancel();
+  });
+
+  it('a paid order whose effect went missing (its event lost on the way) is published again, reaches DONE, and counts once', async () => {
+    const viewer = newViewer();
+    await topUp(ledger.api, viewer, '1000');
+    const res = await send(viewer, { count: 2 });
+    const orderId = res.order!.orderId;
+    await until('the order to be DONE', () => gapi().getOrder({ orderId }, as(viewer, 'viewer')), (r) => r.order?.state === OrderState.ORDER_STATE_DONE);
+    const score = async () => (await rankingApi(ranking.client).getRoomRanking({ roomId: liveRoom, period: RankingPeriod.RANKING_PERIOD_LIVE, limit: 50 })).entries.find((e) => e.userId === viewer)?.scoreMinor;
+    await until('the sender on the board', score, (s) => s === '200');
+
+    // What a lost event leaves behind: the order PAID, the ranking effect never reported, a minute old.
+    const db = await mysql.createConnection(mysqlOptions(iso.urls.mysqlUrl));
+    try {
+      const orders = quoteIdent(`${iso.database}_gift`);
+      await db.query(`UPDATE ${orders}.order_effects SET done_at = NULL WHERE order_id = ? AND effect = 3`, [orderId]);
+      await db.query(`UPDATE ${orders}.orders SET state = 2, created_at = NOW(3) - INTERVAL 1 MINUTE WHERE order_id = ?`, [orderId]);
+    } finally {
+      await db.end();
+    }
+    const back = await until('the order to be DONE again', () => gapi().getOrder({ orderId }, as(viewer, 'viewer')), (r) => r.order?.state === OrderState.ORDER_STATE_DONE, 20_000);
+    expect(back.order?.effects.find((e) => e.effect === OrderEffect.ORDER_EFFECT_RANKING)?.doneTime).toBeDefined();
+    // The consumers saw the event twice and applied it once.
+    expect(await score()).toBe('200');
+    expect(await balance(ledger.api, viewer, Asset.ASSET_EXP)).toBe('200');
+    expect(await balance(ledger.api, viewer, Asset.ASSET_COIN)).toBe('800');
   });
 
   it('a retry with the same idempotency key returns the same order and debits once; other fields with that key are refused', async () => {

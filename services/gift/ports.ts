@@ -94,6 +94,13 @@ export interface OrderStore {
   consumption(userId: string, side: 'sent' | 'received', from: Date | undefined, to: Date | undefined, afterComboId: string, limit: number): Promise<ComboRecord[]>;
   /** Puts a paid order's event back in the outbox (RetryOrder), with a fresh message id. */
   requeue(orderId: string, now: Date): Promise<boolean>;
+  /**
+   * Requeues (as `requeue`) paid orders created before `before` whose effects are still missing,
+   * whose event is not waiting in the outbox and that were not requeued since `before`; each is
+   * claimed with a compare-and-set, so replicas running this together requeue an order once.
+   * Returns the ids requeued.
+   */
+  republishStalled(before: Date, now: Date, limit: number): Promise<string[]>;
 }
 
 /** Kills the process at a named step when fault injection asks for it (chaos tests). */

@@ -42,6 +42,12 @@ export const giftConfigShape = {
   /** A CREATED order this old is settled by the recovery worker. */
   GIFT_RECOVERY_AFTER_MS: int(500, 600_000, 5000),
   GIFT_RECOVERY_INTERVAL_MS: int(100, 60_000, 2000),
+  /**
+   * A paid order whose effects are still missing this long after it was created has its event
+   * published again (a new message id; the effects are idempotent), then at most once per this
+   * period; 0 turns it off. Covers an event JetStream acknowledged and then lost.
+   */
+  GIFT_REPUBLISH_AFTER_MS: int(0, 86_400_000, 120_000),
   /** Fallback poll of the outbox; a paid order wakes the relay at once. */
   GIFT_RELAY_INTERVAL_MS: int(10, 60_000, 200),
   /** How long an EXP delivery may stay unacknowledged (a consumer died) before JetStream redelivers it. */
@@ -102,7 +108,7 @@ export async function wireGift(host: ServiceHost, config: GiftConfig): Promise<G
   const payments = new LedgerPayments(clients.ledger);
   const relay = new OutboxRelay(ordersPool, nats, config.NATS_PREFIX, crash, log);
   const wake = () => relay.wake();
-  const recovery = new Recovery(orderStore, payments, config.GIFT_RECOVERY_AFTER_MS, wake, log);
+  const recovery = new Recovery(orderStore, payments, config.GIFT_RECOVERY_AFTER_MS, wake, log, undefined, config.GIFT_REPUBLISH_AFTER_MS);
   const sender = new GiftSender(rooms, catalog, orderStore, payments, crash, wake, { maxBatch: config.GIFT_SEND_BATCH_MAX, concurrency: config.GIFT_SEND_BATCHES });
   const orders = new Orders(orderStore, recovery, wake);
 

@@ -97,6 +97,29 @@ export class OutboxRelay {
   }
 
   /**
+   * Publishes one row, in the trace that paid the order (its context in the message's headers),
+   * and resolves once JetStream has stored it.
+   *
+   * A clustered stream on a NATS server before 2.10.25 can answer "duplicate" for a message it
+   * never stored (nats-server#6415): the leader notes the message id, with sequence 0, before the
+   * write is agreed; if leadership is lost meanwhile (an outage, a node restart) the write is
+   * dropped but the note stays, and every retry is called a duplicate until the dedupe window
+   * (5 minutes) ends. Deleting the row on that answer loses the paid event for good; it was seen
+   * in the quorum-loss test. So a duplicate without a sequence is published once more under a
+   * second id: if the first write did land after all, the consumers see the event twice, which
+   * they handle like any redelivery (every effect is idempotent by order id).
+   */
+  private async publish(r: OutboxRow): Promise<void> {
+    const subject = giftPaidSubject(this.prefix, String(r.subject_room_id));
+    const send = (msgID: string) => publishFromStored(r.traceparent, subject, (headers) => this.js.publish(subject, r.payload, { msgID, ...(headers ? { headers } : {}) }));
+    const ack = await send(r.msg_id);
+    if (!ack.duplicate || ack.seq > 0) return;
+    this.log.warn({ msgId: r.msg_id, stream: ack.stream }, 'outbox relay: JetStream called a paid event a duplicate without storing it; publishing it again under a second id');
+    const again = await send(`${r.msg_id}:again`);
+    if (again.duplicate && again.seq === 0) throw new Error(`JetStream called paid event ${r.msg_id} a duplicate twice without storing it; it stays in the outbox`);
+  }
+
+  /**
    * One pass in two round trips: the transaction opened and the rows claimed in one, the
    * publishes, then the delete and the commit in one (the pool runs several statements a trip).
    */
@@ -114,13 +137,7 @@ export class OutboxRelay {
         await conn.query('COMMIT');
         return 0;
       }
-      await Promise.all(
-        rows.map((r) => {
-          const subject = giftPaidSubject(this.prefix, String(r.subject_room_id));
-          // Published in the trace that paid the order, its context in the message's headers.
-          return publishFromStored(r.traceparent, subject, (headers) => this.js.publish(subject, r.payload, { msgID: r.msg_id, ...(headers ? { headers } : {}) }));
-        }),
-      );
+      await Promise.all(rows.map((r) => this.publish(r)));
       this.crash('after_publish');
       const finish = new Statements();
       finish.add('DELETE FROM outbox WHERE outbox_id IN (?)', [rows.map((r) => r.outbox_id)]);

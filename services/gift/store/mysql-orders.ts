@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { retrying, rowsOf, Statements, withConnection, withTransaction } from '../../../kit/mysql.js';
 import { currentTraceparent } from '../../../kit/tracing.js';
 import { giftErrorReasonFromJSON, GiftPaidEvent } from '../../../gen/ts/livemesh/gift/v1/gift.js';
@@ -498,6 +498,24 @@ export class MysqlOrderStore implements OrderStore {
       ]);
       return true;
     });
+  }
+
+  async republishStalled(before: Date, now: Date, limit: number): Promise<string[]> {
+    const [rows] = await this.pool.query<RowDataPacket[]>(
+      'SELECT o.order_id FROM orders o WHERE o.state = 2 AND o.created_at < ? AND (o.republished_at IS NULL OR o.republished_at < ?) ' +
+        'AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.order_id = o.order_id) ORDER BY o.order_id LIMIT ?',
+      [before, before, limit],
+    );
+    const done: string[] = [];
+    for (const r of rows) {
+      const orderId = String(r.order_id);
+      const [claim] = await this.pool.execute<ResultSetHeader>(
+        'UPDATE orders SET republished_at = ? WHERE order_id = ? AND state = 2 AND (republished_at IS NULL OR republished_at < ?)',
+        [now, orderId, before],
+      );
+      if (claim.affectedRows === 1 && (await this.requeue(orderId, now))) done.push(orderId);
+    }
+    return done;
   }
 
   private async withEffects(rows: OrderRow[]): Promise<OrderRecord[]> {
