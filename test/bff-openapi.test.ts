@@ -14,19 +14,12 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolate } from '../scripts/isolation.js';
-import { json, providerTopup, seedGiftCatalog, send, startBff, until, type BffServer } from './support/bff.js';
+import { json, providerTopup, send, startBff, until, type BffServer } from './support/bff.js';
+import { startBffMesh, type BffMesh } from './support/bff-mesh.js';
 import { openStream, refusal } from './support/bff-stream.js';
-import { startChat, startRanking, type ChatServer, type RankingServer } from './support/chat.js';
-import { giftEnv, startGift, type GiftServer } from './support/gift.js';
-import { startLedger, type LedgerServer } from './support/ledger.js';
-import { startRoom, type RoomServer } from './support/room.js';
 
 const iso = isolate('bffopenapi');
-let room: RoomServer;
-let ledger: LedgerServer;
-let gift: GiftServer;
-let chat: ChatServer;
-let ranking: RankingServer;
+let mesh: BffMesh;
 let bff: BffServer;
 let roseId = '';
 
@@ -47,25 +40,11 @@ const BASE = 'https://livemesh.test/schemas/';
 const validated = new Map<string, Set<number>>();
 
 beforeAll(async () => {
-  room = await startRoom(iso);
-  ledger = await startLedger(iso, { MYSQL_DATABASE: `${iso.database}_ledger` });
-  gift = await startGift(iso, giftEnv(iso, room.address, ledger.address));
-  const effects = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LEDGER_ADDR: ledger.address };
-  chat = await startChat(iso, effects);
-  ranking = await startRanking(iso, { ...effects, RANKING_SNAPSHOT_MS: '300' });
-  const catalog = await seedGiftCatalog(gift.address);
-  catalog.client.close();
-  roseId = catalog.rose.giftId;
-  bff = await startBff(iso, {
-    ...effects,
-    CHAT_ADDR: chat.address,
-    RANKING_ADDR: ranking.address,
-    DEMO: 'on',
-    RATE_LIMIT_IP_PER_S: '0',
-    RATE_LIMIT_USER_PER_S: '0',
-    BODY_LIMIT_BYTES: String(BODY_LIMIT),
-    CACHE_TTL_MS: '200',
+  mesh = await startBffMesh(iso, {
+    rankingSnapshotMs: 300,
+    bffEnv: { DEMO: 'on', RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '0', BODY_LIMIT_BYTES: String(BODY_LIMIT), CACHE_TTL_MS: '200' },
   });
+  ({ bff, roseId } = mesh);
 
   const res = await fetch(`${bff.base}/openapi.json`);
   expect(res.status).toBe(200);
@@ -76,13 +55,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await bff?.close();
-  await ranking?.close();
-  await chat?.close();
-  await gift?.close();
-  await ledger?.close();
-  await room?.close();
-  await iso.cleanup();
+  await mesh?.close();
 });
 
 /** The component schema a `$ref` names, compiled. */
@@ -362,7 +335,7 @@ describe('every route answers what its documentation says', () => {
 
   it('upstreams down and clients over their limit: 503 and 429 with Retry-After, in the error shape', async () => {
     // A second BFF whose Gift, Ledger, Chat and Ranking are down, and which allows one request per user per second.
-    const degraded = await startBff(iso, { ROOM_ADDR: room.address, RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '1' });
+    const degraded = await startBff(iso, { ROOM_ADDR: mesh.room.address, RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '1' });
     try {
       const down = await call('GET /v1/rooms/{id}/gifts', { on: degraded, params: { id: roomId }, expect: 503 });
       expect(down.error).toMatchObject({ code: 'UNAVAILABLE', upstream: 'gift' });

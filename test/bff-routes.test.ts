@@ -8,17 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBffConfig } from '../bff/config.js';
 import { ConfigError } from '../kit/config.js';
 import { isolate } from '../scripts/isolation.js';
-import { json, providerTopup, seedGiftCatalog, send, startBff, type BffServer, until } from './support/bff.js';
-import { startChat, type ChatServer } from './support/chat.js';
-import { giftEnv, startGift, type GiftServer } from './support/gift.js';
-import { startLedger, type LedgerServer } from './support/ledger.js';
-import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
+import { json, providerTopup, send, type BffServer, until } from './support/bff.js';
+import { startBffMesh, type BffMesh } from './support/bff-mesh.js';
+import { as, roomApi, type RoomServer } from './support/room.js';
 
 const iso = isolate('bffroutes');
+let mesh: BffMesh;
 let room: RoomServer;
-let ledger: LedgerServer;
-let gift: GiftServer;
-let chat: ChatServer;
 let bff: BffServer;
 let roseId = '';
 let liveRoom = '';
@@ -28,15 +24,8 @@ const OTHER = '7801';
 const APP_ORIGIN = 'https://app.livemesh.example';
 
 beforeAll(async () => {
-  room = await startRoom(iso);
-  ledger = await startLedger(iso, { MYSQL_DATABASE: `${iso.database}_ledger` });
-  gift = await startGift(iso, giftEnv(iso, room.address, ledger.address));
-  const effects = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LEDGER_ADDR: ledger.address };
-  chat = await startChat(iso, effects);
-  const catalog = await seedGiftCatalog(gift.address);
-  catalog.client.close();
-  roseId = catalog.rose.giftId;
-  bff = await startBff(iso, { ...effects, CHAT_ADDR: chat.address, RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '0', CACHE_TTL_MS: '200', CORS_ORIGINS: APP_ORIGIN });
+  mesh = await startBffMesh(iso, { ranking: false, bffEnv: { RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '0', CACHE_TTL_MS: '200', CORS_ORIGINS: APP_ORIGIN } });
+  ({ room, bff, roseId } = mesh);
   const rooms = roomApi(room.client);
   const streamer = as(STREAMER, 'streamer');
   liveRoom = (await rooms.createRoom({ title: 'history lessons', requestId: 'r1' }, streamer)).room!.roomId;
@@ -44,12 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await bff?.close();
-  await chat?.close();
-  await gift?.close();
-  await ledger?.close();
-  await room?.close();
-  await iso.cleanup();
+  await mesh?.close();
 });
 
 const topup = (body: object) => providerTopup(bff.base, bff.config.TOPUP_SECRET, body);

@@ -5,19 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolate } from '../scripts/isolation.js';
-import { json, providerTopup, rawGet, seedGiftCatalog, send, startBff, type BffServer, until } from './support/bff.js';
+import { json, providerTopup, rawGet, send, type BffServer, until } from './support/bff.js';
+import { startBffMesh, type BffMesh } from './support/bff-mesh.js';
 import { openStream } from './support/bff-stream.js';
-import { startChat, startRanking, type ChatServer, type RankingServer } from './support/chat.js';
-import { giftEnv, startGift, type GiftServer } from './support/gift.js';
-import { startLedger, type LedgerServer } from './support/ledger.js';
-import { as, roomApi, startRoom, type RoomServer } from './support/room.js';
+import { as, roomApi, type RoomServer } from './support/room.js';
 
 const iso = isolate('bffwallet');
+let mesh: BffMesh;
 let room: RoomServer;
-let ledger: LedgerServer;
-let gift: GiftServer;
-let chat: ChatServer;
-let ranking: RankingServer;
 let bff: BffServer;
 let roseId = '';
 let liveRoom = '';
@@ -25,22 +20,8 @@ let offlineRoom = '';
 const STREAMER = '5400';
 
 beforeAll(async () => {
-  room = await startRoom(iso);
-  ledger = await startLedger(iso, { MYSQL_DATABASE: `${iso.database}_ledger` });
-  gift = await startGift(iso, giftEnv(iso, room.address, ledger.address));
-  const effects = { ROOM_ADDR: room.address, GIFT_ADDR: gift.address, LEDGER_ADDR: ledger.address };
-  [chat, ranking] = await Promise.all([startChat(iso, effects), startRanking(iso, { ...effects, RANKING_SNAPSHOT_MS: '100' })]);
-  const catalog = await seedGiftCatalog(gift.address);
-  catalog.client.close();
-  roseId = catalog.rose.giftId;
-  bff = await startBff(iso, {
-    ...effects,
-    CHAT_ADDR: chat.address,
-    RANKING_ADDR: ranking.address,
-    RATE_LIMIT_IP_PER_S: '0',
-    RATE_LIMIT_USER_PER_S: '0',
-    CACHE_TTL_MS: '200',
-  });
+  mesh = await startBffMesh(iso, { bffEnv: { RATE_LIMIT_IP_PER_S: '0', RATE_LIMIT_USER_PER_S: '0', CACHE_TTL_MS: '200' } });
+  ({ room, bff, roseId } = mesh);
   const rooms = roomApi(room.client);
   const streamer = as(STREAMER, 'streamer');
   liveRoom = (await rooms.createRoom({ title: 'money talks', requestId: 'w1' }, streamer)).room!.roomId;
@@ -49,13 +30,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await bff?.close();
-  await ranking?.close();
-  await chat?.close();
-  await gift?.close();
-  await ledger?.close();
-  await room?.close();
-  await iso.cleanup();
+  await mesh?.close();
 });
 
 const topup = (body: object) => providerTopup(bff.base, bff.config.TOPUP_SECRET, body);
