@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RoomStatus, type Room } from '../gen/ts/livemesh/room/v1/room.js';
 import { roomKey } from '../services/room/store/redis-rooms.js';
+import { monitorRedis } from './support/redis-monitor.js';
 import { as, failure, roomApi, useRoomServer } from './support/room.js';
 
 const server = useRoomServer('roomapi', { HOT_REFRESH_MS: '500', ROOM_CACHE_TTL_MS: '1000' });
@@ -125,9 +126,8 @@ describe('Room reads', () => {
     const ids = rooms.map((r) => r.roomId);
     // Past the local cache's TTL, so the batch has to go to Redis.
     await new Promise((r) => setTimeout(r, 1100));
-    const monitor = await new Redis(server.iso.urls.redisUrl).monitor();
     const commands: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
+    const monitor = await monitorRedis(server.iso.urls.redisUrl, ({ args }) => {
       // Reads only: the region refresher may still be applying the creations (EVALSHA) under load.
       const read = ['hmget', 'hgetall', 'hget'].includes(args[0]?.toLowerCase() ?? '');
       if (read && args.some((a) => ids.some((id) => a === `${server.iso.redisPrefix}${roomKey(id)}`))) commands.push(args);
@@ -141,7 +141,7 @@ describe('Room reads', () => {
       await expect.poll(() => commands.length, { timeout: 10_000, interval: 20 }).toBeGreaterThanOrEqual(3);
       await new Promise((r) => setTimeout(r, 100));
     } finally {
-      monitor.disconnect();
+      monitor.stop();
     }
     expect(commands).toHaveLength(3);
     for (const c of commands) expect([c[0]?.toLowerCase(), ...c.slice(2)]).toEqual(['hmget', 'v', 't', 'st']);

@@ -1,10 +1,10 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Room } from '../gen/ts/livemesh/room/v1/room.js';
 import { isolate } from '../scripts/isolation.js';
 import { freePorts } from '../scripts/net.js';
 import { roomKey } from '../services/room/store/redis-rooms.js';
 import { as, failure, roomApi, startRoom, type RoomServer } from './support/room.js';
+import { monitorRedis } from './support/redis-monitor.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 
 const iso = isolate('roomcache');
@@ -49,15 +49,14 @@ describe('single flight', () => {
     const fresh = [await startRoom(iso, { ROOM_CACHE_TTL_MS: String(ttlMs) }), await startRoom(iso, { ROOM_CACHE_TTL_MS: String(ttlMs) })];
     servers.push(...fresh);
     const key = `${iso.redisPrefix}${roomKey(room?.roomId ?? '')}`;
-    const monitor = await new Redis(iso.urls.redisUrl).monitor();
     const reads: string[][] = [];
     /** When each read reached Redis (its own clock, ms), by client connection: one per replica. */
     const readTimes = new Map<string, number[]>();
-    monitor.on('monitor', (time: string, args: string[], source: string) => {
+    const monitor = await monitorRedis(iso.urls.redisUrl, ({ timeMs, args, source }) => {
       // Reads of the room's hash; a late region-refresher write (EVALSHA) is not a read.
       if (args.includes(key) && args[0]?.toLowerCase() !== 'evalsha') {
         reads.push(args);
-        readTimes.set(source, [...(readTimes.get(source) ?? []), Number(time) * 1000]);
+        readTimes.set(source, [...(readTimes.get(source) ?? []), timeMs]);
       }
     });
     const allowed: number[] = [];
@@ -72,7 +71,7 @@ describe('single flight', () => {
       );
       await new Promise((r) => setTimeout(r, 200));
     } finally {
-      monitor.disconnect();
+      monitor.stop();
     }
     expect(reads.every((r) => r[0]?.toLowerCase() === 'hgetall')).toBe(true);
     expect(reads.length).toBeGreaterThanOrEqual(2);
