@@ -5,7 +5,8 @@
  *
  *   const rooms = createLbClient(RoomServiceClient, process.env.ROOM_ADDR ?? 'localhost:50051,localhost:50151');
  */
-import { credentials as grpcCredentials, type ChannelCredentials, type ChannelOptions, type ClientOptions, type MethodConfig, type ServiceConfig, type ServiceDefinition } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, type ChannelCredentials, type ClientOptions, type MethodConfig, type ServiceConfig, type ServiceDefinition } from '@grpc/grpc-js';
+import { committedRetryInterceptor } from './committed-retry.js';
 import type { P2cOptions } from './endpoint-stats.js';
 import { P2C_POLICY, registerP2cPolicy } from './policy.js';
 import { lbTarget, registerStaticResolver } from './static-resolver.js';
@@ -65,6 +66,13 @@ function duration(ms: number): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: Math.round(ms % 1000) * 1e6 };
 }
 
+/** Short names of the methods retried on another replica: opts.idempotent, or reads and the service's keyed writes. */
+function idempotentMethods(definition: ServiceDefinition, opts: LbClientOptions): string[] {
+  const { service, methods } = describeService(definition);
+  const keyed = new Set(KEYED_WRITES[service] ?? []);
+  return opts.idempotent ?? methods.filter((m) => READ_METHOD.test(m) || keyed.has(m));
+}
+
 /**
  * The service config the helper installs: our policy, a default timeout for the whole service,
  * and for idempotent methods (reads and keyed writes) a retry policy on UNAVAILABLE only. DEADLINE_EXCEEDED is not retried
@@ -73,10 +81,9 @@ function duration(ms: number): { seconds: number; nanos: number } {
  * traffic when everything is failing at once.
  */
 export function lbServiceConfig(definition: ServiceDefinition, opts: LbClientOptions = {}): ServiceConfig {
-  const { service, methods } = describeService(definition);
+  const { service } = describeService(definition);
   const timeout = duration(opts.deadlineMs ?? DEFAULT_DEADLINE_MS);
-  const keyed = new Set(KEYED_WRITES[service] ?? []);
-  const idempotent = opts.idempotent ?? methods.filter((m) => READ_METHOD.test(m) || keyed.has(m));
+  const idempotent = idempotentMethods(definition, opts);
   const p2c: Record<string, unknown> = { name: opts.name ?? service };
   if (opts.reresolveIntervalMs !== undefined) p2c.reresolve_interval_ms = opts.reresolveIntervalMs;
   for (const [key, value] of Object.entries(opts.p2c ?? {})) p2c[key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = value;
@@ -102,12 +109,18 @@ export function lbServiceConfig(definition: ServiceDefinition, opts: LbClientOpt
 }
 
 /**
- * Channel options for a balanced channel. Besides the service config: ignore service configs
+ * Client options for a balanced channel. Besides the service config: ignore service configs
  * published in DNS TXT records (ours is the one that applies), let re-resolution happen every few
  * seconds rather than every 30, and cap reconnect backoff at 5 s so a restarted replica is back
- * in seconds rather than minutes.
+ * in seconds rather than minutes. The caller's interceptors run outside committedRetryInterceptor,
+ * so its second attempt carries the metadata they added.
  */
-function lbChannelOptions(definition: ServiceDefinition, opts: LbClientOptions = {}): ChannelOptions {
+function lbClientOptions(definition: ServiceDefinition, opts: LbClientOptions = {}): Partial<ClientOptions> {
+  const { service } = describeService(definition);
+  const idempotent = idempotentMethods(definition, opts);
+  const extra = opts.channelOptions ?? {};
+  const interceptors = [...(extra.interceptors ?? [])];
+  if (idempotent.length > 0) interceptors.push(committedRetryInterceptor(new Set(idempotent.map((m) => `/${service}/${m}`))));
   return {
     'grpc.service_config': JSON.stringify(lbServiceConfig(definition, opts)),
     'grpc.service_config_disable_resolution': 1,
@@ -115,7 +128,8 @@ function lbChannelOptions(definition: ServiceDefinition, opts: LbClientOptions =
     'grpc.initial_reconnect_backoff_ms': 500,
     'grpc.max_reconnect_backoff_ms': 5000,
     'grpc.enable_retries': 1,
-    ...opts.channelOptions,
+    ...extra,
+    interceptors,
   };
 }
 
@@ -132,7 +146,7 @@ export interface GeneratedClientClass<C> {
  */
 export function createLbClient<C>(Client: GeneratedClientClass<C>, spec: string, opts: LbClientOptions = {}): C {
   registerLb();
-  return new Client(lbTarget(spec), opts.credentials ?? grpcCredentials.createInsecure(), lbChannelOptions(Client.service, opts));
+  return new Client(lbTarget(spec), opts.credentials ?? grpcCredentials.createInsecure(), lbClientOptions(Client.service, opts));
 }
 
 /** Registers the policy and the `static:` scheme with grpc-js; idempotent. */
