@@ -16,8 +16,8 @@
  * (EndpointStats' transport ejection), so the attempt goes to another replica. Calls that failed
  * before headers are left to grpc-js's own retries, so nothing is retried twice over.
  */
-import { InterceptingCall, status as Status, type InterceptingListener, type Interceptor, type Metadata, type StatusObject } from '@grpc/grpc-js';
-import { LOAD_METADATA_KEY } from './load-report.js';
+import { InterceptingCall, status as Status, type InterceptingListener, type Interceptor, type Metadata, type NextCall, type StatusObject } from '@grpc/grpc-js';
+import { endedByConnection } from './load-report.js';
 
 /** Extra attempts after a committed call's transport failure; one is enough to leave a dead replica. */
 const COMMITTED_RETRIES = 1;
@@ -31,7 +31,7 @@ export function committedRetryInterceptor(paths: ReadonlySet<string>): Intercept
     let requestSent = false;
     let retriesLeft = COMMITTED_RETRIES;
     let cancelled = false;
-    let retry: ReturnType<Parameters<Interceptor>[1]> | undefined;
+    let retry: ReturnType<NextCall> | undefined;
     return new InterceptingCall(nextCall(options), {
       start(metadata, listener, next) {
         const original = metadata.clone();
@@ -49,7 +49,7 @@ export function committedRetryInterceptor(paths: ReadonlySet<string>): Intercept
               hasMessage = true;
             },
             onReceiveStatus: (status: StatusObject) => {
-              if (headers !== undefined && droppedByConnection(status) && retriesLeft > 0 && requestSent && !cancelled) {
+              if (headers !== undefined && endedByConnection(status.code, status.metadata) && retriesLeft > 0 && requestSent && !cancelled) {
                 retriesLeft--;
                 retry = nextCall(options);
                 retry.start(original.clone(), attempt());
@@ -77,9 +77,4 @@ export function committedRetryInterceptor(paths: ReadonlySet<string>): Intercept
       },
     });
   };
-}
-
-/** UNAVAILABLE with none of the trailers a livemesh server always sends: the connection ended the call, not the server. */
-function droppedByConnection(status: StatusObject): boolean {
-  return status.code === Status.UNAVAILABLE && status.metadata.get(LOAD_METADATA_KEY).length === 0;
 }

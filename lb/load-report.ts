@@ -3,10 +3,20 @@
  * its response metadata and what the P2C policy reads back. It lives with the balancer, the
  * format's reader; the kit (kit/load.ts) measures the numbers and writes them.
  */
+import { status as Status, type Metadata } from '@grpc/grpc-js';
 import { OrcaLoadReport } from '../gen/ts/xds/data/orca/v3/orca_load_report.js';
 
 /** The plain ASCII response key lb/ reads: `cpu=0.123,elu=0.456`. */
 export const LOAD_METADATA_KEY = 'lm-load';
+
+/**
+ * Whether a call ended on its connection rather than with a server's answer: every livemesh
+ * answer carries LOAD_METADATA_KEY, so an UNAVAILABLE without it was a refused, reset or dropped
+ * connection. The picker ejects the endpoint on it, and committed-retry.ts resends on it.
+ */
+export function endedByConnection(code: Status, trailers: Metadata | undefined): boolean {
+  return code === Status.UNAVAILABLE && (trailers?.get(LOAD_METADATA_KEY).length ?? 0) === 0;
+}
 
 /** The standard ORCA per-call trailer (xds.data.orca.v3.OrcaLoadReport), read by weighted_round_robin. */
 export const ORCA_TRAILER_KEY = 'endpoint-load-metrics-bin';

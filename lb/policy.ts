@@ -10,7 +10,7 @@
  * trailers, from which the server's `lm-load` report is read.
  */
 import { connectivityState as ConnectivityState, experimental, status as Status, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
-import { LOAD_METADATA_KEY, parseLoad } from './load-report.js';
+import { endedByConnection, LOAD_METADATA_KEY, parseLoad } from './load-report.js';
 import { DEFAULT_P2C_OPTIONS, type EndpointStats, type P2cOptions } from './endpoint-stats.js';
 import { P2cChooser, systemSources, type Sources } from './p2c.js';
 import { balancers, type BalancerView, type Observable } from './registry.js';
@@ -310,8 +310,7 @@ export class P2cPicker implements Picker {
           failed: code === Status.CANCELLED ? undefined : FAILURE_CODES.has(code),
           latencyMs: NO_LATENCY_CODES.has(code) ? undefined : now - startedAt,
           load,
-          // Every answer from a livemesh server carries its load; an UNAVAILABLE without one came from the connection.
-          transportFailure: code === Status.UNAVAILABLE && load === undefined,
+          transportFailure: endedByConnection(code, trailers),
         });
         onCallEnded?.(code, details, trailers);
       },
